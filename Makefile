@@ -1,0 +1,44 @@
+# Parlor's developer commands. `make run` and `make test` are all a fresh machine needs: both
+# install what is missing first (see scripts/bootstrap.sh) and skip what is already there.
+SHELL := /bin/bash
+ENV := source scripts/env.sh &&
+
+.PHONY: run test bootstrap build dev lint fmt e2e clean
+
+## run: build the release app and serve it (http://127.0.0.1:3000 unless PARLOR_ADDR says otherwise)
+run: bootstrap
+	@$(ENV) echo "==> Building Parlor (release; the first build takes ~10 min on 2 cores)" && \
+	  cargo leptos build --release
+	@$(ENV) LEPTOS_SITE_ROOT=target/site LEPTOS_ENV=PROD exec target/release/parlor
+
+## test: every test: Rust unit + integration, then Playwright in a loopback-only namespace
+test: bootstrap
+	@scripts/test.sh
+
+## bootstrap: install the toolchain (Debian packages, cargo-leptos, wasm-bindgen, npm tools)
+bootstrap:
+	@scripts/bootstrap.sh
+
+## dev: rebuild and reload on every change (cargo leptos watch)
+dev: bootstrap
+	@$(ENV) cargo leptos watch
+
+## build: dev build of server and wasm
+build: bootstrap
+	@$(ENV) cargo leptos build
+
+## e2e: only the browser tests, against the current dev build
+e2e:
+	@scripts/e2e.sh
+
+## lint: formatting and clippy for the server (ssr) and browser (hydrate) builds
+lint:
+	@$(ENV) cargo fmt --all --check && \
+	  (parlor_leptos_build_env && cargo clippy -p server -p app --features app/ssr --all-targets -- -D warnings) && \
+	  cargo clippy -p frontend -p app --features app/hydrate --target wasm32-unknown-unknown -Zbuild-std=std,panic_abort -- -D warnings
+
+fmt:
+	@$(ENV) cargo fmt --all
+
+clean:
+	@$(ENV) cargo clean

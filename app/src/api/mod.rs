@@ -1,0 +1,4 @@
+//! Server functions, one module per domain, with the wire types they return. Wire types are
+//! plain data for the browser: never database rows, never secrets.
+
+pub mod status;

@@ -1,0 +1,4 @@
+//! Building blocks shared by several pages.
+
+pub mod error_panel;
+pub mod layout;

@@ -1,0 +1,66 @@
+//! Parlor's application, shared by the server (SSR, feature `ssr`) and the browser (feature
+//! `hydrate`): the page shell, routes, components, server functions and the wire types they
+//! exchange. Server-only code lives under [`server`], behind the one `ssr` gate.
+
+pub mod api;
+mod components;
+pub mod error;
+mod pages;
+#[cfg(feature = "ssr")]
+pub mod server;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::{
+    components::{Route, Router, Routes},
+    path,
+};
+
+use components::layout::Layout;
+use pages::{home::HomePage, not_found::NotFound, status::StatusPage};
+
+/// The HTML document around the app, rendered on the server only.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <meta name="color-scheme" content="light dark" />
+                <meta
+                    name="description"
+                    content="Parlor: self-hosted video chat with friends, strangers, or a one-time code."
+                />
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
+                <AutoReload options=options.clone() />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+/// The root component: metadata, the router and the site layout.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+
+    view! {
+        <Stylesheet id="leptos" href="/pkg/parlor.css" />
+        <Title formatter=|title: String| {
+            if title.is_empty() { "Parlor".to_string() } else { format!("{title} · Parlor") }
+        } />
+        <Router>
+            <Layout>
+                <Routes fallback=NotFound>
+                    <Route path=path!("") view=HomePage />
+                    <Route path=path!("/status") view=StatusPage />
+                </Routes>
+            </Layout>
+        </Router>
+    }
+}

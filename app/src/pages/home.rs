@@ -1,0 +1,40 @@
+//! The landing page: what Parlor is and the three ways to meet someone.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+
+#[component]
+pub fn HomePage() -> impl IntoView {
+    view! {
+        <Title text="" />
+        <section class="hero" aria-labelledby="home-title">
+            <h1 id="home-title">"Video chat you host yourself"</h1>
+            <p class="lead">
+                "Parlor connects two browsers directly: your camera, microphone and screen go peer to peer. "
+                "The server only introduces you."
+            </p>
+        </section>
+        <section aria-labelledby="ways-title">
+            <h2 id="ways-title">"Three ways to meet"</h2>
+            <ul class="cards">
+                <li class="card">
+                    <h3>"Friends"</h3>
+                    <p>
+                        "An account, friend requests, messages that wait for you, and calls that ring."
+                    </p>
+                    <p class="badge">"Coming soon"</p>
+                </li>
+                <li class="card">
+                    <h3>"Strangers"</h3>
+                    <p>"Random matching by shared interests, with next, report and block."</p>
+                    <p class="badge">"Coming soon"</p>
+                </li>
+                <li class="card">
+                    <h3>"Codes"</h3>
+                    <p>"A short single-use code pairs two browsers, no account needed."</p>
+                    <p class="badge">"Coming soon"</p>
+                </li>
+            </ul>
+        </section>
+    }
+}

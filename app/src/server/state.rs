@@ -1,0 +1,23 @@
+//! The state every route and server function shares, and the fallible way to reach it from
+//! inside a server function.
+
+use axum::extract::FromRef;
+use leptos::prelude::*;
+
+use super::db::Db;
+use crate::error::AppError;
+
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub db: Db,
+}
+
+/// The state, as provided to server functions by `leptos_routes_with_context`. Missing state is
+/// a wiring bug: log it and give the user a generic error instead of panicking.
+pub fn app_state() -> Result<AppState, AppError> {
+    use_context::<AppState>().ok_or_else(|| {
+        tracing::error!("AppState missing from the server function context");
+        AppError::Internal
+    })
+}

@@ -1,0 +1,60 @@
+// Playwright drives Debian's Chromium (never a downloaded browser) against the real server,
+// started fresh with an empty data directory. Run it through `scripts/e2e.sh`, which puts the
+// whole run inside a network namespace that has only loopback.
+import { defineConfig } from '@playwright/test';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+
+const port = Number(process.env.PARLOR_E2E_PORT ?? 3100);
+const baseURL = `http://127.0.0.1:${port}`;
+const dataDir =
+  process.env.PARLOR_E2E_DATA_DIR ?? fs.mkdtempSync(path.join(os.tmpdir(), 'parlor-e2e-'));
+
+export default defineConfig({
+  testDir: './tests',
+  timeout: 30_000,
+  expect: { timeout: 10_000 },
+  fullyParallel: true,
+  workers: 2,
+  forbidOnly: true,
+  reporter: [['list']],
+  use: {
+    baseURL,
+    trace: 'retain-on-failure',
+    // The call features need these; granting them here keeps their tests free of set-up.
+    permissions: ['camera', 'microphone'],
+    launchOptions: {
+      executablePath: process.env.PARLOR_E2E_CHROMIUM ?? '/usr/bin/chromium',
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        // Fake camera and microphone, no permission prompt.
+        '--use-fake-device-for-media-stream',
+        '--use-fake-ui-for-media-stream',
+        // In a loopback-only namespace, WebRTC gathers no candidates without this.
+        '--allow-loopback-in-peer-connection',
+      ],
+    },
+  },
+  webServer: {
+    command: process.env.PARLOR_E2E_SERVER ?? '../target/debug/parlor',
+    url: `${baseURL}/readyz`,
+    reuseExistingServer: false,
+    timeout: 60_000,
+    stdout: 'pipe',
+    stderr: 'pipe',
+    env: {
+      PARLOR_ADDR: `127.0.0.1:${port}`,
+      PARLOR_DATA_DIR: dataDir,
+      PARLOR_LOG: process.env.PARLOR_LOG ?? 'warn',
+      LEPTOS_SITE_ROOT: process.env.PARLOR_E2E_SITE_ROOT ?? '../target/site',
+    },
+  },
+});

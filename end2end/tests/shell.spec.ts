@@ -1,0 +1,97 @@
+// The app shell: server rendering, hydration, client-side navigation, a server function that
+// reads SQLite, the 404 page and keyboard access.
+import { expect, test, type Page } from '@playwright/test';
+
+async function hydrated(page: Page) {
+  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
+}
+
+test.describe('without JavaScript', () => {
+  test.use({ javaScriptEnabled: false });
+
+  test('the server renders the page', async ({ page }) => {
+    await page.goto('/');
+    await expect(page.getByRole('heading', { level: 1 })).toHaveText('Video chat you host yourself');
+    await expect(page.getByRole('navigation', { name: 'Main' })).toBeVisible();
+    await expect(page.getByRole('main')).toContainText('Three ways to meet');
+    await expect(page).toHaveTitle('Parlor');
+    // Nothing ran in the browser: the content above came from the server.
+    await expect(page.locator('body')).not.toHaveAttribute('data-hydrated', /.*/);
+  });
+
+  test('the status page is server-rendered with data from the database', async ({ page }) => {
+    await page.goto('/status');
+    await expect(page.getByTestId('database')).toHaveText(/^SQLite \d+\.\d+\.\d+$/);
+  });
+});
+
+test('the page hydrates', async ({ page }) => {
+  const errors: string[] = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
+  await page.goto('/');
+  await hydrated(page);
+  expect(errors).toEqual([]);
+});
+
+test('navigation stays client-side and the status page reads SQLite through a server function', async ({
+  page,
+}) => {
+  await page.goto('/');
+  await hydrated(page);
+  // A full page load would wipe this.
+  await page.evaluate(() => ((window as any).parlorNoReload = true));
+
+  const serverFn = page.waitForResponse(
+    (r) => r.url().includes('/api/status') && r.request().method() === 'POST',
+  );
+  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Status' }).click();
+  const response = await serverFn;
+  expect(response.status()).toBe(200);
+  const body = await response.json();
+  expect(body.database).toMatch(/^SQLite \d+\.\d+\.\d+$/);
+
+  await expect(page).toHaveURL(/\/status$/);
+  await expect(page).toHaveTitle('Status · Parlor');
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('Server status');
+  await expect(page.getByTestId('database')).toHaveText(body.database);
+  await expect(page.getByTestId('migrations')).toContainText('instance');
+  await expect(page.getByRole('link', { name: 'Status' })).toHaveAttribute('aria-current', 'page');
+
+  await page.goBack();
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('Video chat you host yourself');
+  expect(await page.evaluate(() => (window as any).parlorNoReload)).toBe(true);
+});
+
+test('an unknown address shows the 404 page with a way back', async ({ page }) => {
+  const response = await page.goto('/no/such/page');
+  expect(response?.status()).toBe(404);
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('Page not found');
+  await hydrated(page);
+  await page.getByRole('link', { name: 'Back to the home page' }).click();
+  await expect(page).toHaveURL(/\/$/);
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('Video chat you host yourself');
+});
+
+test('keyboard users can skip to the content and see where focus is', async ({ page }) => {
+  await page.goto('/');
+  await hydrated(page);
+  await page.keyboard.press('Tab');
+  const skip = page.getByRole('link', { name: 'Skip to content' });
+  await expect(skip).toBeFocused();
+  await expect(skip).toBeInViewport();
+  const outline = await skip.evaluate((el) => getComputedStyle(el).outlineStyle);
+  expect(outline).not.toBe('none');
+  await page.keyboard.press('Enter');
+  await expect(page.getByRole('main')).toBeFocused();
+});
+
+test('the layout fits a phone screen without horizontal scrolling', async ({ page }) => {
+  await page.setViewportSize({ width: 360, height: 740 });
+  await page.goto('/');
+  const overflow = await page.evaluate(
+    () => document.documentElement.scrollWidth - document.documentElement.clientWidth,
+  );
+  expect(overflow).toBe(0);
+  await expect(page.getByRole('navigation', { name: 'Main' })).toBeVisible();
+});

@@ -1,0 +1,21 @@
+# Sourced by the Makefile and by developers (`source scripts/env.sh`) to get the project's
+# toolchain on PATH. Safe to source more than once.
+export PARLOR_TOOLS="${PARLOR_TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/parlor-tools}"
+export CARGO_LEPTOS_VERSION=0.3.11
+# Debian's cargo/rustc 1.96 first (cargo-leptos spawns plain `cargo`), then our pinned tools
+# and npm's binaryen (never Debian's binaryen 108).
+case ":$PATH:" in
+  *":$PARLOR_TOOLS/cargo/bin:"*) ;;
+  *) export PATH="$PARLOR_TOOLS/node/node_modules/.bin:$PARLOR_TOOLS/cargo/bin:/usr/bin:$PATH" ;;
+esac
+# Lets Debian's stable compiler accept -Z build-std. Keep it set for EVERY cargo command:
+# build scripts rerun when it changes.
+export RUSTC_BOOTSTRAP=1
+# What cargo-leptos exports for a dev build of the server. `make test` runs `cargo test` with
+# the same values so the tests reuse the build instead of compiling a second dependency graph.
+parlor_leptos_build_env() {
+  export LEPTOS_OUTPUT_NAME=parlor LEPTOS_SITE_ROOT=target/site LEPTOS_SITE_PKG_DIR=pkg \
+    LEPTOS_SITE_ADDR=127.0.0.1:3000 LEPTOS_RELOAD_PORT=3001 LEPTOS_LIB_DIR=frontend \
+    LEPTOS_BIN_DIR=server LEPTOS_JS_MINIFY=false LEPTOS_HASH_FILES=false \
+    RUSTFLAGS="--cfg erase_components"
+}

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Every test Parlor has: builds the app, runs the Rust unit and integration tests, then the
+# browser tests in a loopback-only network namespace. Runs all suites even when one fails,
+# repeats each runner's summary at the end, and exits non-zero if anything failed.
+set -uo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$here"
+# shellcheck source=scripts/env.sh
+source scripts/env.sh
+step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+
+logs=$(mktemp -d)
+trap 'rm -rf "$logs"' EXIT
+status=0
+
+step "Building the app (cargo leptos build: server + wasm)"
+if ! cargo leptos build 2>&1 | tee "$logs/build.txt"; then
+  echo "build failed: the tests cannot run" >&2
+  exit 1
+fi
+
+step "Rust tests (server, app with ssr)"
+(parlor_leptos_build_env && cargo test -p server -p app --features app/ssr) 2>&1 | tee "$logs/rust.txt"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+
+step "Browser tests (Playwright + Chromium, loopback-only network namespace)"
+scripts/e2e.sh "$@" 2>&1 | tee "$logs/e2e.txt"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+
+step "Summary"
+echo "Rust (cargo test):"
+grep -E '^test result:|^error(\[|:)' "$logs/rust.txt" | sed 's/^/  /'
+echo "Browser (Playwright):"
+grep -E '^\s+[0-9]+ (passed|failed|flaky|skipped|did not run)|^Error:' "$logs/e2e.txt" | sed 's/^ */  /'
+if [ "$status" -eq 0 ]; then echo "all tests passed"; else echo "SOME TESTS FAILED" >&2; fi
+exit "$status"

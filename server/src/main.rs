@@ -1,0 +1,33 @@
+//! `parlor`: reads the configuration, starts the server and stops on SIGINT/SIGTERM. Any
+//! configuration or startup problem ends the program with one message and a non-zero status.
+
+use std::process::ExitCode;
+
+use server::{config::Config, shutdown_signal, startup::Application, telemetry};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = match Config::load() {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("parlor: configuration error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(&config);
+
+    let app = match Application::build(config).await {
+        Ok(app) => app,
+        Err(error) => {
+            eprintln!("parlor: cannot start: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match app.run_until(shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("parlor: server error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

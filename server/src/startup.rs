@@ -1,0 +1,136 @@
+//! Builds the application from a validated [`Config`]: data directory, database, migrations,
+//! listener and router. Tests build it on port 0 with a fresh data directory each.
+
+use std::{future::Future, io, net::SocketAddr, path::PathBuf};
+
+use app::server::{
+    db::{Db, DbError, MigrateError},
+    state::AppState,
+};
+use leptos::prelude::LeptosOptions;
+use tokio::net::TcpListener;
+
+use crate::{config::Config, routes};
+
+/// Why the server could not start. Each message names what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("cannot create the data directory {path} (PARLOR_DATA_DIR): {source}")]
+    DataDir { path: PathBuf, source: io::Error },
+    #[error("cannot open the database {path}: {source}")]
+    Database { path: PathBuf, source: DbError },
+    #[error("cannot apply database migrations to {path}: {source}")]
+    Migrate { path: PathBuf, source: MigrateError },
+    #[error("cannot listen on {addr} (PARLOR_ADDR): {}", describe_bind_error(.source))]
+    Bind { addr: SocketAddr, source: io::Error },
+}
+
+fn describe_bind_error(error: &io::Error) -> String {
+    match error.kind() {
+        io::ErrorKind::AddrInUse => "the address is already in use by another program".into(),
+        io::ErrorKind::AddrNotAvailable => "this machine has no such address".into(),
+        io::ErrorKind::PermissionDenied => "permission denied (ports below 1024 need privileges)".into(),
+        _ => error.to_string(),
+    }
+}
+
+/// A built application, listening but not yet serving.
+pub struct Application {
+    listener: TcpListener,
+    addr: SocketAddr,
+    state: AppState,
+    config: Config,
+}
+
+impl Application {
+    pub async fn build(config: Config) -> Result<Self, StartupError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartupError::DataDir {
+            path: config.data_dir.clone(),
+            source,
+        })?;
+        let db_path = config.database_path();
+        let db = Db::open_sqlite(&db_path)
+            .await
+            .map_err(|source| StartupError::Database {
+                path: db_path.clone(),
+                source,
+            })?;
+        db.migrate().await.map_err(|source| StartupError::Migrate {
+            path: db_path.clone(),
+            source,
+        })?;
+        tracing::info!(path = %db_path.display(), "database ready");
+
+        let listener = TcpListener::bind(config.addr)
+            .await
+            .map_err(|source| StartupError::Bind {
+                addr: config.addr,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| StartupError::Bind {
+            addr: config.addr,
+            source,
+        })?;
+
+        let leptos_options = leptos_options(&config, addr);
+        let state = AppState { leptos_options, db };
+        Ok(Self {
+            listener,
+            addr,
+            state,
+            config,
+        })
+    }
+
+    /// The address actually bound (the real port when the configuration asked for port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The shared state, for tests that need to reach behind the HTTP interface.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then lets open requests finish for up to the
+    /// configured timeout and closes the database.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
+        let router = routes::router(self.state.clone());
+        tracing::info!("listening on http://{}", self.addr);
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = axum::serve(self.listener, router).with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing open requests");
+            let _ = stopping_tx.send(());
+        });
+        let timeout = self.config.shutdown_timeout;
+        let result = tokio::select! {
+            result = server => result,
+            _ = async {
+                let _ = stopping_rx.await;
+                tokio::time::sleep(timeout).await;
+            } => {
+                tracing::warn!(?timeout, "open requests did not finish in time; stopping anyway");
+                Ok(())
+            }
+        };
+        self.state.db.close().await;
+        tracing::info!("stopped");
+        result
+    }
+}
+
+fn leptos_options(config: &Config, addr: SocketAddr) -> LeptosOptions {
+    // cargo-leptos passes its settings (reload port, environment) in LEPTOS_* variables; start
+    // from those and put our own validated values on top.
+    let mut options = leptos::config::get_configuration(None)
+        .map(|conf| conf.leptos_options)
+        .unwrap_or_else(|error| {
+            tracing::warn!(%error, "ignoring malformed LEPTOS_* settings");
+            LeptosOptions::builder().output_name("parlor").build()
+        });
+    options.output_name = "parlor".into();
+    options.site_root = config.site_root.to_string_lossy().as_ref().into();
+    options.site_addr = addr;
+    options
+}

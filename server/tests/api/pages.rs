@@ -1,0 +1,91 @@
+use serde_json::Value;
+
+use crate::helpers::TestApp;
+
+#[tokio::test]
+async fn the_home_page_is_server_rendered_with_landmarks() {
+    let app = TestApp::spawn().await;
+    let response = app.get("/").await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let html = response.text().await.unwrap();
+    for needle in [
+        "<html lang=\"en\"",
+        "Video chat you host yourself",
+        "<nav aria-label=\"Main\"",
+        "<main id=\"main\"",
+        "<footer",
+        "<title>Parlor</title>",
+        "/pkg/parlor.js",
+    ] {
+        assert!(html.contains(needle), "missing {needle:?} in {html}");
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_path_renders_the_not_found_page_with_status_404() {
+    let app = TestApp::spawn().await;
+    let response = app.get("/no/such/page?x=<script>").await;
+    assert_eq!(response.status(), 404);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("Page not found"), "{html}");
+    assert!(!html.contains("<script>\""), "query echoed unescaped: {html}");
+}
+
+#[tokio::test]
+async fn the_status_server_function_reads_sqlite() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .client
+        .post(app.url("/api/status"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let status: Value = response.json().await.unwrap();
+    assert!(
+        status["database"].as_str().unwrap().starts_with("SQLite 3."),
+        "{status}"
+    );
+    assert_eq!(status["migrations"][0]["description"], "instance");
+    assert_eq!(status["version"], env!("CARGO_PKG_VERSION"));
+
+    // The creation time comes from the database file and survives a restart.
+    let created = status["created_at"].as_str().unwrap().to_string();
+    assert!(created.ends_with('Z'), "{created}");
+}
+
+#[tokio::test]
+async fn the_status_page_renders_database_facts_on_the_server() {
+    let app = TestApp::spawn().await;
+    let html = app.get("/status").await.text().await.unwrap();
+    assert!(html.contains("Server status"), "{html}");
+    assert!(html.contains("SQLite 3."), "{html}");
+}
+
+#[tokio::test]
+async fn a_database_failure_shows_a_friendly_error_without_internals() {
+    let app = TestApp::spawn().await;
+    app.state.db.close().await;
+
+    let response = app
+        .client
+        .post(app.url("/api/status"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 500);
+    let body = response.text().await.unwrap();
+    assert!(body.contains("Unavailable"), "{body}");
+    assert!(!body.to_lowercase().contains("pool"), "internals leaked: {body}");
+
+    let html = app.get("/status").await.text().await.unwrap();
+    assert!(html.contains("Something went wrong"), "{html}");
+    assert!(html.contains("temporarily unavailable"), "{html}");
+    assert!(!html.to_lowercase().contains("pool"), "internals leaked: {html}");
+}
