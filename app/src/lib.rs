@@ -13,7 +13,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
     components::{Route, Router, Routes},
-    path,
+    path, SsrMode,
 };
 
 use components::layout::Layout;
@@ -58,7 +58,8 @@ pub fn App() -> impl IntoView {
             <Layout>
                 <Routes fallback=NotFound>
                     <Route path=path!("") view=HomePage />
-                    <Route path=path!("/status") view=StatusPage />
+                    // Async: the page arrives complete, so it reads well without JavaScript.
+                    <Route path=path!("/status") view=StatusPage ssr=SsrMode::Async />
                 </Routes>
             </Layout>
         </Router>

@@ -14,8 +14,18 @@ pub fn Layout(children: Children) -> impl IntoView {
         }
     });
 
+    // Browsers scroll to a fragment but do not move focus there: do it, so the next Tab
+    // starts inside the content. Without JavaScript the plain link still scrolls.
+    let main = NodeRef::<leptos::html::Main>::new();
+    let skip_to_main = move |ev: leptos::ev::MouseEvent| {
+        if let Some(main) = main.get() {
+            ev.prevent_default();
+            let _ = main.focus();
+        }
+    };
+
     view! {
-        <a class="skip-link" href="#main">
+        <a class="skip-link" href="#main" on:click=skip_to_main>
             "Skip to content"
         </a>
         <header class="site-header">
@@ -38,7 +48,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                 </ul>
             </nav>
         </header>
-        <main id="main" tabindex="-1">
+        <main id="main" tabindex="-1" node_ref=main>
             {children()}
         </main>
         <footer class="site-footer">
