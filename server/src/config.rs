@@ -80,13 +80,21 @@ impl Config {
         let log_format = match get("PARLOR_LOG_FORMAT").as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
-            Some(other) => return Err(invalid("PARLOR_LOG_FORMAT", other, "expected text or json")),
+            Some(other) => {
+                return Err(invalid("PARLOR_LOG_FORMAT", other, "expected text or json"))
+            }
         };
         let shutdown_timeout = match get("PARLOR_SHUTDOWN_TIMEOUT") {
             None => Duration::from_secs(DEFAULT_SHUTDOWN_TIMEOUT_SECS),
             Some(v) => match v.parse::<u64>() {
                 Ok(secs) if secs <= 3600 => Duration::from_secs(secs),
-                _ => return Err(invalid("PARLOR_SHUTDOWN_TIMEOUT", &v, "expected whole seconds, 0 to 3600")),
+                _ => {
+                    return Err(invalid(
+                        "PARLOR_SHUTDOWN_TIMEOUT",
+                        &v,
+                        "expected whole seconds, 0 to 3600",
+                    ))
+                }
             },
         };
         let site_root = PathBuf::from(get("LEPTOS_SITE_ROOT").unwrap_or(DEFAULT_SITE_ROOT.into()));
@@ -143,8 +151,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn from(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let map: HashMap<String, String> =
-            vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Config::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -176,7 +186,10 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(config.addr, "[::1]:8080".parse().unwrap());
-        assert_eq!(config.database_path(), PathBuf::from("/var/lib/parlor/parlor.db"));
+        assert_eq!(
+            config.database_path(),
+            PathBuf::from("/var/lib/parlor/parlor.db")
+        );
         assert_eq!(config.log_filter, "debug,hyper=warn");
         assert_eq!(config.log_format, LogFormat::Json);
         assert_eq!(config.shutdown_timeout, Duration::from_secs(3));
@@ -194,7 +207,10 @@ mod tests {
             ("PARLOR_SHUTDOWN_TIMEOUT", "ten"),
         ] {
             let err = from(&[(key, value)]).unwrap_err().to_string();
-            assert!(err.starts_with(&format!("invalid {key}=")), "{key}={value}: {err}");
+            assert!(
+                err.starts_with(&format!("invalid {key}=")),
+                "{key}={value}: {err}"
+            );
         }
     }
 }

@@ -29,7 +29,9 @@ fn describe_bind_error(error: &io::Error) -> String {
     match error.kind() {
         io::ErrorKind::AddrInUse => "the address is already in use by another program".into(),
         io::ErrorKind::AddrNotAvailable => "this machine has no such address".into(),
-        io::ErrorKind::PermissionDenied => "permission denied (ports below 1024 need privileges)".into(),
+        io::ErrorKind::PermissionDenied => {
+            "permission denied (ports below 1024 need privileges)".into()
+        }
         _ => error.to_string(),
     }
 }
@@ -61,12 +63,13 @@ impl Application {
         })?;
         tracing::info!(path = %db_path.display(), "database ready");
 
-        let listener = TcpListener::bind(config.addr)
-            .await
-            .map_err(|source| StartupError::Bind {
-                addr: config.addr,
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(config.addr)
+                .await
+                .map_err(|source| StartupError::Bind {
+                    addr: config.addr,
+                    source,
+                })?;
         let addr = listener.local_addr().map_err(|source| StartupError::Bind {
             addr: config.addr,
             source,
@@ -94,7 +97,10 @@ impl Application {
 
     /// Serves until `shutdown` completes, then lets open requests finish for up to the
     /// configured timeout and closes the database.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> io::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> io::Result<()> {
         let router = routes::router(self.state.clone());
         tracing::info!("listening on http://{}", self.addr);
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();

@@ -54,7 +54,10 @@ impl Db {
 
     /// A round trip to the database, for readiness checks.
     pub async fn ping(&self) -> Result<(), DbError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await.map(|_| ())
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
     }
 
     /// Closes every connection; later queries fail. Used at shutdown.
@@ -90,7 +93,9 @@ mod tests {
     #[tokio::test]
     async fn a_new_database_is_migrated_and_reports_its_status() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open_sqlite(&dir.path().join("parlor.db")).await.unwrap();
+        let db = Db::open_sqlite(&dir.path().join("parlor.db"))
+            .await
+            .unwrap();
         db.migrate().await.unwrap();
         // Migrating twice is a no-op, as on every restart.
         db.migrate().await.unwrap();
@@ -105,7 +110,9 @@ mod tests {
     #[tokio::test]
     async fn a_closed_database_fails_its_ping() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open_sqlite(&dir.path().join("parlor.db")).await.unwrap();
+        let db = Db::open_sqlite(&dir.path().join("parlor.db"))
+            .await
+            .unwrap();
         db.ping().await.unwrap();
         db.close().await;
         assert!(db.ping().await.is_err());

@@ -11,7 +11,9 @@ use std::{
 /// Runs `parlor` in `dir` with only the given variables set (plus PATH), and waits for it.
 fn run_parlor(dir: &Path, vars: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_parlor"));
-    cmd.current_dir(dir).env_clear().env("PATH", std::env::var("PATH").unwrap());
+    cmd.current_dir(dir)
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap());
     for (k, v) in vars {
         cmd.env(k, v);
     }
@@ -46,9 +48,15 @@ fn wait_with_timeout(mut child: std::process::Child, timeout: Duration) -> Outpu
 fn assert_fails_with(output: &Output, code: i32, message: &str) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(code), "stderr: {stderr}");
-    assert!(stderr.contains(message), "expected {message:?} in stderr: {stderr}");
+    assert!(
+        stderr.contains(message),
+        "expected {message:?} in stderr: {stderr}"
+    );
     assert!(!stderr.contains("panicked"), "panic in stderr: {stderr}");
-    assert!(!stderr.contains("RUST_BACKTRACE"), "backtrace hint in stderr: {stderr}");
+    assert!(
+        !stderr.contains("RUST_BACKTRACE"),
+        "backtrace hint in stderr: {stderr}"
+    );
 }
 
 #[test]
@@ -88,9 +96,16 @@ fn a_data_directory_that_cannot_be_created_stops_the_server() {
     std::fs::write(dir.path().join("file"), "").unwrap();
     let output = run_parlor(
         dir.path(),
-        &[("PARLOR_DATA_DIR", "file/data"), ("PARLOR_ADDR", "127.0.0.1:0")],
+        &[
+            ("PARLOR_DATA_DIR", "file/data"),
+            ("PARLOR_ADDR", "127.0.0.1:0"),
+        ],
     );
-    assert_fails_with(&output, 1, "cannot create the data directory file/data (PARLOR_DATA_DIR)");
+    assert_fails_with(
+        &output,
+        1,
+        "cannot create the data directory file/data (PARLOR_DATA_DIR)",
+    );
 }
 
 #[test]
@@ -131,7 +146,10 @@ fn the_server_starts_creates_its_data_directory_and_stops_cleanly_on_sigterm() {
     // The log names the bound address; read until it appears.
     let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let addr = loop {
-        let line = lines.next().expect("parlor exited before listening").unwrap();
+        let line = lines
+            .next()
+            .expect("parlor exited before listening")
+            .unwrap();
         if let Some(rest) = line.split("listening on http://").nth(1) {
             break rest.trim().to_string();
         }
@@ -140,13 +158,21 @@ fn the_server_starts_creates_its_data_directory_and_stops_cleanly_on_sigterm() {
 
     let mut stream = std::net::TcpStream::connect(&addr).unwrap();
     use std::io::{Read, Write};
-    write!(stream, "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        stream,
+        "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
 
     let pid = child.id().to_string();
-    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
     let rest: Vec<String> = lines.map_while(Result::ok).collect();
     let status = child.wait().unwrap();
     assert!(status.success(), "exit status {status}; log: {rest:?}");

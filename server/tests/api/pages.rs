@@ -32,7 +32,10 @@ async fn an_unknown_path_renders_the_not_found_page_with_status_404() {
     assert_eq!(response.status(), 404);
     let html = response.text().await.unwrap();
     assert!(html.contains("Page not found"), "{html}");
-    assert!(!html.contains("<script>\""), "query echoed unescaped: {html}");
+    assert!(
+        !html.contains("<script>\""),
+        "query echoed unescaped: {html}"
+    );
 }
 
 #[tokio::test]
@@ -48,7 +51,10 @@ async fn the_status_server_function_reads_sqlite() {
     assert_eq!(response.status(), 200);
     let status: Value = response.json().await.unwrap();
     assert!(
-        status["database"].as_str().unwrap().starts_with("SQLite 3."),
+        status["database"]
+            .as_str()
+            .unwrap()
+            .starts_with("SQLite 3."),
         "{status}"
     );
     assert_eq!(status["migrations"][0]["description"], "instance");
@@ -82,10 +88,16 @@ async fn a_database_failure_shows_a_friendly_error_without_internals() {
     assert_eq!(response.status(), 500);
     let body = response.text().await.unwrap();
     assert!(body.contains("Unavailable"), "{body}");
-    assert!(!body.to_lowercase().contains("pool"), "internals leaked: {body}");
+    assert!(
+        !body.to_lowercase().contains("pool"),
+        "internals leaked: {body}"
+    );
 
     let html = app.get("/status").await.text().await.unwrap();
     assert!(html.contains("Something went wrong"), "{html}");
     assert!(html.contains("temporarily unavailable"), "{html}");
-    assert!(!html.to_lowercase().contains("pool"), "internals leaked: {html}");
+    assert!(
+        !html.to_lowercase().contains("pool"),
+        "internals leaked: {html}"
+    );
 }
