@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test Parlor has: builds the app, runs the Rust unit and integration tests, then the
 # browser tests in a loopback-only network namespace. Runs all suites even when one fails,
-# repeats each runner's summary at the end, and exits non-zero if anything failed.
+# ends with each runner's own summary lines, and exits non-zero if anything failed.
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -33,5 +33,4 @@ echo "Rust (cargo test):"
 grep -E '^test result:|^error(\[|:)' "$logs/rust.txt" | sed 's/^/  /'
 echo "Browser (Playwright):"
 grep -E '^\s+[0-9]+ (passed|failed|flaky|skipped|did not run)|^Error:' "$logs/e2e.txt" | sed 's/^ */  /'
-if [ "$status" -eq 0 ]; then echo "all tests passed"; else echo "SOME TESTS FAILED" >&2; fi
 exit "$status"

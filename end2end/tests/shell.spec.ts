@@ -95,3 +95,12 @@ test('the layout fits a phone screen without horizontal scrolling', async ({ pag
   expect(overflow).toBe(0);
   await expect(page.getByRole('navigation', { name: 'Main' })).toBeVisible();
 });
+
+test('colours follow the system light or dark setting', async ({ page }) => {
+  const background = () => page.evaluate(() => getComputedStyle(document.body).backgroundColor);
+  await page.emulateMedia({ colorScheme: 'light' });
+  await page.goto('/');
+  expect(await background()).toBe('rgb(247, 247, 249)');
+  await page.emulateMedia({ colorScheme: 'dark' });
+  expect(await background()).toBe('rgb(18, 19, 24)');
+});

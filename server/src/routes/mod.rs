@@ -1,5 +1,6 @@
 //! The HTTP surface: health probes, then the Leptos pages and server functions, then static
-//! files and the 404 page. Every request gets an id and a tracing span.
+//! files and the 404 page. Every request gets an id and a tracing span, and every response
+//! protective headers.
 
 mod health;
 
@@ -11,7 +12,7 @@ use std::sync::{
 use app::{server::state::AppState, shell, App};
 use axum::{
     extract::{MatchedPath, Request},
-    http::HeaderName,
+    http::{header, HeaderName, HeaderValue},
     routing::get,
     Router,
 };
@@ -19,6 +20,7 @@ use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower_http::{
     request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
+    set_header::SetResponseHeaderLayer,
     trace::TraceLayer,
 };
 
@@ -57,6 +59,20 @@ pub fn router(state: AppState) -> Router {
                 tracing::info_span!("request", method = %request.method(), path, id)
             }),
         )
+        // No MIME sniffing, no framing by other sites (clickjacking a call UI), no full URLs
+        // leaked to other origins.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        ))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, Counter::default()))
 }

@@ -22,8 +22,7 @@ fn run_parlor(dir: &Path, vars: &[(&str, &str)]) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let output = wait_with_timeout(child, Duration::from_secs(20));
-    output
+    wait_with_timeout(child, Duration::from_secs(20))
 }
 
 fn wait_with_timeout(mut child: std::process::Child, timeout: Duration) -> Output {

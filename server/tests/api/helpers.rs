@@ -12,14 +12,19 @@ pub struct TestApp {
     pub addr: SocketAddr,
     pub client: reqwest::Client,
     pub state: AppState,
-    pub data_dir: TempDir,
+    data_dir: Option<TempDir>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
 
 impl TestApp {
+    /// The app on a fresh, empty data directory.
     pub async fn spawn() -> Self {
-        let data_dir = tempfile::tempdir().expect("temporary data directory");
+        Self::spawn_in(tempfile::tempdir().expect("temporary data directory")).await
+    }
+
+    /// The app on an existing data directory.
+    pub async fn spawn_in(data_dir: TempDir) -> Self {
         let app = Application::build(Config::for_tests(data_dir.path()))
             .await
             .expect("the application builds");
@@ -36,7 +41,7 @@ impl TestApp {
                 .build()
                 .unwrap(),
             state,
-            data_dir,
+            data_dir: Some(data_dir),
             stop: Some(stop),
             task: Some(task),
         }
@@ -58,6 +63,21 @@ impl TestApp {
     pub async fn shutdown(mut self) -> std::io::Result<()> {
         let _ = self.stop.take().unwrap().send(());
         self.task.take().unwrap().await.expect("server task")
+    }
+}
+
+impl TestApp {
+    /// Stops the app and starts a new one on the same data directory.
+    pub async fn restart(mut self) -> Self {
+        let data_dir = self.data_dir.take().unwrap();
+        let _ = self.stop.take().unwrap().send(());
+        self.task
+            .take()
+            .unwrap()
+            .await
+            .unwrap()
+            .expect("clean shutdown");
+        Self::spawn_in(data_dir).await
     }
 }
 

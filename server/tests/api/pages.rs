@@ -38,16 +38,20 @@ async fn an_unknown_path_renders_the_not_found_page_with_status_404() {
     );
 }
 
-#[tokio::test]
-async fn the_status_server_function_reads_sqlite() {
-    let app = TestApp::spawn().await;
-    let response = app
-        .client
+/// Calls the `get_status` server function the way the browser does.
+async fn call_status(app: &TestApp) -> reqwest::Response {
+    app.client
         .post(app.url("/api/status"))
         .header("content-type", "application/x-www-form-urlencoded")
         .send()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_status_server_function_reads_sqlite() {
+    let app = TestApp::spawn().await;
+    let response = call_status(&app).await;
     assert_eq!(response.status(), 200);
     let status: Value = response.json().await.unwrap();
     assert!(
@@ -59,10 +63,21 @@ async fn the_status_server_function_reads_sqlite() {
     );
     assert_eq!(status["migrations"][0]["description"], "instance");
     assert_eq!(status["version"], env!("CARGO_PKG_VERSION"));
+    assert!(
+        status["created_at"].as_str().unwrap().ends_with('Z'),
+        "{status}"
+    );
+}
 
-    // The creation time comes from the database file and survives a restart.
-    let created = status["created_at"].as_str().unwrap().to_string();
-    assert!(created.ends_with('Z'), "{created}");
+#[tokio::test]
+async fn the_database_lives_in_the_data_directory_across_restarts() {
+    let app = TestApp::spawn().await;
+    let before: Value = call_status(&app).await.json().await.unwrap();
+    let app = app.restart().await;
+    let after: Value = call_status(&app).await.json().await.unwrap();
+    // Created once (millisecond resolution), migrated once.
+    assert_eq!(before["created_at"], after["created_at"]);
+    assert_eq!(before["migrations"], after["migrations"]);
 }
 
 #[tokio::test]
@@ -78,13 +93,7 @@ async fn a_database_failure_shows_a_friendly_error_without_internals() {
     let app = TestApp::spawn().await;
     app.state.db.close().await;
 
-    let response = app
-        .client
-        .post(app.url("/api/status"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .send()
-        .await
-        .unwrap();
+    let response = call_status(&app).await;
     assert_eq!(response.status(), 500);
     let body = response.text().await.unwrap();
     assert!(body.contains("Unavailable"), "{body}");
@@ -100,4 +109,16 @@ async fn a_database_failure_shows_a_friendly_error_without_internals() {
         !html.to_lowercase().contains("pool"),
         "internals leaked: {html}"
     );
+}
+
+#[tokio::test]
+async fn responses_carry_protective_headers() {
+    let app = TestApp::spawn().await;
+    for path in ["/", "/healthz", "/pkg/missing.js"] {
+        let response = app.get(path).await;
+        let headers = response.headers();
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(headers["x-frame-options"], "DENY", "{path}");
+        assert_eq!(headers["referrer-policy"], "same-origin", "{path}");
+    }
 }
