@@ -75,6 +75,14 @@ impl Application {
             source,
         })?;
 
+        let bundle = config.site_root.join("pkg/parlor.js");
+        if !bundle.exists() {
+            // Pages still render, but nothing hydrates: say why before someone debugs it.
+            tracing::warn!(
+                missing = %bundle.display(),
+                "the built site is missing (LEPTOS_SITE_ROOT): run `cargo leptos build` first"
+            );
+        }
         let leptos_options = leptos_options(&config, addr);
         let state = AppState { leptos_options, db };
         Ok(Self {
