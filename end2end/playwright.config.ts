@@ -8,6 +8,8 @@ import * as path from 'node:path';
 
 const port = Number(process.env.PARLOR_E2E_PORT ?? 3100);
 const baseURL = `http://127.0.0.1:${port}`;
+// The stand-in for Google's identity provider (testkit), on the next port.
+const idp = `http://127.0.0.1:${port + 1}`;
 const dataDir =
   process.env.PARLOR_E2E_DATA_DIR ?? fs.mkdtempSync(path.join(os.tmpdir(), 'parlor-e2e-'));
 
@@ -43,18 +45,34 @@ export default defineConfig({
       ],
     },
   },
-  webServer: {
-    command: process.env.PARLOR_E2E_SERVER ?? '../target/debug/parlor',
-    url: `${baseURL}/readyz`,
-    reuseExistingServer: false,
-    timeout: 60_000,
-    stdout: 'pipe',
-    stderr: 'pipe',
-    env: {
-      PARLOR_ADDR: `127.0.0.1:${port}`,
-      PARLOR_DATA_DIR: dataDir,
-      PARLOR_LOG: process.env.PARLOR_LOG ?? 'warn',
-      LEPTOS_SITE_ROOT: process.env.PARLOR_E2E_SITE_ROOT ?? '../target/site',
+  webServer: [
+    {
+      command: `${process.env.PARLOR_E2E_IDP ?? '../target/debug/stand-in-idp'} 127.0.0.1:${port + 1}`,
+      port: port + 1,
+      reuseExistingServer: false,
+      timeout: 30_000,
     },
-  },
+    {
+      command: process.env.PARLOR_E2E_SERVER ?? '../target/debug/parlor',
+      url: `${baseURL}/readyz`,
+      reuseExistingServer: false,
+      timeout: 60_000,
+      stdout: 'pipe',
+      stderr: 'pipe',
+      env: {
+        PARLOR_ADDR: `127.0.0.1:${port}`,
+        PARLOR_PUBLIC_URL: baseURL,
+        PARLOR_DATA_DIR: dataDir,
+        PARLOR_LOG: process.env.PARLOR_LOG ?? 'warn',
+        LEPTOS_SITE_ROOT: process.env.PARLOR_E2E_SITE_ROOT ?? '../target/site',
+        // Every test signs in from 127.0.0.1: the per-address limit is tested in Rust.
+        PARLOR_AUTH_ATTEMPTS_PER_IP: '10000',
+        PARLOR_GOOGLE_CLIENT_ID: 'parlor-test-client',
+        PARLOR_GOOGLE_CLIENT_SECRET: 'parlor-test-secret',
+        PARLOR_GOOGLE_AUTH_URL: `${idp}/authorize`,
+        PARLOR_GOOGLE_TOKEN_URL: `${idp}/token`,
+        PARLOR_GOOGLE_USERINFO_URL: `${idp}/userinfo`,
+      },
+    },
+  ],
 });

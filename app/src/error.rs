@@ -7,8 +7,40 @@ use leptos::server_fn::{
 };
 use serde::{Deserialize, Serialize};
 
+/// A problem with one field of a form, shown next to that field.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldError {
+    /// The form field's `name`.
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: &str, message: impl Into<String>) -> Self {
+        Self {
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 pub enum AppError {
+    /// Some fields are not acceptable; each error names its field.
+    #[error("{}", .0.iter().map(|e| e.message.as_str()).collect::<Vec<_>>().join(" "))]
+    Invalid(Vec<FieldError>),
+    /// The request needs a signed-in user.
+    #[error("Please sign in to continue.")]
+    Unauthorized,
+    /// Sign-in failed. The same message whether the email is unknown or the password wrong.
+    #[error("Email or password is incorrect.")]
+    WrongCredentials,
+    /// The request came from a page of another site (refused before any server function ran).
+    #[error("This request came from another site and was refused.")]
+    ForeignOrigin,
+    /// Too many attempts; the number is how many seconds to wait.
+    #[error("Too many attempts. Try again in {0} s.")]
+    RateLimited(u64),
     /// A dependency (the database) does not answer right now.
     #[error("The service is temporarily unavailable. Please try again in a moment.")]
     Unavailable,
@@ -33,6 +65,31 @@ impl FromServerFnError for AppError {
             | ServerFnErrorErr::Deserialization(msg) => AppError::BadRequest(msg),
             ServerFnErrorErr::Request(_) | ServerFnErrorErr::Response(_) => AppError::Network,
             _ => AppError::Internal,
+        }
+    }
+}
+
+impl AppError {
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        AppError::Invalid(vec![FieldError::new(field, message)])
+    }
+
+    /// The message for one form field, if this error has one.
+    pub fn field_message(&self, field: &str) -> Option<String> {
+        match self {
+            AppError::Invalid(errors) => errors
+                .iter()
+                .find(|e| e.field == field)
+                .map(|e| e.message.clone()),
+            _ => None,
+        }
+    }
+
+    /// The message for the form as a whole: everything not tied to one field.
+    pub fn form_message(&self) -> Option<String> {
+        match self {
+            AppError::Invalid(_) => None,
+            other => Some(other.to_string()),
         }
     }
 }

@@ -17,7 +17,10 @@ use leptos_router::{
 };
 
 use components::layout::Layout;
-use pages::{home::HomePage, not_found::NotFound, status::StatusPage};
+use pages::{
+    home::HomePage, not_found::NotFound, profile::ProfilePage, sign_in::SignInPage,
+    sign_up::SignUpPage, status::StatusPage,
+};
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
@@ -58,6 +61,9 @@ pub fn App() -> impl IntoView {
             <Layout>
                 <Routes fallback=NotFound>
                     <Route path=path!("") view=HomePage />
+                    <Route path=path!("/signin") view=SignInPage />
+                    <Route path=path!("/signup") view=SignUpPage />
+                    <Route path=path!("/profile") view=ProfilePage />
                     // Async: the page arrives complete, so it reads well without JavaScript.
                     <Route path=path!("/status") view=StatusPage ssr=SsrMode::Async />
                 </Routes>

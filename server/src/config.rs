@@ -26,6 +26,59 @@ pub struct Config {
     pub shutdown_timeout: Duration,
     /// `LEPTOS_SITE_ROOT`: the built site (wasm, JS, CSS, public assets).
     pub site_root: PathBuf,
+    /// `PARLOR_ENV`: production refuses to start without an explicit session secret.
+    pub environment: Environment,
+    /// `PARLOR_SESSION_SECRET`: signs session tokens (at least 32 bytes). In development it
+    /// defaults to a random secret kept in the data directory.
+    pub session_secret: Option<Secret>,
+    /// `PARLOR_SESSION_DAYS`: how long a session lasts without use (renewed while used).
+    pub session_ttl: Duration,
+    /// `PARLOR_PUBLIC_URL`: the address users reach the site at; `https` makes cookies Secure.
+    pub public_url: String,
+    /// `PARLOR_ALLOWED_ORIGINS`: other origins allowed to call server functions and sockets.
+    pub allowed_origins: Vec<String>,
+    /// `PARLOR_AUTH_ATTEMPTS_PER_IP`: sign-in and sign-up attempts per client address per 10 min.
+    pub auth_attempts_per_ip: u32,
+    /// `PARLOR_AUTH_FAILURES_PER_ACCOUNT`: failed sign-ins per account per 15 min.
+    pub auth_failures_per_account: u32,
+    /// `PARLOR_GOOGLE_*`: Google sign-in, when both client id and secret are set.
+    pub google: Option<GoogleConfig>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+/// Google (or any provider speaking the same OAuth 2 + userinfo protocol).
+#[derive(Clone, Debug)]
+pub struct GoogleConfig {
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub auth_url: String,
+    pub token_url: String,
+    pub userinfo_url: String,
+}
+
+/// A secret value: never printed, not even by `Debug`.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret([redacted])")
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +96,11 @@ pub enum ConfigError {
         value: String,
         reason: String,
     },
+    #[error("{key} is not set: {reason}")]
+    Missing {
+        key: &'static str,
+        reason: &'static str,
+    },
     #[error("cannot read the .env file: {0}")]
     DotEnv(String),
 }
@@ -52,6 +110,13 @@ pub const DEFAULT_DATA_DIR: &str = "data";
 pub const DEFAULT_LOG: &str = "info";
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 pub const DEFAULT_SITE_ROOT: &str = "target/site";
+pub const DEFAULT_SESSION_DAYS: u64 = 14;
+pub const DEFAULT_AUTH_ATTEMPTS_PER_IP: u32 = 30;
+pub const DEFAULT_AUTH_FAILURES_PER_ACCOUNT: u32 = 5;
+pub const MIN_SECRET_BYTES: usize = 32;
+pub const GOOGLE_AUTH_URL: &str = "https://accounts.google.com/o/oauth2/v2/auth";
+pub const GOOGLE_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
+pub const GOOGLE_USERINFO_URL: &str = "https://openidconnect.googleapis.com/v1/userinfo";
 
 impl Config {
     /// Loads `.env` from the working directory if there is one (variables already set in the
@@ -99,6 +164,95 @@ impl Config {
         };
         let site_root = PathBuf::from(get("LEPTOS_SITE_ROOT").unwrap_or(DEFAULT_SITE_ROOT.into()));
 
+        let environment = match get("PARLOR_ENV").as_deref() {
+            None | Some("development") => Environment::Development,
+            Some("production") => Environment::Production,
+            Some(other) => {
+                return Err(invalid(
+                    "PARLOR_ENV",
+                    other,
+                    "expected development or production",
+                ))
+            }
+        };
+        let session_secret = get("PARLOR_SESSION_SECRET").map(Secret);
+        match (&session_secret, environment) {
+            (Some(secret), _) if secret.0.len() < MIN_SECRET_BYTES => {
+                return Err(ConfigError::Invalid {
+                    key: "PARLOR_SESSION_SECRET",
+                    value: "[redacted]".into(),
+                    reason: format!("use at least {MIN_SECRET_BYTES} random bytes, e.g. `openssl rand -hex 32`"),
+                })
+            }
+            (None, Environment::Production) => {
+                return Err(ConfigError::Missing {
+                    key: "PARLOR_SESSION_SECRET",
+                    reason: "PARLOR_ENV=production needs a fixed secret to sign sessions (e.g. `openssl rand -hex 32`)",
+                })
+            }
+            _ => {}
+        }
+        let session_days = parse_number(
+            "PARLOR_SESSION_DAYS",
+            get("PARLOR_SESSION_DAYS"),
+            DEFAULT_SESSION_DAYS,
+            1..=365,
+        )?;
+        let public_url = match get("PARLOR_PUBLIC_URL") {
+            None => format!("http://{addr}"),
+            Some(url) => parse_origin("PARLOR_PUBLIC_URL", &url)?,
+        };
+        let allowed_origins = get("PARLOR_ALLOWED_ORIGINS")
+            .map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|o| !o.is_empty())
+                    .map(|o| parse_origin("PARLOR_ALLOWED_ORIGINS", o))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
+        let auth_attempts_per_ip = parse_number(
+            "PARLOR_AUTH_ATTEMPTS_PER_IP",
+            get("PARLOR_AUTH_ATTEMPTS_PER_IP"),
+            DEFAULT_AUTH_ATTEMPTS_PER_IP,
+            1..=100_000,
+        )?;
+        let auth_failures_per_account = parse_number(
+            "PARLOR_AUTH_FAILURES_PER_ACCOUNT",
+            get("PARLOR_AUTH_FAILURES_PER_ACCOUNT"),
+            DEFAULT_AUTH_FAILURES_PER_ACCOUNT,
+            1..=100_000,
+        )?;
+        let google = match (get("PARLOR_GOOGLE_CLIENT_ID"), get("PARLOR_GOOGLE_CLIENT_SECRET")) {
+            (None, None) => None,
+            (Some(client_id), Some(secret)) => {
+                let url = |key: &'static str, default: &str| match get(key) {
+                    None => Ok(default.to_string()),
+                    Some(v) => parse_url(key, &v),
+                };
+                Some(GoogleConfig {
+                    client_id,
+                    client_secret: Secret(secret),
+                    auth_url: url("PARLOR_GOOGLE_AUTH_URL", GOOGLE_AUTH_URL)?,
+                    token_url: url("PARLOR_GOOGLE_TOKEN_URL", GOOGLE_TOKEN_URL)?,
+                    userinfo_url: url("PARLOR_GOOGLE_USERINFO_URL", GOOGLE_USERINFO_URL)?,
+                })
+            }
+            (Some(_), None) => {
+                return Err(ConfigError::Missing {
+                    key: "PARLOR_GOOGLE_CLIENT_SECRET",
+                    reason: "Google sign-in needs both PARLOR_GOOGLE_CLIENT_ID and PARLOR_GOOGLE_CLIENT_SECRET",
+                })
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Missing {
+                    key: "PARLOR_GOOGLE_CLIENT_ID",
+                    reason: "Google sign-in needs both PARLOR_GOOGLE_CLIENT_ID and PARLOR_GOOGLE_CLIENT_SECRET",
+                })
+            }
+        };
+
         Ok(Self {
             addr,
             data_dir,
@@ -106,6 +260,14 @@ impl Config {
             log_format,
             shutdown_timeout,
             site_root,
+            environment,
+            session_secret,
+            session_ttl: Duration::from_secs(session_days * 24 * 3600),
+            public_url,
+            allowed_origins,
+            auth_attempts_per_ip,
+            auth_failures_per_account,
+            google,
         })
     }
 
@@ -123,7 +285,20 @@ impl Config {
             log_format: LogFormat::Text,
             shutdown_timeout: Duration::from_secs(1),
             site_root: PathBuf::from(DEFAULT_SITE_ROOT),
+            environment: Environment::Development,
+            session_secret: None,
+            session_ttl: Duration::from_secs(DEFAULT_SESSION_DAYS * 24 * 3600),
+            public_url: "http://127.0.0.1".into(),
+            allowed_origins: Vec::new(),
+            auth_attempts_per_ip: DEFAULT_AUTH_ATTEMPTS_PER_IP,
+            auth_failures_per_account: DEFAULT_AUTH_FAILURES_PER_ACCOUNT,
+            google: None,
         }
+    }
+
+    /// Whether the site is served over HTTPS (cookies get the Secure attribute).
+    pub fn https(&self) -> bool {
+        self.public_url.starts_with("https://")
     }
 }
 
@@ -135,6 +310,57 @@ fn parse_addr(value: &str) -> Result<SocketAddr, ConfigError> {
             "expected an IP address and port, e.g. 127.0.0.1:3000 or [::]:8080",
         )
     })
+}
+
+fn parse_number<T>(
+    key: &'static str,
+    value: Option<String>,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + fmt::Display + Copy,
+{
+    let Some(value) = value else {
+        return Ok(default);
+    };
+    match value.trim().parse::<T>() {
+        Ok(n) if range.contains(&n) => Ok(n),
+        _ => Err(invalid(
+            key,
+            &value,
+            format!(
+                "expected a whole number from {} to {}",
+                range.start(),
+                range.end()
+            ),
+        )),
+    }
+}
+
+/// An absolute http(s) URL.
+fn parse_url(key: &'static str, value: &str) -> Result<String, ConfigError> {
+    match url::Url::parse(value) {
+        Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+            Ok(value.to_string())
+        }
+        _ => Err(invalid(key, value, "expected an http:// or https:// URL")),
+    }
+}
+
+/// `scheme://host[:port]`, without path or trailing slash.
+fn parse_origin(key: &'static str, value: &str) -> Result<String, ConfigError> {
+    let url = parse_url(key, value).and_then(|v| {
+        url::Url::parse(&v).map_err(|_| invalid(key, value, "expected an http:// or https:// URL"))
+    })?;
+    if url.path() != "/" || url.query().is_some() {
+        return Err(invalid(
+            key,
+            value,
+            "expected scheme://host[:port] with no path",
+        ));
+    }
+    Ok(url.origin().ascii_serialization())
 }
 
 fn invalid(key: &'static str, value: &str, reason: impl fmt::Display) -> ConfigError {
@@ -205,6 +431,13 @@ mod tests {
             ("PARLOR_LOG_FORMAT", "xml"),
             ("PARLOR_SHUTDOWN_TIMEOUT", "-1"),
             ("PARLOR_SHUTDOWN_TIMEOUT", "ten"),
+            ("PARLOR_ENV", "staging"),
+            ("PARLOR_SESSION_SECRET", "too-short"),
+            ("PARLOR_SESSION_DAYS", "0"),
+            ("PARLOR_PUBLIC_URL", "parlor.example.com"),
+            ("PARLOR_PUBLIC_URL", "https://parlor.example.com/app"),
+            ("PARLOR_ALLOWED_ORIGINS", "https://ok.example, ftp://x"),
+            ("PARLOR_AUTH_ATTEMPTS_PER_IP", "many"),
         ] {
             let err = from(&[(key, value)]).unwrap_err().to_string();
             assert!(
@@ -212,5 +445,68 @@ mod tests {
                 "{key}={value}: {err}"
             );
         }
+    }
+
+    #[test]
+    fn secrets_are_never_printed() {
+        let secret = "s".repeat(40);
+        let config = from(&[("PARLOR_SESSION_SECRET", &secret)]).unwrap();
+        assert!(!format!("{config:?}").contains(&secret));
+        let err = from(&[("PARLOR_SESSION_SECRET", "short-secret")])
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("short-secret"), "{err}");
+    }
+
+    #[test]
+    fn production_needs_a_session_secret() {
+        let err = from(&[("PARLOR_ENV", "production")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("PARLOR_SESSION_SECRET is not set"), "{err}");
+        let secret = "x".repeat(32);
+        let config = from(&[
+            ("PARLOR_ENV", "production"),
+            ("PARLOR_SESSION_SECRET", &secret),
+        ])
+        .unwrap();
+        assert_eq!(config.environment, Environment::Production);
+    }
+
+    #[test]
+    fn public_url_and_origins_are_normalised() {
+        let config = from(&[
+            ("PARLOR_PUBLIC_URL", "https://Parlor.Example.com/"),
+            (
+                "PARLOR_ALLOWED_ORIGINS",
+                "http://a.example:8080, https://b.example",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(config.public_url, "https://parlor.example.com");
+        assert!(config.https());
+        assert_eq!(
+            config.allowed_origins,
+            ["http://a.example:8080", "https://b.example"]
+        );
+        assert_eq!(from(&[]).unwrap().public_url, "http://127.0.0.1:3000");
+    }
+
+    #[test]
+    fn google_needs_both_id_and_secret() {
+        assert!(from(&[]).unwrap().google.is_none());
+        let err = from(&[("PARLOR_GOOGLE_CLIENT_ID", "id")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("PARLOR_GOOGLE_CLIENT_SECRET"), "{err}");
+        let config = from(&[
+            ("PARLOR_GOOGLE_CLIENT_ID", "id"),
+            ("PARLOR_GOOGLE_CLIENT_SECRET", "secret"),
+            ("PARLOR_GOOGLE_AUTH_URL", "http://127.0.0.1:9000/authorize"),
+        ])
+        .unwrap();
+        let google = config.google.unwrap();
+        assert_eq!(google.auth_url, "http://127.0.0.1:9000/authorize");
+        assert_eq!(google.token_url, GOOGLE_TOKEN_URL);
     }
 }

@@ -1,16 +1,31 @@
 //! Builds the application from a validated [`Config`]: data directory, database, migrations,
 //! listener and router. Tests build it on port 0 with a fresh data directory each.
 
-use std::{future::Future, io, net::SocketAddr, path::PathBuf};
+use std::{
+    future::Future,
+    io::{self, Write},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use app::server::{
+    auth::{
+        rate_limit::RateLimiter,
+        session::{random_secret_hex, Sessions},
+        Auth, GoogleSettings,
+    },
     db::{Db, DbError, MigrateError},
     state::AppState,
 };
 use leptos::prelude::LeptosOptions;
 use tokio::net::TcpListener;
 
-use crate::{config::Config, routes};
+use crate::{
+    config::{Config, MIN_SECRET_BYTES},
+    routes,
+};
 
 /// Why the server could not start. Each message names what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +36,8 @@ pub enum StartupError {
     Database { path: PathBuf, source: DbError },
     #[error("cannot apply database migrations to {path}: {source}")]
     Migrate { path: PathBuf, source: MigrateError },
+    #[error("cannot use the session key file {path}: {reason}")]
+    SessionKey { path: PathBuf, reason: String },
     #[error("cannot listen on {addr} (PARLOR_ADDR): {}", describe_bind_error(.source))]
     Bind { addr: SocketAddr, source: io::Error },
 }
@@ -84,7 +101,12 @@ impl Application {
             );
         }
         let leptos_options = leptos_options(&config, addr);
-        let state = AppState { leptos_options, db };
+        let auth = Arc::new(build_auth(&config)?);
+        let state = AppState {
+            leptos_options,
+            db,
+            auth,
+        };
         Ok(Self {
             listener,
             addr,
@@ -109,7 +131,8 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> io::Result<()> {
-        let router = routes::router(self.state.clone());
+        let router = routes::router(self.state.clone(), &self.config)
+            .into_make_service_with_connect_info::<SocketAddr>();
         tracing::info!("listening on http://{}", self.addr);
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let server = axum::serve(self.listener, router).with_graceful_shutdown(async move {
@@ -131,6 +154,60 @@ impl Application {
         self.state.db.close().await;
         tracing::info!("stopped");
         result
+    }
+}
+
+fn build_auth(config: &Config) -> Result<Auth, StartupError> {
+    let secret = match &config.session_secret {
+        Some(secret) => secret.expose().as_bytes().to_vec(),
+        None => development_secret(&config.data_dir.join("session.key"))?,
+    };
+    let google = config.google.as_ref().map(|g| GoogleSettings {
+        client_id: g.client_id.clone(),
+        client_secret: g.client_secret.expose().to_string(),
+        auth_url: g.auth_url.clone(),
+        token_url: g.token_url.clone(),
+        userinfo_url: g.userinfo_url.clone(),
+        redirect_url: format!("{}/auth/google/callback", config.public_url),
+    });
+    Ok(Auth {
+        sessions: Sessions::new(&secret, config.session_ttl, config.https()),
+        ip_limiter: RateLimiter::new(config.auth_attempts_per_ip, Duration::from_secs(600)),
+        account_limiter: RateLimiter::new(
+            config.auth_failures_per_account,
+            Duration::from_secs(900),
+        ),
+        google,
+    })
+}
+
+/// The development session secret: read from the data directory, or created there (readable
+/// by the owner only) on first start, so sessions survive restarts.
+fn development_secret(path: &Path) -> Result<Vec<u8>, StartupError> {
+    let fail = |reason: String| StartupError::SessionKey {
+        path: path.to_path_buf(),
+        reason,
+    };
+    match std::fs::read_to_string(path) {
+        Ok(secret) if secret.trim().len() >= MIN_SECRET_BYTES => {
+            Ok(secret.trim().as_bytes().to_vec())
+        }
+        Ok(_) => Err(fail(format!(
+            "shorter than {MIN_SECRET_BYTES} bytes; delete it to get a new one"
+        ))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let secret = random_secret_hex();
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut file = options.open(path).map_err(|e| fail(e.to_string()))?;
+            file.write_all(secret.as_bytes())
+                .map_err(|e| fail(e.to_string()))?;
+            tracing::info!(path = %path.display(), "created a development session secret");
+            Ok(secret.into_bytes())
+        }
+        Err(e) => Err(fail(e.to_string())),
     }
 }
 

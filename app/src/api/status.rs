@@ -28,10 +28,12 @@ pub struct MigrationInfo {
 #[server(endpoint = "status")]
 pub async fn get_status() -> Result<ServerStatus, AppError> {
     let state = crate::server::state::app_state()?;
-    let db = state.db.status().await.map_err(|error| {
-        tracing::error!(%error, "reading the database status failed");
-        AppError::Unavailable
-    })?;
+    let db = state
+        .db
+        .status()
+        .await
+        .map_err(crate::server::unavailable("reading the database status"));
+    let db = crate::server::respond(db)?;
     Ok(ServerStatus {
         version: env!("CARGO_PKG_VERSION").to_string(),
         database: format!("SQLite {}", db.engine_version),

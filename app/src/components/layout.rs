@@ -4,8 +4,14 @@
 use leptos::prelude::*;
 use leptos_router::components::A;
 
+use super::auth::{provide_auth, use_auth};
+
 #[component]
 pub fn Layout(children: Children) -> impl IntoView {
+    // Inside the router: account actions then see an error a form post without JavaScript
+    // brought back in the URL.
+    provide_auth();
+
     // Effects run only in the browser, after hydration: end-to-end tests wait for this marker
     // before they interact with the page.
     Effect::new(|_| {
@@ -47,6 +53,7 @@ pub fn Layout(children: Children) -> impl IntoView {
                     </li>
                 </ul>
             </nav>
+            <AccountMenu />
         </header>
         <main id="main" tabindex="-1" node_ref=main>
             {children()}
@@ -54,5 +61,32 @@ pub fn Layout(children: Children) -> impl IntoView {
         <footer class="site-footer">
             <p>"Parlor · open-source video chat you host yourself"</p>
         </footer>
+    }
+}
+
+/// The signed-in user's name and "Sign out", or the links to sign in and sign up.
+#[component]
+fn AccountMenu() -> impl IntoView {
+    let auth = use_auth();
+    view! {
+        <div class="account-menu">
+            {move || match auth.session.get().user {
+                Some(me) => view! {
+                    <A href="/profile">
+                        <span class="visually-hidden">"Signed in as "</span>
+                        <span data-testid="signed-in-name">{me.display_name}</span>
+                    </A>
+                    <ActionForm action=auth.sign_out>
+                        <button type="submit">"Sign out"</button>
+                    </ActionForm>
+                }
+                    .into_any(),
+                None => view! {
+                    <A href="/signin">"Sign in"</A>
+                    <A href="/signup">"Create account"</A>
+                }
+                    .into_any(),
+            }}
+        </div>
     }
 }

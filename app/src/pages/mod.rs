@@ -2,4 +2,7 @@
 
 pub mod home;
 pub mod not_found;
+pub mod profile;
+pub mod sign_in;
+pub mod sign_up;
 pub mod status;

@@ -1,16 +1,19 @@
 //! The state every route and server function shares, and the fallible way to reach it from
 //! inside a server function.
 
+use std::sync::Arc;
+
 use axum::extract::FromRef;
 use leptos::prelude::*;
 
-use super::db::Db;
+use super::{auth::Auth, db::Db};
 use crate::error::AppError;
 
 #[derive(Clone, FromRef)]
 pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub db: Db,
+    pub auth: Arc<Auth>,
 }
 
 /// The state, as provided to server functions by `leptos_routes_with_context`. Missing state is

@@ -2,22 +2,27 @@
 //! files and the 404 page. Every request gets an id and a tracing span, and every response
 //! protective headers.
 
+mod api_errors;
 mod health;
+mod oauth;
+mod origin;
+mod session;
 
 use std::sync::{
     atomic::{AtomicU64, Ordering},
-    Arc,
+    Arc, OnceLock,
 };
 
 use app::{server::state::AppState, shell, App};
 use axum::{
     extract::{MatchedPath, Request},
     http::{header, HeaderName, HeaderValue},
+    middleware,
     routing::get,
     Router,
 };
 use leptos::prelude::provide_context;
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
 use tower_http::{
     request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer},
     set_header::SetResponseHeaderLayer,
@@ -26,13 +31,22 @@ use tower_http::{
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-pub fn router(state: AppState) -> Router {
-    let routes = generate_route_list(App);
+use crate::config::Config;
+
+pub fn router(state: AppState, config: &Config) -> Router {
+    let allowed = origin::AllowedOrigins(Arc::new(config.allowed_origins.clone()));
+    // Once per process: generating the list briefly suspends resource loading process-wide
+    // (leptos-rs/leptos#4773), which must not overlap another app's rendering (tests run many
+    // apps in one process).
+    static ROUTES: OnceLock<Vec<AxumRouteListing>> = OnceLock::new();
+    let routes = ROUTES.get_or_init(|| generate_route_list(App)).clone();
     let leptos_options = state.leptos_options.clone();
 
     Router::new()
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
+        .route("/auth/google", get(oauth::start))
+        .route("/auth/google/callback", get(oauth::callback))
         .leptos_routes_with_context(
             &state,
             routes,
@@ -43,6 +57,12 @@ pub fn router(state: AppState) -> Router {
             move || shell(leptos_options.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(middleware::from_fn(api_errors::layer))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            session::layer,
+        ))
+        .layer(middleware::from_fn_with_state(allowed, origin::layer))
         .with_state(state)
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {

@@ -20,12 +20,24 @@ pub struct TestApp {
 impl TestApp {
     /// The app on a fresh, empty data directory.
     pub async fn spawn() -> Self {
-        Self::spawn_in(tempfile::tempdir().expect("temporary data directory")).await
+        Self::spawn_with(|_| {}).await
+    }
+
+    /// The app on a fresh data directory, with the test configuration adjusted by `adjust`.
+    pub async fn spawn_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let data_dir = tempfile::tempdir().expect("temporary data directory");
+        let mut config = Config::for_tests(data_dir.path());
+        adjust(&mut config);
+        Self::start(config, data_dir).await
     }
 
     /// The app on an existing data directory.
     pub async fn spawn_in(data_dir: TempDir) -> Self {
-        let app = Application::build(Config::for_tests(data_dir.path()))
+        Self::start(Config::for_tests(data_dir.path()), data_dir).await
+    }
+
+    async fn start(config: Config, data_dir: TempDir) -> Self {
+        let app = Application::build(config)
             .await
             .expect("the application builds");
         let addr = app.local_addr();
@@ -47,8 +59,63 @@ impl TestApp {
         }
     }
 
+    pub fn data_path(&self) -> &std::path::Path {
+        self.data_dir.as_ref().unwrap().path()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// A client with its own cookie jar: one browser.
+    pub fn browser(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap()
+    }
+
+    /// Calls a server function the way the browser's fetch does (form-encoded POST).
+    pub async fn call(
+        &self,
+        client: &reqwest::Client,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        client
+            .post(self.url(path))
+            .form(form)
+            .send()
+            .await
+            .expect("request sent")
+    }
+
+    /// Signs up a new user in `client`'s cookie jar; returns the response.
+    pub async fn sign_up(
+        &self,
+        client: &reqwest::Client,
+        email: &str,
+        name: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        self.call(
+            client,
+            "/api/auth/sign_up",
+            &[
+                ("email", email),
+                ("display_name", name),
+                ("password", password),
+            ],
+        )
+        .await
+    }
+
+    /// The signed-in user as `/api/auth/session` reports it (JSON `null` when signed out).
+    pub async fn me(&self, client: &reqwest::Client) -> serde_json::Value {
+        let response = self.call(client, "/api/auth/session", &[]).await;
+        assert_eq!(response.status(), 200);
+        response.json::<serde_json::Value>().await.unwrap()["user"].clone()
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {

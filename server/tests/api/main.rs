@@ -1,7 +1,9 @@
 //! Integration tests: the real application on port 0 with a fresh database each, driven over
 //! HTTP; and the real binary, for what happens before the server can start.
 
+mod auth;
 mod binary;
 mod health;
 mod helpers;
+mod oauth;
 mod pages;

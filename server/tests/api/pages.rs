@@ -94,7 +94,7 @@ async fn a_database_failure_shows_a_friendly_error_without_internals() {
     app.state.db.close().await;
 
     let response = call_status(&app).await;
-    assert_eq!(response.status(), 500);
+    assert_eq!(response.status(), 503);
     let body = response.text().await.unwrap();
     assert!(body.contains("Unavailable"), "{body}");
     assert!(

@@ -2,6 +2,8 @@
 //! queries the app runs. Queries are checked at run time (`query_as`), not by macros, so the
 //! same code can later run on PostgreSQL too.
 
+pub mod users;
+
 use std::{path::Path, str::FromStr, time::Duration};
 
 use sqlx::{
@@ -16,7 +18,7 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite"
 /// A handle to the database; cheap to clone (a pool inside).
 #[derive(Clone, Debug)]
 pub struct Db {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
 }
 
 /// What [`Db::status`] reads.

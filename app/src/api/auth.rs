@@ -1,0 +1,344 @@
+//! Accounts: sign up, sign in, sign out, the current session, and profile changes. Every
+//! function finds the user from the session cookie (checked by the server's session layer),
+//! never from anything in the request body.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::AppError;
+
+/// The signed-in user, as the browser sees it. No secrets, no hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Me {
+    pub id: i64,
+    pub email: String,
+    pub display_name: String,
+    /// False for accounts created through Google that never set a password.
+    pub has_password: bool,
+    pub google_linked: bool,
+}
+
+/// What the page needs to know about signing in.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionInfo {
+    pub user: Option<Me>,
+    /// Whether "Sign in with Google" is configured on this server.
+    pub google_sign_in: bool,
+}
+
+#[server(endpoint = "auth/session")]
+pub async fn current_session() -> Result<SessionInfo, AppError> {
+    crate::server::respond(imp::current_session().await)
+}
+
+#[server(endpoint = "auth/sign_up")]
+pub async fn sign_up(
+    email: String,
+    display_name: String,
+    password: String,
+) -> Result<(), AppError> {
+    crate::server::respond(imp::sign_up(email, display_name, password).await)
+}
+
+#[server(endpoint = "auth/sign_in")]
+pub async fn sign_in(email: String, password: String) -> Result<(), AppError> {
+    crate::server::respond(imp::sign_in(email, password).await)
+}
+
+#[server(endpoint = "auth/sign_out")]
+pub async fn sign_out() -> Result<(), AppError> {
+    crate::server::respond(imp::sign_out().await)
+}
+
+/// Ends every session of the signed-in user, on every device, this one included.
+#[server(endpoint = "auth/sign_out_everywhere")]
+pub async fn sign_out_everywhere() -> Result<(), AppError> {
+    crate::server::respond(imp::sign_out_everywhere().await)
+}
+
+#[server(endpoint = "account/display_name")]
+pub async fn change_display_name(display_name: String) -> Result<(), AppError> {
+    crate::server::respond(imp::change_display_name(display_name).await)
+}
+
+/// Sets a new password. Needs the current one when the account has one; ends every other
+/// session and keeps this one.
+#[server(endpoint = "account/password")]
+pub async fn change_password(
+    current_password: String,
+    new_password: String,
+) -> Result<(), AppError> {
+    crate::server::respond(imp::change_password(current_password, new_password).await)
+}
+
+/// Deletes the signed-in user's account. `confirmation` is the password, or for accounts
+/// without one, the account's email address.
+#[server(endpoint = "account/delete")]
+pub async fn delete_account(confirmation: String) -> Result<(), AppError> {
+    crate::server::respond(imp::delete_account(confirmation).await)
+}
+
+/// The implementations, server only. Each returns the error; `respond` turns it into the
+/// right HTTP status for API callers.
+#[cfg(feature = "ssr")]
+mod imp {
+    use super::*;
+
+    pub async fn current_session() -> Result<SessionInfo, AppError> {
+        Ok(crate::server::auth::session_info())
+    }
+
+    pub async fn sign_up(
+        email: String,
+        display_name: String,
+        password: String,
+    ) -> Result<(), AppError> {
+        use crate::api::validate;
+        use crate::server::{
+            auth::{self, password as pw},
+            db::users::CreateUserError,
+            state::app_state,
+            unavailable,
+        };
+        let state = app_state()?;
+        limit_client(&state)?;
+
+        let mut errors = Vec::new();
+        let email = validate::email(&email).map_err(|e| errors.push(e)).ok();
+        let display_name = validate::display_name(&display_name)
+            .map_err(|e| errors.push(e))
+            .ok();
+        let _ = validate::new_password(&password, "password").map_err(|e| errors.push(e));
+        let (Some(email), Some(display_name), true) = (email, display_name, errors.is_empty())
+        else {
+            return Err(AppError::Invalid(errors));
+        };
+
+        let hash = pw::hash(password).await.map_err(|_| AppError::Internal)?;
+        let user = match state
+            .db
+            .create_user(&email, false, &display_name, Some(&hash.0))
+            .await
+        {
+            Ok(user) => user,
+            Err(CreateUserError::EmailTaken) => {
+                return Err(AppError::invalid(
+                    "email",
+                    "An account with this email already exists. Sign in instead.",
+                ))
+            }
+            Err(CreateUserError::Db(e)) => return Err(unavailable("creating a user")(e)),
+        };
+        tracing::info!(user_id = user.id, "account created");
+        auth::set_cookie(
+            &state
+                .auth
+                .sessions
+                .cookie(&state.auth.sessions.issue(user.id, user.token_version)),
+        );
+        leptos_axum::redirect("/");
+        Ok(())
+    }
+
+    pub async fn sign_in(email: String, password: String) -> Result<(), AppError> {
+        use crate::api::validate::{MAX_EMAIL, MAX_PASSWORD};
+        use crate::server::{
+            auth::{self, password as pw, rate_limit::retry_secs},
+            db::users::email_key,
+            state::app_state,
+            unavailable,
+        };
+        let state = app_state()?;
+        limit_client(&state)?;
+
+        let email = email.trim().to_string();
+        let mut errors = Vec::new();
+        if email.is_empty() {
+            errors.push(crate::error::FieldError::new(
+                "email",
+                "Enter your email address.",
+            ));
+        }
+        if password.is_empty() {
+            errors.push(crate::error::FieldError::new(
+                "password",
+                "Enter your password.",
+            ));
+        }
+        if !errors.is_empty() {
+            return Err(AppError::Invalid(errors));
+        }
+        // Nothing this long can match: answer without hashing it.
+        if email.chars().count() > MAX_EMAIL || password.chars().count() > MAX_PASSWORD {
+            return Err(AppError::WrongCredentials);
+        }
+
+        let account = format!("account:{}", email_key(&email));
+        let limiter = &state.auth.account_limiter;
+        limiter
+            .check(&account)
+            .map_err(|wait| AppError::RateLimited(retry_secs(wait)))?;
+        let user = state
+            .db
+            .user_by_email(&email)
+            .await
+            .map_err(unavailable("looking up a user"))?;
+        let hash = user.as_ref().and_then(|u| u.password_hash.clone());
+        let user = match (pw::verify(password, hash).await, user) {
+            (true, Some(user)) => user,
+            _ => {
+                let _ = limiter.hit(&account);
+                tracing::info!("sign-in failed");
+                return Err(AppError::WrongCredentials);
+            }
+        };
+        limiter.reset(&account);
+        tracing::info!(user_id = user.id, "signed in");
+        auth::set_cookie(
+            &state
+                .auth
+                .sessions
+                .cookie(&state.auth.sessions.issue(user.id, user.token_version)),
+        );
+        leptos_axum::redirect("/");
+        Ok(())
+    }
+
+    pub async fn sign_out() -> Result<(), AppError> {
+        use crate::server::{auth, state::app_state};
+        let state = app_state()?;
+        auth::set_cookie(&state.auth.sessions.removal_cookie());
+        leptos_axum::redirect("/");
+        Ok(())
+    }
+
+    pub async fn sign_out_everywhere() -> Result<(), AppError> {
+        use crate::server::{auth, state::app_state, unavailable};
+        let state = app_state()?;
+        let user = auth::require_user()?;
+        state
+            .db
+            .bump_token_version(user.id)
+            .await
+            .map_err(unavailable("ending sessions"))?;
+        tracing::info!(user_id = user.id, "signed out everywhere");
+        auth::set_cookie(&state.auth.sessions.removal_cookie());
+        leptos_axum::redirect("/signin");
+        Ok(())
+    }
+
+    pub async fn change_display_name(display_name: String) -> Result<(), AppError> {
+        use crate::server::{auth, state::app_state, unavailable};
+        let state = app_state()?;
+        let user = auth::require_user()?;
+        let display_name = crate::api::validate::display_name(&display_name)
+            .map_err(|e| AppError::Invalid(vec![e]))?;
+        state
+            .db
+            .set_display_name(user.id, &display_name)
+            .await
+            .map_err(unavailable("changing a display name"))
+    }
+
+    pub async fn change_password(
+        current_password: String,
+        new_password: String,
+    ) -> Result<(), AppError> {
+        use crate::server::{
+            auth::{self, password as pw, rate_limit::retry_secs},
+            state::app_state,
+            unavailable,
+        };
+        let state = app_state()?;
+        let user = auth::require_user()?;
+        crate::api::validate::new_password(&new_password, "new_password")
+            .map_err(|e| AppError::Invalid(vec![e]))?;
+        if user.has_password {
+            let account = format!("account-id:{}", user.id);
+            let limiter = &state.auth.account_limiter;
+            limiter
+                .check(&account)
+                .map_err(|wait| AppError::RateLimited(retry_secs(wait)))?;
+            let row = state
+                .db
+                .user_by_id(user.id)
+                .await
+                .map_err(unavailable("looking up a user"))?
+                .ok_or(AppError::Unauthorized)?;
+            if !pw::verify(current_password, row.password_hash).await {
+                let _ = limiter.hit(&account);
+                return Err(AppError::invalid(
+                    "current_password",
+                    "That is not your current password.",
+                ));
+            }
+            limiter.reset(&account);
+        }
+        let hash = pw::hash(new_password)
+            .await
+            .map_err(|_| AppError::Internal)?;
+        let version = state
+            .db
+            .set_password(user.id, &hash.0)
+            .await
+            .map_err(unavailable("changing a password"))?;
+        tracing::info!(user_id = user.id, "password changed; other sessions ended");
+        auth::set_cookie(
+            &state
+                .auth
+                .sessions
+                .cookie(&state.auth.sessions.issue(user.id, version)),
+        );
+        Ok(())
+    }
+
+    pub async fn delete_account(confirmation: String) -> Result<(), AppError> {
+        use crate::server::{
+            auth::{self, password as pw},
+            db::users::email_key,
+            state::app_state,
+            unavailable,
+        };
+        let state = app_state()?;
+        let user = auth::require_user()?;
+        let confirmed = if user.has_password {
+            let row = state
+                .db
+                .user_by_id(user.id)
+                .await
+                .map_err(unavailable("looking up a user"))?
+                .ok_or(AppError::Unauthorized)?;
+            pw::verify(confirmation, row.password_hash).await
+        } else {
+            email_key(&confirmation) == email_key(&user.email)
+        };
+        if !confirmed {
+            let message = if user.has_password {
+                "Enter your password to confirm."
+            } else {
+                "Enter your email address to confirm."
+            };
+            return Err(AppError::invalid("confirmation", message));
+        }
+        state
+            .db
+            .delete_user(user.id)
+            .await
+            .map_err(unavailable("deleting an account"))?;
+        tracing::info!(user_id = user.id, "account deleted");
+        auth::set_cookie(&state.auth.sessions.removal_cookie());
+        leptos_axum::redirect("/");
+        Ok(())
+    }
+
+    /// Counts a sign-in or sign-up attempt against the client's address.
+    fn limit_client(state: &crate::server::state::AppState) -> Result<(), AppError> {
+        use crate::server::auth::{client_ip, rate_limit::retry_secs};
+        let ip = client_ip().map(|ip| ip.to_string()).unwrap_or_default();
+        state
+            .auth
+            .ip_limiter
+            .hit(&format!("ip:{ip}"))
+            .map_err(|wait| AppError::RateLimited(retry_secs(wait)))
+    }
+}

@@ -1,0 +1,77 @@
+//! Sign in with email and password, or with Google when the server has it configured.
+
+use leptos::prelude::*;
+use leptos_meta::Title;
+use leptos_router::components::A;
+
+use crate::api::auth::SignIn;
+use crate::components::{
+    auth::use_auth,
+    form::{last_error, Field, FormError},
+};
+
+#[component]
+pub fn SignInPage() -> impl IntoView {
+    let sign_in = ServerAction::<SignIn>::new();
+    use_auth().refresh_after(sign_in);
+    let error = last_error(sign_in);
+    let pending = sign_in.pending();
+
+    view! {
+        <Title text="Sign in" />
+        <section class="page narrow" aria-labelledby="sign-in-title">
+            <h1 id="sign-in-title">"Sign in"</h1>
+            <GoogleProblem />
+            <ActionForm action=sign_in>
+                <FormError error />
+                <Field label="Email" name="email" kind="email" autocomplete="email" error />
+                <Field
+                    label="Password"
+                    name="password"
+                    kind="password"
+                    autocomplete="current-password"
+                    error
+                />
+                <button type="submit" class="primary" disabled=pending>
+                    "Sign in"
+                </button>
+            </ActionForm>
+            <GoogleButton />
+            <p>"New here? " <A href="/signup">"Create an account"</A></p>
+        </section>
+    }
+}
+
+/// "Sign in with Google", shown only when the server has Google configured.
+#[component]
+pub fn GoogleButton() -> impl IntoView {
+    let auth = use_auth();
+    view! {
+        <Show when=move || auth.session.with(|s| s.google_sign_in)>
+            <p class="or">"or"</p>
+            <a class="button google" href="/auth/google" rel="external">
+                "Sign in with Google"
+            </a>
+        </Show>
+    }
+}
+
+/// Explains why Google sign-in came back without signing in (`?google=...`).
+#[component]
+fn GoogleProblem() -> impl IntoView {
+    let query = leptos_router::hooks::use_query_map();
+    let message = move || {
+        query.read().get("google").map(|code| match code.as_str() {
+            "denied" => "Google sign-in was cancelled.",
+            "unverified" => {
+                "This Google account's email is not verified, and an account with that email already exists. Sign in with your password."
+            }
+            _ => "Google sign-in did not work. Please try again.",
+        })
+    };
+    view! {
+        <Show when=move || message().is_some()>
+            <p class="form-error" role="alert">{message}</p>
+        </Show>
+    }
+}

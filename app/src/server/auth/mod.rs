@@ -1,0 +1,127 @@
+//! Accounts and sessions on the server: password hashing, session tokens and cookies, rate
+//! limits, and the helpers server functions use to find the signed-in user of a request.
+
+pub mod password;
+pub mod rate_limit;
+pub mod session;
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::{
+    extract::ConnectInfo,
+    http::{header::SET_COOKIE, request::Parts, HeaderValue},
+};
+use leptos::prelude::use_context;
+
+use self::{rate_limit::RateLimiter, session::Sessions};
+use crate::error::AppError;
+pub use session::SessionUser;
+
+/// Everything authentication needs, built once at start from the configuration.
+#[derive(Debug)]
+pub struct Auth {
+    pub sessions: Sessions,
+    /// Sign-in and sign-up attempts per client address.
+    pub ip_limiter: RateLimiter,
+    /// Failed sign-ins per account.
+    pub account_limiter: RateLimiter,
+    /// Google sign-in, when configured.
+    pub google: Option<GoogleSettings>,
+}
+
+/// Where Google (or a stand-in speaking the same protocol) lives, and who we are to it.
+#[derive(Clone)]
+pub struct GoogleSettings {
+    pub client_id: String,
+    pub client_secret: String,
+    pub auth_url: String,
+    pub token_url: String,
+    pub userinfo_url: String,
+    /// Our callback, as registered with the provider.
+    pub redirect_url: String,
+}
+
+impl std::fmt::Debug for GoogleSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GoogleSettings")
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[redacted]")
+            .field("auth_url", &self.auth_url)
+            .field("token_url", &self.token_url)
+            .field("userinfo_url", &self.userinfo_url)
+            .field("redirect_url", &self.redirect_url)
+            .finish()
+    }
+}
+
+/// Extractor for axum routes (the WebSocket upgrade among them): the signed-in user, or 401.
+/// Server functions use [`require_user`], which reads the same request extension.
+#[derive(Debug, Clone)]
+pub struct AuthUser(pub SessionUser);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for AuthUser {
+    type Rejection = (axum::http::StatusCode, axum::Json<AppError>);
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<SessionUser>()
+            .cloned()
+            .map(AuthUser)
+            .ok_or((
+                axum::http::StatusCode::UNAUTHORIZED,
+                axum::Json(AppError::Unauthorized),
+            ))
+    }
+}
+
+/// The signed-in user of the current request (set by the session layer), if any.
+pub fn request_user() -> Option<SessionUser> {
+    use_context::<Parts>()?
+        .extensions
+        .get::<SessionUser>()
+        .cloned()
+}
+
+/// The signed-in user, or `Unauthorized`.
+pub fn require_user() -> Result<SessionUser, AppError> {
+    request_user().ok_or(AppError::Unauthorized)
+}
+
+/// The address of the peer that sent the current request. Proxy headers are not trusted.
+pub fn client_ip() -> Option<IpAddr> {
+    use_context::<Parts>()?
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
+}
+
+/// Adds a `Set-Cookie` header to the server function's response.
+pub fn set_cookie(value: &str) {
+    match (
+        use_context::<leptos_axum::ResponseOptions>(),
+        HeaderValue::from_str(value),
+    ) {
+        (Some(response), Ok(value)) => response.append_header(SET_COOKIE, value),
+        _ => tracing::error!("cannot set a cookie outside a server function response"),
+    }
+}
+
+/// The current request's session as the page sees it, read synchronously (no database trip:
+/// the session layer already loaded the user). Used to render the signed-in state on the
+/// server and hand it to the browser with the page.
+pub fn session_info() -> crate::api::auth::SessionInfo {
+    let google_sign_in = crate::server::state::app_state()
+        .map(|s| s.auth.google.is_some())
+        .unwrap_or(false);
+    crate::api::auth::SessionInfo {
+        user: request_user().map(|u| crate::api::auth::Me {
+            id: u.id,
+            email: u.email,
+            display_name: u.display_name,
+            has_password: u.has_password,
+            google_linked: u.google_linked,
+        }),
+        google_sign_in,
+    }
+}

@@ -1,0 +1,253 @@
+//! Users and their linked identities. Rows here hold secrets (the password hash): they never
+//! leave the server; `api` maps them to wire types.
+
+use sqlx::FromRow;
+
+use super::{Db, DbError};
+
+/// A user row. Not `Serialize` on purpose: it carries the password hash.
+#[derive(Debug, Clone, FromRow)]
+pub struct UserRow {
+    pub id: i64,
+    pub email: String,
+    pub email_verified: bool,
+    pub display_name: String,
+    pub password_hash: Option<String>,
+    pub token_version: i64,
+    /// Whether a Google identity is linked.
+    pub google_linked: bool,
+}
+
+/// What creating a user can run into besides database trouble.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateUserError {
+    #[error("email already registered")]
+    EmailTaken,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+const USER_COLUMNS: &str = "id, email, email_verified, display_name, password_hash, \
+     token_version, EXISTS (SELECT 1 FROM identities i WHERE i.user_id = users.id \
+     AND i.provider = 'google') AS google_linked";
+
+/// The key emails are unique by: trimmed and lower-cased (Unicode-aware).
+pub fn email_key(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+impl Db {
+    pub async fn user_by_id(&self, id: i64) -> Result<Option<UserRow>, DbError> {
+        sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+    }
+
+    pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>, DbError> {
+        sqlx::query_as(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE email_key = ?"
+        ))
+        .bind(email_key(email))
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    pub async fn create_user(
+        &self,
+        email: &str,
+        email_verified: bool,
+        display_name: &str,
+        password_hash: Option<&str>,
+    ) -> Result<UserRow, CreateUserError> {
+        let result = sqlx::query_as(&format!(
+            "INSERT INTO users (email, email_key, email_verified, display_name, password_hash) \
+             VALUES (?, ?, ?, ?, ?) RETURNING {USER_COLUMNS}"
+        ))
+        .bind(email.trim())
+        .bind(email_key(email))
+        .bind(email_verified)
+        .bind(display_name)
+        .bind(password_hash)
+        .fetch_one(&self.pool)
+        .await;
+        match result {
+            Ok(row) => Ok(row),
+            Err(DbError::Database(e)) if e.is_unique_violation() => {
+                Err(CreateUserError::EmailTaken)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn set_display_name(&self, id: i64, display_name: &str) -> Result<(), DbError> {
+        sqlx::query("UPDATE users SET display_name = ? WHERE id = ?")
+            .bind(display_name)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
+    /// Replaces the password hash and ends every session (new token version, returned).
+    pub async fn set_password(&self, id: i64, password_hash: &str) -> Result<i64, DbError> {
+        sqlx::query_scalar(
+            "UPDATE users SET password_hash = ?, token_version = token_version + 1 \
+             WHERE id = ? RETURNING token_version",
+        )
+        .bind(password_hash)
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await
+    }
+
+    /// Ends every session of the user: tokens carrying an older version stop working.
+    pub async fn bump_token_version(&self, id: i64) -> Result<i64, DbError> {
+        sqlx::query_scalar(
+            "UPDATE users SET token_version = token_version + 1 WHERE id = ? RETURNING token_version",
+        )
+        .bind(id)
+        .fetch_one(&self.pool)
+        .await
+    }
+
+    /// Deletes the user; linked identities go with it (foreign key cascade).
+    pub async fn delete_user(&self, id: i64) -> Result<(), DbError> {
+        sqlx::query("DELETE FROM users WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
+    /// The user an external identity is linked to.
+    pub async fn user_by_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> Result<Option<UserRow>, DbError> {
+        sqlx::query_as(
+            "SELECT u.id, u.email, u.email_verified, u.display_name, u.password_hash, \
+             u.token_version, TRUE AS google_linked FROM users u \
+             JOIN identities i ON i.user_id = u.id WHERE i.provider = ? AND i.subject = ?",
+        )
+        .bind(provider)
+        .bind(subject)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    pub async fn link_identity(
+        &self,
+        user_id: i64,
+        provider: &str,
+        subject: &str,
+        email: &str,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO identities (provider, subject, user_id, email) VALUES (?, ?, ?, ?)",
+        )
+        .bind(provider)
+        .bind(subject)
+        .bind(user_id)
+        .bind(email)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+    }
+
+    /// Whether the user has a linked identity with this provider.
+    pub async fn has_identity(&self, user_id: i64, provider: &str) -> Result<bool, DbError> {
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM identities WHERE user_id = ? AND provider = ?)",
+        )
+        .bind(user_id)
+        .bind(provider)
+        .fetch_one(&self.pool)
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn db() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open_sqlite(&dir.path().join("t.db")).await.unwrap();
+        db.migrate().await.unwrap();
+        (dir, db)
+    }
+
+    #[tokio::test]
+    async fn emails_are_unique_whatever_their_case() {
+        let (_dir, db) = db().await;
+        let user = db
+            .create_user("Ann@Example.com", false, "Ann", Some("h"))
+            .await
+            .unwrap();
+        assert_eq!(user.email, "Ann@Example.com");
+        let again = db
+            .create_user(" ann@EXAMPLE.COM ", false, "Other", Some("h"))
+            .await;
+        assert!(
+            matches!(again, Err(CreateUserError::EmailTaken)),
+            "{again:?}"
+        );
+        let found = db.user_by_email("ANN@example.com").await.unwrap().unwrap();
+        assert_eq!(found.id, user.id);
+    }
+
+    #[tokio::test]
+    async fn sql_looking_input_is_stored_as_text() {
+        let (_dir, db) = db().await;
+        let name = "Robert'); DROP TABLE users;--";
+        let user = db
+            .create_user("bobby@example.com", false, name, None)
+            .await
+            .unwrap();
+        assert_eq!(
+            db.user_by_id(user.id).await.unwrap().unwrap().display_name,
+            name
+        );
+    }
+
+    #[tokio::test]
+    async fn deleting_a_user_removes_linked_identities() {
+        let (_dir, db) = db().await;
+        let user = db
+            .create_user("g@example.com", true, "G", None)
+            .await
+            .unwrap();
+        db.link_identity(user.id, "google", "sub-1", "g@example.com")
+            .await
+            .unwrap();
+        assert_eq!(
+            db.user_by_identity("google", "sub-1")
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+            user.id
+        );
+        db.delete_user(user.id).await.unwrap();
+        assert!(db
+            .user_by_identity("google", "sub-1")
+            .await
+            .unwrap()
+            .is_none());
+        assert!(db.user_by_id(user.id).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn password_change_and_sign_out_everywhere_bump_the_token_version() {
+        let (_dir, db) = db().await;
+        let user = db
+            .create_user("v@example.com", false, "V", Some("a"))
+            .await
+            .unwrap();
+        assert_eq!(user.token_version, 0);
+        assert_eq!(db.set_password(user.id, "b").await.unwrap(), 1);
+        assert_eq!(db.bump_token_version(user.id).await.unwrap(), 2);
+    }
+}

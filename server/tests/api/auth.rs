@@ -1,0 +1,648 @@
+//! Accounts and sessions over HTTP, as browsers and attackers would use them.
+
+use serde_json::Value;
+
+use crate::helpers::TestApp;
+
+const PASSWORD: &str = "correct horse battery";
+
+fn ok(response: &reqwest::Response) -> bool {
+    response.status().is_success() || response.status().is_redirection()
+}
+
+async fn error(response: reqwest::Response) -> (u16, Value) {
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn sign_up_signs_in_and_the_session_names_the_user() {
+    let app = TestApp::spawn().await;
+    let browser = app.browser();
+    assert_eq!(app.me(&browser).await, Value::Null);
+
+    let response = app
+        .sign_up(&browser, "ann@example.com", "Ann", PASSWORD)
+        .await;
+    assert!(ok(&response), "{}", response.status());
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(cookie.starts_with("parlor_session="), "{cookie}");
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("Secure"), "plain http: {cookie}");
+
+    let me = app.me(&browser).await;
+    assert_eq!(me["email"], "ann@example.com");
+    assert_eq!(me["display_name"], "Ann");
+    assert_eq!(me["has_password"], true);
+    // No secret ever crosses the wire.
+    let text = me.to_string();
+    assert!(
+        !text.contains("argon2") && !text.contains("hash") && !text.contains("token"),
+        "{text}"
+    );
+
+    // The server renders the signed-in state into the page itself.
+    let html = browser
+        .get(app.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("signed-in-name"), "{html}");
+}
+
+#[tokio::test]
+async fn sign_up_rejects_bad_input_field_by_field() {
+    let app = TestApp::spawn().await;
+    let browser = app.browser();
+    let long = "x".repeat(10_000);
+    for (email, name, password, fields) in [
+        ("", "", "", vec!["email", "display_name", "password"]),
+        ("not-an-email", "Ann", PASSWORD, vec!["email"]),
+        ("ann@example.com", "   ", PASSWORD, vec!["display_name"]),
+        ("ann@example.com", "Ann", "short", vec!["password"]),
+        (
+            long.as_str(),
+            long.as_str(),
+            long.as_str(),
+            vec!["email", "display_name", "password"],
+        ),
+        ("x'); DROP TABLE users;--", "Ann", PASSWORD, vec!["email"]),
+    ] {
+        let (status, body) = error(app.sign_up(&browser, email, name, password).await).await;
+        assert_eq!(status, 422, "{body}");
+        let got: Vec<&str> = body["Invalid"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["field"].as_str().unwrap())
+            .collect();
+        assert_eq!(got, fields, "{body}");
+    }
+    // Nothing was created, nobody is signed in.
+    assert_eq!(app.me(&browser).await, Value::Null);
+}
+
+#[tokio::test]
+async fn unicode_and_sql_looking_names_are_kept_as_typed() {
+    let app = TestApp::spawn().await;
+    let browser = app.browser();
+    let name = "Zoë 🌈 <b>'; DROP TABLE users;--";
+    assert!(ok(&app
+        .sign_up(&browser, "zoë@exämple.de", name, "pässwörd✓✓")
+        .await));
+    let me = app.me(&browser).await;
+    assert_eq!(me["display_name"], name);
+    assert_eq!(me["email"], "zoë@exämple.de");
+    // Shown as text, never as markup.
+    let html = browser
+        .get(app.url("/profile"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!html.contains("<b>'"), "{html}");
+}
+
+#[tokio::test]
+async fn an_email_is_taken_whatever_its_case() {
+    let app = TestApp::spawn().await;
+    assert!(ok(&app
+        .sign_up(&app.browser(), "Ann@Example.com", "Ann", PASSWORD)
+        .await));
+    let (status, body) = error(
+        app.sign_up(&app.browser(), "ann@EXAMPLE.com", "Other", PASSWORD)
+            .await,
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert_eq!(body["Invalid"][0]["field"], "email");
+    assert!(body["Invalid"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("already exists"));
+}
+
+#[tokio::test]
+async fn sign_in_gives_the_same_answer_for_unknown_email_and_wrong_password() {
+    let app = TestApp::spawn().await;
+    assert!(ok(&app
+        .sign_up(&app.browser(), "ann@example.com", "Ann", PASSWORD)
+        .await));
+
+    let browser = app.browser();
+    let wrong = error(
+        app.call(
+            &browser,
+            "/api/auth/sign_in",
+            &[("email", "ann@example.com"), ("password", "wrong password")],
+        )
+        .await,
+    )
+    .await;
+    let unknown = error(
+        app.call(
+            &browser,
+            "/api/auth/sign_in",
+            &[
+                ("email", "nobody@example.com"),
+                ("password", "wrong password"),
+            ],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(wrong, (401, Value::String("WrongCredentials".into())));
+    assert_eq!(wrong, unknown);
+    assert_eq!(app.me(&browser).await, Value::Null);
+
+    // Any case of the email works with the right password.
+    let response = app
+        .call(
+            &browser,
+            "/api/auth/sign_in",
+            &[("email", " ANN@example.com "), ("password", PASSWORD)],
+        )
+        .await;
+    assert!(ok(&response), "{}", response.status());
+    assert_eq!(app.me(&browser).await["display_name"], "Ann");
+}
+
+#[tokio::test]
+async fn sign_in_rejects_empty_and_oversized_input_without_hashing_it() {
+    let app = TestApp::spawn().await;
+    let browser = app.browser();
+    let (status, body) = error(
+        app.call(
+            &browser,
+            "/api/auth/sign_in",
+            &[("email", ""), ("password", "")],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 422, "{body}");
+    let long = "x".repeat(10_000);
+    let (status, _) = error(
+        app.call(
+            &browser,
+            "/api/auth/sign_in",
+            &[("email", "a@example.com"), ("password", &long)],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 401);
+    // A missing argument is a clear error, not a crash.
+    let (status, body) = error(
+        app.call(&browser, "/api/auth/sign_in", &[("email", "a@example.com")])
+            .await,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+}
+
+#[tokio::test]
+async fn sign_out_ends_the_session() {
+    let app = TestApp::spawn().await;
+    let browser = app.browser();
+    assert!(ok(&app
+        .sign_up(&browser, "ann@example.com", "Ann", PASSWORD)
+        .await));
+    let response = app.call(&browser, "/api/auth/sign_out", &[]).await;
+    assert!(response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
+    assert_eq!(app.me(&browser).await, Value::Null);
+}
+
+#[tokio::test]
+async fn repeated_failures_lock_the_account_for_a_while_with_a_clear_wait() {
+    let app = TestApp::spawn().await;
+    assert!(ok(&app
+        .sign_up(&app.browser(), "ann@example.com", "Ann", PASSWORD)
+        .await));
+    let browser = app.browser();
+    // The default allows 5 failures per account in 15 minutes.
+    for _ in 0..5 {
+        let r = app
+            .call(
+                &browser,
+                "/api/auth/sign_in",
+                &[("email", "ann@example.com"), ("password", "nope nope")],
+            )
+            .await;
+        assert_eq!(r.status(), 401);
+    }
+    let response = app
+        .call(
+            &browser,
+            "/api/auth/sign_in",
+            &[("email", "ann@example.com"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(response.status(), 429);
+    let retry: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=900).contains(&retry), "{retry}");
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["RateLimited"], retry);
+    assert_eq!(app.me(&browser).await, Value::Null);
+}
+
+#[tokio::test]
+async fn a_client_address_is_limited_across_accounts() {
+    let app = TestApp::spawn().await;
+    let browser = app.browser();
+    // The default allows 30 attempts per address in 10 minutes.
+    for i in 0..30 {
+        let email = format!("user{i}@example.com");
+        let r = app
+            .call(
+                &browser,
+                "/api/auth/sign_in",
+                &[("email", &email), ("password", "nope nope")],
+            )
+            .await;
+        assert_eq!(r.status(), 401, "attempt {i}");
+    }
+    let response = app
+        .sign_up(&browser, "new@example.com", "New", PASSWORD)
+        .await;
+    assert_eq!(response.status(), 429);
+}
+
+#[tokio::test]
+async fn tampered_expired_and_foreign_tokens_are_ignored_and_removed() {
+    let app = TestApp::spawn().await;
+    let browser = app.browser();
+    assert!(ok(&app
+        .sign_up(&browser, "ann@example.com", "Ann", PASSWORD)
+        .await));
+    let user_id = app.me(&browser).await["id"].as_i64().unwrap();
+    let sessions = &app.state.auth.sessions;
+
+    let valid = sessions.issue(user_id, 0);
+    let tampered = {
+        let mut parts: Vec<String> = valid.split('.').map(String::from).collect();
+        parts[2] = parts[2].chars().rev().collect();
+        parts.join(".")
+    };
+    let expired = sessions.issue_at(
+        user_id,
+        0,
+        app::server::auth::session::now_secs() - 30 * 24 * 3600,
+    );
+    let foreign = app::server::auth::session::Sessions::new(
+        &[1u8; 32],
+        std::time::Duration::from_secs(3600),
+        false,
+    )
+    .issue(user_id, 0);
+    for token in [tampered, expired, foreign, "garbage".to_string()] {
+        let response = app
+            .client
+            .post(app.url("/api/auth/session"))
+            .header("cookie", format!("parlor_session={token}"))
+            .send()
+            .await
+            .unwrap();
+        let removal = response.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(removal.contains("Max-Age=0"), "{removal}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["user"], Value::Null, "{token}");
+    }
+}
+
+#[tokio::test]
+async fn an_old_token_is_renewed_on_use() {
+    let app = TestApp::spawn().await;
+    let browser = app.browser();
+    assert!(ok(&app
+        .sign_up(&browser, "ann@example.com", "Ann", PASSWORD)
+        .await));
+    let user_id = app.me(&browser).await["id"].as_i64().unwrap();
+    let sessions = &app.state.auth.sessions;
+    let old = sessions.issue_at(
+        user_id,
+        0,
+        app::server::auth::session::now_secs() - 8 * 24 * 3600,
+    );
+    let response = app
+        .client
+        .get(app.url("/"))
+        .header("cookie", format!("parlor_session={old}"))
+        .send()
+        .await
+        .unwrap();
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let renewed = cookie
+        .strip_prefix("parlor_session=")
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap();
+    assert_ne!(renewed, old);
+    assert!(sessions.verify(renewed).unwrap().iat > sessions.verify(&old).unwrap().iat);
+    // A fresh token is not renewed.
+    let fresh = sessions.issue(user_id, 0);
+    let response = app
+        .client
+        .get(app.url("/"))
+        .header("cookie", format!("parlor_session={fresh}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.headers().get("set-cookie").is_none());
+}
+
+#[tokio::test]
+async fn sign_out_everywhere_ends_every_session_and_old_tokens_stay_dead() {
+    let app = TestApp::spawn().await;
+    let laptop = app.browser();
+    let phone = app.browser();
+    assert!(ok(&app
+        .sign_up(&laptop, "ann@example.com", "Ann", PASSWORD)
+        .await));
+    assert!(ok(&app
+        .call(
+            &phone,
+            "/api/auth/sign_in",
+            &[("email", "ann@example.com"), ("password", PASSWORD)]
+        )
+        .await));
+    assert_eq!(app.me(&phone).await["display_name"], "Ann");
+
+    assert!(ok(&app
+        .call(&laptop, "/api/auth/sign_out_everywhere", &[])
+        .await));
+    assert_eq!(app.me(&laptop).await, Value::Null);
+    assert_eq!(app.me(&phone).await, Value::Null);
+
+    // Signing in again works, with a new token version.
+    assert!(ok(&app
+        .call(
+            &phone,
+            "/api/auth/sign_in",
+            &[("email", "ann@example.com"), ("password", PASSWORD)]
+        )
+        .await));
+    assert_eq!(app.me(&phone).await["display_name"], "Ann");
+}
+
+#[tokio::test]
+async fn changing_the_password_needs_the_current_one_and_ends_other_sessions() {
+    let app = TestApp::spawn().await;
+    let laptop = app.browser();
+    let phone = app.browser();
+    assert!(ok(&app
+        .sign_up(&laptop, "ann@example.com", "Ann", PASSWORD)
+        .await));
+    assert!(ok(&app
+        .call(
+            &phone,
+            "/api/auth/sign_in",
+            &[("email", "ann@example.com"), ("password", PASSWORD)]
+        )
+        .await));
+
+    let (status, body) = error(
+        app.call(
+            &laptop,
+            "/api/account/password",
+            &[
+                ("current_password", "wrong one"),
+                ("new_password", "new password!"),
+            ],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert_eq!(body["Invalid"][0]["field"], "current_password");
+
+    let response = app
+        .call(
+            &laptop,
+            "/api/account/password",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", "new password!"),
+            ],
+        )
+        .await;
+    assert!(ok(&response), "{}", response.status());
+    // This session continues; the other one ended.
+    assert_eq!(app.me(&laptop).await["display_name"], "Ann");
+    assert_eq!(app.me(&phone).await, Value::Null);
+    // Only the new password works now.
+    let fresh = app.browser();
+    let old = app
+        .call(
+            &fresh,
+            "/api/auth/sign_in",
+            &[("email", "ann@example.com"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(old.status(), 401);
+    let new = app
+        .call(
+            &fresh,
+            "/api/auth/sign_in",
+            &[("email", "ann@example.com"), ("password", "new password!")],
+        )
+        .await;
+    assert!(ok(&new));
+}
+
+#[tokio::test]
+async fn the_display_name_changes_and_bad_names_are_refused() {
+    let app = TestApp::spawn().await;
+    let browser = app.browser();
+    assert!(ok(&app
+        .sign_up(&browser, "ann@example.com", "Ann", PASSWORD)
+        .await));
+    assert!(ok(&app
+        .call(
+            &browser,
+            "/api/account/display_name",
+            &[("display_name", "Annie")]
+        )
+        .await));
+    assert_eq!(app.me(&browser).await["display_name"], "Annie");
+    let (status, _) = error(
+        app.call(
+            &browser,
+            "/api/account/display_name",
+            &[("display_name", &"x".repeat(10_000))],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert_eq!(app.me(&browser).await["display_name"], "Annie");
+}
+
+#[tokio::test]
+async fn account_changes_need_a_session() {
+    let app = TestApp::spawn().await;
+    let stranger = app.browser();
+    for (path, form) in [
+        (
+            "/api/account/display_name",
+            vec![("display_name", "Mallory")],
+        ),
+        (
+            "/api/account/password",
+            vec![("current_password", ""), ("new_password", "whatever123")],
+        ),
+        ("/api/account/delete", vec![("confirmation", "")]),
+        ("/api/auth/sign_out_everywhere", vec![]),
+    ] {
+        let (status, body) = error(app.call(&stranger, path, &form).await).await;
+        assert_eq!(
+            (status, body),
+            (401, Value::String("Unauthorized".into())),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn deleting_the_account_needs_the_password_then_removes_it() {
+    let app = TestApp::spawn().await;
+    let browser = app.browser();
+    assert!(ok(&app
+        .sign_up(&browser, "ann@example.com", "Ann", PASSWORD)
+        .await));
+    let (status, _) = error(
+        app.call(
+            &browser,
+            "/api/account/delete",
+            &[("confirmation", "wrong")],
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(status, 422);
+    assert_eq!(app.me(&browser).await["display_name"], "Ann");
+
+    assert!(ok(&app
+        .call(
+            &browser,
+            "/api/account/delete",
+            &[("confirmation", PASSWORD)]
+        )
+        .await));
+    assert_eq!(app.me(&browser).await, Value::Null);
+    assert!(app
+        .state
+        .db
+        .user_by_email("ann@example.com")
+        .await
+        .unwrap()
+        .is_none());
+    // The email is free again.
+    assert!(ok(&app
+        .sign_up(&app.browser(), "ann@example.com", "Ann 2", PASSWORD)
+        .await));
+}
+
+#[tokio::test]
+async fn cross_origin_server_function_calls_are_refused() {
+    let app = TestApp::spawn().await;
+    let browser = app.browser();
+    assert!(ok(&app
+        .sign_up(&browser, "ann@example.com", "Ann", PASSWORD)
+        .await));
+    let response = browser
+        .post(app.url("/api/account/display_name"))
+        .header("origin", "http://evil.example")
+        .form(&[("display_name", "pwned")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+    assert_eq!(
+        response.json::<Value>().await.unwrap(),
+        Value::String("ForeignOrigin".into())
+    );
+    assert_eq!(app.me(&browser).await["display_name"], "Ann");
+
+    // The site's own origin is fine.
+    let response = browser
+        .post(app.url("/api/account/display_name"))
+        .header("origin", format!("http://{}", app.addr))
+        .form(&[("display_name", "Annie")])
+        .send()
+        .await
+        .unwrap();
+    assert!(ok(&response), "{}", response.status());
+}
+
+#[tokio::test]
+async fn a_plain_form_post_without_javascript_redirects_back_with_the_error() {
+    let app = TestApp::spawn().await;
+    let browser = app.browser();
+    let signin = app.url("/signin");
+    let response = browser
+        .post(app.url("/api/auth/sign_in"))
+        .header("accept", "text/html")
+        .header("referer", &signin)
+        .form(&[("email", "nobody@example.com"), ("password", "whatever1")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 302);
+    let location = response.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.starts_with(&signin), "{location}");
+    // The sign-in page rendered at that address shows the error.
+    let html = browser
+        .get(&location)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Email or password is incorrect."), "{html}");
+}
+
+#[tokio::test]
+async fn the_session_secret_persists_in_the_data_directory_across_restarts() {
+    let app = TestApp::spawn().await;
+    let browser = app.browser();
+    assert!(ok(&app
+        .sign_up(&browser, "ann@example.com", "Ann", PASSWORD)
+        .await));
+    let key = std::fs::read_to_string(app.data_path().join("session.key")).unwrap();
+    assert!(key.len() >= 64);
+    let app = app.restart().await;
+    assert_eq!(
+        std::fs::read_to_string(app.data_path().join("session.key")).unwrap(),
+        key
+    );
+    // Cookies are per host, not per port: the browser presents its session to the restarted
+    // server, which still accepts it.
+    assert_eq!(app.me(&browser).await["display_name"], "Ann");
+}

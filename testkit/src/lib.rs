@@ -1,0 +1,3 @@
+//! Test-only stand-ins for external services. Nothing here ships in the server.
+
+pub mod idp;
