@@ -36,7 +36,7 @@ test('sign up, sign out, and sign in again; a wrong password says so', async ({ 
   await signUp(page, email, 'Ann');
   await expect(page).toHaveURL(/\/$/);
 
-  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByRole('button', { name: 'Sign out', exact: true }).click();
   await expect(page.getByRole('link', { name: 'Sign in' })).toBeVisible();
   await expect(page.getByTestId('signed-in-name')).toHaveCount(0);
 
@@ -92,7 +92,7 @@ test('profile changes persist, and a new password replaces the old one', async (
   await passwordForm.getByRole('button', { name: 'Save password' }).click();
   await expect(passwordForm.getByRole('status')).toContainText('Password saved.');
 
-  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.getByRole('button', { name: 'Sign out', exact: true }).click();
   await signIn(page, email, PASSWORD);
   await expect(page.getByRole('alert').filter({ hasText: 'Email or password is incorrect.' })).toBeVisible();
   await page.getByLabel('Password').fill('a brand new secret');
@@ -120,8 +120,8 @@ test('sign in with Google through the stand-in provider', async ({ page }) => {
   await page.getByRole('link', { name: 'Sign in with Google' }).click();
   // The provider's consent page.
   await expect(page.getByRole('heading', { name: 'Sign in to Parlor' })).toBeVisible();
-  await page.getByLabel('Email').fill(email);
-  await page.getByLabel('Name').fill('Gina G');
+  await page.getByLabel('Email', { exact: true }).fill(email);
+  await page.getByLabel('Name', { exact: true }).fill('Gina G');
   await page.getByLabel('Subject').fill(`sub-${email}`);
   await page.getByRole('button', { name: 'Allow' }).click();
   await expect(page.getByTestId('signed-in-name')).toHaveText('Gina G');

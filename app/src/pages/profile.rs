@@ -67,7 +67,7 @@ fn ProfileForms(me: Me, actions: Actions) -> impl IntoView {
     view! {
         <p class="account-email">
             "Signed in as " <strong>{me.email.clone()}</strong>
-            {me.google_linked.then(|| " · Google linked")}
+            {me.google_linked.then_some(" · Google linked")}
         </p>
 
         <section aria-labelledby="name-title" class="card">

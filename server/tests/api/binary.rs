@@ -89,6 +89,22 @@ fn settings_are_read_from_a_dot_env_file_and_a_malformed_one_is_reported() {
 }
 
 #[test]
+fn production_without_a_session_secret_is_a_configuration_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run_parlor(dir.path(), &[("PARLOR_ENV", "production")]);
+    assert_fails_with(&output, 2, "PARLOR_SESSION_SECRET is not set");
+    let output = run_parlor(
+        dir.path(),
+        &[
+            ("PARLOR_ENV", "production"),
+            ("PARLOR_SESSION_SECRET", "tiny"),
+        ],
+    );
+    assert_fails_with(&output, 2, "invalid PARLOR_SESSION_SECRET=\"[redacted]\"");
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("tiny"));
+}
+
+#[test]
 fn a_data_directory_that_cannot_be_created_stops_the_server() {
     let dir = tempfile::tempdir().unwrap();
     // A path below a regular file cannot be a directory, even for root.
@@ -137,7 +153,7 @@ fn the_server_starts_creates_its_data_directory_and_stops_cleanly_on_sigterm() {
         .env_clear()
         .env("PARLOR_ADDR", "127.0.0.1:0")
         .env("PARLOR_DATA_DIR", "nested/data")
-        .env("PARLOR_LOG", "info")
+        .env("PARLOR_LOG", "debug")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -166,6 +182,28 @@ fn the_server_starts_creates_its_data_directory_and_stops_cleanly_on_sigterm() {
     stream.read_to_string(&mut response).unwrap();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
 
+    // Sign up over plain HTTP; nothing secret may reach the log.
+    let password = "pa55word-that-must-not-be-logged";
+    let body = format!("email=log%40example.com&display_name=Log&password={password}");
+    let mut stream = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        stream,
+        "POST /api/auth/sign_up HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.contains("parlor_session="), "{response}");
+    let token = response
+        .split("parlor_session=")
+        .nth(1)
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+
     let pid = child.id().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])
@@ -176,4 +214,12 @@ fn the_server_starts_creates_its_data_directory_and_stops_cleanly_on_sigterm() {
     let status = child.wait().unwrap();
     assert!(status.success(), "exit status {status}; log: {rest:?}");
     assert!(rest.iter().any(|l| l.contains("stopped")), "log: {rest:?}");
+    assert!(
+        rest.iter().any(|l| l.contains("account created")),
+        "log: {rest:?}"
+    );
+    let log = rest.join("\n");
+    for secret in [password, "argon2", token.as_str()] {
+        assert!(!log.contains(secret), "{secret:?} in the log: {log}");
+    }
 }

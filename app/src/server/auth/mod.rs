@@ -111,9 +111,9 @@ pub fn set_cookie(value: &str) {
 /// the session layer already loaded the user). Used to render the signed-in state on the
 /// server and hand it to the browser with the page.
 pub fn session_info() -> crate::api::auth::SessionInfo {
-    let google_sign_in = crate::server::state::app_state()
-        .map(|s| s.auth.google.is_some())
-        .unwrap_or(false);
+    // No state while the route list is generated at start-up: nobody is signed in then.
+    let google_sign_in =
+        use_context::<crate::server::state::AppState>().is_some_and(|s| s.auth.google.is_some());
     crate::api::auth::SessionInfo {
         user: request_user().map(|u| crate::api::auth::Me {
             id: u.id,
