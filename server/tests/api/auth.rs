@@ -601,6 +601,21 @@ async fn cross_origin_server_function_calls_are_refused() {
 }
 
 #[tokio::test]
+async fn a_socket_upgrade_from_another_site_is_refused_before_routing() {
+    let app = TestApp::spawn().await;
+    let response = app
+        .client
+        .get(app.url("/ws"))
+        .header("origin", "http://evil.example")
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
+}
+
+#[tokio::test]
 async fn a_plain_form_post_without_javascript_redirects_back_with_the_error() {
     let app = TestApp::spawn().await;
     let browser = app.browser();

@@ -125,3 +125,33 @@ pub fn session_info() -> crate::api::auth::SessionInfo {
         google_sign_in,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::extract::FromRequestParts;
+
+    fn user() -> SessionUser {
+        SessionUser {
+            id: 7,
+            email: "ann@example.com".into(),
+            display_name: "Ann".into(),
+            token_version: 0,
+            has_password: true,
+            google_linked: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn the_extractor_yields_the_session_user_or_401() {
+        let (mut parts, ()) = axum::http::Request::new(()).into_parts();
+        let rejection = AuthUser::from_request_parts(&mut parts, &())
+            .await
+            .unwrap_err();
+        assert_eq!(rejection.0, axum::http::StatusCode::UNAUTHORIZED);
+
+        parts.extensions.insert(user());
+        let AuthUser(found) = AuthUser::from_request_parts(&mut parts, &()).await.unwrap();
+        assert_eq!(found, user());
+    }
+}
