@@ -130,12 +130,7 @@ mod imp {
             Err(CreateUserError::Db(e)) => return Err(unavailable("creating a user")(e)),
         };
         tracing::info!(user_id = user.id, "account created");
-        auth::set_cookie(
-            &state
-                .auth
-                .sessions
-                .cookie(&state.auth.sessions.issue(user.id, user.token_version)),
-        );
+        auth::start_session(&state, user.id, user.token_version);
         leptos_axum::redirect("/");
         Ok(())
     }
@@ -194,12 +189,7 @@ mod imp {
         };
         limiter.reset(&account);
         tracing::info!(user_id = user.id, "signed in");
-        auth::set_cookie(
-            &state
-                .auth
-                .sessions
-                .cookie(&state.auth.sessions.issue(user.id, user.token_version)),
-        );
+        auth::start_session(&state, user.id, user.token_version);
         leptos_axum::redirect("/");
         Ok(())
     }
@@ -283,12 +273,7 @@ mod imp {
             .await
             .map_err(unavailable("changing a password"))?;
         tracing::info!(user_id = user.id, "password changed; other sessions ended");
-        auth::set_cookie(
-            &state
-                .auth
-                .sessions
-                .cookie(&state.auth.sessions.issue(user.id, version)),
-        );
+        auth::start_session(&state, user.id, version);
         Ok(())
     }
 

@@ -96,6 +96,12 @@ pub fn client_ip() -> Option<IpAddr> {
         .map(|ConnectInfo(addr)| addr.ip())
 }
 
+/// Signs the user in on this response: a fresh session cookie for `token_version`.
+pub fn start_session(state: &crate::server::state::AppState, user_id: i64, token_version: i64) {
+    let sessions = &state.auth.sessions;
+    set_cookie(&sessions.cookie(&sessions.issue(user_id, token_version)));
+}
+
 /// Adds a `Set-Cookie` header to the server function's response.
 pub fn set_cookie(value: &str) {
     match (
