@@ -23,11 +23,11 @@ bootstrap:
 dev: bootstrap
 	@$(ENV) cargo leptos watch
 
-## build: dev build of server and wasm
+## build: dev build of server, wasm and the test stand-ins
 build: bootstrap
-	@$(ENV) cargo leptos build
+	@$(ENV) cargo leptos build && parlor_leptos_build_env && cargo build -p testkit --bin stand-in-idp
 
-## e2e: only the browser tests, against the current dev build
+## e2e: only the browser tests, against the current dev build (`make build` first)
 e2e:
 	@scripts/e2e.sh
 
