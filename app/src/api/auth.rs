@@ -197,7 +197,7 @@ mod imp {
     pub async fn sign_out() -> Result<(), AppError> {
         use crate::server::{auth, state::app_state};
         let state = app_state()?;
-        auth::set_cookie(&state.auth.sessions.removal_cookie());
+        auth::end_session(&state);
         leptos_axum::redirect("/");
         Ok(())
     }
@@ -212,7 +212,7 @@ mod imp {
             .await
             .map_err(unavailable("ending sessions"))?;
         tracing::info!(user_id = user.id, "signed out everywhere");
-        auth::set_cookie(&state.auth.sessions.removal_cookie());
+        auth::end_session(&state);
         leptos_axum::redirect("/signin");
         Ok(())
     }
@@ -249,13 +249,7 @@ mod imp {
             limiter
                 .check(&account)
                 .map_err(|wait| AppError::RateLimited(retry_secs(wait)))?;
-            let row = state
-                .db
-                .user_by_id(user.id)
-                .await
-                .map_err(unavailable("looking up a user"))?
-                .ok_or(AppError::Unauthorized)?;
-            if !pw::verify(current_password, row.password_hash).await {
+            if !password_matches(&state, user.id, current_password).await? {
                 let _ = limiter.hit(&account);
                 return Err(AppError::invalid(
                     "current_password",
@@ -278,22 +272,11 @@ mod imp {
     }
 
     pub async fn delete_account(confirmation: String) -> Result<(), AppError> {
-        use crate::server::{
-            auth::{self, password as pw},
-            db::users::email_key,
-            state::app_state,
-            unavailable,
-        };
+        use crate::server::{auth, db::users::email_key, state::app_state, unavailable};
         let state = app_state()?;
         let user = auth::require_user()?;
         let confirmed = if user.has_password {
-            let row = state
-                .db
-                .user_by_id(user.id)
-                .await
-                .map_err(unavailable("looking up a user"))?
-                .ok_or(AppError::Unauthorized)?;
-            pw::verify(confirmation, row.password_hash).await
+            password_matches(&state, user.id, confirmation).await?
         } else {
             email_key(&confirmation) == email_key(&user.email)
         };
@@ -311,7 +294,7 @@ mod imp {
             .await
             .map_err(unavailable("deleting an account"))?;
         tracing::info!(user_id = user.id, "account deleted");
-        auth::set_cookie(&state.auth.sessions.removal_cookie());
+        auth::end_session(&state);
         leptos_axum::redirect("/");
         Ok(())
     }
@@ -325,5 +308,21 @@ mod imp {
             .ip_limiter
             .hit(&format!("ip:{ip}"))
             .map_err(|wait| AppError::RateLimited(retry_secs(wait)))
+    }
+
+    /// Whether `password` is the signed-in user's current password (read fresh from the
+    /// database: the session does not carry the hash).
+    async fn password_matches(
+        state: &crate::server::state::AppState,
+        user_id: i64,
+        password: String,
+    ) -> Result<bool, AppError> {
+        let row = state
+            .db
+            .user_by_id(user_id)
+            .await
+            .map_err(crate::server::unavailable("looking up a user"))?
+            .ok_or(AppError::Unauthorized)?;
+        Ok(crate::server::auth::password::verify(password, row.password_hash).await)
     }
 }

@@ -102,6 +102,11 @@ pub fn start_session(state: &crate::server::state::AppState, user_id: i64, token
     set_cookie(&sessions.cookie(&sessions.issue(user_id, token_version)));
 }
 
+/// Signs the user out on this response: the session cookie is removed.
+pub fn end_session(state: &crate::server::state::AppState) {
+    set_cookie(&state.auth.sessions.removal_cookie());
+}
+
 /// Adds a `Set-Cookie` header to the server function's response.
 pub fn set_cookie(value: &str) {
     match (
