@@ -50,6 +50,13 @@ pub enum AppError {
     /// The request could not be understood (malformed or missing arguments).
     #[error("The request was not valid: {0}")]
     BadRequest(String),
+    /// The thing asked for does not exist, or is not the user's to see (the same answer, so
+    /// nobody learns what exists).
+    #[error("{0}")]
+    NotFound(String),
+    /// The user may not do this (not friends any more, blocked...). The message says why.
+    #[error("{0}")]
+    Forbidden(String),
     /// The browser could not reach the server or read its answer.
     #[error("Could not reach the server. Check your connection and try again.")]
     Network,

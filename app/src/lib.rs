@@ -6,6 +6,7 @@ pub mod api;
 mod components;
 pub mod error;
 mod pages;
+pub mod protocol;
 #[cfg(feature = "ssr")]
 pub mod server;
 

@@ -43,6 +43,12 @@ pub struct Config {
     pub auth_failures_per_account: u32,
     /// `PARLOR_GOOGLE_*`: Google sign-in, when both client id and secret are set.
     pub google: Option<GoogleConfig>,
+    /// `PARLOR_WS_HEARTBEAT_MS`: how often sockets are pinged; a socket silent for two
+    /// intervals is closed.
+    pub ws_heartbeat: Duration,
+    /// `PARLOR_WS_MESSAGES_PER_SEC`: messages one socket may send per second (bursts of three
+    /// seconds' worth).
+    pub ws_messages_per_sec: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,6 +120,8 @@ pub const DEFAULT_SESSION_DAYS: u64 = 14;
 pub const DEFAULT_AUTH_ATTEMPTS_PER_IP: u32 = 30;
 pub const DEFAULT_AUTH_FAILURES_PER_ACCOUNT: u32 = 5;
 pub const MIN_SECRET_BYTES: usize = 32;
+pub const DEFAULT_WS_HEARTBEAT_MS: u64 = 25_000;
+pub const DEFAULT_WS_MESSAGES_PER_SEC: u32 = 20;
 pub const GOOGLE_AUTH_URL: &str = "https://accounts.google.com/o/oauth2/v2/auth";
 pub const GOOGLE_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
 pub const GOOGLE_USERINFO_URL: &str = "https://openidconnect.googleapis.com/v1/userinfo";
@@ -224,6 +232,18 @@ impl Config {
             DEFAULT_AUTH_FAILURES_PER_ACCOUNT,
             1..=100_000,
         )?;
+        let ws_heartbeat = Duration::from_millis(parse_number(
+            "PARLOR_WS_HEARTBEAT_MS",
+            get("PARLOR_WS_HEARTBEAT_MS"),
+            DEFAULT_WS_HEARTBEAT_MS,
+            100..=600_000,
+        )?);
+        let ws_messages_per_sec = parse_number(
+            "PARLOR_WS_MESSAGES_PER_SEC",
+            get("PARLOR_WS_MESSAGES_PER_SEC"),
+            DEFAULT_WS_MESSAGES_PER_SEC,
+            1..=10_000,
+        )?;
         let google = match (get("PARLOR_GOOGLE_CLIENT_ID"), get("PARLOR_GOOGLE_CLIENT_SECRET")) {
             (None, None) => None,
             (Some(client_id), Some(secret)) => {
@@ -268,6 +288,8 @@ impl Config {
             auth_attempts_per_ip,
             auth_failures_per_account,
             google,
+            ws_heartbeat,
+            ws_messages_per_sec,
         })
     }
 
@@ -293,6 +315,8 @@ impl Config {
             auth_attempts_per_ip: DEFAULT_AUTH_ATTEMPTS_PER_IP,
             auth_failures_per_account: DEFAULT_AUTH_FAILURES_PER_ACCOUNT,
             google: None,
+            ws_heartbeat: Duration::from_millis(DEFAULT_WS_HEARTBEAT_MS),
+            ws_messages_per_sec: DEFAULT_WS_MESSAGES_PER_SEC,
         }
     }
 
@@ -438,6 +462,8 @@ mod tests {
             ("PARLOR_PUBLIC_URL", "https://parlor.example.com/app"),
             ("PARLOR_ALLOWED_ORIGINS", "https://ok.example, ftp://x"),
             ("PARLOR_AUTH_ATTEMPTS_PER_IP", "many"),
+            ("PARLOR_WS_HEARTBEAT_MS", "10"),
+            ("PARLOR_WS_MESSAGES_PER_SEC", "0"),
         ] {
             let err = from(&[(key, value)]).unwrap_err().to_string();
             assert!(

@@ -106,6 +106,9 @@ impl Application {
             leptos_options,
             db,
             auth,
+            hub: Default::default(),
+            heartbeat: config.ws_heartbeat,
+            socket_rate: config.ws_messages_per_sec,
         };
         Ok(Self {
             listener,

@@ -206,11 +206,12 @@ mod imp {
         use crate::server::{auth, state::app_state, unavailable};
         let state = app_state()?;
         let user = auth::require_user()?;
-        state
+        let version = state
             .db
             .bump_token_version(user.id)
             .await
             .map_err(unavailable("ending sessions"))?;
+        state.hub.end_sessions(user.id, Some(version));
         tracing::info!(user_id = user.id, "signed out everywhere");
         auth::end_session(&state);
         leptos_axum::redirect("/signin");
@@ -266,6 +267,7 @@ mod imp {
             .set_password(user.id, &hash.0)
             .await
             .map_err(unavailable("changing a password"))?;
+        state.hub.end_sessions(user.id, Some(version));
         tracing::info!(user_id = user.id, "password changed; other sessions ended");
         auth::start_session(&state, user.id, version);
         Ok(())
@@ -293,6 +295,7 @@ mod imp {
             .delete_user(user.id)
             .await
             .map_err(unavailable("deleting an account"))?;
+        state.hub.end_sessions(user.id, None);
         tracing::info!(user_id = user.id, "account deleted");
         auth::end_session(&state);
         leptos_axum::redirect("/");

@@ -2,5 +2,7 @@
 //! plain data for the browser: never database rows, never secrets.
 
 pub mod auth;
+pub mod friends;
+pub mod messages;
 pub mod status;
 pub mod validate;

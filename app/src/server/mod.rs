@@ -1,8 +1,10 @@
 //! Server-only code (feature `ssr`): the shared state handed to routes and server functions,
-//! the database, and accounts and sessions.
+//! the database, accounts and sessions, and the real-time hub.
 
 pub mod auth;
 pub mod db;
+pub mod hub;
+pub mod realtime;
 pub mod state;
 
 use crate::error::AppError;
@@ -45,6 +47,8 @@ pub fn respond<T>(result: Result<T, AppError>) -> Result<T, AppError> {
                 }
                 StatusCode::TOO_MANY_REQUESTS
             }
+            AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal | AppError::Network => StatusCode::INTERNAL_SERVER_ERROR,

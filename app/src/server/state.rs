@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use leptos::prelude::*;
 
-use super::{auth::Auth, db::Db};
+use super::{auth::Auth, db::Db, hub::Hub};
 use crate::error::AppError;
 
 #[derive(Clone, FromRef)]
@@ -14,6 +14,12 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub db: Db,
     pub auth: Arc<Auth>,
+    /// The sockets connected to this instance.
+    pub hub: Arc<Hub>,
+    /// How often sockets are pinged; two silent intervals close one.
+    pub heartbeat: std::time::Duration,
+    /// Messages per second one socket may send (bursts up to three seconds' worth).
+    pub socket_rate: u32,
 }
 
 /// The state, as provided to server functions by `leptos_routes_with_context`. Missing state is

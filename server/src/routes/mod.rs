@@ -7,6 +7,7 @@ mod health;
 mod oauth;
 mod origin;
 mod session;
+mod ws;
 
 use std::sync::{
     atomic::{AtomicU64, Ordering},
@@ -45,6 +46,7 @@ pub fn router(state: AppState, config: &Config) -> Router {
     Router::new()
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
+        .route("/ws", get(ws::upgrade))
         .route("/auth/google", get(oauth::start))
         .route("/auth/google/callback", get(oauth::callback))
         .leptos_routes_with_context(

@@ -2,6 +2,8 @@
 //! queries the app runs. Queries are checked at run time (`query_as`), not by macros, so the
 //! same code can later run on PostgreSQL too.
 
+pub mod messages;
+pub mod social;
 pub mod users;
 
 use std::{path::Path, str::FromStr, time::Duration};

@@ -36,6 +36,11 @@ pub fn email_key(email: &str) -> String {
     email.trim().to_lowercase()
 }
 
+/// The key names are searched by: lower-cased (Unicode-aware, which SQLite's `lower` is not).
+pub fn name_key(name: &str) -> String {
+    name.to_lowercase()
+}
+
 impl Db {
     pub async fn user_by_id(&self, id: i64) -> Result<Option<UserRow>, DbError> {
         sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?"))
@@ -61,13 +66,14 @@ impl Db {
         password_hash: Option<&str>,
     ) -> Result<UserRow, CreateUserError> {
         let result = sqlx::query_as(&format!(
-            "INSERT INTO users (email, email_key, email_verified, display_name, password_hash) \
-             VALUES (?, ?, ?, ?, ?) RETURNING {USER_COLUMNS}"
+            "INSERT INTO users (email, email_key, email_verified, display_name, name_key, \
+             password_hash) VALUES (?, ?, ?, ?, ?, ?) RETURNING {USER_COLUMNS}"
         ))
         .bind(email.trim())
         .bind(email_key(email))
         .bind(email_verified)
         .bind(display_name)
+        .bind(name_key(display_name))
         .bind(password_hash)
         .fetch_one(&self.pool)
         .await;
@@ -81,8 +87,9 @@ impl Db {
     }
 
     pub async fn set_display_name(&self, id: i64, display_name: &str) -> Result<(), DbError> {
-        sqlx::query("UPDATE users SET display_name = ? WHERE id = ?")
+        sqlx::query("UPDATE users SET display_name = ?, name_key = ? WHERE id = ?")
             .bind(display_name)
+            .bind(name_key(display_name))
             .bind(id)
             .execute(&self.pool)
             .await

@@ -1,0 +1,162 @@
+//! The real-time channel's messages (`/ws`), shared by the browser and the server: what each
+//! side may send, as typed enums serialised to JSON text frames. `docs/protocol.md` describes
+//! the flow; the limits below are the server's and the browser checks them before sending.
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::messages::MessageView;
+
+/// The longest message text, in characters.
+pub const MAX_MESSAGE_CHARS: usize = 4000;
+/// The longest frame the server accepts, in bytes (a maximal message in the worst case of
+/// escaping fits). Larger frames close the socket with 1009.
+pub const MAX_FRAME_BYTES: usize = 32 * 1024;
+/// The longest id a client may give its message.
+pub const MAX_CLIENT_ID_CHARS: usize = 64;
+
+/// From the browser to the server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMsg {
+    /// Asks for a `Pong`: the browser's way to notice a dead connection.
+    Ping,
+    /// Asks for every message newer than `after` (the newest message id this browser has
+    /// seen) in the user's conversations: answered with `Backlog`.
+    Resume { after: i64 },
+    /// Sends a message. `client_id` is chosen by the browser and makes resending safe: the
+    /// server stores one message per (sender, client id).
+    Send {
+        conversation_id: i64,
+        client_id: String,
+        body: String,
+    },
+    /// The user is typing in a conversation (sent at most every few seconds).
+    Typing { conversation_id: i64 },
+    /// How far this user has received and read a conversation (message ids; only growth
+    /// counts).
+    Receipt {
+        conversation_id: i64,
+        delivered_up_to: i64,
+        read_up_to: i64,
+    },
+}
+
+/// From the server to the browser.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMsg {
+    /// First frame on every connection.
+    Welcome {
+        user_id: i64,
+        /// The server pings this often; the browser should ping at the same pace and treat
+        /// two silent intervals as a dead connection.
+        heartbeat_ms: u64,
+    },
+    Pong,
+    /// Answer to `Resume`, oldest first. `more` means the answer was cut short: ask again
+    /// after the last one.
+    Backlog {
+        messages: Vec<MessageView>,
+        more: bool,
+    },
+    /// A new message in one of the user's conversations (also to the sender's own tabs).
+    Message { message: MessageView },
+    /// A member's receipts moved forward.
+    Receipt {
+        conversation_id: i64,
+        user_id: i64,
+        delivered_up_to: i64,
+        read_up_to: i64,
+    },
+    /// The other member is typing.
+    Typing { conversation_id: i64, user_id: i64 },
+    /// A friend came online or went offline.
+    Presence {
+        user_id: i64,
+        online: bool,
+        /// RFC 3339, when going offline.
+        last_seen: Option<String>,
+    },
+    /// Friends or requests changed (a request arrived, was accepted, a friend left...): read
+    /// the friends list again.
+    FriendsChanged,
+    /// Something the browser sent was refused. The connection stays open.
+    Error {
+        code: ErrorCode,
+        message: String,
+        /// The `client_id` of the refused `Send`, if it was one.
+        client_id: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Not valid JSON or not a known message.
+    BadFrame,
+    /// Too many messages in a short time; this one was dropped.
+    RateLimited,
+    /// The text is empty or too long, or the client id is unusable.
+    Invalid,
+    /// No such conversation (or not yours: the same answer).
+    NotFound,
+    /// You may read this conversation but no longer post in it.
+    NotAllowed,
+    /// The server could not do it right now; try again.
+    Unavailable,
+}
+
+/// Close codes the server uses besides the standard ones.
+pub mod close {
+    /// A frame above [`super::MAX_FRAME_BYTES`].
+    pub const TOO_BIG: u16 = 1009;
+    /// Repeated malformed frames or flooding.
+    pub const POLICY: u16 = 1008;
+    /// The session ended (signed out everywhere, password changed, account deleted): connect
+    /// again to find out whether you are still signed in.
+    pub const SESSION_ENDED: u16 = 4001;
+}
+
+/// Why a message text is refused, or the text to store (trimmed).
+pub fn check_body(body: &str) -> Result<&str, String> {
+    let body = body.trim();
+    if body.is_empty() {
+        return Err("A message cannot be empty.".into());
+    }
+    let chars = body.chars().count();
+    if chars > MAX_MESSAGE_CHARS {
+        return Err(format!(
+            "A message can have at most {MAX_MESSAGE_CHARS} characters (this one has {chars})."
+        ));
+    }
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_are_tagged_json() {
+        let frame = serde_json::to_string(&ClientMsg::Typing { conversation_id: 3 }).unwrap();
+        assert_eq!(frame, r#"{"type":"typing","conversation_id":3}"#);
+        let back: ServerMsg = serde_json::from_str(r#"{"type":"pong"}"#).unwrap();
+        assert_eq!(back, ServerMsg::Pong);
+    }
+
+    #[test]
+    fn bodies_are_trimmed_and_bounded() {
+        assert_eq!(check_body("  hi \n"), Ok("hi"));
+        assert!(check_body(" \n ").is_err());
+        let long = "é".repeat(MAX_MESSAGE_CHARS + 1);
+        assert!(check_body(&long).unwrap_err().contains("at most"));
+        assert!(check_body(&"é".repeat(MAX_MESSAGE_CHARS)).is_ok());
+        // The worst case of JSON escaping still fits in a frame.
+        let worst = ClientMsg::Send {
+            conversation_id: i64::MAX,
+            client_id: "x".repeat(MAX_CLIENT_ID_CHARS),
+            body: "\u{1}".repeat(MAX_MESSAGE_CHARS),
+        };
+        assert!(serde_json::to_string(&worst).unwrap().len() <= MAX_FRAME_BYTES);
+    }
+}

@@ -1,0 +1,280 @@
+//! Conversations, messages and receipts. Membership is part of every query that reads a
+//! conversation: a user who is not one of its two members finds nothing.
+
+use sqlx::FromRow;
+
+use super::{social::ordered, Db, DbError};
+use crate::api::{
+    friends::UserCard,
+    messages::{ConversationDetail, ConversationSummary, MessageView},
+};
+
+#[derive(FromRow)]
+struct MessageRow {
+    id: i64,
+    conversation_id: i64,
+    sender_id: i64,
+    client_id: String,
+    body: String,
+    created_at: String,
+}
+
+impl From<MessageRow> for MessageView {
+    fn from(row: MessageRow) -> Self {
+        MessageView {
+            id: row.id,
+            conversation_id: row.conversation_id,
+            sender_id: row.sender_id,
+            client_id: row.client_id,
+            body: row.body,
+            sent_at: row.created_at,
+        }
+    }
+}
+
+const MESSAGE_COLUMNS: &str = "id, conversation_id, sender_id, client_id, body, created_at";
+
+/// What storing a message can run into besides database trouble.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The sender already used this client id for a message elsewhere.
+    #[error("client id reused in another conversation")]
+    ClientIdReused,
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl Db {
+    /// The other member of a conversation `me` belongs to; `None` when it does not exist or
+    /// `me` is not a member.
+    pub async fn conversation_peer(&self, conversation: i64, me: i64) -> Result<Option<i64>, DbError> {
+        sqlx::query_scalar(
+            "SELECT CASE WHEN user_a = ?2 THEN user_b ELSE user_a END FROM conversations \
+             WHERE id = ?1 AND (user_a = ?2 OR user_b = ?2)",
+        )
+        .bind(conversation)
+        .bind(me)
+        .fetch_optional(&self.pool)
+        .await
+    }
+
+    /// Why `me` may not post to `peer` any more, in words for `me`; `None` when they may.
+    pub async fn read_only_reason(&self, me: i64, peer: i64) -> Result<Option<String>, DbError> {
+        let (i_blocked, they_blocked): (bool, bool) = sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM blocks WHERE blocker = ?1 AND blocked = ?2), \
+                    EXISTS (SELECT 1 FROM blocks WHERE blocker = ?2 AND blocked = ?1)",
+        )
+        .bind(me)
+        .bind(peer)
+        .fetch_one(&self.pool)
+        .await?;
+        if i_blocked {
+            return Ok(Some("You blocked this person. Unblock them on the Friends page to talk again.".into()));
+        }
+        if they_blocked {
+            return Ok(Some("You can no longer send messages to this person.".into()));
+        }
+        if !self.are_friends(me, peer).await? {
+            return Ok(Some("You are no longer friends: this conversation is read-only.".into()));
+        }
+        Ok(None)
+    }
+
+    pub async fn conversation_detail(&self, conversation: i64, me: i64) -> Result<Option<ConversationDetail>, DbError> {
+        let Some(peer) = self.conversation_peer(conversation, me).await? else {
+            return Ok(None);
+        };
+        let (display_name,): (String,) = sqlx::query_as("SELECT display_name FROM users WHERE id = ?")
+            .bind(peer)
+            .fetch_one(&self.pool)
+            .await?;
+        let (peer_delivered_up_to, peer_read_up_to) = self.receipts(conversation, peer).await?;
+        let (_, read_up_to) = self.receipts(conversation, me).await?;
+        Ok(Some(ConversationDetail {
+            id: conversation,
+            peer: UserCard { id: peer, display_name },
+            peer_online: false,
+            read_only_reason: self.read_only_reason(me, peer).await?,
+            peer_delivered_up_to,
+            peer_read_up_to,
+            read_up_to,
+        }))
+    }
+
+    /// `(delivered_up_to, read_up_to)` of one member.
+    pub async fn receipts(&self, conversation: i64, user: i64) -> Result<(i64, i64), DbError> {
+        Ok(sqlx::query_as(
+            "SELECT delivered_up_to, read_up_to FROM conversation_members \
+             WHERE conversation_id = ? AND user_id = ?",
+        )
+        .bind(conversation)
+        .bind(user)
+        .fetch_optional(&self.pool)
+        .await?
+        .unwrap_or((0, 0)))
+    }
+
+    pub async fn conversations_of(&self, me: i64) -> Result<Vec<ConversationSummary>, DbError> {
+        let rows: Vec<(i64, i64, String, Option<i64>, i64)> = sqlx::query_as(
+            "SELECT c.id, u.id, u.display_name, c.last_message_id, \
+               (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id \
+                  AND m.sender_id <> ?1 AND m.id > COALESCE(cm.read_up_to, 0)) \
+             FROM conversations c \
+             JOIN users u ON u.id = CASE WHEN c.user_a = ?1 THEN c.user_b ELSE c.user_a END \
+             LEFT JOIN conversation_members cm ON cm.conversation_id = c.id AND cm.user_id = ?1 \
+             WHERE c.user_a = ?1 OR c.user_b = ?1 \
+             ORDER BY COALESCE(c.last_message_id, 0) DESC, c.id DESC",
+        )
+        .bind(me)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for (id, peer_id, display_name, last_id, unread) in rows {
+            let last_message = match last_id {
+                Some(last) => sqlx::query_as::<_, MessageRow>(&format!(
+                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?"
+                ))
+                .bind(last)
+                .fetch_optional(&self.pool)
+                .await?
+                .map(MessageView::from),
+                None => None,
+            };
+            out.push(ConversationSummary {
+                id,
+                peer: UserCard { id: peer_id, display_name },
+                last_message,
+                unread,
+            });
+        }
+        Ok(out)
+    }
+
+    pub async fn unread_total(&self, me: i64) -> Result<i64, DbError> {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM conversation_members cm \
+             JOIN messages m ON m.conversation_id = cm.conversation_id \
+             WHERE cm.user_id = ?1 AND m.sender_id <> ?1 AND m.id > cm.read_up_to",
+        )
+        .bind(me)
+        .fetch_one(&self.pool)
+        .await
+    }
+
+    /// Up to `limit` messages older than `before` (or the newest), newest first.
+    pub async fn history(&self, conversation: i64, before: Option<i64>, limit: i64) -> Result<Vec<MessageView>, DbError> {
+        let rows: Vec<MessageRow> = sqlx::query_as(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND id < ? \
+             ORDER BY id DESC LIMIT ?"
+        ))
+        .bind(conversation)
+        .bind(before.unwrap_or(i64::MAX))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(MessageView::from).collect())
+    }
+
+    /// Messages newer than `after` in every conversation of `me`, oldest first.
+    pub async fn messages_after(&self, me: i64, after: i64, limit: i64) -> Result<Vec<MessageView>, DbError> {
+        let rows: Vec<MessageRow> = sqlx::query_as(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id > ?2 AND conversation_id IN \
+             (SELECT id FROM conversations WHERE user_a = ?1 OR user_b = ?1) \
+             ORDER BY id LIMIT ?3"
+        ))
+        .bind(me)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(MessageView::from).collect())
+    }
+
+    /// Stores a message, or finds the one this sender already stored under `client_id` (a
+    /// resend). Returns it and whether it is new. The caller checked membership and rights.
+    pub async fn store_message(
+        &self,
+        conversation: i64,
+        sender: i64,
+        client_id: &str,
+        body: &str,
+    ) -> Result<(MessageView, bool), StoreError> {
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+        let existing: Option<MessageRow> = sqlx::query_as(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender_id = ? AND client_id = ?"
+        ))
+        .bind(sender)
+        .bind(client_id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = existing {
+            if row.conversation_id != conversation {
+                return Err(StoreError::ClientIdReused);
+            }
+            return Ok((row.into(), false));
+        }
+        let row: MessageRow = sqlx::query_as(&format!(
+            "INSERT INTO messages (conversation_id, sender_id, client_id, body) VALUES (?, ?, ?, ?) \
+             RETURNING {MESSAGE_COLUMNS}"
+        ))
+        .bind(conversation)
+        .bind(sender)
+        .bind(client_id)
+        .bind(body)
+        .fetch_one(&mut *tx)
+        .await?;
+        sqlx::query("UPDATE conversations SET last_message_id = ? WHERE id = ?")
+            .bind(row.id)
+            .bind(conversation)
+            .execute(&mut *tx)
+            .await?;
+        // The sender has obviously received and read what they wrote.
+        sqlx::query(
+            "UPDATE conversation_members SET delivered_up_to = ?1, read_up_to = ?1 \
+             WHERE conversation_id = ?2 AND user_id = ?3",
+        )
+        .bind(row.id)
+        .bind(conversation)
+        .bind(sender)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok((row.into(), true))
+    }
+
+    /// Moves a member's receipts forward (never back, never past the newest message; read
+    /// implies delivered). Returns the new `(delivered_up_to, read_up_to)`.
+    pub async fn advance_receipts(
+        &self,
+        conversation: i64,
+        user: i64,
+        delivered: i64,
+        read: i64,
+    ) -> Result<(i64, i64), DbError> {
+        sqlx::query_as(
+            "UPDATE conversation_members SET \
+               delivered_up_to = max(delivered_up_to, min(max(?1, ?2), \
+                 COALESCE((SELECT last_message_id FROM conversations WHERE id = ?3), 0))), \
+               read_up_to = max(read_up_to, min(?2, \
+                 COALESCE((SELECT last_message_id FROM conversations WHERE id = ?3), 0))) \
+             WHERE conversation_id = ?3 AND user_id = ?4 \
+             RETURNING delivered_up_to, read_up_to",
+        )
+        .bind(delivered)
+        .bind(read)
+        .bind(conversation)
+        .bind(user)
+        .fetch_one(&self.pool)
+        .await
+    }
+}
+
+/// The conversation of two users, if they ever were friends.
+pub async fn conversation_between(db: &Db, x: i64, y: i64) -> Result<Option<i64>, DbError> {
+    let (a, b) = ordered(x, y);
+    sqlx::query_scalar("SELECT id FROM conversations WHERE user_a = ? AND user_b = ?")
+        .bind(a)
+        .bind(b)
+        .fetch_optional(&db.pool)
+        .await
+}

@@ -1,0 +1,386 @@
+//! Friend requests, friendships and blocks. Every change that reads before it writes runs in
+//! one `BEGIN IMMEDIATE` transaction, so two people acting at once cannot leave a request
+//! beside a friendship or a friendship without its conversation.
+
+use sqlx::{Sqlite, Transaction};
+
+use super::{users::name_key, Db, DbError};
+use crate::{
+    api::friends::{Friend, FriendRequest, FriendsOverview, Relation, RequestOutcome, UserCard},
+    error::AppError,
+};
+
+/// What a friends change can run into.
+#[derive(Debug, thiserror::Error)]
+pub enum SocialError {
+    /// Nothing to act on (no such user or request). The message is for the user.
+    #[error("{0}")]
+    NotFound(&'static str),
+    /// The rules say no. The message is for the user.
+    #[error("{0}")]
+    Refused(&'static str),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+impl From<SocialError> for AppError {
+    fn from(error: SocialError) -> Self {
+        match error {
+            SocialError::NotFound(message) => AppError::NotFound(message.into()),
+            SocialError::Refused(message) => AppError::Forbidden(message.into()),
+            SocialError::Db(e) => crate::server::unavailable("a friends change")(e),
+        }
+    }
+}
+
+const NO_SUCH_USER: &str = "This person does not exist.";
+const CANNOT_ASK: &str = "You cannot send a friend request to this person.";
+
+/// A pair of users in the order tables store them: smaller id first.
+pub fn ordered(a: i64, b: i64) -> (i64, i64) {
+    (a.min(b), a.max(b))
+}
+
+type Tx = Transaction<'static, Sqlite>;
+
+impl Db {
+    async fn immediate(&self) -> Result<Tx, DbError> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
+    /// Search results with where `me` stands with each; blocked pairs (either way) never see
+    /// each other.
+    pub async fn search_users(
+        &self,
+        me: i64,
+        query: &str,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<(UserCard, Relation)>, DbError> {
+        let rows: Vec<(i64, String, i64)> = sqlx::query_as(
+            "SELECT u.id, u.display_name, \
+               CASE WHEN EXISTS (SELECT 1 FROM friendships f WHERE f.user_a = min(?1, u.id) \
+                                 AND f.user_b = max(?1, u.id)) THEN 1 \
+                    WHEN EXISTS (SELECT 1 FROM friend_requests r WHERE r.from_user = ?1 \
+                                 AND r.to_user = u.id) THEN 2 \
+                    WHEN EXISTS (SELECT 1 FROM friend_requests r WHERE r.from_user = u.id \
+                                 AND r.to_user = ?1) THEN 3 \
+                    ELSE 0 END \
+             FROM users u \
+             WHERE u.id <> ?1 \
+               AND (instr(u.name_key, ?2) > 0 OR u.email_key = ?3) \
+               AND NOT EXISTS (SELECT 1 FROM blocks b WHERE (b.blocker = ?1 AND b.blocked = u.id) \
+                               OR (b.blocker = u.id AND b.blocked = ?1)) \
+             ORDER BY u.name_key, u.id LIMIT ?4 OFFSET ?5",
+        )
+        .bind(me)
+        .bind(name_key(query))
+        .bind(super::users::email_key(query))
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, display_name, relation)| {
+                let relation = match relation {
+                    1 => Relation::Friend,
+                    2 => Relation::RequestSent,
+                    3 => Relation::RequestReceived,
+                    _ => Relation::None,
+                };
+                (UserCard { id, display_name }, relation)
+            })
+            .collect())
+    }
+
+    pub async fn friends_overview(&self, me: i64) -> Result<FriendsOverview, DbError> {
+        let friends: Vec<(i64, String, Option<String>, i64)> = sqlx::query_as(
+            "SELECT u.id, u.display_name, u.last_seen_at, c.id \
+             FROM friendships f \
+             JOIN users u ON u.id = CASE WHEN f.user_a = ?1 THEN f.user_b ELSE f.user_a END \
+             JOIN conversations c ON c.user_a = f.user_a AND c.user_b = f.user_b \
+             WHERE f.user_a = ?1 OR f.user_b = ?1",
+        )
+        .bind(me)
+        .fetch_all(&self.pool)
+        .await?;
+        let requests = |sql: &'static str| async move {
+            let rows: Vec<(i64, String, String)> =
+                sqlx::query_as(sql).bind(me).fetch_all(&self.pool).await?;
+            Ok::<_, DbError>(
+                rows.into_iter()
+                    .map(|(id, display_name, sent_at)| FriendRequest {
+                        user: UserCard { id, display_name },
+                        sent_at,
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        };
+        let incoming = requests(
+            "SELECT u.id, u.display_name, r.created_at FROM friend_requests r \
+             JOIN users u ON u.id = r.from_user WHERE r.to_user = ? ORDER BY r.created_at DESC",
+        )
+        .await?;
+        let outgoing = requests(
+            "SELECT u.id, u.display_name, r.created_at FROM friend_requests r \
+             JOIN users u ON u.id = r.to_user WHERE r.from_user = ? ORDER BY r.created_at DESC",
+        )
+        .await?;
+        let blocked: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT u.id, u.display_name FROM blocks b JOIN users u ON u.id = b.blocked \
+             WHERE b.blocker = ? ORDER BY u.name_key",
+        )
+        .bind(me)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(FriendsOverview {
+            friends: friends
+                .into_iter()
+                .map(|(id, display_name, last_seen, conversation_id)| Friend {
+                    user: UserCard { id, display_name },
+                    online: false,
+                    last_seen,
+                    conversation_id,
+                })
+                .collect(),
+            incoming,
+            outgoing,
+            blocked: blocked
+                .into_iter()
+                .map(|(id, display_name)| UserCard { id, display_name })
+                .collect(),
+        })
+    }
+
+    /// The ids of the user's friends (who see their presence).
+    pub async fn friend_ids(&self, me: i64) -> Result<Vec<i64>, DbError> {
+        sqlx::query_scalar(
+            "SELECT CASE WHEN user_a = ?1 THEN user_b ELSE user_a END FROM friendships \
+             WHERE user_a = ?1 OR user_b = ?1",
+        )
+        .bind(me)
+        .fetch_all(&self.pool)
+        .await
+    }
+
+    pub async fn are_friends(&self, a: i64, b: i64) -> Result<bool, DbError> {
+        let (a, b) = ordered(a, b);
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM friendships WHERE user_a = ? AND user_b = ?)")
+            .bind(a)
+            .bind(b)
+            .fetch_one(&self.pool)
+            .await
+    }
+
+    /// Whether either user blocked the other.
+    pub async fn blocked_between(&self, a: i64, b: i64) -> Result<bool, DbError> {
+        blocked_between(&self.pool, a, b).await
+    }
+
+    pub async fn send_friend_request(&self, me: i64, to: i64) -> Result<RequestOutcome, SocialError> {
+        if me == to {
+            return Err(SocialError::Refused("You cannot send a friend request to yourself."));
+        }
+        let mut tx = self.immediate().await?;
+        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = ?)")
+            .bind(to)
+            .fetch_one(&mut *tx)
+            .await?;
+        if !exists {
+            return Err(SocialError::NotFound(NO_SUCH_USER));
+        }
+        if blocked_between(&mut *tx, me, to).await? {
+            return Err(SocialError::Refused(CANNOT_ASK));
+        }
+        let (a, b) = ordered(me, to);
+        let friends: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM friendships WHERE user_a = ? AND user_b = ?)",
+        )
+        .bind(a)
+        .bind(b)
+        .fetch_one(&mut *tx)
+        .await?;
+        if friends {
+            return Err(SocialError::Refused("You are already friends."));
+        }
+        // They asked first: this accepts their request.
+        if take_request(&mut tx, to, me).await? {
+            let conversation_id = befriend(&mut tx, me, to).await?;
+            tx.commit().await?;
+            return Ok(RequestOutcome::Accepted { conversation_id });
+        }
+        sqlx::query("INSERT OR IGNORE INTO friend_requests (from_user, to_user) VALUES (?, ?)")
+            .bind(me)
+            .bind(to)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(RequestOutcome::Sent)
+    }
+
+    pub async fn cancel_friend_request(&self, me: i64, to: i64) -> Result<(), SocialError> {
+        let deleted = sqlx::query("DELETE FROM friend_requests WHERE from_user = ? AND to_user = ?")
+            .bind(me)
+            .bind(to)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if deleted == 0 {
+            return Err(SocialError::NotFound("There is no request to cancel."));
+        }
+        Ok(())
+    }
+
+    /// Accepts the request `from` sent to `me` (only the recipient can: the request must
+    /// point at `me`). Friendship and conversation are created together.
+    pub async fn accept_friend_request(&self, me: i64, from: i64) -> Result<i64, SocialError> {
+        let mut tx = self.immediate().await?;
+        if !take_request(&mut tx, from, me).await? {
+            return Err(SocialError::NotFound("There is no request from this person to accept."));
+        }
+        let conversation_id = befriend(&mut tx, me, from).await?;
+        tx.commit().await?;
+        Ok(conversation_id)
+    }
+
+    pub async fn reject_friend_request(&self, me: i64, from: i64) -> Result<(), SocialError> {
+        let mut tx = self.immediate().await?;
+        if !take_request(&mut tx, from, me).await? {
+            return Err(SocialError::NotFound("There is no request from this person to reject."));
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Ends a friendship. The conversation and its history stay, read-only.
+    pub async fn unfriend(&self, me: i64, other: i64) -> Result<(), SocialError> {
+        let (a, b) = ordered(me, other);
+        let deleted = sqlx::query("DELETE FROM friendships WHERE user_a = ? AND user_b = ?")
+            .bind(a)
+            .bind(b)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if deleted == 0 {
+            return Err(SocialError::NotFound("You are not friends with this person."));
+        }
+        Ok(())
+    }
+
+    /// Blocks `other`: ends the friendship and any request either way.
+    pub async fn block(&self, me: i64, other: i64) -> Result<(), SocialError> {
+        if me == other {
+            return Err(SocialError::Refused("You cannot block yourself."));
+        }
+        let mut tx = self.immediate().await?;
+        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = ?)")
+            .bind(other)
+            .fetch_one(&mut *tx)
+            .await?;
+        if !exists {
+            return Err(SocialError::NotFound(NO_SUCH_USER));
+        }
+        sqlx::query("INSERT OR IGNORE INTO blocks (blocker, blocked) VALUES (?, ?)")
+            .bind(me)
+            .bind(other)
+            .execute(&mut *tx)
+            .await?;
+        let (a, b) = ordered(me, other);
+        sqlx::query("DELETE FROM friendships WHERE user_a = ? AND user_b = ?")
+            .bind(a)
+            .bind(b)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "DELETE FROM friend_requests WHERE (from_user = ?1 AND to_user = ?2) \
+             OR (from_user = ?2 AND to_user = ?1)",
+        )
+        .bind(me)
+        .bind(other)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn unblock(&self, me: i64, other: i64) -> Result<(), SocialError> {
+        let deleted = sqlx::query("DELETE FROM blocks WHERE blocker = ? AND blocked = ?")
+            .bind(me)
+            .bind(other)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if deleted == 0 {
+            return Err(SocialError::NotFound("This person is not blocked."));
+        }
+        Ok(())
+    }
+
+    /// Remembers when the user was last connected.
+    pub async fn touch_last_seen(&self, user: i64) -> Result<String, DbError> {
+        sqlx::query_scalar(
+            "UPDATE users SET last_seen_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ? \
+             RETURNING last_seen_at",
+        )
+        .bind(user)
+        .fetch_one(&self.pool)
+        .await
+    }
+}
+
+async fn blocked_between<'e, E: sqlx::Executor<'e, Database = Sqlite>>(
+    executor: E,
+    a: i64,
+    b: i64,
+) -> Result<bool, DbError> {
+    sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM blocks WHERE (blocker = ?1 AND blocked = ?2) \
+         OR (blocker = ?2 AND blocked = ?1))",
+    )
+    .bind(a)
+    .bind(b)
+    .fetch_one(executor)
+    .await
+}
+
+/// Deletes the request `from` → `to`; whether there was one.
+async fn take_request(tx: &mut Tx, from: i64, to: i64) -> Result<bool, DbError> {
+    let deleted = sqlx::query("DELETE FROM friend_requests WHERE from_user = ? AND to_user = ?")
+        .bind(from)
+        .bind(to)
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+    Ok(deleted > 0)
+}
+
+/// Makes two users friends, with their conversation (kept from an earlier friendship if they
+/// had one). Returns the conversation id.
+async fn befriend(tx: &mut Tx, x: i64, y: i64) -> Result<i64, DbError> {
+    let (a, b) = ordered(x, y);
+    sqlx::query("INSERT OR IGNORE INTO friendships (user_a, user_b) VALUES (?, ?)")
+        .bind(a)
+        .bind(b)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("INSERT OR IGNORE INTO conversations (user_a, user_b) VALUES (?, ?)")
+        .bind(a)
+        .bind(b)
+        .execute(&mut **tx)
+        .await?;
+    let id: i64 = sqlx::query_scalar("SELECT id FROM conversations WHERE user_a = ? AND user_b = ?")
+        .bind(a)
+        .bind(b)
+        .fetch_one(&mut **tx)
+        .await?;
+    sqlx::query(
+        "INSERT OR IGNORE INTO conversation_members (conversation_id, user_id) VALUES (?1, ?2), (?1, ?3)",
+    )
+    .bind(id)
+    .bind(a)
+    .bind(b)
+    .execute(&mut **tx)
+    .await?;
+    Ok(id)
+}

@@ -1,0 +1,241 @@
+//! `/ws`: the real-time channel. The session layer has already authenticated the request by
+//! its cookie and the origin layer checked its Origin, so only signed-in users from our pages
+//! get here. Each socket is a reader (this task) and a writer task fed by the hub's bounded
+//! queue; the reader enforces the frame size, the message rate and the heartbeat, and hands
+//! typed messages to `app::server::realtime`.
+
+use std::time::{Duration, Instant};
+
+use app::{
+    protocol::{close, ClientMsg, ErrorCode, ServerMsg, MAX_FRAME_BYTES},
+    server::{
+        auth::{AuthUser, SessionUser},
+        hub::Outbound,
+        realtime::Session,
+        state::AppState,
+    },
+};
+use axum::{
+    extract::{
+        ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade},
+        State,
+    },
+    response::Response,
+};
+use futures::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+
+/// How long one write may take before the client counts as gone.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Malformed frames tolerated per connection before it is closed.
+const MAX_BAD_FRAMES: u32 = 10;
+
+pub async fn upgrade(
+    ws: WebSocketUpgrade,
+    AuthUser(user): AuthUser,
+    State(state): State<AppState>,
+) -> Response {
+    // tungstenite's defaults are sized for bulk transfer (128 KiB read buffer per socket, 64
+    // MiB messages); ours are small text frames, and tens of thousands of sockets must fit.
+    ws.read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(256 * 1024)
+        .max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| run(socket, user, state))
+}
+
+/// Why the reader stopped.
+enum End {
+    /// The client closed, vanished or failed; nothing more to send.
+    Gone,
+    /// Close the socket with this code and reason.
+    Close(u16, &'static str),
+}
+
+#[tracing::instrument(name = "socket", skip_all, fields(user = user.id))]
+async fn run(socket: WebSocket, user: SessionUser, state: AppState) {
+    let registration = state.hub.register(user.id, user.token_version);
+    let conn_id = registration.conn_id;
+    let session = Session {
+        user_id: user.id,
+        state: state.clone(),
+        reply: registration.reply.clone(),
+    };
+    tracing::debug!(conn_id, "socket open");
+    session.reply(&ServerMsg::Welcome {
+        user_id: user.id,
+        heartbeat_ms: state.heartbeat.as_millis() as u64,
+    });
+    if registration.first {
+        session.announce_online().await;
+    }
+
+    let (sink, stream) = socket.split();
+    let mut writer = tokio::spawn(write(sink, registration.queue, state.heartbeat));
+    let end = tokio::select! {
+        end = read(stream, &session, &state) => end,
+        _ = &mut writer => End::Gone,
+        () = registration.close.notified() => End::Close(close::SESSION_ENDED, "session ended"),
+    };
+    if let End::Close(code, reason) = end {
+        tracing::debug!(conn_id, code, reason, "closing socket");
+        // The writer sends the close frame after what is already queued, then stops.
+        if session.reply.try_send(Outbound::Close(code, reason)).is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(2), &mut writer).await;
+        }
+    }
+    writer.abort();
+    if state.hub.unregister(user.id, conn_id) {
+        session.announce_offline().await;
+    }
+    tracing::debug!(conn_id, "socket closed");
+}
+
+/// Writes queued frames and a ping every heartbeat, each with a deadline.
+async fn write(
+    mut sink: futures::stream::SplitSink<WebSocket, Message>,
+    mut queue: mpsc::Receiver<Outbound>,
+    heartbeat: Duration,
+) {
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+    loop {
+        let message = tokio::select! {
+            frame = queue.recv() => match frame {
+                Some(Outbound::Text(text)) => Message::Text(text),
+                Some(Outbound::Close(code, reason)) => Message::Close(Some(CloseFrame {
+                    code,
+                    reason: Utf8Bytes::from_static(reason),
+                })),
+                None => return,
+            },
+            _ = ping.tick() => Message::Ping(Default::default()),
+        };
+        let closing = matches!(message, Message::Close(_));
+        match tokio::time::timeout(WRITE_TIMEOUT, sink.send(message)).await {
+            Ok(Ok(())) if !closing => {}
+            _ => return,
+        }
+    }
+}
+
+/// A token bucket: `rate` messages per second, bursts of three seconds' worth.
+struct Bucket {
+    tokens: f64,
+    rate: f64,
+    last: Instant,
+}
+
+impl Bucket {
+    fn new(rate: u32) -> Self {
+        let rate = f64::from(rate);
+        Self {
+            tokens: rate * 3.0,
+            rate,
+            last: Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * self.rate;
+        self.tokens = (self.tokens + refill).min(self.rate * 3.0);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+async fn read(
+    mut stream: futures::stream::SplitStream<WebSocket>,
+    session: &Session,
+    state: &AppState,
+) -> End {
+    let mut bucket = Bucket::new(state.socket_rate);
+    // Frames dropped in a row for flooding; a client that keeps going after being told is
+    // closed.
+    let mut dropped = 0u32;
+    let mut bad_frames = 0u32;
+    loop {
+        // Any frame (the browser's pongs included) proves the client is alive.
+        let frame = match tokio::time::timeout(state.heartbeat * 2, stream.next()).await {
+            Err(_) => {
+                tracing::debug!("no frame for two heartbeats: dropping the socket");
+                return End::Gone;
+            }
+            Ok(None) => return End::Gone,
+            Ok(Some(Err(error))) => return read_error(error),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let text = match frame {
+            Message::Text(text) => text,
+            Message::Binary(_) => Utf8Bytes::from_static(""),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            Message::Close(_) => return End::Gone,
+        };
+        if !bucket.take() {
+            dropped += 1;
+            if dropped == 1 {
+                session.reply(&error_frame(
+                    ErrorCode::RateLimited,
+                    "You are sending too fast; some messages were dropped.",
+                ));
+            }
+            if dropped > state.socket_rate.saturating_mul(3).max(10) {
+                return End::Close(close::POLICY, "too many messages");
+            }
+            continue;
+        }
+        dropped = 0;
+        match serde_json::from_str::<ClientMsg>(&text) {
+            Ok(message) => session.handle(message).await,
+            Err(error) => {
+                bad_frames += 1;
+                tracing::debug!(%error, bad_frames, "malformed frame");
+                if bad_frames > MAX_BAD_FRAMES {
+                    return End::Close(close::POLICY, "too many malformed frames");
+                }
+                session.reply(&error_frame(
+                    ErrorCode::BadFrame,
+                    "This frame is not a message the server understands.",
+                ));
+            }
+        }
+    }
+}
+
+fn error_frame(code: ErrorCode, message: &str) -> ServerMsg {
+    ServerMsg::Error {
+        code,
+        message: message.into(),
+        client_id: None,
+    }
+}
+
+/// A frame over the size limit is answered with 1009; other failures just end the socket.
+fn read_error(error: axum::Error) -> End {
+    let inner = error.into_inner();
+    match inner.downcast_ref::<tungstenite::Error>() {
+        Some(tungstenite::Error::Capacity(_)) => End::Close(close::TOO_BIG, "frame too big"),
+        _ => {
+            tracing::debug!(error = %inner, "socket read failed");
+            End::Gone
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bucket_allows_bursts_then_the_rate() {
+        let mut bucket = Bucket::new(2);
+        assert!((0..6).all(|_| bucket.take()));
+        assert!(!bucket.take());
+    }
+}
