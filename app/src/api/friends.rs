@@ -81,7 +81,7 @@ pub async fn search_users(query: String, page: u32) -> Result<SearchPage, AppErr
     crate::server::respond(imp::search_users(query, page).await)
 }
 
-#[server(endpoint = "friends/overview")]
+#[server(endpoint = "friends/list")]
 pub async fn load_friends() -> Result<FriendsOverview, AppError> {
     crate::server::respond(imp::load_friends().await)
 }

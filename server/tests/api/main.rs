@@ -3,7 +3,10 @@
 
 mod auth;
 mod binary;
+mod friends;
 mod health;
 mod helpers;
+mod messaging;
 mod oauth;
 mod pages;
+mod people;

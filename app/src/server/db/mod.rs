@@ -51,6 +51,12 @@ impl Db {
         Ok(Self { pool })
     }
 
+    /// The pool itself, for tests that need to reach behind the queries (to inject a failure,
+    /// or count rows).
+    pub fn pool_for_tests(&self) -> SqlitePool {
+        self.pool.clone()
+    }
+
     /// Applies the migrations that have not run yet.
     pub async fn migrate(&self) -> Result<(), MigrateError> {
         MIGRATOR.run(&self.pool).await
