@@ -67,6 +67,8 @@ export default defineConfig({
         LEPTOS_SITE_ROOT: process.env.PARLOR_E2E_SITE_ROOT ?? '../target/site',
         // Every test signs in from 127.0.0.1: the per-address limit is tested in Rust.
         PARLOR_AUTH_ATTEMPTS_PER_IP: '10000',
+        // A short heartbeat: a connection cut by a test is noticed within seconds.
+        PARLOR_WS_HEARTBEAT_MS: '2000',
         PARLOR_GOOGLE_CLIENT_ID: 'parlor-test-client',
         PARLOR_GOOGLE_CLIENT_SECRET: 'parlor-test-secret',
         PARLOR_GOOGLE_AUTH_URL: `${idp}/authorize`,

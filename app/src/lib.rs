@@ -7,19 +7,22 @@ mod components;
 pub mod error;
 mod pages;
 pub mod protocol;
+mod realtime;
 #[cfg(feature = "ssr")]
 pub mod server;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
 use leptos_router::{
-    components::{Route, Router, Routes},
+    components::{ParentRoute, Route, Router, Routes},
     path, SsrMode,
 };
 
 use components::layout::Layout;
 use pages::{
-    home::HomePage, not_found::NotFound, profile::ProfilePage, sign_in::SignInPage,
+    friends::FriendsPage,
+    home::HomePage,
+    messages::{ConversationPage, MessagesLayout, NoConversation}, not_found::NotFound, profile::ProfilePage, sign_in::SignInPage,
     sign_up::SignUpPage, status::StatusPage,
 };
 
@@ -52,11 +55,17 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    let unread = realtime::provide_realtime().unread;
 
     view! {
         <Stylesheet id="leptos" href="/pkg/parlor.css" />
-        <Title formatter=|title: String| {
-            if title.is_empty() { "Parlor".to_string() } else { format!("{title} · Parlor") }
+        // Unread messages lead the title, so they show on the tab.
+        <Title formatter=move |title: String| {
+            let title = if title.is_empty() { "Parlor".to_string() } else { format!("{title} · Parlor") };
+            match unread.get() {
+                0 => title,
+                n => format!("({n}) {title}"),
+            }
         } />
         <Router>
             <Layout>
@@ -65,6 +74,11 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/signin") view=SignInPage />
                     <Route path=path!("/signup") view=SignUpPage />
                     <Route path=path!("/profile") view=ProfilePage />
+                    <Route path=path!("/friends") view=FriendsPage />
+                    <ParentRoute path=path!("/messages") view=MessagesLayout>
+                        <Route path=path!("") view=NoConversation />
+                        <Route path=path!(":id") view=ConversationPage />
+                    </ParentRoute>
                     // Async: the page arrives complete, so it reads well without JavaScript.
                     <Route path=path!("/status") view=StatusPage ssr=SsrMode::Async />
                 </Routes>

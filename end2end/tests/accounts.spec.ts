@@ -2,26 +2,7 @@
 // sessions across reloads, profile changes, Google sign-in via the stand-in provider, and
 // the forms without JavaScript.
 import { expect, test, type Page } from '@playwright/test';
-
-const PASSWORD = 'correct horse battery';
-
-function uniqueEmail(who: string) {
-  return `${who}-${Date.now()}-${Math.random().toString(36).slice(2, 8)}@example.com`;
-}
-
-async function hydrated(page: Page) {
-  await expect(page.locator('body')).toHaveAttribute('data-hydrated', 'true');
-}
-
-async function signUp(page: Page, email: string, name: string, password = PASSWORD) {
-  await page.goto('/signup');
-  await hydrated(page);
-  await page.getByLabel('Email').fill(email);
-  await page.getByLabel('Display name').fill(name);
-  await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Create account' }).click();
-  await expect(page.getByTestId('signed-in-name')).toHaveText(name);
-}
+import { hydrated, PASSWORD, signUp, uniqueEmail } from './support';
 
 async function signIn(page: Page, email: string, password: string) {
   await page.goto('/signin');

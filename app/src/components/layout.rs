@@ -5,12 +5,28 @@ use leptos::prelude::*;
 use leptos_router::components::A;
 
 use super::auth::{provide_auth, use_auth};
+use crate::realtime::{use_realtime, ConnStatus};
 
 #[component]
 pub fn Layout(children: Children) -> impl IntoView {
     // Inside the router: account actions then see an error a form post without JavaScript
     // brought back in the URL.
     provide_auth();
+    let auth = use_auth();
+    let realtime = use_realtime();
+    let signed_in = move || auth.session.with(|s| s.user.is_some());
+    // The real-time channel is open while someone is signed in.
+    realtime.follow(Signal::derive(move || {
+        auth.session.with(|s| s.user.as_ref().map(|u| u.id))
+    }));
+    // A socket closed because a session ended: is this tab still signed in?
+    Effect::new(move |previous: Option<u64>| {
+        let ended = realtime.sessions_ended.get();
+        if previous.is_some_and(|p| p != ended) {
+            auth.refresh();
+        }
+        ended
+    });
 
     // Effects run only in the browser, after hydration: end-to-end tests wait for this marker
     // before they interact with the page.
@@ -48,6 +64,23 @@ pub fn Layout(children: Children) -> impl IntoView {
                             "Home"
                         </A>
                     </li>
+                    <Show when=signed_in>
+                        <li>
+                            <A href="/friends">"Friends"</A>
+                        </li>
+                        <li>
+                            <A href="/messages">
+                                "Messages"
+                                <Show when=move || { realtime.unread.get() > 0 }>
+                                    " "
+                                    <span class="badge" data-testid="nav-unread">
+                                        {move || realtime.unread.get()}
+                                        <span class="visually-hidden">" unread"</span>
+                                    </span>
+                                </Show>
+                            </A>
+                        </li>
+                    </Show>
                     <li>
                         <A href="/status">"Status"</A>
                     </li>
@@ -55,6 +88,7 @@ pub fn Layout(children: Children) -> impl IntoView {
             </nav>
             <AccountMenu />
         </header>
+        <ConnectionBanner />
         <main id="main" tabindex="-1" node_ref=main>
             {children()}
         </main>
@@ -86,6 +120,21 @@ fn AccountMenu() -> impl IntoView {
                     <A href="/signup">"Create account"</A>
                 }
                     .into_any(),
+            }}
+        </div>
+    }
+}
+
+/// Says when the real-time channel is down: messages wait, and the page catches up by itself.
+#[component]
+fn ConnectionBanner() -> impl IntoView {
+    let realtime = use_realtime();
+    view! {
+        <div class="connection-banner" role="status" aria-live="polite" data-testid="connection">
+            {move || match realtime.status.get() {
+                ConnStatus::Offline => Some("You are offline. Messages will be sent when the connection is back."),
+                ConnStatus::Reconnecting => Some("Connection lost. Reconnecting…"),
+                _ => None,
             }}
         </div>
     }

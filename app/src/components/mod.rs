@@ -4,3 +4,4 @@ pub mod auth;
 pub mod error_panel;
 pub mod form;
 pub mod layout;
+pub mod time;
