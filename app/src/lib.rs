@@ -22,8 +22,12 @@ use components::layout::Layout;
 use pages::{
     friends::FriendsPage,
     home::HomePage,
-    messages::{ConversationPage, MessagesLayout, NoConversation}, not_found::NotFound, profile::ProfilePage, sign_in::SignInPage,
-    sign_up::SignUpPage, status::StatusPage,
+    messages::{ConversationPage, MessagesLayout, NoConversation},
+    not_found::NotFound,
+    profile::ProfilePage,
+    sign_in::SignInPage,
+    sign_up::SignUpPage,
+    status::StatusPage,
 };
 
 /// The HTML document around the app, rendered on the server only.

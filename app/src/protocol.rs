@@ -60,7 +60,9 @@ pub enum ServerMsg {
         more: bool,
     },
     /// A new message in one of the user's conversations (also to the sender's own tabs).
-    Message { message: MessageView },
+    Message {
+        message: MessageView,
+    },
     /// A member's receipts moved forward.
     Receipt {
         conversation_id: i64,
@@ -69,7 +71,10 @@ pub enum ServerMsg {
         read_up_to: i64,
     },
     /// The other member is typing.
-    Typing { conversation_id: i64, user_id: i64 },
+    Typing {
+        conversation_id: i64,
+        user_id: i64,
+    },
     /// A friend came online or went offline.
     Presence {
         user_id: i64,

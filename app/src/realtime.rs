@@ -120,7 +120,8 @@ impl Realtime {
 
     /// Forgets a refused message the user dismissed.
     pub fn dismiss(self, client_id: &str) {
-        self.outbox.update(|o| o.retain(|m| m.client_id != client_id));
+        self.outbox
+            .update(|o| o.retain(|m| m.client_id != client_id));
     }
 
     /// Tells the client the newest message id a page has loaded, so a reconnection asks only
@@ -491,7 +492,8 @@ mod client {
             ServerMsg::Message { message: m } => {
                 saw_message(m.id);
                 if Some(m.sender_id) == me {
-                    rt.outbox.update(|o| o.retain(|p| p.client_id != m.client_id));
+                    rt.outbox
+                        .update(|o| o.retain(|p| p.client_id != m.client_id));
                 } else {
                     send(&ClientMsg::Receipt {
                         conversation_id: m.conversation_id,
@@ -515,7 +517,8 @@ mod client {
             }
             _ => {}
         }
-        let listeners: Vec<Handler> = with(|s| s.listeners.iter().map(|(_, h)| h.clone()).collect());
+        let listeners: Vec<Handler> =
+            with(|s| s.listeners.iter().map(|(_, h)| h.clone()).collect());
         for listener in listeners {
             listener(&message);
         }

@@ -290,12 +290,21 @@ mod imp {
             };
             return Err(AppError::invalid("confirmation", message));
         }
+        // Friends learn at once that this person and the conversation with them are gone.
+        let friends = state
+            .db
+            .friend_ids(user.id)
+            .await
+            .map_err(unavailable("reading friends"))?;
         state
             .db
             .delete_user(user.id)
             .await
             .map_err(unavailable("deleting an account"))?;
         state.hub.end_sessions(user.id, None);
+        state
+            .hub
+            .send_to_users(&friends, &crate::protocol::ServerMsg::FriendsChanged);
         tracing::info!(user_id = user.id, "account deleted");
         auth::end_session(&state);
         leptos_axum::redirect("/");

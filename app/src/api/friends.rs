@@ -171,11 +171,14 @@ mod imp {
                 friend.last_seen = None;
             }
         }
-        overview
-            .friends
-            .sort_by(|a, b| b.online.cmp(&a.online).then_with(|| {
-                a.user.display_name.to_lowercase().cmp(&b.user.display_name.to_lowercase())
-            }));
+        overview.friends.sort_by(|a, b| {
+            b.online.cmp(&a.online).then_with(|| {
+                a.user
+                    .display_name
+                    .to_lowercase()
+                    .cmp(&b.user.display_name.to_lowercase())
+            })
+        });
         Ok(overview)
     }
 
@@ -187,19 +190,30 @@ mod imp {
         let me = require_user()?;
         let state = app_state()?;
         let result = run(&state.db, me.id).await.map_err(AppError::from)?;
-        state.hub.send_to_users(&[me.id, other], &ServerMsg::FriendsChanged);
+        state
+            .hub
+            .send_to_users(&[me.id, other], &ServerMsg::FriendsChanged);
         Ok(result)
     }
 
     pub async fn send_friend_request(user_id: i64) -> Result<RequestOutcome, AppError> {
-        change(user_id, async |db, me| db.send_friend_request(me, user_id).await).await
+        change(user_id, async |db, me| {
+            db.send_friend_request(me, user_id).await
+        })
+        .await
     }
 
     pub async fn cancel_friend_request(user_id: i64) -> Result<(), AppError> {
-        change(user_id, async |db, me| db.cancel_friend_request(me, user_id).await).await
+        change(user_id, async |db, me| {
+            db.cancel_friend_request(me, user_id).await
+        })
+        .await
     }
 
-    pub async fn answer_friend_request(user_id: i64, accept: bool) -> Result<Option<i64>, AppError> {
+    pub async fn answer_friend_request(
+        user_id: i64,
+        accept: bool,
+    ) -> Result<Option<i64>, AppError> {
         change(user_id, async |db, me| {
             if accept {
                 db.accept_friend_request(me, user_id).await.map(Some)

@@ -122,7 +122,10 @@ mod imp {
         Ok(detail)
     }
 
-    pub async fn history(conversation_id: i64, before: Option<i64>) -> Result<HistoryPage, AppError> {
+    pub async fn history(
+        conversation_id: i64,
+        before: Option<i64>,
+    ) -> Result<HistoryPage, AppError> {
         let me = require_user()?;
         let state = app_state()?;
         let db = &state.db;

@@ -229,7 +229,7 @@ fn SearchRow(state: Friends, result: SearchResult) -> impl IntoView {
                 }))
             }>"Add friend"</button>
         }
-            .into_any(),
+        .into_any(),
         Relation::RequestSent => view! {
             <span class="muted">"Request sent"</span>
             <button
@@ -239,13 +239,13 @@ fn SearchRow(state: Friends, result: SearchResult) -> impl IntoView {
                 "Cancel"
             </button>
         }
-            .into_any(),
+        .into_any(),
         Relation::RequestReceived => view! {
             <button on:click=move |_| {
                 state.act(answer_friend_request(id, true), |_| Some("You are friends now.".into()))
             }>"Accept request"</button>
         }
-            .into_any(),
+        .into_any(),
         Relation::Friend => view! { <span class="muted">"Friends"</span> }.into_any(),
     };
     view! {
@@ -258,7 +258,10 @@ fn SearchRow(state: Friends, result: SearchResult) -> impl IntoView {
 }
 
 fn initial(name: &str) -> String {
-    name.chars().next().map(|c| c.to_uppercase().collect()).unwrap_or_default()
+    name.chars()
+        .next()
+        .map(|c| c.to_uppercase().collect())
+        .unwrap_or_default()
 }
 
 #[component]
@@ -346,7 +349,7 @@ fn Overview(state: Friends, overview: FriendsOverview) -> impl IntoView {
                 {friends.into_iter().map(|f| view! { <FriendRow state friend=f /> }).collect_view()}
             </ul>
         }
-            .into_any()
+        .into_any()
     };
     view! {
         {incoming_view}

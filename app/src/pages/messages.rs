@@ -12,8 +12,7 @@ use leptos_router::{
 
 use crate::{
     api::messages::{
-        conversation, conversations, history, ConversationDetail, ConversationSummary,
-        MessageView,
+        conversation, conversations, history, ConversationDetail, ConversationSummary, MessageView,
     },
     components::{auth::use_auth, time},
     protocol::{check_body, ClientMsg, ServerMsg, MAX_MESSAGE_CHARS},
@@ -220,7 +219,9 @@ fn Conversation(id: i64) -> impl IntoView {
         if document().hidden() {
             return;
         }
-        let newest = messages.with_untracked(|m| m.last().map(|m| m.id)).unwrap_or(0);
+        let newest = messages
+            .with_untracked(|m| m.last().map(|m| m.id))
+            .unwrap_or(0);
         if newest > read_sent.get_untracked() {
             read_sent.set(newest);
             realtime.send(&ClientMsg::Receipt {
@@ -276,7 +277,10 @@ fn Conversation(id: i64) -> impl IntoView {
         };
         loading_older.set(true);
         spawn_local(async move {
-            let before_height = scroller.get_untracked().map(|el| el.scroll_height()).unwrap_or(0);
+            let before_height = scroller
+                .get_untracked()
+                .map(|el| el.scroll_height())
+                .unwrap_or(0);
             match history(id, Some(oldest)).await {
                 Ok(page) => {
                     has_more.set(page.has_more);
@@ -333,7 +337,9 @@ fn Conversation(id: i64) -> impl IntoView {
                 std::time::Duration::from_millis(TYPING_SHOWN_MS as u64),
             );
         }
-        ServerMsg::Presence { user_id, online, .. } => detail.update(|d| {
+        ServerMsg::Presence {
+            user_id, online, ..
+        } => detail.update(|d| {
             if let Some(d) = d.as_mut().filter(|d| d.peer.id == *user_id) {
                 d.peer_online = *online;
             }
@@ -349,7 +355,13 @@ fn Conversation(id: i64) -> impl IntoView {
         on_cleanup(move || handle.remove());
     }
 
-    let peer_name = move || detail.with(|d| d.as_ref().map(|d| d.peer.display_name.clone()).unwrap_or_default());
+    let peer_name = move || {
+        detail.with(|d| {
+            d.as_ref()
+                .map(|d| d.peer.display_name.clone())
+                .unwrap_or_default()
+        })
+    };
     let status_of = move |m: &MessageView| -> &'static str {
         detail.with(|d| match d {
             Some(d) if m.id <= d.peer_read_up_to => "Read",

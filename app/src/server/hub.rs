@@ -62,7 +62,9 @@ pub struct Hub {
 
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hub").field("sockets", &self.socket_count()).finish()
+        f.debug_struct("Hub")
+            .field("sockets", &self.socket_count())
+            .finish()
     }
 }
 

@@ -51,11 +51,18 @@ impl Session {
                 conversation_id,
                 delivered_up_to,
                 read_up_to,
-            } => self.receipt(conversation_id, delivered_up_to, read_up_to).await,
+            } => {
+                self.receipt(conversation_id, delivered_up_to, read_up_to)
+                    .await
+            }
         }
     }
 
-    fn unavailable(&self, doing: &'static str, client_id: Option<String>) -> impl FnOnce(super::db::DbError) + '_ {
+    fn unavailable(
+        &self,
+        doing: &'static str,
+        client_id: Option<String>,
+    ) -> impl FnOnce(super::db::DbError) + '_ {
         move |e| {
             tracing::error!(error = %e, "{doing} failed");
             self.reply(&error(

@@ -81,7 +81,11 @@ async fn run(socket: WebSocket, user: SessionUser, state: AppState) {
     if let End::Close(code, reason) = end {
         tracing::debug!(conn_id, code, reason, "closing socket");
         // The writer sends the close frame after what is already queued, then stops.
-        if session.reply.try_send(Outbound::Close(code, reason)).is_ok() {
+        if session
+            .reply
+            .try_send(Outbound::Close(code, reason))
+            .is_ok()
+        {
             let _ = tokio::time::timeout(Duration::from_secs(2), &mut writer).await;
         }
     }

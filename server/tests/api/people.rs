@@ -8,7 +8,9 @@ use futures::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio::net::TcpStream;
 use tokio_tungstenite::{
-    tungstenite::{self, client::IntoClientRequest, http::HeaderValue, protocol::CloseFrame, Message},
+    tungstenite::{
+        self, client::IntoClientRequest, http::HeaderValue, protocol::CloseFrame, Message,
+    },
     MaybeTlsStream, WebSocketStream,
 };
 
@@ -28,7 +30,11 @@ impl TestApp {
     pub async fn person(&self, name: &str) -> Person {
         let email = format!("{}@example.com", name.to_lowercase());
         let response = self.sign_up(&self.client, &email, name, PASSWORD).await;
-        assert!(response.status().is_success(), "sign-up: {}", response.status());
+        assert!(
+            response.status().is_success(),
+            "sign-up: {}",
+            response.status()
+        );
         let cookie = response.headers()["set-cookie"]
             .to_str()
             .unwrap()
@@ -54,7 +60,12 @@ impl TestApp {
     }
 
     /// Calls a server function as `who`.
-    pub async fn call_as(&self, who: &Person, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    pub async fn call_as(
+        &self,
+        who: &Person,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
         self.client
             .post(self.url(path))
             .header("cookie", &who.cookie)
@@ -69,16 +80,29 @@ impl TestApp {
         let response = self.call_as(who, path, form).await;
         let status = response.status();
         let body = response.text().await.unwrap();
-        assert!(status.is_success(), "{path} as {}: {status} {body}", who.name);
+        assert!(
+            status.is_success(),
+            "{path} as {}: {status} {body}",
+            who.name
+        );
         serde_json::from_str(&body).unwrap_or(Value::Null)
     }
 
     /// Calls a server function as `who`, expecting a refusal; returns status and error.
-    pub async fn refused_as(&self, who: &Person, path: &str, form: &[(&str, &str)]) -> (u16, Value) {
+    pub async fn refused_as(
+        &self,
+        who: &Person,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (u16, Value) {
         let response = self.call_as(who, path, form).await;
         let status = response.status().as_u16();
         let body = response.text().await.unwrap();
-        assert!(status >= 400, "{path} as {} should fail: {status} {body}", who.name);
+        assert!(
+            status >= 400,
+            "{path} as {} should fail: {status} {body}",
+            who.name
+        );
         (status, serde_json::from_str(&body).unwrap())
     }
 
@@ -86,16 +110,27 @@ impl TestApp {
     pub async fn befriend(&self, a: &Person, b: &Person) -> i64 {
         let b_id = b.id.to_string();
         let a_id = a.id.to_string();
-        assert_eq!(self.ok_as(a, "/api/friends/request", &[("user_id", &b_id)]).await, "Sent");
+        assert_eq!(
+            self.ok_as(a, "/api/friends/request", &[("user_id", &b_id)])
+                .await,
+            "Sent"
+        );
         let answer = self
-            .ok_as(b, "/api/friends/answer", &[("user_id", &a_id), ("accept", "true")])
+            .ok_as(
+                b,
+                "/api/friends/answer",
+                &[("user_id", &a_id), ("accept", "true")],
+            )
             .await;
         answer.as_i64().expect("a conversation id")
     }
 
     /// Opens a socket as `who`, from our own origin, and reads the welcome.
     pub async fn socket(&self, who: &Person) -> Socket {
-        let mut socket = self.try_socket(Some(&who.cookie)).await.expect("socket opens");
+        let mut socket = self
+            .try_socket(Some(&who.cookie))
+            .await
+            .expect("socket opens");
         match socket.next().await {
             ServerMsg::Welcome { user_id, .. } => assert_eq!(user_id, who.id),
             other => panic!("expected a welcome, got {other:?}"),
@@ -104,9 +139,14 @@ impl TestApp {
     }
 
     pub async fn try_socket(&self, cookie: Option<&str>) -> Result<Socket, tungstenite::Error> {
-        let mut request = format!("ws://{}/ws", self.addr).into_client_request().unwrap();
+        let mut request = format!("ws://{}/ws", self.addr)
+            .into_client_request()
+            .unwrap();
         let headers = request.headers_mut();
-        headers.insert("origin", HeaderValue::from_str(&format!("http://{}", self.addr)).unwrap());
+        headers.insert(
+            "origin",
+            HeaderValue::from_str(&format!("http://{}", self.addr)).unwrap(),
+        );
         if let Some(cookie) = cookie {
             headers.insert("cookie", HeaderValue::from_str(cookie).unwrap());
         }
@@ -121,7 +161,8 @@ pub struct Socket {
 
 impl Socket {
     pub async fn send(&mut self, message: &ClientMsg) {
-        self.send_text(&serde_json::to_string(message).unwrap()).await;
+        self.send_text(&serde_json::to_string(message).unwrap())
+            .await;
     }
 
     pub async fn send_text(&mut self, text: &str) {
@@ -137,7 +178,9 @@ impl Socket {
                 .expect("the socket is open")
                 .expect("a readable frame");
             match frame {
-                Message::Text(text) => return serde_json::from_str(&text).expect("a server message"),
+                Message::Text(text) => {
+                    return serde_json::from_str(&text).expect("a server message")
+                }
                 Message::Ping(_) | Message::Pong(_) => continue,
                 other => panic!("unexpected frame {other:?}"),
             }

@@ -47,7 +47,11 @@ pub enum StoreError {
 impl Db {
     /// The other member of a conversation `me` belongs to; `None` when it does not exist or
     /// `me` is not a member.
-    pub async fn conversation_peer(&self, conversation: i64, me: i64) -> Result<Option<i64>, DbError> {
+    pub async fn conversation_peer(
+        &self,
+        conversation: i64,
+        me: i64,
+    ) -> Result<Option<i64>, DbError> {
         sqlx::query_scalar(
             "SELECT CASE WHEN user_a = ?2 THEN user_b ELSE user_a END FROM conversations \
              WHERE id = ?1 AND (user_a = ?2 OR user_b = ?2)",
@@ -69,30 +73,44 @@ impl Db {
         .fetch_one(&self.pool)
         .await?;
         if i_blocked {
-            return Ok(Some("You blocked this person. Unblock them on the Friends page to talk again.".into()));
+            return Ok(Some(
+                "You blocked this person. Unblock them on the Friends page to talk again.".into(),
+            ));
         }
         if they_blocked {
-            return Ok(Some("You can no longer send messages to this person.".into()));
+            return Ok(Some(
+                "You can no longer send messages to this person.".into(),
+            ));
         }
         if !self.are_friends(me, peer).await? {
-            return Ok(Some("You are no longer friends: this conversation is read-only.".into()));
+            return Ok(Some(
+                "You are no longer friends: this conversation is read-only.".into(),
+            ));
         }
         Ok(None)
     }
 
-    pub async fn conversation_detail(&self, conversation: i64, me: i64) -> Result<Option<ConversationDetail>, DbError> {
+    pub async fn conversation_detail(
+        &self,
+        conversation: i64,
+        me: i64,
+    ) -> Result<Option<ConversationDetail>, DbError> {
         let Some(peer) = self.conversation_peer(conversation, me).await? else {
             return Ok(None);
         };
-        let (display_name,): (String,) = sqlx::query_as("SELECT display_name FROM users WHERE id = ?")
-            .bind(peer)
-            .fetch_one(&self.pool)
-            .await?;
+        let (display_name,): (String,) =
+            sqlx::query_as("SELECT display_name FROM users WHERE id = ?")
+                .bind(peer)
+                .fetch_one(&self.pool)
+                .await?;
         let (peer_delivered_up_to, peer_read_up_to) = self.receipts(conversation, peer).await?;
         let (_, read_up_to) = self.receipts(conversation, me).await?;
         Ok(Some(ConversationDetail {
             id: conversation,
-            peer: UserCard { id: peer, display_name },
+            peer: UserCard {
+                id: peer,
+                display_name,
+            },
             peer_online: false,
             read_only_reason: self.read_only_reason(me, peer).await?,
             peer_delivered_up_to,
@@ -142,7 +160,10 @@ impl Db {
             };
             out.push(ConversationSummary {
                 id,
-                peer: UserCard { id: peer_id, display_name },
+                peer: UserCard {
+                    id: peer_id,
+                    display_name,
+                },
                 last_message,
                 unread,
             });
@@ -162,7 +183,12 @@ impl Db {
     }
 
     /// Up to `limit` messages older than `before` (or the newest), newest first.
-    pub async fn history(&self, conversation: i64, before: Option<i64>, limit: i64) -> Result<Vec<MessageView>, DbError> {
+    pub async fn history(
+        &self,
+        conversation: i64,
+        before: Option<i64>,
+        limit: i64,
+    ) -> Result<Vec<MessageView>, DbError> {
         let rows: Vec<MessageRow> = sqlx::query_as(&format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND id < ? \
              ORDER BY id DESC LIMIT ?"
@@ -176,7 +202,12 @@ impl Db {
     }
 
     /// Messages newer than `after` in every conversation of `me`, oldest first.
-    pub async fn messages_after(&self, me: i64, after: i64, limit: i64) -> Result<Vec<MessageView>, DbError> {
+    pub async fn messages_after(
+        &self,
+        me: i64,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<MessageView>, DbError> {
         let rows: Vec<MessageRow> = sqlx::query_as(&format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id > ?2 AND conversation_id IN \
              (SELECT id FROM conversations WHERE user_a = ?1 OR user_b = ?1) \

@@ -166,11 +166,13 @@ impl Db {
 
     pub async fn are_friends(&self, a: i64, b: i64) -> Result<bool, DbError> {
         let (a, b) = ordered(a, b);
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM friendships WHERE user_a = ? AND user_b = ?)")
-            .bind(a)
-            .bind(b)
-            .fetch_one(&self.pool)
-            .await
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM friendships WHERE user_a = ? AND user_b = ?)",
+        )
+        .bind(a)
+        .bind(b)
+        .fetch_one(&self.pool)
+        .await
     }
 
     /// Whether either user blocked the other.
@@ -178,9 +180,15 @@ impl Db {
         blocked_between(&self.pool, a, b).await
     }
 
-    pub async fn send_friend_request(&self, me: i64, to: i64) -> Result<RequestOutcome, SocialError> {
+    pub async fn send_friend_request(
+        &self,
+        me: i64,
+        to: i64,
+    ) -> Result<RequestOutcome, SocialError> {
         if me == to {
-            return Err(SocialError::Refused("You cannot send a friend request to yourself."));
+            return Err(SocialError::Refused(
+                "You cannot send a friend request to yourself.",
+            ));
         }
         let mut tx = self.immediate().await?;
         let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = ?)")
@@ -220,12 +228,13 @@ impl Db {
     }
 
     pub async fn cancel_friend_request(&self, me: i64, to: i64) -> Result<(), SocialError> {
-        let deleted = sqlx::query("DELETE FROM friend_requests WHERE from_user = ? AND to_user = ?")
-            .bind(me)
-            .bind(to)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+        let deleted =
+            sqlx::query("DELETE FROM friend_requests WHERE from_user = ? AND to_user = ?")
+                .bind(me)
+                .bind(to)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
         if deleted == 0 {
             return Err(SocialError::NotFound("There is no request to cancel."));
         }
@@ -237,7 +246,9 @@ impl Db {
     pub async fn accept_friend_request(&self, me: i64, from: i64) -> Result<i64, SocialError> {
         let mut tx = self.immediate().await?;
         if !take_request(&mut tx, from, me).await? {
-            return Err(SocialError::NotFound("There is no request from this person to accept."));
+            return Err(SocialError::NotFound(
+                "There is no request from this person to accept.",
+            ));
         }
         let conversation_id = befriend(&mut tx, me, from).await?;
         tx.commit().await?;
@@ -247,7 +258,9 @@ impl Db {
     pub async fn reject_friend_request(&self, me: i64, from: i64) -> Result<(), SocialError> {
         let mut tx = self.immediate().await?;
         if !take_request(&mut tx, from, me).await? {
-            return Err(SocialError::NotFound("There is no request from this person to reject."));
+            return Err(SocialError::NotFound(
+                "There is no request from this person to reject.",
+            ));
         }
         tx.commit().await?;
         Ok(())
@@ -263,7 +276,9 @@ impl Db {
             .await?
             .rows_affected();
         if deleted == 0 {
-            return Err(SocialError::NotFound("You are not friends with this person."));
+            return Err(SocialError::NotFound(
+                "You are not friends with this person.",
+            ));
         }
         Ok(())
     }
@@ -369,11 +384,12 @@ async fn befriend(tx: &mut Tx, x: i64, y: i64) -> Result<i64, DbError> {
         .bind(b)
         .execute(&mut **tx)
         .await?;
-    let id: i64 = sqlx::query_scalar("SELECT id FROM conversations WHERE user_a = ? AND user_b = ?")
-        .bind(a)
-        .bind(b)
-        .fetch_one(&mut **tx)
-        .await?;
+    let id: i64 =
+        sqlx::query_scalar("SELECT id FROM conversations WHERE user_a = ? AND user_b = ?")
+            .bind(a)
+            .bind(b)
+            .fetch_one(&mut **tx)
+            .await?;
     sqlx::query(
         "INSERT OR IGNORE INTO conversation_members (conversation_id, user_id) VALUES (?1, ?2), (?1, ?3)",
     )
