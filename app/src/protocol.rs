@@ -113,6 +113,8 @@ pub enum ErrorCode {
 
 /// Close codes the server uses besides the standard ones.
 pub mod close {
+    /// The server is stopping: reconnect (with backoff).
+    pub const GOING_AWAY: u16 = 1001;
     /// A frame above [`super::MAX_FRAME_BYTES`].
     pub const TOO_BIG: u16 = 1009;
     /// Repeated malformed frames or flooding.

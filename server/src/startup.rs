@@ -138,9 +138,12 @@ impl Application {
             .into_make_service_with_connect_info::<SocketAddr>();
         tracing::info!("listening on http://{}", self.addr);
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let hub = self.state.hub.clone();
         let server = axum::serve(self.listener, router).with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down: finishing open requests");
+            // Sockets are not requests the server waits for: tell their browsers to go.
+            hub.close_all();
             let _ = stopping_tx.send(());
         });
         let timeout = self.config.shutdown_timeout;

@@ -58,6 +58,7 @@ pub struct Hub {
     shards: [Mutex<HashMap<i64, Vec<Conn>>>; SHARDS],
     next_id: AtomicU64,
     sockets: AtomicUsize,
+    shutting_down: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Hub {
@@ -177,6 +178,28 @@ impl Hub {
         for &user in users {
             self.send_frame(user, &frame);
         }
+    }
+
+    /// Asks every socket to close (the server is stopping): browsers reconnect, to this
+    /// server when it is back or to another instance.
+    pub fn close_all(&self) {
+        self.shutting_down.store(true, Ordering::Relaxed);
+        for shard in &self.shards {
+            let conns: Vec<Conn> = shard
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .flatten()
+                .cloned()
+                .collect();
+            for conn in conns {
+                conn.close.notify_one();
+            }
+        }
+    }
+
+    pub fn shutting_down(&self) -> bool {
+        self.shutting_down.load(Ordering::Relaxed)
     }
 
     /// Closes the user's sockets opened with a session older than `token_version` (after

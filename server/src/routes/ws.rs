@@ -76,7 +76,11 @@ async fn run(socket: WebSocket, user: SessionUser, state: AppState) {
     let end = tokio::select! {
         end = read(stream, &session, &state) => end,
         _ = &mut writer => End::Gone,
-        () = registration.close.notified() => End::Close(close::SESSION_ENDED, "session ended"),
+        () = registration.close.notified() => if state.hub.shutting_down() {
+            End::Close(close::GOING_AWAY, "server stopping")
+        } else {
+            End::Close(close::SESSION_ENDED, "session ended")
+        },
     };
     if let End::Close(code, reason) = end {
         tracing::debug!(conn_id, code, reason, "closing socket");

@@ -554,3 +554,14 @@ async fn ending_sessions_closes_their_sockets() {
     let again = app.try_socket(Some(&ann.cookie)).await;
     assert!(again.is_err(), "the old cookie no longer opens a socket");
 }
+
+#[tokio::test]
+async fn stopping_the_server_closes_sockets_with_going_away() {
+    let app = TestApp::spawn().await;
+    let ann = app.person("Ann").await;
+    let mut tab = app.socket(&ann).await;
+    let stopped = tokio::spawn(app.shutdown());
+    let frame = tab.closed().await.expect("a close frame");
+    assert_eq!(u16::from(frame.code), close::GOING_AWAY);
+    stopped.await.unwrap().expect("clean shutdown");
+}
