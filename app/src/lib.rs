@@ -2,6 +2,9 @@
 //! `hydrate`): the page shell, routes, components, server functions and the wire types they
 //! exchange. Server-only code lives under [`server`], behind the one `ssr` gate.
 
+// Deeply nested views have deeply nested types; release builds need more room for them.
+#![recursion_limit = "256"]
+
 pub mod api;
 mod components;
 pub mod error;
