@@ -1,0 +1,346 @@
+//! Measures Parlor's real-time channel the way `../shared/notes/performance.md` asks: the
+//! real `parlor` binary in its own process, driven over loopback by real WebSocket clients
+//! from this one. Reports figures (memory per connection, CPU per 1 000 connects, CPU while
+//! idle, round-trip and delivery latency under load); it does not pass or fail.
+//!
+//! `cargo run --release -p bench -- [--server target/release/parlor] [--sockets 10000]
+//! [--rate 10000] [--seconds 10]`, or `make bench`.
+
+use std::{
+    net::TcpListener,
+    process::{Child, Command, Stdio},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::sync::Mutex;
+use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue, Message};
+
+struct Options {
+    server: String,
+    sockets: usize,
+    rate: usize,
+    seconds: u64,
+    pairs: usize,
+}
+
+fn options() -> Options {
+    let mut o = Options {
+        server: "target/release/parlor".into(),
+        sockets: 10_000,
+        rate: 10_000,
+        seconds: 10,
+        pairs: 50,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    for pair in args.chunks(2) {
+        let value = pair.get(1).cloned().unwrap_or_default();
+        let number = || value.parse().unwrap_or_else(|_| panic!("{} needs a number", pair[0]));
+        match pair[0].as_str() {
+            "--server" => o.server = value.clone(),
+            "--sockets" => o.sockets = number(),
+            "--rate" => o.rate = number(),
+            "--seconds" => o.seconds = number() as u64,
+            "--pairs" => o.pairs = number(),
+            other => panic!("unknown option {other}"),
+        }
+    }
+    o
+}
+
+/// The server process and what /proc says about it.
+struct Server {
+    child: Child,
+    addr: String,
+    ticks_per_sec: f64,
+    _data: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(path: &str) -> Self {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let addr = format!("127.0.0.1:{port}");
+        let data = tempfile::tempdir().unwrap();
+        let child = Command::new(path)
+            .env("PARLOR_ADDR", &addr)
+            .env("PARLOR_DATA_DIR", data.path())
+            .env("PARLOR_LOG", "warn")
+            .env("PARLOR_AUTH_ATTEMPTS_PER_IP", "100000")
+            .env("PARLOR_WS_MESSAGES_PER_SEC", "10000")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {path}: {e} (build it: cargo leptos build --release)"));
+        let ticks = Command::new("getconf").arg("CLK_TCK").output().ok();
+        let ticks_per_sec = ticks
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(100.0);
+        Self { child, addr, ticks_per_sec, _data: data }
+    }
+
+    fn stat(&self) -> String {
+        std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap()
+    }
+
+    /// CPU seconds used so far (user + system).
+    fn cpu(&self) -> f64 {
+        let stat = self.stat();
+        let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+        let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+        ticks / self.ticks_per_sec
+    }
+
+    /// Resident memory in KiB.
+    fn rss_kib(&self) -> f64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct User {
+    id: i64,
+    cookie: String,
+}
+
+async fn sign_up(http: &reqwest::Client, base: &str, n: usize) -> User {
+    let response = http
+        .post(format!("{base}/api/auth/sign_up"))
+        .form(&[
+            ("email", format!("bench{n}@example.com")),
+            ("display_name", format!("Bench {n}")),
+            ("password", "benchmark password".into()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "sign-up: {}", response.status());
+    let cookie = response.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let session: Value = call(http, base, &cookie, "auth/session", &[]).await;
+    User { id: session["user"]["id"].as_i64().unwrap(), cookie }
+}
+
+async fn call(http: &reqwest::Client, base: &str, cookie: &str, path: &str, form: &[(&str, String)]) -> Value {
+    let response = http
+        .post(format!("{base}/api/{path}"))
+        .header("cookie", cookie)
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{path}: {}", response.status());
+    response.json().await.unwrap_or(Value::Null)
+}
+
+type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(addr: &str, cookie: &str) -> Ws {
+    let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
+    request.headers_mut().insert("cookie", HeaderValue::from_str(cookie).unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.expect("socket opens");
+    // The welcome.
+    ws.next().await.unwrap().unwrap();
+    ws
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+fn report(name: &str, value: String) {
+    println!("{name:<48} {value}");
+}
+
+#[tokio::main]
+async fn main() {
+    let o = options();
+    let server = Server::start(&o.server);
+    let base = format!("http://{}", server.addr);
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while http.get(format!("{base}/readyz")).send().await.map(|r| r.status().is_success()).ok() != Some(true) {
+        assert!(Instant::now() < deadline, "the server did not become ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // People: some to hold idle tabs, and pairs of friends who talk.
+    let idle_users = 20;
+    let mut users = Vec::new();
+    for n in 0..idle_users + 2 * o.pairs {
+        users.push(sign_up(&http, &base, n).await);
+    }
+    let mut conversations = Vec::new();
+    for p in 0..o.pairs {
+        let (a, b) = (&users[idle_users + 2 * p], &users[idle_users + 2 * p + 1]);
+        call(&http, &base, &a.cookie, "friends/request", &[("user_id", b.id.to_string())]).await;
+        let c = call(&http, &base, &b.cookie, "friends/answer", &[("user_id", a.id.to_string()), ("accept", "true".into())]).await;
+        conversations.push(c.as_i64().unwrap());
+    }
+    println!("Parlor real-time channel: {} ({} idle sockets, {} talking pairs)", o.server, o.sockets, o.pairs);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // Idle connections.
+    let rss_before = server.rss_kib();
+    let cpu_before = server.cpu();
+    let started = Instant::now();
+    let mut idle = Vec::with_capacity(o.sockets);
+    let mut batch = futures::stream::FuturesUnordered::new();
+    for i in 0..o.sockets {
+        batch.push(connect(&server.addr, &users[i % idle_users].cookie));
+        if batch.len() >= 200 {
+            idle.push(batch.next().await.unwrap());
+        }
+    }
+    while let Some(ws) = batch.next().await {
+        idle.push(ws);
+    }
+    let connect_secs = started.elapsed().as_secs_f64();
+    let connect_cpu = server.cpu() - cpu_before;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_idle = server.rss_kib();
+    // Keep reading so pings get their pongs.
+    for mut ws in idle {
+        tokio::spawn(async move { while let Some(Ok(_)) = ws.next().await {} });
+    }
+    report("connects", format!("{} in {connect_secs:.2} s", o.sockets));
+    report("server CPU per 1 000 connects (incl. session check)", format!("{:.0} ms", connect_cpu * 1000.0 / (o.sockets as f64 / 1000.0)));
+    report("server memory per idle connection", format!("{:.1} KiB", (rss_idle - rss_before) / o.sockets as f64));
+
+    let cpu_before = server.cpu();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    report("server CPU with all of them idle (10 s)", format!("{:.2} %", (server.cpu() - cpu_before) * 10.0));
+
+    // Round trips (ping → pong) at the target rate across the talking sockets.
+    let mut sockets = Vec::new();
+    for p in 0..o.pairs {
+        for side in 0..2 {
+            sockets.push(connect(&server.addr, &users[idle_users + 2 * p + side].cookie).await);
+        }
+    }
+    let per_socket = (o.rate as f64 / sockets.len() as f64).max(1.0);
+    let latencies = Arc::new(Mutex::new(Vec::new()));
+    let cpu_before = server.cpu();
+    let mut tasks = Vec::new();
+    let run_for = Duration::from_secs(o.seconds);
+    for ws in sockets.drain(..) {
+        let latencies = latencies.clone();
+        tasks.push(tokio::spawn(async move {
+            let (mut tx, rx) = ws.split();
+            let interval = Duration::from_secs_f64(1.0 / per_socket);
+            let sent_at = Arc::new(Mutex::new(std::collections::VecDeque::<Instant>::new()));
+            let reader_sent = sent_at.clone();
+            let reader = tokio::spawn(async move {
+                let mut mine = Vec::new();
+                let mut ws_back = rx;
+                while let Some(Ok(frame)) = ws_back.next().await {
+                    if let Message::Text(text) = frame {
+                        if text.as_str() == r#"{"type":"pong"}"# {
+                            if let Some(at) = reader_sent.lock().await.pop_front() {
+                                mine.push(at.elapsed().as_secs_f64() * 1e6);
+                            }
+                        }
+                    }
+                }
+                mine
+            });
+            let start = Instant::now();
+            let mut ticker = tokio::time::interval(interval);
+            while start.elapsed() < run_for {
+                ticker.tick().await;
+                sent_at.lock().await.push_back(Instant::now());
+                if tx.send(Message::text(r#"{"type":"ping"}"#)).await.is_err() {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let _ = tx.close().await;
+            let mine = reader.await.unwrap_or_default();
+            latencies.lock().await.extend(mine);
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let cpu = server.cpu() - cpu_before;
+    let mut rtts = latencies.lock().await.clone();
+    rtts.sort_by(f64::total_cmp);
+    let achieved = rtts.len() as f64 / o.seconds as f64;
+    report("ping round trips", format!("{} ({achieved:.0}/s)", rtts.len()));
+    report("round trip p50 / p99", format!("{:.0} µs / {:.0} µs", percentile(&rtts, 0.5), percentile(&rtts, 0.99)));
+    report("server CPU seconds per 100 000 round trips", format!("{:.2}", cpu / rtts.len().max(1) as f64 * 100_000.0));
+    report("server memory with all sockets after the load", format!("{:.0} MiB", server.rss_kib() / 1024.0));
+
+    // Stored messages: each is a SQLite transaction, then a fan-out to both members.
+    let mut pairs = Vec::new();
+    for p in 0..o.pairs {
+        let a = connect(&server.addr, &users[idle_users + 2 * p].cookie).await;
+        let b = connect(&server.addr, &users[idle_users + 2 * p + 1].cookie).await;
+        pairs.push((a, b, conversations[p]));
+    }
+    let message_rate = (o.rate / 10).max(o.pairs);
+    let per_pair = message_rate as f64 / o.pairs as f64;
+    let delivered = Arc::new(Mutex::new(Vec::new()));
+    let cpu_before = server.cpu();
+    let origin = Instant::now();
+    let mut tasks = Vec::new();
+    for (mut a, b, conversation) in pairs {
+        let delivered = delivered.clone();
+        tasks.push(tokio::spawn(async move {
+            let reader = tokio::spawn(async move {
+                let mut mine = Vec::new();
+                let mut b = b;
+                let until = Instant::now() + run_for + Duration::from_secs(2);
+                while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(until.into(), b.next()).await {
+                    if let Message::Text(text) = frame {
+                        let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                        if v["type"] == "message" {
+                            let sent: f64 = v["message"]["body"].as_str().unwrap_or("0").parse().unwrap_or(0.0);
+                            mine.push(origin.elapsed().as_secs_f64() * 1e6 - sent);
+                        }
+                    }
+                }
+                mine
+            });
+            let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / per_pair));
+            let mut n = 0u64;
+            let start = Instant::now();
+            while start.elapsed() < run_for {
+                ticker.tick().await;
+                n += 1;
+                let body = format!("{:.0}", origin.elapsed().as_secs_f64() * 1e6);
+                let frame = json!({"type": "send", "conversation_id": conversation, "client_id": format!("b{n}"), "body": body});
+                if a.send(Message::text(frame.to_string())).await.is_err() {
+                    break;
+                }
+                // Drain the echo so the sender's queue never fills.
+                while let Ok(Some(Ok(_))) = tokio::time::timeout(Duration::ZERO, a.next()).await {}
+            }
+            let mine = reader.await.unwrap_or_default();
+            delivered.lock().await.extend(mine);
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let cpu = server.cpu() - cpu_before;
+    let mut lat = delivered.lock().await.clone();
+    lat.sort_by(f64::total_cmp);
+    report("stored messages delivered", format!("{} of {message_rate}/s asked ({:.0}/s)", lat.len(), lat.len() as f64 / o.seconds as f64));
+    report("send → delivery p50 / p99", format!("{:.1} ms / {:.1} ms", percentile(&lat, 0.5) / 1000.0, percentile(&lat, 0.99) / 1000.0));
+    report("server CPU seconds per 100 000 stored messages", format!("{:.2}", cpu / lat.len().max(1) as f64 * 100_000.0));
+}
