@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 ENV := source scripts/env.sh &&
 
-.PHONY: run test bootstrap build dev lint fmt e2e clean
+.PHONY: run test bootstrap build dev lint fmt e2e bench clean
 
 ## run: build the release app and serve it (http://127.0.0.1:3000 unless PARLOR_ADDR says otherwise)
 run: bootstrap
@@ -18,6 +18,11 @@ test: bootstrap
 ## bootstrap: install the toolchain (Debian packages, cargo-leptos, wasm-bindgen, npm tools)
 bootstrap:
 	@scripts/bootstrap.sh
+
+## bench: measure the real-time channel (release build, 10 000 sockets; prints figures)
+bench: bootstrap
+	@$(ENV) cargo leptos build --release && parlor_leptos_build_env && \
+	  cargo build --release -p bench && target/release/channel-bench $(BENCH_ARGS)
 
 ## dev: rebuild and reload on every change (cargo leptos watch)
 dev: bootstrap
@@ -36,7 +41,7 @@ e2e:
 lint:
 	@$(ENV) cargo fmt --all --check && parlor_leptos_build_env && \
 	  PATH="$$HOME/.cargo/bin:$$PATH" RUSTUP_TOOLCHAIN=stable CARGO_TARGET_DIR=target/clippy \
-	  cargo clippy -p server -p app --features app/ssr --all-targets -- -D warnings
+	  cargo clippy -p server -p app -p bench --features app/ssr --all-targets -- -D warnings
 
 fmt:
 	@$(ENV) cargo fmt --all

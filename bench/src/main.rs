@@ -37,7 +37,11 @@ fn options() -> Options {
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
         let value = pair.get(1).cloned().unwrap_or_default();
-        let number = || value.parse().unwrap_or_else(|_| panic!("{} needs a number", pair[0]));
+        let number = || {
+            value
+                .parse()
+                .unwrap_or_else(|_| panic!("{} needs a number", pair[0]))
+        };
         match pair[0].as_str() {
             "--server" => o.server = value.clone(),
             "--sockets" => o.sockets = number(),
@@ -60,7 +64,11 @@ struct Server {
 
 impl Server {
     fn start(path: &str) -> Self {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let addr = format!("127.0.0.1:{port}");
         let data = tempfile::tempdir().unwrap();
         let child = Command::new(path)
@@ -71,13 +79,20 @@ impl Server {
             .env("PARLOR_WS_MESSAGES_PER_SEC", "10000")
             .stdout(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {path}: {e} (build it: cargo leptos build --release)"));
+            .unwrap_or_else(|e| {
+                panic!("cannot start {path}: {e} (build it: cargo leptos build --release)")
+            });
         let ticks = Command::new("getconf").arg("CLK_TCK").output().ok();
         let ticks_per_sec = ticks
             .and_then(|o| String::from_utf8(o.stdout).ok())
             .and_then(|s| s.trim().parse().ok())
             .unwrap_or(100.0);
-        Self { child, addr, ticks_per_sec, _data: data }
+        Self {
+            child,
+            addr,
+            ticks_per_sec,
+            _data: data,
+        }
     }
 
     fn stat(&self) -> String {
@@ -87,7 +102,12 @@ impl Server {
     /// CPU seconds used so far (user + system).
     fn cpu(&self) -> f64 {
         let stat = self.stat();
-        let fields: Vec<&str> = stat.rsplit_once(')').unwrap().1.split_whitespace().collect();
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .split_whitespace()
+            .collect();
         let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
         ticks / self.ticks_per_sec
     }
@@ -126,13 +146,32 @@ async fn sign_up(http: &reqwest::Client, base: &str, n: usize) -> User {
         .send()
         .await
         .unwrap();
-    assert!(response.status().is_success(), "sign-up: {}", response.status());
-    let cookie = response.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    assert!(
+        response.status().is_success(),
+        "sign-up: {}",
+        response.status()
+    );
+    let cookie = response.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
     let session: Value = call(http, base, &cookie, "auth/session", &[]).await;
-    User { id: session["user"]["id"].as_i64().unwrap(), cookie }
+    User {
+        id: session["user"]["id"].as_i64().unwrap(),
+        cookie,
+    }
 }
 
-async fn call(http: &reqwest::Client, base: &str, cookie: &str, path: &str, form: &[(&str, String)]) -> Value {
+async fn call(
+    http: &reqwest::Client,
+    base: &str,
+    cookie: &str,
+    path: &str,
+    form: &[(&str, String)],
+) -> Value {
     let response = http
         .post(format!("{base}/api/{path}"))
         .header("cookie", cookie)
@@ -140,16 +179,25 @@ async fn call(http: &reqwest::Client, base: &str, cookie: &str, path: &str, form
         .send()
         .await
         .unwrap();
-    assert!(response.status().is_success(), "{path}: {}", response.status());
+    assert!(
+        response.status().is_success(),
+        "{path}: {}",
+        response.status()
+    );
     response.json().await.unwrap_or(Value::Null)
 }
 
-type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn connect(addr: &str, cookie: &str) -> Ws {
     let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
-    request.headers_mut().insert("cookie", HeaderValue::from_str(cookie).unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(request).await.expect("socket opens");
+    request
+        .headers_mut()
+        .insert("cookie", HeaderValue::from_str(cookie).unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("socket opens");
     // The welcome.
     ws.next().await.unwrap().unwrap();
     ws
@@ -173,7 +221,14 @@ async fn main() {
     let base = format!("http://{}", server.addr);
     let http = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
-    while http.get(format!("{base}/readyz")).send().await.map(|r| r.status().is_success()).ok() != Some(true) {
+    while http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .map(|r| r.status().is_success())
+        .ok()
+        != Some(true)
+    {
         assert!(Instant::now() < deadline, "the server did not become ready");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -187,43 +242,91 @@ async fn main() {
     let mut conversations = Vec::new();
     for p in 0..o.pairs {
         let (a, b) = (&users[idle_users + 2 * p], &users[idle_users + 2 * p + 1]);
-        call(&http, &base, &a.cookie, "friends/request", &[("user_id", b.id.to_string())]).await;
-        let c = call(&http, &base, &b.cookie, "friends/answer", &[("user_id", a.id.to_string()), ("accept", "true".into())]).await;
+        call(
+            &http,
+            &base,
+            &a.cookie,
+            "friends/request",
+            &[("user_id", b.id.to_string())],
+        )
+        .await;
+        let c = call(
+            &http,
+            &base,
+            &b.cookie,
+            "friends/answer",
+            &[("user_id", a.id.to_string()), ("accept", "true".into())],
+        )
+        .await;
         conversations.push(c.as_i64().unwrap());
     }
-    println!("Parlor real-time channel: {} ({} idle sockets, {} talking pairs)", o.server, o.sockets, o.pairs);
+    println!(
+        "Parlor real-time channel: {} ({} idle sockets, {} talking pairs)",
+        o.server, o.sockets, o.pairs
+    );
     tokio::time::sleep(Duration::from_secs(1)).await;
 
-    // Idle connections.
-    let rss_before = server.rss_kib();
-    let cpu_before = server.cpu();
-    let started = Instant::now();
+    // Idle connections, in two halves: memory is reported for the second half, so heap the
+    // sign-ups freed (argon2 uses 19 MiB per hash) and reuse does not flatter the figure.
     let mut idle = Vec::with_capacity(o.sockets);
-    let mut batch = futures::stream::FuturesUnordered::new();
-    for i in 0..o.sockets {
-        batch.push(connect(&server.addr, &users[i % idle_users].cookie));
-        if batch.len() >= 200 {
-            idle.push(batch.next().await.unwrap());
+    let half = o.sockets / 2;
+    let connect_all = |count: usize, offset: usize| {
+        let addr = server.addr.clone();
+        let cookies: Vec<String> = (0..count)
+            .map(|i| users[(offset + i) % idle_users].cookie.clone())
+            .collect();
+        async move {
+            let mut opened = Vec::with_capacity(count);
+            let mut batch = futures::stream::FuturesUnordered::new();
+            for cookie in &cookies {
+                batch.push(connect(&addr, cookie));
+                if batch.len() >= 200 {
+                    opened.push(batch.next().await.unwrap());
+                }
+            }
+            while let Some(ws) = batch.next().await {
+                opened.push(ws);
+            }
+            opened
         }
-    }
-    while let Some(ws) = batch.next().await {
-        idle.push(ws);
-    }
-    let connect_secs = started.elapsed().as_secs_f64();
+    };
+    let started = Instant::now();
+    let cpu_before = server.cpu();
+    idle.extend(connect_all(half, 0).await);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let rss_half = server.rss_kib();
+    idle.extend(connect_all(o.sockets - half, half).await);
+    let connect_secs = started.elapsed().as_secs_f64() - 1.0;
     let connect_cpu = server.cpu() - cpu_before;
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_idle = server.rss_kib();
     // Keep reading so pings get their pongs.
     for mut ws in idle {
         tokio::spawn(async move { while let Some(Ok(_)) = ws.next().await {} });
     }
     report("connects", format!("{} in {connect_secs:.2} s", o.sockets));
-    report("server CPU per 1 000 connects (incl. session check)", format!("{:.0} ms", connect_cpu * 1000.0 / (o.sockets as f64 / 1000.0)));
-    report("server memory per idle connection", format!("{:.1} KiB", (rss_idle - rss_before) / o.sockets as f64));
+    report(
+        "server CPU per 1 000 connects (incl. session check)",
+        format!(
+            "{:.0} ms",
+            connect_cpu * 1000.0 / (o.sockets as f64 / 1000.0)
+        ),
+    );
+    report(
+        "server memory per idle connection",
+        format!(
+            "{:.1} KiB ({:.0} MiB in all)",
+            (rss_idle - rss_half) / (o.sockets - half) as f64,
+            rss_idle / 1024.0
+        ),
+    );
 
     let cpu_before = server.cpu();
     tokio::time::sleep(Duration::from_secs(10)).await;
-    report("server CPU with all of them idle (10 s)", format!("{:.2} %", (server.cpu() - cpu_before) * 10.0));
+    report(
+        "server CPU with all of them idle (10 s)",
+        format!("{:.2} %", (server.cpu() - cpu_before) * 10.0),
+    );
 
     // Round trips (ping → pong) at the target rate across the talking sockets.
     let mut sockets = Vec::new();
@@ -280,10 +383,26 @@ async fn main() {
     let mut rtts = latencies.lock().await.clone();
     rtts.sort_by(f64::total_cmp);
     let achieved = rtts.len() as f64 / o.seconds as f64;
-    report("ping round trips", format!("{} ({achieved:.0}/s)", rtts.len()));
-    report("round trip p50 / p99", format!("{:.0} µs / {:.0} µs", percentile(&rtts, 0.5), percentile(&rtts, 0.99)));
-    report("server CPU seconds per 100 000 round trips", format!("{:.2}", cpu / rtts.len().max(1) as f64 * 100_000.0));
-    report("server memory with all sockets after the load", format!("{:.0} MiB", server.rss_kib() / 1024.0));
+    report(
+        "ping round trips",
+        format!("{} ({achieved:.0}/s)", rtts.len()),
+    );
+    report(
+        "round trip p50 / p99",
+        format!(
+            "{:.0} µs / {:.0} µs",
+            percentile(&rtts, 0.5),
+            percentile(&rtts, 0.99)
+        ),
+    );
+    report(
+        "server CPU seconds per 100 000 round trips",
+        format!("{:.2}", cpu / rtts.len().max(1) as f64 * 100_000.0),
+    );
+    report(
+        "server memory with all sockets after the load",
+        format!("{:.0} MiB", server.rss_kib() / 1024.0),
+    );
 
     // Stored messages: each is a SQLite transaction, then a fan-out to both members.
     let mut pairs = Vec::new();
@@ -340,7 +459,24 @@ async fn main() {
     let cpu = server.cpu() - cpu_before;
     let mut lat = delivered.lock().await.clone();
     lat.sort_by(f64::total_cmp);
-    report("stored messages delivered", format!("{} of {message_rate}/s asked ({:.0}/s)", lat.len(), lat.len() as f64 / o.seconds as f64));
-    report("send → delivery p50 / p99", format!("{:.1} ms / {:.1} ms", percentile(&lat, 0.5) / 1000.0, percentile(&lat, 0.99) / 1000.0));
-    report("server CPU seconds per 100 000 stored messages", format!("{:.2}", cpu / lat.len().max(1) as f64 * 100_000.0));
+    report(
+        "stored messages delivered",
+        format!(
+            "{} of {message_rate}/s asked ({:.0}/s)",
+            lat.len(),
+            lat.len() as f64 / o.seconds as f64
+        ),
+    );
+    report(
+        "send → delivery p50 / p99",
+        format!(
+            "{:.1} ms / {:.1} ms",
+            percentile(&lat, 0.5) / 1000.0,
+            percentile(&lat, 0.99) / 1000.0
+        ),
+    );
+    report(
+        "server CPU seconds per 100 000 stored messages",
+        format!("{:.2}", cpu / lat.len().max(1) as f64 * 100_000.0),
+    );
 }

@@ -91,26 +91,23 @@ impl Session {
 
     /// The peer of a conversation this user may post in, or the refusal (already sent).
     async fn postable(&self, conversation_id: i64, client_id: Option<&String>) -> Option<i64> {
-        let db = &self.state.db;
-        let peer = match db.conversation_peer(conversation_id, self.user_id).await {
-            Ok(Some(peer)) => peer,
+        match self
+            .state
+            .db
+            .posting_rights(conversation_id, self.user_id)
+            .await
+        {
+            Ok(Some((peer, None))) => Some(peer),
+            Ok(Some((_, Some(reason)))) => {
+                self.reply(&error(ErrorCode::NotAllowed, reason, client_id.cloned()));
+                None
+            }
             Ok(None) => {
                 self.reply(&error(
                     ErrorCode::NotFound,
                     "This conversation does not exist or is not yours.",
                     client_id.cloned(),
                 ));
-                return None;
-            }
-            Err(e) => {
-                self.unavailable("reading a conversation", client_id.cloned())(e);
-                return None;
-            }
-        };
-        match db.read_only_reason(self.user_id, peer).await {
-            Ok(None) => Some(peer),
-            Ok(Some(reason)) => {
-                self.reply(&error(ErrorCode::NotAllowed, reason, client_id.cloned()));
                 None
             }
             Err(e) => {

@@ -37,7 +37,7 @@ pub async fn upgrade(
 ) -> Response {
     // tungstenite's defaults are sized for bulk transfer (128 KiB read buffer per socket, 64
     // MiB messages); ours are small text frames, and tens of thousands of sockets must fit.
-    ws.read_buffer_size(4 * 1024)
+    ws.read_buffer_size(1024)
         .write_buffer_size(0)
         .max_write_buffer_size(256 * 1024)
         .max_message_size(MAX_FRAME_BYTES)
@@ -68,7 +68,7 @@ async fn run(socket: WebSocket, user: SessionUser, state: AppState) {
         heartbeat_ms: state.heartbeat.as_millis() as u64,
     });
     if registration.first {
-        session.announce_online().await;
+        Box::pin(session.announce_online()).await;
     }
 
     let (sink, stream) = socket.split();
@@ -95,7 +95,7 @@ async fn run(socket: WebSocket, user: SessionUser, state: AppState) {
     }
     writer.abort();
     if state.hub.unregister(user.id, conn_id) {
-        session.announce_offline().await;
+        Box::pin(session.announce_offline()).await;
     }
     tracing::debug!(conn_id, "socket closed");
 }
@@ -200,7 +200,9 @@ async fn read(
         }
         dropped = 0;
         match serde_json::from_str::<ClientMsg>(&text) {
-            Ok(message) => session.handle(message).await,
+            // Boxed: database work needs large futures, and an idle socket should not carry
+            // that space all its life (it is allocated only while a message is handled).
+            Ok(message) => Box::pin(session.handle(message)).await,
             Err(error) => {
                 bad_frames += 1;
                 tracing::debug!(%error, bad_frames, "malformed frame");

@@ -62,32 +62,39 @@ impl Db {
         .await
     }
 
-    /// Why `me` may not post to `peer` any more, in words for `me`; `None` when they may.
-    pub async fn read_only_reason(&self, me: i64, peer: i64) -> Result<Option<String>, DbError> {
-        let (i_blocked, they_blocked): (bool, bool) = sqlx::query_as(
-            "SELECT EXISTS (SELECT 1 FROM blocks WHERE blocker = ?1 AND blocked = ?2), \
-                    EXISTS (SELECT 1 FROM blocks WHERE blocker = ?2 AND blocked = ?1)",
+    /// For a conversation `me` belongs to: the other member, and why `me` may not post any
+    /// more (in words for `me`; `None` when they may). `None` when the conversation does not
+    /// exist or is not theirs. One query: it runs for every message sent.
+    pub async fn posting_rights(
+        &self,
+        conversation: i64,
+        me: i64,
+    ) -> Result<Option<(i64, Option<String>)>, DbError> {
+        let row: Option<(i64, bool, bool, bool)> = sqlx::query_as(
+            "SELECT peer, \
+               EXISTS (SELECT 1 FROM blocks WHERE blocker = ?2 AND blocked = peer), \
+               EXISTS (SELECT 1 FROM blocks WHERE blocker = peer AND blocked = ?2), \
+               EXISTS (SELECT 1 FROM friendships WHERE user_a = min(?2, peer) \
+                       AND user_b = max(?2, peer)) \
+             FROM (SELECT CASE WHEN user_a = ?2 THEN user_b ELSE user_a END AS peer \
+                   FROM conversations WHERE id = ?1 AND (user_a = ?2 OR user_b = ?2))",
         )
+        .bind(conversation)
         .bind(me)
-        .bind(peer)
-        .fetch_one(&self.pool)
+        .fetch_optional(&self.pool)
         .await?;
-        if i_blocked {
-            return Ok(Some(
-                "You blocked this person. Unblock them on the Friends page to talk again.".into(),
-            ));
-        }
-        if they_blocked {
-            return Ok(Some(
-                "You can no longer send messages to this person.".into(),
-            ));
-        }
-        if !self.are_friends(me, peer).await? {
-            return Ok(Some(
-                "You are no longer friends: this conversation is read-only.".into(),
-            ));
-        }
-        Ok(None)
+        Ok(row.map(|(peer, i_blocked, they_blocked, friends)| {
+            let reason = if i_blocked {
+                Some("You blocked this person. Unblock them on the Friends page to talk again.")
+            } else if they_blocked {
+                Some("You can no longer send messages to this person.")
+            } else if !friends {
+                Some("You are no longer friends: this conversation is read-only.")
+            } else {
+                None
+            };
+            (peer, reason.map(str::to_string))
+        }))
     }
 
     pub async fn conversation_detail(
@@ -95,7 +102,7 @@ impl Db {
         conversation: i64,
         me: i64,
     ) -> Result<Option<ConversationDetail>, DbError> {
-        let Some(peer) = self.conversation_peer(conversation, me).await? else {
+        let Some((peer, read_only_reason)) = self.posting_rights(conversation, me).await? else {
             return Ok(None);
         };
         let (display_name,): (String,) =
@@ -112,7 +119,7 @@ impl Db {
                 display_name,
             },
             peer_online: false,
-            read_only_reason: self.read_only_reason(me, peer).await?,
+            read_only_reason,
             peer_delivered_up_to,
             peer_read_up_to,
             read_up_to,
@@ -223,6 +230,7 @@ impl Db {
 
     /// Stores a message, or finds the one this sender already stored under `client_id` (a
     /// resend). Returns it and whether it is new. The caller checked membership and rights.
+    /// A trigger moves the conversation's newest message and the sender's receipts.
     pub async fn store_message(
         &self,
         conversation: i64,
@@ -230,47 +238,30 @@ impl Db {
         client_id: &str,
         body: &str,
     ) -> Result<(MessageView, bool), StoreError> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let existing: Option<MessageRow> = sqlx::query_as(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender_id = ? AND client_id = ?"
-        ))
-        .bind(sender)
-        .bind(client_id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some(row) = existing {
-            if row.conversation_id != conversation {
-                return Err(StoreError::ClientIdReused);
-            }
-            return Ok((row.into(), false));
-        }
-        let row: MessageRow = sqlx::query_as(&format!(
+        let inserted: Option<MessageRow> = sqlx::query_as(&format!(
             "INSERT INTO messages (conversation_id, sender_id, client_id, body) VALUES (?, ?, ?, ?) \
-             RETURNING {MESSAGE_COLUMNS}"
+             ON CONFLICT (sender_id, client_id) DO NOTHING RETURNING {MESSAGE_COLUMNS}"
         ))
         .bind(conversation)
         .bind(sender)
         .bind(client_id)
         .bind(body)
-        .fetch_one(&mut *tx)
+        .fetch_optional(&self.pool)
         .await?;
-        sqlx::query("UPDATE conversations SET last_message_id = ? WHERE id = ?")
-            .bind(row.id)
-            .bind(conversation)
-            .execute(&mut *tx)
-            .await?;
-        // The sender has obviously received and read what they wrote.
-        sqlx::query(
-            "UPDATE conversation_members SET delivered_up_to = ?1, read_up_to = ?1 \
-             WHERE conversation_id = ?2 AND user_id = ?3",
-        )
-        .bind(row.id)
-        .bind(conversation)
+        if let Some(row) = inserted {
+            return Ok((row.into(), true));
+        }
+        let existing: MessageRow = sqlx::query_as(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender_id = ? AND client_id = ?"
+        ))
         .bind(sender)
-        .execute(&mut *tx)
+        .bind(client_id)
+        .fetch_one(&self.pool)
         .await?;
-        tx.commit().await?;
-        Ok((row.into(), true))
+        if existing.conversation_id != conversation {
+            return Err(StoreError::ClientIdReused);
+        }
+        Ok((existing.into(), false))
     }
 
     /// Moves a member's receipts forward (never back, never past the newest message; read
