@@ -44,7 +44,7 @@ pub async fn layer(State(state): State<AppState>, mut request: Request, next: Ne
             None => action = CookieAction::Remove,
             Some(claims) => match claims.user_id() {
                 None => action = CookieAction::Remove,
-                Some(id) => match state.db.user_by_id(id).await {
+                Some(id) => match state.db.session_user(id).await {
                     Ok(Some(user)) if user.token_version == claims.ver => {
                         if sessions.needs_renewal(&claims) {
                             action =

@@ -17,10 +17,12 @@ pub use sqlx::{migrate::MigrateError, Error as DbError};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
-/// A handle to the database; cheap to clone (a pool inside).
+/// A handle to the database; cheap to clone (a pool and a cache inside).
 #[derive(Clone, Debug)]
 pub struct Db {
     pub(crate) pool: SqlitePool,
+    /// Users recently read for a session check (see [`users::UserCache`]).
+    pub(crate) users: std::sync::Arc<users::UserCache>,
 }
 
 /// What [`Db::status`] reads.
@@ -48,7 +50,10 @@ impl Db {
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            users: Default::default(),
+        })
     }
 
     /// The pool itself, for tests that need to reach behind the queries (to inject a failure,

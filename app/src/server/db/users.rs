@@ -1,6 +1,12 @@
 //! Users and their linked identities. Rows here hold secrets (the password hash): they never
 //! leave the server; `api` maps them to wire types.
 
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
 use sqlx::FromRow;
 
 use super::{Db, DbError};
@@ -16,6 +22,59 @@ pub struct UserRow {
     pub token_version: i64,
     /// Whether a Google identity is linked.
     pub google_linked: bool,
+}
+
+/// How long a user read for a session check is reused. Changes made through this instance
+/// drop the entry at once; other instances (when several share a database) see them within
+/// this time.
+pub const SESSION_CACHE_TTL: Duration = Duration::from_secs(5);
+const SESSION_CACHE_MAX: usize = 100_000;
+
+/// Users recently read for session checks. Every request with a session cookie (and every
+/// socket connecting, possibly thousands at once after a restart) needs the user's current
+/// token version; this keeps that to one query per user per few seconds.
+#[derive(Debug, Default)]
+pub struct UserCache {
+    entries: Mutex<HashMap<i64, (UserRow, Instant)>>,
+    /// Bumped by every change: a row read before a change is not cached after it.
+    changes: std::sync::atomic::AtomicU64,
+}
+
+impl UserCache {
+    fn changes(&self) -> u64 {
+        self.changes.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn get(&self, id: i64) -> Option<UserRow> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(&id)
+            .filter(|(_, at)| at.elapsed() < SESSION_CACHE_TTL)
+            .map(|(row, _)| row.clone())
+    }
+
+    fn put(&self, row: UserRow, read_after: u64) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if self.changes() != read_after {
+            return;
+        }
+        if entries.len() >= SESSION_CACHE_MAX {
+            entries.retain(|_, (_, at)| at.elapsed() < SESSION_CACHE_TTL);
+            if entries.len() >= SESSION_CACHE_MAX {
+                entries.clear();
+            }
+        }
+        entries.insert(row.id, (row, Instant::now()));
+    }
+
+    fn forget(&self, id: i64) {
+        self.changes
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id);
+    }
 }
 
 /// What creating a user can run into besides database trouble.
@@ -47,6 +106,19 @@ impl Db {
             .bind(id)
             .fetch_optional(&self.pool)
             .await
+    }
+
+    /// The user, for a session check: reused for a few seconds (see [`UserCache`]).
+    pub async fn session_user(&self, id: i64) -> Result<Option<UserRow>, DbError> {
+        if let Some(row) = self.users.get(id) {
+            return Ok(Some(row));
+        }
+        let read_after = self.users.changes();
+        let row = self.user_by_id(id).await?;
+        if let Some(row) = &row {
+            self.users.put(row.clone(), read_after);
+        }
+        Ok(row)
     }
 
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>, DbError> {
@@ -87,44 +159,52 @@ impl Db {
     }
 
     pub async fn set_display_name(&self, id: i64, display_name: &str) -> Result<(), DbError> {
-        sqlx::query("UPDATE users SET display_name = ?, name_key = ? WHERE id = ?")
+        let result = sqlx::query("UPDATE users SET display_name = ?, name_key = ? WHERE id = ?")
             .bind(display_name)
             .bind(name_key(display_name))
             .bind(id)
             .execute(&self.pool)
             .await
-            .map(|_| ())
+            .map(|_| ());
+        self.users.forget(id);
+        result
     }
 
     /// Replaces the password hash and ends every session (new token version, returned).
     pub async fn set_password(&self, id: i64, password_hash: &str) -> Result<i64, DbError> {
-        sqlx::query_scalar(
+        let result = sqlx::query_scalar(
             "UPDATE users SET password_hash = ?, token_version = token_version + 1 \
              WHERE id = ? RETURNING token_version",
         )
         .bind(password_hash)
         .bind(id)
         .fetch_one(&self.pool)
-        .await
+        .await;
+        self.users.forget(id);
+        result
     }
 
     /// Ends every session of the user: tokens carrying an older version stop working.
     pub async fn bump_token_version(&self, id: i64) -> Result<i64, DbError> {
-        sqlx::query_scalar(
+        let result = sqlx::query_scalar(
             "UPDATE users SET token_version = token_version + 1 WHERE id = ? RETURNING token_version",
         )
         .bind(id)
         .fetch_one(&self.pool)
-        .await
+        .await;
+        self.users.forget(id);
+        result
     }
 
     /// Deletes the user; linked identities go with it (foreign key cascade).
     pub async fn delete_user(&self, id: i64) -> Result<(), DbError> {
-        sqlx::query("DELETE FROM users WHERE id = ?")
+        let result = sqlx::query("DELETE FROM users WHERE id = ?")
             .bind(id)
             .execute(&self.pool)
             .await
-            .map(|_| ())
+            .map(|_| ());
+        self.users.forget(id);
+        result
     }
 
     /// The user an external identity is linked to.
@@ -160,7 +240,9 @@ impl Db {
         .bind(email)
         .execute(&self.pool)
         .await
-        .map(|_| ())
+        .map(|_| ())?;
+        self.users.forget(user_id);
+        Ok(())
     }
 
     /// Whether the user has a linked identity with this provider.
@@ -256,5 +338,42 @@ mod tests {
         assert_eq!(user.token_version, 0);
         assert_eq!(db.set_password(user.id, "b").await.unwrap(), 1);
         assert_eq!(db.bump_token_version(user.id).await.unwrap(), 2);
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn session_reads_are_cached_but_never_outlive_a_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open_sqlite(&dir.path().join("parlor.db")).await.unwrap();
+        db.migrate().await.unwrap();
+        let ann = db.create_user("ann@example.com", false, "Ann", None).await.unwrap();
+
+        assert_eq!(db.session_user(ann.id).await.unwrap().unwrap().display_name, "Ann");
+        // Cached: a change behind the app's back is not seen at once...
+        sqlx::query("UPDATE users SET display_name = 'Sneaky' WHERE id = ?")
+            .bind(ann.id)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(db.session_user(ann.id).await.unwrap().unwrap().display_name, "Ann");
+        // ...but every change made through the app is, at once.
+        db.set_display_name(ann.id, "Annie").await.unwrap();
+        assert_eq!(db.session_user(ann.id).await.unwrap().unwrap().display_name, "Annie");
+        let version = db.bump_token_version(ann.id).await.unwrap();
+        assert_eq!(db.session_user(ann.id).await.unwrap().unwrap().token_version, version);
+        db.delete_user(ann.id).await.unwrap();
+        assert!(db.session_user(ann.id).await.unwrap().is_none());
+
+        // A read that began before a change is not cached after it.
+        let bob = db.create_user("bob@example.com", false, "Bob", None).await.unwrap();
+        let before = db.users.changes();
+        let stale = db.user_by_id(bob.id).await.unwrap().unwrap();
+        db.set_display_name(bob.id, "Robert").await.unwrap();
+        db.users.put(stale, before);
+        assert_eq!(db.session_user(bob.id).await.unwrap().unwrap().display_name, "Robert");
     }
 }
