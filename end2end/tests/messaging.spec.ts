@@ -50,7 +50,7 @@ async function send(p: Person, text: string) {
   await p.page.getByLabel('Message', { exact: true }).press('Enter');
 }
 
-function bodies(p: Person, text: string) {
+function bodies(p: Person, text: string | RegExp) {
   return p.page.getByTestId('messages').getByTestId('message-body').filter({ hasText: text });
 }
 
@@ -164,6 +164,31 @@ test('a friend who is removed can read the conversation but not write', async ({
   await expect(ann.page.getByTestId('read-only')).toContainText('no longer friends');
   await expect(ann.page.getByLabel('Message', { exact: true })).toHaveCount(0);
   await expect(bodies(ann, 'before the end')).toHaveCount(1);
+  await ann.close();
+  await bob.close();
+});
+
+test('older messages load when scrolling up', async ({ browser }) => {
+  test.setTimeout(60_000);
+  const tag = unique();
+  const ann = await person(browser, 'Ann', tag);
+  const bob = await person(browser, 'Bob', tag);
+  await befriend(ann, bob);
+  await openConversation(ann, bob.name);
+  for (let i = 1; i <= 35; i++) {
+    await send(ann, `note ${i}.`);
+  }
+  await expect(bodies(ann, 'note 35.')).toHaveCount(1);
+
+  await openConversation(bob, ann.name);
+  await expect(bodies(bob, 'note 35.')).toHaveCount(1);
+  // The newest page only: 30 of 35.
+  await expect(bob.page.getByTestId('message')).toHaveCount(30);
+  await expect(bodies(bob, /^note 5\.$/)).toHaveCount(0);
+  await bob.page.locator('.message-scroller').evaluate((el) => el.scrollTo(0, 0));
+  await expect(bodies(bob, /^note 1\.$/)).toHaveCount(1);
+  await expect(bob.page.getByTestId('message')).toHaveCount(35);
+  await expect(bob.page.getByRole('button', { name: 'Load older messages' })).toHaveCount(0);
   await ann.close();
   await bob.close();
 });
