@@ -178,7 +178,7 @@ mod client {
     use web_sys::{CloseEvent, MessageEvent, WebSocket};
 
     use super::{ConnStatus, Realtime};
-    use crate::protocol::{ClientMsg, ServerMsg};
+    use crate::protocol::{ClientMsg, ErrorCode, ServerMsg};
 
     type Handler = Rc<dyn Fn(&ServerMsg)>;
 
@@ -422,6 +422,28 @@ mod client {
         }));
     }
 
+    /// Sends an unconfirmed message again in a moment (the server dropped it for flooding,
+    /// or could not store it right then); the server keeps one copy whatever happens.
+    fn retry_later(rt: Realtime, client_id: String) {
+        set_timeout(
+            move || {
+                let pending = rt.outbox.with_untracked(|o| {
+                    o.iter()
+                        .find(|p| p.client_id == client_id && p.failed.is_none())
+                        .cloned()
+                });
+                if let Some(p) = pending {
+                    send(&ClientMsg::Send {
+                        conversation_id: p.conversation_id,
+                        client_id: p.client_id,
+                        body: p.body,
+                    });
+                }
+            },
+            Duration::from_millis(1500),
+        );
+    }
+
     /// Every heartbeat: ping, and give up on a connection silent for two intervals.
     fn start_ticker(heartbeat_ms: u64) {
         let handle = set_interval_with_handle(
@@ -505,10 +527,15 @@ mod client {
             }
             ServerMsg::Receipt { user_id, .. } if Some(*user_id) == me => rt.refresh_unread(),
             ServerMsg::Error {
+                client_id: Some(id),
+                code: ErrorCode::RateLimited | ErrorCode::Unavailable,
+                ..
+            } => retry_later(rt, id.clone()),
+            ServerMsg::Error {
                 message: reason,
                 client_id: Some(id),
-                code,
-            } if *code != crate::protocol::ErrorCode::Unavailable => {
+                ..
+            } => {
                 rt.outbox.update(|o| {
                     if let Some(p) = o.iter_mut().find(|p| &p.client_id == id) {
                         p.failed = Some(reason.clone());

@@ -219,8 +219,15 @@ fn Conversation(id: i64) -> impl IntoView {
         if document().hidden() {
             return;
         }
+        // The newest message from the other person (the server counts your own as read).
+        let me = me.get_untracked();
         let newest = messages
-            .with_untracked(|m| m.last().map(|m| m.id))
+            .with_untracked(|m| {
+                m.iter()
+                    .rev()
+                    .find(|m| Some(m.sender_id) != me)
+                    .map(|m| m.id)
+            })
             .unwrap_or(0);
         if newest > read_sent.get_untracked() {
             read_sent.set(newest);
@@ -355,6 +362,11 @@ fn Conversation(id: i64) -> impl IntoView {
         on_cleanup(move || handle.remove());
     }
 
+    // A memo: the composer (and what is typed in it) must survive every other change to the
+    // conversation (receipts, presence), and be rebuilt only when posting becomes allowed
+    // or refused.
+    let read_only =
+        Memo::new(move |_| detail.with(|d| d.as_ref().map(|d| d.read_only_reason.clone())));
     let peer_name = move || {
         detail.with(|d| {
             d.as_ref()
@@ -468,7 +480,7 @@ fn Conversation(id: i64) -> impl IntoView {
             <p class="typing muted" aria-live="polite" data-testid="typing">
                 {move || (typing_until.get() > 0.0).then(|| format!("{} is typing…", peer_name()))}
             </p>
-            {move || match detail.with(|d| d.as_ref().map(|d| d.read_only_reason.clone())) {
+            {move || match read_only.get() {
                 Some(Some(reason)) => view! {
                     <p class="read-only notice" data-testid="read-only">{reason}</p>
                 }

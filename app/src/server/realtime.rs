@@ -204,7 +204,9 @@ impl Session {
     /// Records when the user was last seen and tells their friends they left (last socket).
     pub async fn announce_offline(&self) {
         let last_seen = match self.state.db.touch_last_seen(self.user_id).await {
-            Ok(at) => Some(at),
+            Ok(Some(at)) => Some(at),
+            // The account was deleted: its friends were told already.
+            Ok(None) => return,
             Err(e) => {
                 tracing::error!(error = %e, "recording last seen failed");
                 None

@@ -187,11 +187,17 @@ async fn read(
         };
         if !bucket.take() {
             dropped += 1;
-            if dropped == 1 {
-                session.reply(&error_frame(
-                    ErrorCode::RateLimited,
-                    "You are sending too fast; some messages were dropped.",
-                ));
+            // A dropped `send` stays in the browser's outbox: name it, so it goes again later.
+            let client_id = match serde_json::from_str::<ClientMsg>(&text) {
+                Ok(ClientMsg::Send { client_id, .. }) => Some(client_id),
+                _ => None,
+            };
+            if dropped == 1 || client_id.is_some() {
+                session.reply(&ServerMsg::Error {
+                    code: ErrorCode::RateLimited,
+                    message: "You are sending too fast; some messages were dropped.".into(),
+                    client_id,
+                });
             }
             if dropped > state.socket_rate.saturating_mul(3).max(10) {
                 return End::Close(close::POLICY, "too many messages");

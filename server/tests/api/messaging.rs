@@ -565,3 +565,23 @@ async fn stopping_the_server_closes_sockets_with_going_away() {
     assert_eq!(u16::from(frame.code), close::GOING_AWAY);
     stopped.await.unwrap().expect("clean shutdown");
 }
+
+#[tokio::test]
+async fn a_send_dropped_for_flooding_is_named_so_the_browser_can_resend_it() {
+    let app = TestApp::spawn_with(|c| c.ws_messages_per_sec = 1).await;
+    let (ann, _bob, conversation) = pair(&app).await;
+    let mut tab = app.socket(&ann).await;
+    // The burst allowance (three seconds' worth) is spent...
+    for _ in 0..3 {
+        tab.send(&ClientMsg::Ping).await;
+    }
+    tab.send(&send(conversation, "late", "hello")).await;
+    let (code, _, client_id) = error(&mut tab).await;
+    assert_eq!(
+        (code, client_id.as_deref()),
+        (ErrorCode::RateLimited, Some("late"))
+    );
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    tab.send(&send(conversation, "late", "hello")).await;
+    assert_eq!(message(&mut tab).await.client_id, "late");
+}

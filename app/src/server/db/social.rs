@@ -332,14 +332,14 @@ impl Db {
         Ok(())
     }
 
-    /// Remembers when the user was last connected.
-    pub async fn touch_last_seen(&self, user: i64) -> Result<String, DbError> {
+    /// Remembers when the user was last connected (`None` if the account is gone).
+    pub async fn touch_last_seen(&self, user: i64) -> Result<Option<String>, DbError> {
         sqlx::query_scalar(
             "UPDATE users SET last_seen_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ? \
              RETURNING last_seen_at",
         )
         .bind(user)
-        .fetch_one(&self.pool)
+        .fetch_optional(&self.pool)
         .await
     }
 }

@@ -348,32 +348,59 @@ mod cache_tests {
     #[tokio::test]
     async fn session_reads_are_cached_but_never_outlive_a_change() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Db::open_sqlite(&dir.path().join("parlor.db")).await.unwrap();
+        let db = Db::open_sqlite(&dir.path().join("parlor.db"))
+            .await
+            .unwrap();
         db.migrate().await.unwrap();
-        let ann = db.create_user("ann@example.com", false, "Ann", None).await.unwrap();
+        let ann = db
+            .create_user("ann@example.com", false, "Ann", None)
+            .await
+            .unwrap();
 
-        assert_eq!(db.session_user(ann.id).await.unwrap().unwrap().display_name, "Ann");
+        assert_eq!(
+            db.session_user(ann.id).await.unwrap().unwrap().display_name,
+            "Ann"
+        );
         // Cached: a change behind the app's back is not seen at once...
         sqlx::query("UPDATE users SET display_name = 'Sneaky' WHERE id = ?")
             .bind(ann.id)
             .execute(&db.pool)
             .await
             .unwrap();
-        assert_eq!(db.session_user(ann.id).await.unwrap().unwrap().display_name, "Ann");
+        assert_eq!(
+            db.session_user(ann.id).await.unwrap().unwrap().display_name,
+            "Ann"
+        );
         // ...but every change made through the app is, at once.
         db.set_display_name(ann.id, "Annie").await.unwrap();
-        assert_eq!(db.session_user(ann.id).await.unwrap().unwrap().display_name, "Annie");
+        assert_eq!(
+            db.session_user(ann.id).await.unwrap().unwrap().display_name,
+            "Annie"
+        );
         let version = db.bump_token_version(ann.id).await.unwrap();
-        assert_eq!(db.session_user(ann.id).await.unwrap().unwrap().token_version, version);
+        assert_eq!(
+            db.session_user(ann.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .token_version,
+            version
+        );
         db.delete_user(ann.id).await.unwrap();
         assert!(db.session_user(ann.id).await.unwrap().is_none());
 
         // A read that began before a change is not cached after it.
-        let bob = db.create_user("bob@example.com", false, "Bob", None).await.unwrap();
+        let bob = db
+            .create_user("bob@example.com", false, "Bob", None)
+            .await
+            .unwrap();
         let before = db.users.changes();
         let stale = db.user_by_id(bob.id).await.unwrap().unwrap();
         db.set_display_name(bob.id, "Robert").await.unwrap();
         db.users.put(stale, before);
-        assert_eq!(db.session_user(bob.id).await.unwrap().unwrap().display_name, "Robert");
+        assert_eq!(
+            db.session_user(bob.id).await.unwrap().unwrap().display_name,
+            "Robert"
+        );
     }
 }
