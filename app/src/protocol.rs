@@ -39,6 +39,18 @@ pub enum ClientMsg {
         delivered_up_to: i64,
         read_up_to: i64,
     },
+    /// Rings a friend: answered with `call_ringing`, or `call_ended` (busy, not allowed).
+    CallStart { to: i64, video: bool },
+    /// Answers a ringing call on this socket (the user's other tabs stop ringing).
+    CallAccept { call_id: u64 },
+    CallReject { call_id: u64 },
+    /// Cancels a call that is still ringing, or hangs up.
+    CallHangup { call_id: u64 },
+    /// WebRTC signaling for the other party (offer, answer, ICE candidate...), opaque to the
+    /// server. Only between the two sockets of an answered call.
+    CallSignal { call_id: u64, data: String },
+    /// After reconnecting: this socket takes over the user's side of the call.
+    CallResume { call_id: u64 },
 }
 
 /// From the server to the browser.
@@ -85,6 +97,29 @@ pub enum ServerMsg {
     /// Friends or requests changed (a request arrived, was accepted, a friend left...): read
     /// the friends list again.
     FriendsChanged,
+    /// The call this socket started rings at the other end.
+    CallRinging {
+        call_id: u64,
+        peer: crate::api::friends::UserCard,
+        video: bool,
+    },
+    /// A friend is calling (to every socket of the callee).
+    CallIncoming {
+        call_id: u64,
+        from: crate::api::friends::UserCard,
+        video: bool,
+    },
+    /// The call was answered: to the caller's socket and the answering one. The caller sends
+    /// the offer.
+    CallAccepted { call_id: u64 },
+    /// This socket took over its side of the call again (`call_resume`).
+    CallResumed { call_id: u64 },
+    CallEnded { call_id: u64, reason: CallEndReason },
+    /// Signaling from the other party.
+    CallSignal { call_id: u64, data: String },
+    /// The other party's connection dropped (`false`; the call waits for them for a grace
+    /// period) or came back (`true`).
+    CallPeerConnection { call_id: u64, connected: bool },
     /// Something the browser sent was refused. The connection stays open.
     Error {
         code: ErrorCode,
@@ -92,6 +127,27 @@ pub enum ServerMsg {
         /// The `client_id` of the refused `Send`, if it was one.
         client_id: Option<String>,
     },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallEndReason {
+    /// The callee declined.
+    Rejected,
+    /// The caller gave up before an answer.
+    Cancelled,
+    /// Nobody answered in time.
+    NoAnswer,
+    /// The callee is in another call.
+    Busy,
+    /// One side hung up.
+    HungUp,
+    /// Another of the callee's tabs answered.
+    AnsweredElsewhere,
+    /// One side's connection did not come back within the grace period.
+    ConnectionLost,
+    /// You may not call this person (not friends, blocked), or are in a call already.
+    NotAllowed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

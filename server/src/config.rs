@@ -49,6 +49,11 @@ pub struct Config {
     /// `PARLOR_WS_MESSAGES_PER_SEC`: messages one socket may send per second (bursts of three
     /// seconds' worth).
     pub ws_messages_per_sec: u32,
+    /// `PARLOR_CALL_RING_SECS`: how long a call rings before it counts as missed.
+    pub call_ring: Duration,
+    /// `PARLOR_CALL_GRACE_SECS`: how long an answered call waits for a side whose connection
+    /// dropped.
+    pub call_grace: Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,6 +127,8 @@ pub const DEFAULT_AUTH_FAILURES_PER_ACCOUNT: u32 = 5;
 pub const MIN_SECRET_BYTES: usize = 32;
 pub const DEFAULT_WS_HEARTBEAT_MS: u64 = 25_000;
 pub const DEFAULT_WS_MESSAGES_PER_SEC: u32 = 20;
+pub const DEFAULT_CALL_RING_SECS: u64 = 30;
+pub const DEFAULT_CALL_GRACE_SECS: u64 = 20;
 pub const GOOGLE_AUTH_URL: &str = "https://accounts.google.com/o/oauth2/v2/auth";
 pub const GOOGLE_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
 pub const GOOGLE_USERINFO_URL: &str = "https://openidconnect.googleapis.com/v1/userinfo";
@@ -244,6 +251,18 @@ impl Config {
             DEFAULT_WS_MESSAGES_PER_SEC,
             1..=10_000,
         )?;
+        let call_ring = Duration::from_secs(parse_number(
+            "PARLOR_CALL_RING_SECS",
+            get("PARLOR_CALL_RING_SECS"),
+            DEFAULT_CALL_RING_SECS,
+            5..=300,
+        )?);
+        let call_grace = Duration::from_secs(parse_number(
+            "PARLOR_CALL_GRACE_SECS",
+            get("PARLOR_CALL_GRACE_SECS"),
+            DEFAULT_CALL_GRACE_SECS,
+            1..=600,
+        )?);
         let google = match (get("PARLOR_GOOGLE_CLIENT_ID"), get("PARLOR_GOOGLE_CLIENT_SECRET")) {
             (None, None) => None,
             (Some(client_id), Some(secret)) => {
@@ -290,6 +309,8 @@ impl Config {
             google,
             ws_heartbeat,
             ws_messages_per_sec,
+            call_ring,
+            call_grace,
         })
     }
 
@@ -317,6 +338,8 @@ impl Config {
             google: None,
             ws_heartbeat: Duration::from_millis(DEFAULT_WS_HEARTBEAT_MS),
             ws_messages_per_sec: DEFAULT_WS_MESSAGES_PER_SEC,
+            call_ring: Duration::from_secs(DEFAULT_CALL_RING_SECS),
+            call_grace: Duration::from_secs(DEFAULT_CALL_GRACE_SECS),
         }
     }
 
@@ -464,6 +487,8 @@ mod tests {
             ("PARLOR_AUTH_ATTEMPTS_PER_IP", "many"),
             ("PARLOR_WS_HEARTBEAT_MS", "10"),
             ("PARLOR_WS_MESSAGES_PER_SEC", "0"),
+            ("PARLOR_CALL_RING_SECS", "1"),
+            ("PARLOR_CALL_GRACE_SECS", "forever"),
         ] {
             let err = from(&[(key, value)]).unwrap_err().to_string();
             assert!(

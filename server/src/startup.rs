@@ -107,6 +107,10 @@ impl Application {
             db,
             auth,
             hub: Default::default(),
+            calls: Arc::new(app::server::calls::Calls::new(
+                config.call_ring,
+                config.call_grace,
+            )),
             heartbeat: config.ws_heartbeat,
             socket_rate: config.ws_messages_per_sec,
         };

@@ -21,6 +21,26 @@ pub struct MessageView {
     pub body: String,
     /// RFC 3339.
     pub sent_at: String,
+    /// Set for a call's record in the conversation (the body is then empty).
+    pub call: Option<CallRecord>,
+}
+
+/// How a call went, as stored in the conversation. The message's sender is the caller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallRecord {
+    pub outcome: CallOutcome,
+    /// Seconds from the answer to the end, for completed calls.
+    pub duration_secs: i64,
+    pub video: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallOutcome {
+    /// Not answered: cancelled, no answer, or busy.
+    Missed,
+    Rejected,
+    Completed,
 }
 
 /// A line of the conversation list.

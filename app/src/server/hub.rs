@@ -153,15 +153,28 @@ impl Hub {
 
     /// Queues a frame for every socket of `user`. Returns how many sockets got it.
     pub fn send_frame(&self, user: i64, frame: &Utf8Bytes) -> usize {
+        self.send_where(user, frame, |_| true)
+    }
+
+    /// Queues a message for one socket of `user`; whether that socket is still there.
+    pub fn send_to_conn(&self, user: i64, conn_id: u64, message: &ServerMsg) -> bool {
+        self.send_where(user, &encode(message), |id| id == conn_id) > 0
+    }
+
+    /// Queues a message for every socket of `user` but one.
+    pub fn send_to_others(&self, user: i64, except: u64, message: &ServerMsg) {
+        self.send_where(user, &encode(message), |id| id != except);
+    }
+
+    fn send_where(&self, user: i64, frame: &Utf8Bytes, pick: impl Fn(u64) -> bool) -> usize {
         let mut sent = 0;
-        for conn in self.conns(user) {
+        for conn in self.conns(user).into_iter().filter(|c| pick(c.id)) {
             match conn.queue.try_send(Outbound::Text(frame.clone())) {
                 Ok(()) => sent += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     tracing::warn!(user, conn = conn.id, "socket queue full: closing it");
                     conn.close.notify_one();
                 }
-                // The socket is closing; it unregisters itself.
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
             }
         }

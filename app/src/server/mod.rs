@@ -2,6 +2,7 @@
 //! the database, accounts and sessions, and the real-time hub.
 
 pub mod auth;
+pub mod calls;
 pub mod db;
 pub mod hub;
 pub mod realtime;

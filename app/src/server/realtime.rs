@@ -18,6 +18,10 @@ pub const BACKLOG_BATCH: i64 = 200;
 /// One socket's view of the app: who is on it and where its replies go.
 pub struct Session {
     pub user_id: i64,
+    /// The user's display name, as callees see it.
+    pub name: String,
+    /// This socket, in the hub.
+    pub conn_id: u64,
     pub state: AppState,
     pub reply: mpsc::Sender<Outbound>,
 }
@@ -55,7 +59,70 @@ impl Session {
                 self.receipt(conversation_id, delivered_up_to, read_up_to)
                     .await
             }
+            ClientMsg::CallStart { to, video } => self.call(to, video).await,
+            ClientMsg::CallAccept { call_id } => {
+                let calls = &self.state.calls;
+                self.call_op(calls.accept(self.user_id, self.conn_id, call_id)).await
+            }
+            ClientMsg::CallReject { call_id } => {
+                self.call_op(self.state.calls.reject(self.user_id, call_id)).await
+            }
+            ClientMsg::CallHangup { call_id } => {
+                self.call_op(self.state.calls.hang_up(self.user_id, call_id)).await
+            }
+            ClientMsg::CallSignal { call_id, data } => {
+                let calls = &self.state.calls;
+                self.call_op(calls.signal(self.user_id, self.conn_id, call_id, data))
+                    .await
+            }
+            ClientMsg::CallResume { call_id } => {
+                let calls = &self.state.calls;
+                self.call_op(calls.resume(self.user_id, self.conn_id, call_id)).await
+            }
         }
+    }
+
+    /// Rings a friend: they must be friends with no block either way (the same rules as
+    /// posting in their conversation).
+    async fn call(&self, to: i64, video: bool) {
+        let refuse = || ServerMsg::CallEnded {
+            call_id: 0,
+            reason: crate::protocol::CallEndReason::NotAllowed,
+        };
+        let db = &self.state.db;
+        let conversation =
+            match super::db::messages::conversation_between(db, self.user_id, to).await {
+                Ok(Some(c)) => c,
+                Ok(None) => return self.reply(&refuse()),
+                Err(e) => return self.unavailable("finding a conversation", None)(e),
+            };
+        let detail = match db.conversation_detail(conversation, self.user_id).await {
+            Ok(Some(detail)) if detail.read_only_reason.is_none() => detail,
+            Ok(_) => return self.reply(&refuse()),
+            Err(e) => return self.unavailable("checking who may call", None)(e),
+        };
+        let me = crate::api::friends::UserCard {
+            id: self.user_id,
+            display_name: self.name.clone(),
+        };
+        let effects = self
+            .state
+            .calls
+            .start(me, self.conn_id, detail.peer, conversation, video);
+        self.state.calls.apply(&self.state, effects).await;
+    }
+
+    async fn call_op(&self, result: Result<super::calls::Effects, super::calls::CallError>) {
+        match result {
+            Ok(effects) => self.state.calls.apply(&self.state, effects).await,
+            Err(e) => self.reply(&error(ErrorCode::NotAllowed, e.to_string(), None)),
+        }
+    }
+
+    /// This socket closed: a call running on it ends or waits for it to come back.
+    pub async fn closed(&self) {
+        let effects = self.state.calls.socket_closed(self.user_id, self.conn_id);
+        self.state.calls.apply(&self.state, effects).await;
     }
 
     fn unavailable(

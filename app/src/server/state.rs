@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use leptos::prelude::*;
 
-use super::{auth::Auth, db::Db, hub::Hub};
+use super::{auth::Auth, calls::Calls, db::Db, hub::Hub};
 use crate::error::AppError;
 
 #[derive(Clone, FromRef)]
@@ -16,6 +16,8 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// The sockets connected to this instance.
     pub hub: Arc<Hub>,
+    /// The calls ringing or running on this instance.
+    pub calls: Arc<Calls>,
     /// How often sockets are pinged; two silent intervals close one.
     pub heartbeat: std::time::Duration,
     /// Messages per second one socket may send (bursts up to three seconds' worth).

@@ -59,6 +59,8 @@ async fn run(socket: WebSocket, user: SessionUser, state: AppState) {
     let conn_id = registration.conn_id;
     let session = Session {
         user_id: user.id,
+        name: user.display_name.clone(),
+        conn_id,
         state: state.clone(),
         reply: registration.reply.clone(),
     };
@@ -94,7 +96,9 @@ async fn run(socket: WebSocket, user: SessionUser, state: AppState) {
         }
     }
     writer.abort();
-    if state.hub.unregister(user.id, conn_id) {
+    let last = state.hub.unregister(user.id, conn_id);
+    Box::pin(session.closed()).await;
+    if last {
         Box::pin(session.announce_offline()).await;
     }
     tracing::debug!(conn_id, "socket closed");

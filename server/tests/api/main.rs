@@ -3,6 +3,7 @@
 
 mod auth;
 mod binary;
+mod calls;
 mod friends;
 mod health;
 mod helpers;

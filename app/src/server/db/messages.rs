@@ -6,7 +6,7 @@ use sqlx::FromRow;
 use super::{social::ordered, Db, DbError};
 use crate::api::{
     friends::UserCard,
-    messages::{ConversationDetail, ConversationSummary, MessageView},
+    messages::{CallOutcome, CallRecord, ConversationDetail, ConversationSummary, MessageView},
 };
 
 #[derive(FromRow)]
@@ -17,6 +17,9 @@ struct MessageRow {
     client_id: String,
     body: String,
     created_at: String,
+    call_outcome: Option<String>,
+    call_secs: i64,
+    call_video: bool,
 }
 
 impl From<MessageRow> for MessageView {
@@ -28,11 +31,21 @@ impl From<MessageRow> for MessageView {
             client_id: row.client_id,
             body: row.body,
             sent_at: row.created_at,
+            call: row.call_outcome.map(|outcome| CallRecord {
+                outcome: match outcome.as_str() {
+                    "completed" => CallOutcome::Completed,
+                    "rejected" => CallOutcome::Rejected,
+                    _ => CallOutcome::Missed,
+                },
+                duration_secs: row.call_secs,
+                video: row.call_video,
+            }),
         }
     }
 }
 
-const MESSAGE_COLUMNS: &str = "id, conversation_id, sender_id, client_id, body, created_at";
+const MESSAGE_COLUMNS: &str =
+    "id, conversation_id, sender_id, client_id, body, created_at, call_outcome, call_secs, call_video";
 
 /// What storing a message can run into besides database trouble.
 #[derive(Debug, thiserror::Error)]
@@ -262,6 +275,35 @@ impl Db {
             return Err(StoreError::ClientIdReused);
         }
         Ok((existing.into(), false))
+    }
+
+    /// Stores how a call went, as a message from the caller in their conversation.
+    pub async fn store_call(
+        &self,
+        conversation: i64,
+        caller: i64,
+        call_id: u64,
+        record: &CallRecord,
+    ) -> Result<MessageView, DbError> {
+        let outcome = match record.outcome {
+            CallOutcome::Missed => "missed",
+            CallOutcome::Rejected => "rejected",
+            CallOutcome::Completed => "completed",
+        };
+        let row: MessageRow = sqlx::query_as(&format!(
+            "INSERT INTO messages (conversation_id, sender_id, client_id, body, call_outcome, \
+             call_secs, call_video) VALUES (?, ?, ?, '', ?, ?, ?) RETURNING {MESSAGE_COLUMNS}"
+        ))
+        .bind(conversation)
+        .bind(caller)
+        // Call ids restart with the server: the time keeps this one unique.
+        .bind(format!("call-{call_id}-{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)))
+        .bind(outcome)
+        .bind(record.duration_secs)
+        .bind(record.video)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.into())
     }
 
     /// Moves a member's receipts forward (never back, never past the newest message; read
