@@ -22,7 +22,9 @@ pub enum ClientMsg {
     Ping,
     /// Asks for every message newer than `after` (the newest message id this browser has
     /// seen) in the user's conversations: answered with `Backlog`.
-    Resume { after: i64 },
+    Resume {
+        after: i64,
+    },
     /// Sends a message. `client_id` is chosen by the browser and makes resending safe: the
     /// server stores one message per (sender, client id).
     Send {
@@ -31,7 +33,9 @@ pub enum ClientMsg {
         body: String,
     },
     /// The user is typing in a conversation (sent at most every few seconds).
-    Typing { conversation_id: i64 },
+    Typing {
+        conversation_id: i64,
+    },
     /// How far this user has received and read a conversation (message ids; only growth
     /// counts).
     Receipt {
@@ -40,17 +44,31 @@ pub enum ClientMsg {
         read_up_to: i64,
     },
     /// Rings a friend: answered with `call_ringing`, or `call_ended` (busy, not allowed).
-    CallStart { to: i64, video: bool },
+    CallStart {
+        to: i64,
+        video: bool,
+    },
     /// Answers a ringing call on this socket (the user's other tabs stop ringing).
-    CallAccept { call_id: u64 },
-    CallReject { call_id: u64 },
+    CallAccept {
+        call_id: u64,
+    },
+    CallReject {
+        call_id: u64,
+    },
     /// Cancels a call that is still ringing, or hangs up.
-    CallHangup { call_id: u64 },
+    CallHangup {
+        call_id: u64,
+    },
     /// WebRTC signaling for the other party (offer, answer, ICE candidate...), opaque to the
     /// server. Only between the two sockets of an answered call.
-    CallSignal { call_id: u64, data: String },
+    CallSignal {
+        call_id: u64,
+        data: String,
+    },
     /// After reconnecting: this socket takes over the user's side of the call.
-    CallResume { call_id: u64 },
+    CallResume {
+        call_id: u64,
+    },
 }
 
 /// From the server to the browser.
@@ -111,15 +129,28 @@ pub enum ServerMsg {
     },
     /// The call was answered: to the caller's socket and the answering one. The caller sends
     /// the offer.
-    CallAccepted { call_id: u64 },
+    CallAccepted {
+        call_id: u64,
+    },
     /// This socket took over its side of the call again (`call_resume`).
-    CallResumed { call_id: u64 },
-    CallEnded { call_id: u64, reason: CallEndReason },
+    CallResumed {
+        call_id: u64,
+    },
+    CallEnded {
+        call_id: u64,
+        reason: CallEndReason,
+    },
     /// Signaling from the other party.
-    CallSignal { call_id: u64, data: String },
+    CallSignal {
+        call_id: u64,
+        data: String,
+    },
     /// The other party's connection dropped (`false`; the call waits for them for a grace
     /// period) or came back (`true`).
-    CallPeerConnection { call_id: u64, connected: bool },
+    CallPeerConnection {
+        call_id: u64,
+        connected: bool,
+    },
     /// Something the browser sent was refused. The connection stays open.
     Error {
         code: ErrorCode,

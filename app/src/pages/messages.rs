@@ -12,7 +12,8 @@ use leptos_router::{
 
 use crate::{
     api::messages::{
-        conversation, conversations, history, ConversationDetail, ConversationSummary, MessageView,
+        conversation, conversations, history, CallOutcome, ConversationDetail, ConversationSummary,
+        MessageView,
     },
     components::{auth::use_auth, time},
     protocol::{check_body, ClientMsg, ServerMsg, MAX_MESSAGE_CHARS},
@@ -126,7 +127,7 @@ fn ConversationList() -> impl IntoView {
                                 let preview = c
                                     .last_message
                                     .as_ref()
-                                    .map(|m| m.body.lines().next().unwrap_or_default().to_string())
+                                    .map(|m| summary(m).lines().next().unwrap_or_default().to_string())
                                     .unwrap_or_else(|| "No messages yet".into());
                                 let when = c.last_message.as_ref().map(|m| time::short(&m.sent_at));
                                 let unread = c.unread;
@@ -163,6 +164,26 @@ fn ConversationList() -> impl IntoView {
                     .into_any(),
             }}
         </nav>
+    }
+}
+
+/// What a message says: its text, or for a call's record how the call went.
+fn summary(m: &MessageView) -> String {
+    let Some(call) = &m.call else {
+        return m.body.clone();
+    };
+    let kind = if call.video {
+        "Video call"
+    } else {
+        "Voice call"
+    };
+    match call.outcome {
+        CallOutcome::Missed => format!("Missed {}", kind.to_lowercase()),
+        CallOutcome::Rejected => format!("{kind} declined"),
+        CallOutcome::Completed => {
+            let (m, s) = (call.duration_secs / 60, call.duration_secs % 60);
+            format!("{kind} · {m}:{s:02}")
+        }
     }
 }
 
@@ -427,7 +448,7 @@ fn Conversation(id: i64) -> impl IntoView {
                                     <span class="visually-hidden">
                                         {if mine { "You: ".to_string() } else { format!("{}: ", peer_name()) }}
                                     </span>
-                                    <p class="message-body" data-testid="message-body">{m.body.clone()}</p>
+                                    <p class="message-body" class:call-record=m.call.is_some() data-testid="message-body">{summary(&m)}</p>
                                     <span class="message-meta muted">
                                         <time datetime=m.sent_at.clone()>{sent_at}</time>
                                         {mine.then(|| view! {

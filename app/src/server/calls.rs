@@ -144,7 +144,10 @@ pub struct Calls {
 
 impl std::fmt::Debug for Calls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Calls").field("ring", &self.ring).field("grace", &self.grace).finish()
+        f.debug_struct("Calls")
+            .field("ring", &self.ring)
+            .field("grace", &self.grace)
+            .finish()
     }
 }
 
@@ -187,9 +190,14 @@ impl Calls {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let mut inner = self.lock();
         let mut effects = Effects::default();
-        let refuse = |reason| ServerMsg::CallEnded { call_id: id, reason };
+        let refuse = |reason| ServerMsg::CallEnded {
+            call_id: id,
+            reason,
+        };
         if inner.busy.contains_key(&caller.id) {
-            effects.send.push((To::Conn(caller.id, conn), refuse(CallEndReason::NotAllowed)));
+            effects
+                .send
+                .push((To::Conn(caller.id, conn), refuse(CallEndReason::NotAllowed)));
             return effects;
         }
         let call = Call {
@@ -207,7 +215,9 @@ impl Calls {
             phase: Phase::Ringing,
         };
         if inner.busy.contains_key(&callee.id) {
-            effects.send.push((To::Conn(caller.id, conn), refuse(CallEndReason::Busy)));
+            effects
+                .send
+                .push((To::Conn(caller.id, conn), refuse(CallEndReason::Busy)));
             effects.record = Some(call.record(CallOutcome::Missed));
             return effects;
         }
@@ -259,10 +269,15 @@ impl Calls {
         let mut effects = Effects::default();
         let accepted = ServerMsg::CallAccepted { call_id: id };
         if let Some(caller_conn) = caller.conn {
-            effects.send.push((To::Conn(caller.user.id, caller_conn), accepted.clone()));
+            effects
+                .send
+                .push((To::Conn(caller.user.id, caller_conn), accepted.clone()));
         }
         effects.send.push((To::Conn(user, conn), accepted));
-        effects.send.push((To::UserExcept(user, conn), ended(call, CallEndReason::AnsweredElsewhere)));
+        effects.send.push((
+            To::UserExcept(user, conn),
+            ended(call, CallEndReason::AnsweredElsewhere),
+        ));
         Ok(effects)
     }
 
@@ -279,7 +294,9 @@ impl Calls {
         let mut effects = Effects::default();
         let message = ended(&call, CallEndReason::Rejected);
         if let Some(conn) = call.caller.conn {
-            effects.send.push((To::Conn(call.caller.user.id, conn), message.clone()));
+            effects
+                .send
+                .push((To::Conn(call.caller.user.id, conn), message.clone()));
         }
         effects.send.push((To::User(user), message));
         effects.record = Some(call.record(CallOutcome::Rejected));
@@ -299,10 +316,13 @@ impl Calls {
             return self.reject(user, id);
         }
         let call = Self::remove(&mut inner, id).ok_or(CallError::NoSuchCall)?;
-        Ok(Self::finish(&call, match call.phase {
-            Phase::Ringing => CallEndReason::Cancelled,
-            Phase::Active { .. } => CallEndReason::HungUp,
-        }))
+        Ok(Self::finish(
+            &call,
+            match call.phase {
+                Phase::Ringing => CallEndReason::Cancelled,
+                Phase::Active { .. } => CallEndReason::HungUp,
+            },
+        ))
     }
 
     /// Tells both sides a call ended (every ringing tab of a callee too) and what to store.
@@ -311,9 +331,9 @@ impl Calls {
         let message = ended(call, reason);
         for side in [&call.caller, &call.callee] {
             match (side.conn, call.phase) {
-                (Some(conn), Phase::Active { .. }) => {
-                    effects.send.push((To::Conn(side.user.id, conn), message.clone()))
-                }
+                (Some(conn), Phase::Active { .. }) => effects
+                    .send
+                    .push((To::Conn(side.user.id, conn), message.clone())),
                 // A ringing callee rings on every tab; the party that ended it may have
                 // other tabs showing the call too.
                 _ => effects.send.push((To::User(side.user.id), message.clone())),
@@ -327,7 +347,13 @@ impl Calls {
     }
 
     /// Relays signaling from `user`'s call socket to the other side's.
-    pub fn signal(&self, user: i64, conn: u64, id: u64, data: String) -> Result<Effects, CallError> {
+    pub fn signal(
+        &self,
+        user: i64,
+        conn: u64,
+        id: u64,
+        data: String,
+    ) -> Result<Effects, CallError> {
         let inner = self.lock();
         let call = inner.calls.get(&id).ok_or(CallError::NoSuchCall)?;
         let side = call.side(user).ok_or(CallError::NoSuchCall)?;
@@ -358,7 +384,9 @@ impl Calls {
         side.conn = Some(conn);
         let other = call.other(user).clone();
         let mut effects = Effects::default();
-        effects.send.push((To::Conn(user, conn), ServerMsg::CallResumed { call_id: id }));
+        effects
+            .send
+            .push((To::Conn(user, conn), ServerMsg::CallResumed { call_id: id }));
         if let Some(other_conn) = other.conn {
             effects.send.push((
                 To::Conn(other.user.id, other_conn),
@@ -467,7 +495,8 @@ impl Calls {
                 self.after(state, self.grace, move |calls| calls.grace_expired(id));
             }
             if let Some((conversation, caller, call_id, record)) = effects.record {
-                self.store(state, conversation, caller, call_id, record).await;
+                self.store(state, conversation, caller, call_id, record)
+                    .await;
             }
         })
     }
@@ -487,14 +516,27 @@ impl Calls {
         });
     }
 
-    async fn store(&self, state: &AppState, conversation: i64, caller: i64, call_id: u64, record: CallRecord) {
-        match state.db.store_call(conversation, caller, call_id, &record).await {
+    async fn store(
+        &self,
+        state: &AppState,
+        conversation: i64,
+        caller: i64,
+        call_id: u64,
+        record: CallRecord,
+    ) {
+        match state
+            .db
+            .store_call(conversation, caller, call_id, &record)
+            .await
+        {
             Ok(message) => {
                 let members = match state.db.conversation_peer(conversation, caller).await {
                     Ok(Some(peer)) => vec![caller, peer],
                     _ => vec![caller],
                 };
-                state.hub.send_to_users(&members, &ServerMsg::Message { message });
+                state
+                    .hub
+                    .send_to_users(&members, &ServerMsg::Message { message });
             }
             Err(error) => tracing::error!(%error, call_id, "storing a call record failed"),
         }

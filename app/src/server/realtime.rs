@@ -62,13 +62,16 @@ impl Session {
             ClientMsg::CallStart { to, video } => self.call(to, video).await,
             ClientMsg::CallAccept { call_id } => {
                 let calls = &self.state.calls;
-                self.call_op(calls.accept(self.user_id, self.conn_id, call_id)).await
+                self.call_op(calls.accept(self.user_id, self.conn_id, call_id))
+                    .await
             }
             ClientMsg::CallReject { call_id } => {
-                self.call_op(self.state.calls.reject(self.user_id, call_id)).await
+                self.call_op(self.state.calls.reject(self.user_id, call_id))
+                    .await
             }
             ClientMsg::CallHangup { call_id } => {
-                self.call_op(self.state.calls.hang_up(self.user_id, call_id)).await
+                self.call_op(self.state.calls.hang_up(self.user_id, call_id))
+                    .await
             }
             ClientMsg::CallSignal { call_id, data } => {
                 let calls = &self.state.calls;
@@ -77,7 +80,8 @@ impl Session {
             }
             ClientMsg::CallResume { call_id } => {
                 let calls = &self.state.calls;
-                self.call_op(calls.resume(self.user_id, self.conn_id, call_id)).await
+                self.call_op(calls.resume(self.user_id, self.conn_id, call_id))
+                    .await
             }
         }
     }

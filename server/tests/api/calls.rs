@@ -92,7 +92,12 @@ async fn every_tab_rings_one_answers_and_only_the_two_sockets_talk() {
     let mut bob_laptop = app.socket(&bob).await;
     let mut eve_tab = app.socket(&eve).await;
 
-    ann_tab.send(&ClientMsg::CallStart { to: bob.id, video: true }).await;
+    ann_tab
+        .send(&ClientMsg::CallStart {
+            to: bob.id,
+            video: true,
+        })
+        .await;
     let call_id = ringing(&mut ann_tab).await;
     assert_eq!(incoming(&mut bob_phone).await, (call_id, "Ann".to_string()));
     assert_eq!(incoming(&mut bob_laptop).await.0, call_id);
@@ -103,52 +108,106 @@ async fn every_tab_rings_one_answers_and_only_the_two_sockets_talk() {
     eve_tab.send(&ClientMsg::CallHangup { call_id }).await;
     assert_eq!(eve_tab.next_where(refused).await, ErrorCode::NotAllowed);
     ann_tab.send(&ClientMsg::CallAccept { call_id }).await;
-    assert_eq!(ann_tab.next_where(refused).await, ErrorCode::NotAllowed, "the caller cannot answer");
+    assert_eq!(
+        ann_tab.next_where(refused).await,
+        ErrorCode::NotAllowed,
+        "the caller cannot answer"
+    );
 
     bob_laptop.send(&ClientMsg::CallAccept { call_id }).await;
     assert_eq!(accepted(&mut ann_tab).await, call_id);
     assert_eq!(accepted(&mut bob_laptop).await, call_id);
-    assert_eq!(ended(&mut bob_phone).await, (call_id, CallEndReason::AnsweredElsewhere));
+    assert_eq!(
+        ended(&mut bob_phone).await,
+        (call_id, CallEndReason::AnsweredElsewhere)
+    );
 
-    ann_tab.send(&ClientMsg::CallSignal { call_id, data: r#"{"sdp":"offer"}"#.into() }).await;
+    ann_tab
+        .send(&ClientMsg::CallSignal {
+            call_id,
+            data: r#"{"sdp":"offer"}"#.into(),
+        })
+        .await;
     assert_eq!(signal(&mut bob_laptop).await, r#"{"sdp":"offer"}"#);
-    bob_laptop.send(&ClientMsg::CallSignal { call_id, data: "answer".into() }).await;
+    bob_laptop
+        .send(&ClientMsg::CallSignal {
+            call_id,
+            data: "answer".into(),
+        })
+        .await;
     assert_eq!(signal(&mut ann_tab).await, "answer");
     // The phone that did not answer, and a stranger, are not parties.
-    bob_phone.send(&ClientMsg::CallSignal { call_id, data: "sneaky".into() }).await;
+    bob_phone
+        .send(&ClientMsg::CallSignal {
+            call_id,
+            data: "sneaky".into(),
+        })
+        .await;
     assert_eq!(bob_phone.next_where(refused).await, ErrorCode::NotAllowed);
-    eve_tab.send(&ClientMsg::CallSignal { call_id, data: "sneaky".into() }).await;
+    eve_tab
+        .send(&ClientMsg::CallSignal {
+            call_id,
+            data: "sneaky".into(),
+        })
+        .await;
     assert_eq!(eve_tab.next_where(refused).await, ErrorCode::NotAllowed);
     ann_tab
-        .none_for(Duration::from_millis(200), |m| matches!(m, ServerMsg::CallSignal { .. }))
+        .none_for(Duration::from_millis(200), |m| {
+            matches!(m, ServerMsg::CallSignal { .. })
+        })
         .await;
 
     // A second call while busy: the caller hears "busy", the callee's call goes on.
     let mut eve_calls = app.socket(&eve).await;
     app.befriend(&eve, &bob).await;
-    eve_calls.send(&ClientMsg::CallStart { to: bob.id, video: false }).await;
+    eve_calls
+        .send(&ClientMsg::CallStart {
+            to: bob.id,
+            video: false,
+        })
+        .await;
     assert_eq!(ended(&mut eve_calls).await.1, CallEndReason::Busy);
-    ann_tab.send(&ClientMsg::CallSignal { call_id, data: "still here".into() }).await;
+    ann_tab
+        .send(&ClientMsg::CallSignal {
+            call_id,
+            data: "still here".into(),
+        })
+        .await;
     assert_eq!(signal(&mut bob_laptop).await, "still here");
 
     tokio::time::sleep(Duration::from_millis(1100)).await;
     bob_laptop.send(&ClientMsg::CallHangup { call_id }).await;
     assert_eq!(ended(&mut ann_tab).await, (call_id, CallEndReason::HungUp));
-    assert_eq!(ended(&mut bob_laptop).await, (call_id, CallEndReason::HungUp));
+    assert_eq!(
+        ended(&mut bob_laptop).await,
+        (call_id, CallEndReason::HungUp)
+    );
     let stored = record(&mut ann_tab).await;
     let call = stored.call.unwrap();
     assert_eq!(call.outcome, CallOutcome::Completed);
     assert!(call.duration_secs >= 1, "{call:?}");
     assert!(call.video);
-    assert_eq!((stored.sender_id, stored.conversation_id), (ann.id, conversation));
+    assert_eq!(
+        (stored.sender_id, stored.conversation_id),
+        (ann.id, conversation)
+    );
     // The record is part of the history.
     let history = app
-        .ok_as(&bob, "/api/messages/history", &[("conversation_id", &conversation.to_string())])
+        .ok_as(
+            &bob,
+            "/api/messages/history",
+            &[("conversation_id", &conversation.to_string())],
+        )
         .await;
     assert_eq!(history["messages"][0]["call"]["outcome"], "completed");
 
     // Both are free again.
-    ann_tab.send(&ClientMsg::CallStart { to: bob.id, video: false }).await;
+    ann_tab
+        .send(&ClientMsg::CallStart {
+            to: bob.id,
+            video: false,
+        })
+        .await;
     ringing(&mut ann_tab).await;
 }
 
@@ -159,30 +218,70 @@ async fn rejected_cancelled_and_unanswered_calls_end_for_both_and_are_recorded()
     let mut ann_tab = app.socket(&ann).await;
     let mut bob_tab = app.socket(&bob).await;
 
-    ann_tab.send(&ClientMsg::CallStart { to: bob.id, video: true }).await;
+    ann_tab
+        .send(&ClientMsg::CallStart {
+            to: bob.id,
+            video: true,
+        })
+        .await;
     let call_id = ringing(&mut ann_tab).await;
     incoming(&mut bob_tab).await;
     bob_tab.send(&ClientMsg::CallReject { call_id }).await;
-    assert_eq!(ended(&mut ann_tab).await, (call_id, CallEndReason::Rejected));
-    assert_eq!(ended(&mut bob_tab).await, (call_id, CallEndReason::Rejected));
-    assert_eq!(record(&mut bob_tab).await.call.unwrap().outcome, CallOutcome::Rejected);
+    assert_eq!(
+        ended(&mut ann_tab).await,
+        (call_id, CallEndReason::Rejected)
+    );
+    assert_eq!(
+        ended(&mut bob_tab).await,
+        (call_id, CallEndReason::Rejected)
+    );
+    assert_eq!(
+        record(&mut bob_tab).await.call.unwrap().outcome,
+        CallOutcome::Rejected
+    );
 
-    ann_tab.send(&ClientMsg::CallStart { to: bob.id, video: true }).await;
+    ann_tab
+        .send(&ClientMsg::CallStart {
+            to: bob.id,
+            video: true,
+        })
+        .await;
     let call_id = ringing(&mut ann_tab).await;
     incoming(&mut bob_tab).await;
     ann_tab.send(&ClientMsg::CallHangup { call_id }).await;
-    assert_eq!(ended(&mut bob_tab).await, (call_id, CallEndReason::Cancelled));
-    assert_eq!(record(&mut bob_tab).await.call.unwrap().outcome, CallOutcome::Missed);
+    assert_eq!(
+        ended(&mut bob_tab).await,
+        (call_id, CallEndReason::Cancelled)
+    );
+    assert_eq!(
+        record(&mut bob_tab).await.call.unwrap().outcome,
+        CallOutcome::Missed
+    );
 
-    ann_tab.send(&ClientMsg::CallStart { to: bob.id, video: false }).await;
+    ann_tab
+        .send(&ClientMsg::CallStart {
+            to: bob.id,
+            video: false,
+        })
+        .await;
     let call_id = ringing(&mut ann_tab).await;
     incoming(&mut bob_tab).await;
     // Nobody answers within the ring time.
-    assert_eq!(ended(&mut ann_tab).await, (call_id, CallEndReason::NoAnswer));
-    assert_eq!(ended(&mut bob_tab).await, (call_id, CallEndReason::NoAnswer));
+    assert_eq!(
+        ended(&mut ann_tab).await,
+        (call_id, CallEndReason::NoAnswer)
+    );
+    assert_eq!(
+        ended(&mut bob_tab).await,
+        (call_id, CallEndReason::NoAnswer)
+    );
     let missed = record(&mut bob_tab).await;
     assert_eq!(missed.call.unwrap().outcome, CallOutcome::Missed);
-    assert_eq!(app.ok_as(&bob, "/api/messages/unread", &[]).await, 3, "each call left a record");
+    assert_eq!(
+        app.ok_as(&bob, "/api/messages/unread", &[]).await,
+        3,
+        "each call left a record"
+    );
 }
 
 #[tokio::test]
@@ -192,15 +291,32 @@ async fn strangers_and_blocked_people_cannot_call() {
     let eve = app.person("Eve").await;
     let mut eve_tab = app.socket(&eve).await;
     let mut bob_tab = app.socket(&bob).await;
-    eve_tab.send(&ClientMsg::CallStart { to: bob.id, video: true }).await;
+    eve_tab
+        .send(&ClientMsg::CallStart {
+            to: bob.id,
+            video: true,
+        })
+        .await;
     assert_eq!(ended(&mut eve_tab).await.1, CallEndReason::NotAllowed);
 
-    app.ok_as(&bob, "/api/friends/block", &[("user_id", &ann.id.to_string())]).await;
+    app.ok_as(
+        &bob,
+        "/api/friends/block",
+        &[("user_id", &ann.id.to_string())],
+    )
+    .await;
     let mut ann_tab = app.socket(&ann).await;
-    ann_tab.send(&ClientMsg::CallStart { to: bob.id, video: true }).await;
+    ann_tab
+        .send(&ClientMsg::CallStart {
+            to: bob.id,
+            video: true,
+        })
+        .await;
     assert_eq!(ended(&mut ann_tab).await.1, CallEndReason::NotAllowed);
     bob_tab
-        .none_for(Duration::from_millis(200), |m| matches!(m, ServerMsg::CallIncoming { .. }))
+        .none_for(Duration::from_millis(200), |m| {
+            matches!(m, ServerMsg::CallIncoming { .. })
+        })
         .await;
 }
 
@@ -210,14 +326,27 @@ async fn the_callers_socket_dropping_while_ringing_cancels_the_call() {
     let (ann, bob, _) = pair(&app).await;
     let mut ann_tab = app.socket(&ann).await;
     let mut bob_tab = app.socket(&bob).await;
-    ann_tab.send(&ClientMsg::CallStart { to: bob.id, video: true }).await;
+    ann_tab
+        .send(&ClientMsg::CallStart {
+            to: bob.id,
+            video: true,
+        })
+        .await;
     let call_id = ringing(&mut ann_tab).await;
     incoming(&mut bob_tab).await;
     drop(ann_tab);
-    assert_eq!(ended(&mut bob_tab).await, (call_id, CallEndReason::Cancelled));
+    assert_eq!(
+        ended(&mut bob_tab).await,
+        (call_id, CallEndReason::Cancelled)
+    );
     // A callee tab closing while ringing does not end it: another tab may answer.
     let mut ann_tab = app.socket(&ann).await;
-    ann_tab.send(&ClientMsg::CallStart { to: bob.id, video: true }).await;
+    ann_tab
+        .send(&ClientMsg::CallStart {
+            to: bob.id,
+            video: true,
+        })
+        .await;
     let call_id = ringing(&mut ann_tab).await;
     let mut bob_tab2 = app.socket(&bob).await;
     drop(bob_tab);
@@ -231,7 +360,12 @@ async fn an_answered_call_survives_a_short_drop_and_ends_after_the_grace_period(
     let (ann, bob, _) = pair(&app).await;
     let mut ann_tab = app.socket(&ann).await;
     let mut bob_tab = app.socket(&bob).await;
-    ann_tab.send(&ClientMsg::CallStart { to: bob.id, video: true }).await;
+    ann_tab
+        .send(&ClientMsg::CallStart {
+            to: bob.id,
+            video: true,
+        })
+        .await;
     let call_id = ringing(&mut ann_tab).await;
     incoming(&mut bob_tab).await;
     bob_tab.send(&ClientMsg::CallAccept { call_id }).await;
@@ -258,17 +392,33 @@ async fn an_answered_call_survives_a_short_drop_and_ends_after_the_grace_period(
         })
         .await;
     assert!(peer);
-    ann_tab.send(&ClientMsg::CallSignal { call_id, data: "restart ice".into() }).await;
+    ann_tab
+        .send(&ClientMsg::CallSignal {
+            call_id,
+            data: "restart ice".into(),
+        })
+        .await;
     assert_eq!(signal(&mut bob_back).await, "restart ice");
     // Past the grace period nothing ended: Bob came back in time.
     tokio::time::sleep(Duration::from_millis(900)).await;
-    ann_tab.send(&ClientMsg::CallSignal { call_id, data: "still on".into() }).await;
+    ann_tab
+        .send(&ClientMsg::CallSignal {
+            call_id,
+            data: "still on".into(),
+        })
+        .await;
     assert_eq!(signal(&mut bob_back).await, "still on");
 
     // This time Bob does not come back.
     drop(bob_back);
-    assert_eq!(ended(&mut ann_tab).await, (call_id, CallEndReason::ConnectionLost));
-    assert_eq!(record(&mut ann_tab).await.call.unwrap().outcome, CallOutcome::Completed);
+    assert_eq!(
+        ended(&mut ann_tab).await,
+        (call_id, CallEndReason::ConnectionLost)
+    );
+    assert_eq!(
+        record(&mut ann_tab).await.call.unwrap().outcome,
+        CallOutcome::Completed
+    );
     let mut bob_late = app.socket(&bob).await;
     bob_late.send(&ClientMsg::CallResume { call_id }).await;
     assert_eq!(bob_late.next_where(refused).await, ErrorCode::NotAllowed);

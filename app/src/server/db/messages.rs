@@ -297,7 +297,13 @@ impl Db {
         .bind(conversation)
         .bind(caller)
         // Call ids restart with the server: the time keeps this one unique.
-        .bind(format!("call-{call_id}-{}", std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)))
+        .bind(format!(
+            "call-{call_id}-{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0)
+        ))
         .bind(outcome)
         .bind(record.duration_secs)
         .bind(record.video)
