@@ -6,6 +6,7 @@
 #![recursion_limit = "256"]
 
 pub mod api;
+mod call;
 mod components;
 pub mod error;
 mod pages;

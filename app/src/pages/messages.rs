@@ -419,6 +419,7 @@ fn Conversation(id: i64) -> impl IntoView {
                         None => "",
                     })}
                 </span>
+                <CallButtons detail read_only />
             </header>
             <p class="form-error" role="alert">{move || error.get()}</p>
             <div
@@ -510,6 +511,28 @@ fn Conversation(id: i64) -> impl IntoView {
                 None => ().into_any(),
             }}
         </section>
+    }
+}
+
+/// "Video call" and "Voice call", while the two may talk.
+#[component]
+fn CallButtons(
+    detail: RwSignal<Option<ConversationDetail>>,
+    read_only: Memo<Option<Option<String>>>,
+) -> impl IntoView {
+    let call = crate::call::use_call();
+    let start = move |video: bool| {
+        if let Some(peer) = detail.with_untracked(|d| d.as_ref().map(|d| d.peer.clone())) {
+            call.start(peer, video);
+        }
+    };
+    view! {
+        <Show when=move || read_only.get() == Some(None)>
+            <span class="call-buttons">
+                <button class="primary" on:click=move |_| start(true)>"Video call"</button>
+                <button on:click=move |_| start(false)>"Voice call"</button>
+            </span>
+        </Show>
     }
 }
 

@@ -1,0 +1,717 @@
+//! Calls in the browser: the incoming-call prompt with its ring, the call window with local
+//! and remote video, and the WebRTC peer connection behind it, driven through web-sys. The
+//! server only rings and relays signaling (`crate::protocol`, `call_*` messages); media goes
+//! peer to peer. Browser objects are not `Send`, so they live in a thread-local beside the
+//! signals that describe the call.
+
+use leptos::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    api::friends::UserCard,
+    protocol::{CallEndReason, ClientMsg, ServerMsg},
+    realtime::use_realtime,
+};
+
+/// Where this tab's call stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+pub enum Phase {
+    Idle,
+    /// This tab is calling; the other side rings.
+    Calling,
+    /// Someone calls this tab.
+    Incoming,
+    Connecting,
+    Connected,
+    /// The connection dropped; ICE is being restarted.
+    Reconnecting,
+    /// The call ended (the reason, in words), shown for a moment.
+    Ended(String),
+}
+
+/// What the two browsers tell each other through the server's `call_signal`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Signal {
+    Offer {
+        sdp: String,
+    },
+    Answer {
+        sdp: String,
+    },
+    Candidate {
+        candidate: String,
+        mid: Option<String>,
+        index: Option<u16>,
+    },
+    /// The sender's microphone and camera state, for the other side to show.
+    Media {
+        muted: bool,
+        camera_off: bool,
+    },
+}
+
+#[derive(Clone, Copy)]
+pub struct CallUi {
+    pub phase: RwSignal<Phase>,
+    pub call_id: RwSignal<Option<u64>>,
+    pub peer: RwSignal<Option<UserCard>>,
+    pub video: RwSignal<bool>,
+    pub muted: RwSignal<bool>,
+    pub camera_off: RwSignal<bool>,
+    pub peer_muted: RwSignal<bool>,
+    pub peer_camera_off: RwSignal<bool>,
+}
+
+pub fn use_call() -> CallUi {
+    use_context::<CallUi>().expect("CallUi is provided by the layout")
+}
+
+fn reason_text(reason: CallEndReason) -> &'static str {
+    match reason {
+        CallEndReason::Rejected => "Call declined",
+        CallEndReason::Cancelled => "Call cancelled",
+        CallEndReason::NoAnswer => "No answer",
+        CallEndReason::Busy => "Busy: they are in another call",
+        CallEndReason::HungUp => "Call ended",
+        CallEndReason::AnsweredElsewhere => "Answered on another device",
+        CallEndReason::ConnectionLost => "Connection lost",
+        CallEndReason::NotAllowed => "You cannot call this person",
+    }
+}
+
+impl CallUi {
+    fn new() -> Self {
+        Self {
+            phase: RwSignal::new(Phase::Idle),
+            call_id: RwSignal::new(None),
+            peer: RwSignal::new(None),
+            video: RwSignal::new(true),
+            muted: RwSignal::new(false),
+            camera_off: RwSignal::new(false),
+            peer_muted: RwSignal::new(false),
+            peer_camera_off: RwSignal::new(false),
+        }
+    }
+
+    pub fn busy(self) -> bool {
+        !matches!(self.phase.get_untracked(), Phase::Idle | Phase::Ended(_))
+    }
+
+    /// Rings a friend.
+    pub fn start(self, peer: UserCard, video: bool) {
+        if self.busy() {
+            return;
+        }
+        let to = peer.id;
+        self.reset(Phase::Calling);
+        self.peer.set(Some(peer));
+        self.video.set(video);
+        use_realtime_send(&ClientMsg::CallStart { to, video });
+        #[cfg(feature = "hydrate")]
+        media::prepare(self);
+    }
+
+    fn reset(self, phase: Phase) {
+        self.phase.set(phase);
+        self.call_id.set(None);
+        self.muted.set(false);
+        self.camera_off.set(false);
+        self.peer_muted.set(false);
+        self.peer_camera_off.set(false);
+    }
+
+    pub fn accept(self) {
+        let Some(call_id) = self.call_id.get_untracked() else {
+            return;
+        };
+        #[cfg(feature = "hydrate")]
+        media::stop_ring();
+        self.phase.set(Phase::Connecting);
+        use_realtime_send(&ClientMsg::CallAccept { call_id });
+        #[cfg(feature = "hydrate")]
+        media::prepare(self);
+    }
+
+    /// Declines a ringing call, cancels one this tab is making, or hangs up.
+    pub fn hang_up(self) {
+        if let Some(call_id) = self.call_id.get_untracked() {
+            let message = if self.phase.get_untracked() == Phase::Incoming {
+                ClientMsg::CallReject { call_id }
+            } else {
+                ClientMsg::CallHangup { call_id }
+            };
+            use_realtime_send(&message);
+        }
+        self.end("Call ended".into());
+    }
+
+    fn end(self, why: String) {
+        #[cfg(feature = "hydrate")]
+        media::teardown();
+        self.call_id.set(None);
+        self.phase.set(Phase::Ended(why));
+        let phase = self.phase;
+        set_timeout(
+            move || {
+                if matches!(phase.get_untracked(), Phase::Ended(_)) {
+                    phase.set(Phase::Idle);
+                }
+            },
+            std::time::Duration::from_secs(4),
+        );
+    }
+
+    pub fn toggle_mute(self) {
+        self.muted.update(|m| *m = !*m);
+        #[cfg(feature = "hydrate")]
+        media::apply_local_state(self);
+    }
+
+    pub fn toggle_camera(self) {
+        self.camera_off.update(|c| *c = !*c);
+        #[cfg(feature = "hydrate")]
+        media::apply_local_state(self);
+    }
+
+    fn on_message(self, message: &ServerMsg) {
+        match message {
+            ServerMsg::CallRinging { call_id, .. }
+                if self.phase.get_untracked() == Phase::Calling =>
+            {
+                self.call_id.set(Some(*call_id));
+            }
+            ServerMsg::CallIncoming {
+                call_id,
+                from,
+                video,
+            } => {
+                if self.busy() {
+                    return;
+                }
+                self.reset(Phase::Incoming);
+                self.call_id.set(Some(*call_id));
+                self.peer.set(Some(from.clone()));
+                self.video.set(*video);
+                #[cfg(feature = "hydrate")]
+                media::ring();
+            }
+            ServerMsg::CallAccepted { call_id }
+                if self.call_id.get_untracked() == Some(*call_id) =>
+            {
+                let caller = self.phase.get_untracked() == Phase::Calling;
+                self.phase.set(Phase::Connecting);
+                #[cfg(feature = "hydrate")]
+                media::connect(self, caller);
+                #[cfg(not(feature = "hydrate"))]
+                let _ = caller;
+            }
+            ServerMsg::CallSignal { call_id, data }
+                if self.call_id.get_untracked() == Some(*call_id) =>
+            {
+                match serde_json::from_str::<Signal>(data) {
+                    Ok(Signal::Media { muted, camera_off }) => {
+                        self.peer_muted.set(muted);
+                        self.peer_camera_off.set(camera_off);
+                    }
+                    #[cfg(feature = "hydrate")]
+                    Ok(signal) => media::signal(self, signal),
+                    #[cfg(not(feature = "hydrate"))]
+                    Ok(_) => {}
+                    Err(error) => leptos::logging::warn!("unreadable call signal: {error}"),
+                }
+            }
+            ServerMsg::CallEnded { call_id, reason } => {
+                let ours = self.call_id.get_untracked() == Some(*call_id)
+                    // A refused start has no id yet.
+                    || (self.phase.get_untracked() == Phase::Calling && self.call_id.get_untracked().is_none());
+                if ours {
+                    self.end(reason_text(*reason).into());
+                }
+            }
+            ServerMsg::CallPeerConnection { call_id, connected }
+                if self.call_id.get_untracked() == Some(*call_id) =>
+            {
+                if !connected {
+                    self.phase.set(Phase::Reconnecting);
+                }
+            }
+            ServerMsg::CallResumed { .. } => {
+                #[cfg(feature = "hydrate")]
+                media::restart_ice(self);
+            }
+            ServerMsg::Welcome { .. } => {
+                // The socket came back: carry on the call on it.
+                if let (Some(call_id), true) = (
+                    self.call_id.get_untracked(),
+                    matches!(
+                        self.phase.get_untracked(),
+                        Phase::Connected | Phase::Connecting | Phase::Reconnecting
+                    ),
+                ) {
+                    use_realtime_send(&ClientMsg::CallResume { call_id });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    fn send_signal(self, signal: &Signal) {
+        if let (Some(call_id), Ok(data)) =
+            (self.call_id.get_untracked(), serde_json::to_string(signal))
+        {
+            use_realtime_send(&ClientMsg::CallSignal { call_id, data });
+        }
+    }
+}
+
+fn use_realtime_send(message: &ClientMsg) {
+    if let Some(rt) = use_context::<crate::realtime::Realtime>() {
+        rt.send(message);
+    } else {
+        REALTIME.with(|r| {
+            if let Some(rt) = r.get() {
+                rt.send(message);
+            }
+        });
+    }
+}
+
+thread_local! {
+    /// The realtime handle for callbacks that run outside the component tree (WebRTC events).
+    static REALTIME: std::cell::Cell<Option<crate::realtime::Realtime>> = const { std::cell::Cell::new(None) };
+}
+
+/// Creates the call state and listens for call messages; the layout calls it once.
+pub fn provide_call() -> CallUi {
+    let ui = CallUi::new();
+    let realtime = use_realtime();
+    REALTIME.with(|r| r.set(Some(realtime)));
+    realtime.subscribe(move |message| ui.on_message(message));
+    provide_context(ui);
+    ui
+}
+
+/// The incoming-call prompt and the call window, over whatever page is open.
+#[component]
+pub fn CallOverlay() -> impl IntoView {
+    let ui = use_call();
+    let peer_name = move || {
+        ui.peer.with(|p| {
+            p.as_ref()
+                .map(|p| p.display_name.clone())
+                .unwrap_or_default()
+        })
+    };
+    let status = move || match ui.phase.get() {
+        Phase::Idle => String::new(),
+        Phase::Calling => format!("Calling {}…", peer_name()),
+        Phase::Incoming => format!("{} is calling you", peer_name()),
+        Phase::Connecting => "Connecting…".into(),
+        Phase::Connected => "Connected".into(),
+        Phase::Reconnecting => "Reconnecting…".into(),
+        Phase::Ended(why) => why,
+    };
+    let in_call = move || {
+        matches!(
+            ui.phase.get(),
+            Phase::Calling | Phase::Connecting | Phase::Connected | Phase::Reconnecting
+        )
+    };
+    view! {
+        <Show when=move || ui.phase.get() != Phase::Idle>
+            <section
+                class="call-overlay"
+                class:incoming=move || ui.phase.get() == Phase::Incoming
+                role=move || if ui.phase.get() == Phase::Incoming { "alertdialog" } else { "dialog" }
+                aria-label="Call"
+                data-testid="call"
+            >
+                <p class="call-status" role="status" data-testid="call-status">{status}</p>
+                <div class="call-videos" class:hidden=move || !in_call()>
+                    <video id="remote-video" class="remote-video" data-testid="remote-video" autoplay=true playsinline=true></video>
+                    <video id="local-video" class="local-video" data-testid="local-video" autoplay=true playsinline=true muted=true></video>
+                    <p class="peer-state muted" data-testid="peer-state">
+                        {move || match (ui.peer_muted.get(), ui.peer_camera_off.get()) {
+                            (true, true) => format!("{} muted and turned the camera off", peer_name()),
+                            (true, false) => format!("{} is muted", peer_name()),
+                            (false, true) => format!("{} turned the camera off", peer_name()),
+                            _ => String::new(),
+                        }}
+                    </p>
+                </div>
+                <div class="call-actions">
+                    {move || match ui.phase.get() {
+                        Phase::Incoming => view! {
+                            <button class="primary" on:click=move |_| ui.accept()>"Accept"</button>
+                            <button class="danger" on:click=move |_| ui.hang_up()>"Decline"</button>
+                        }
+                            .into_any(),
+                        Phase::Ended(_) | Phase::Idle => ().into_any(),
+                        _ => view! {
+                            <button aria-pressed=move || ui.muted.get().to_string() on:click=move |_| ui.toggle_mute()>
+                                {move || if ui.muted.get() { "Unmute" } else { "Mute" }}
+                            </button>
+                            <button aria-pressed=move || ui.camera_off.get().to_string() on:click=move |_| ui.toggle_camera()>
+                                {move || if ui.camera_off.get() { "Camera on" } else { "Camera off" }}
+                            </button>
+                            <button class="danger" on:click=move |_| ui.hang_up()>
+                                {move || if ui.phase.get() == Phase::Calling { "Cancel" } else { "Hang up" }}
+                            </button>
+                        }
+                            .into_any(),
+                    }}
+                </div>
+            </section>
+        </Show>
+    }
+}
+
+#[cfg(feature = "hydrate")]
+mod media {
+    use std::{cell::RefCell, collections::VecDeque, rc::Rc, time::Duration};
+
+    use leptos::prelude::*;
+    use wasm_bindgen::{closure::Closure, JsCast, JsValue};
+    use wasm_bindgen_futures::JsFuture;
+    use web_sys::{
+        AudioContext, HtmlMediaElement, MediaStream, MediaStreamConstraints, MediaStreamTrack,
+        RtcConfiguration, RtcIceCandidateInit, RtcOfferOptions, RtcPeerConnection,
+        RtcPeerConnectionIceEvent, RtcPeerConnectionState, RtcSdpType, RtcSessionDescriptionInit,
+        RtcTrackEvent,
+    };
+
+    use super::{CallUi, Phase, Signal};
+
+    #[derive(Default)]
+    struct Media {
+        local: Option<MediaStream>,
+        pc: Option<RtcPeerConnection>,
+        caller: bool,
+        remote_set: bool,
+        /// Candidates that arrived before the remote description.
+        early_candidates: Vec<RtcIceCandidateInit>,
+        /// Signals waiting for the peer connection.
+        queue: VecDeque<Signal>,
+        pumping: bool,
+        /// Event handlers of the peer connection, kept alive with it.
+        handlers: Vec<Box<dyn std::any::Any>>,
+        ring: Option<(AudioContext, IntervalHandle)>,
+    }
+
+    thread_local! {
+        static MEDIA: RefCell<Media> = RefCell::new(Media::default());
+    }
+
+    fn with<T>(f: impl FnOnce(&mut Media) -> T) -> T {
+        MEDIA.with_borrow_mut(f)
+    }
+
+    fn element(id: &str) -> Option<HtmlMediaElement> {
+        document().get_element_by_id(id)?.dyn_into().ok()
+    }
+
+    fn show(id: &str, stream: Option<&MediaStream>) {
+        if let Some(video) = element(id) {
+            video.set_src_object(stream);
+            if stream.is_some() {
+                let _ = video.play();
+            }
+        }
+    }
+
+    fn tracks(stream: &MediaStream) -> Vec<MediaStreamTrack> {
+        stream
+            .get_tracks()
+            .iter()
+            .filter_map(|t| t.dyn_into().ok())
+            .collect()
+    }
+
+    /// The camera and microphone, asked for once per call.
+    async fn local_media(ui: CallUi) -> Result<MediaStream, JsValue> {
+        if let Some(stream) = with(|m| m.local.clone()) {
+            return Ok(stream);
+        }
+        let constraints = MediaStreamConstraints::new();
+        constraints.set_audio(&JsValue::TRUE);
+        constraints.set_video(&JsValue::from_bool(ui.video.get_untracked()));
+        let devices = window().navigator().media_devices()?;
+        let stream: MediaStream =
+            JsFuture::from(devices.get_user_media_with_constraints(&constraints)?)
+                .await?
+                .dyn_into()?;
+        // A second request may have finished first: keep one.
+        let stream = with(|m| m.local.get_or_insert(stream).clone());
+        // The window may have just appeared: show the preview on the next frame.
+        let preview = stream.clone();
+        request_animation_frame(move || show("local-video", Some(&preview)));
+        Ok(stream)
+    }
+
+    /// Starts the camera preview while the call rings or is being answered.
+    pub fn prepare(ui: CallUi) {
+        leptos::task::spawn_local(async move {
+            if let Err(error) = local_media(ui).await {
+                leptos::logging::warn!("camera/microphone unavailable: {error:?}");
+                ui.hang_up();
+                ui.phase.set(Phase::Ended(
+                    "Your camera or microphone is not available. Check the browser's permissions."
+                        .into(),
+                ));
+            }
+        });
+    }
+
+    /// The call was answered: build the peer connection; the caller makes the offer.
+    pub fn connect(ui: CallUi, caller: bool) {
+        leptos::task::spawn_local(async move {
+            let Ok(stream) = local_media(ui).await else {
+                return;
+            };
+            let config = RtcConfiguration::new();
+            // ICE servers come from the server's configuration (issue #5, not wired yet): an
+            // empty list works on one network.
+            config.set_ice_servers(&js_sys::Array::new());
+            let Ok(pc) = RtcPeerConnection::new_with_configuration(&config) else {
+                ui.hang_up();
+                return;
+            };
+            let on_candidate = Closure::<dyn FnMut(RtcPeerConnectionIceEvent)>::new(
+                move |event: RtcPeerConnectionIceEvent| {
+                    if let Some(c) = event.candidate() {
+                        ui.send_signal(&Signal::Candidate {
+                            candidate: c.candidate(),
+                            mid: c.sdp_mid(),
+                            index: c.sdp_m_line_index(),
+                        });
+                    }
+                },
+            );
+            pc.set_onicecandidate(Some(on_candidate.as_ref().unchecked_ref()));
+            let on_track = Closure::<dyn FnMut(RtcTrackEvent)>::new(|event: RtcTrackEvent| {
+                if let Some(stream) = event.streams().get(0).dyn_into::<MediaStream>().ok() {
+                    show("remote-video", Some(&stream));
+                }
+            });
+            pc.set_ontrack(Some(on_track.as_ref().unchecked_ref()));
+            let watched = pc.clone();
+            let on_state = Closure::<dyn FnMut()>::new(move || match watched.connection_state() {
+                RtcPeerConnectionState::Connected => ui.phase.set(Phase::Connected),
+                RtcPeerConnectionState::Disconnected => {
+                    ui.phase.set(Phase::Reconnecting);
+                    // Give the network a moment, then restart ICE if it did not come back.
+                    let pc = watched.clone();
+                    set_timeout(
+                        move || {
+                            if pc.connection_state() == RtcPeerConnectionState::Disconnected {
+                                restart_ice(ui);
+                            }
+                        },
+                        Duration::from_secs(2),
+                    );
+                }
+                RtcPeerConnectionState::Failed => {
+                    ui.phase.set(Phase::Reconnecting);
+                    restart_ice(ui);
+                }
+                _ => {}
+            });
+            pc.set_onconnectionstatechange(Some(on_state.as_ref().unchecked_ref()));
+            for track in tracks(&stream) {
+                pc.add_track_0(&track, &stream);
+            }
+            with(|m| {
+                m.pc = Some(pc.clone());
+                m.caller = caller;
+                m.remote_set = false;
+                m.handlers = vec![
+                    Box::new(on_candidate),
+                    Box::new(on_track),
+                    Box::new(on_state),
+                ];
+            });
+            apply_local_state(ui);
+            if caller {
+                offer(ui, &pc, false).await;
+            }
+            pump(ui).await;
+        });
+    }
+
+    async fn offer(ui: CallUi, pc: &RtcPeerConnection, ice_restart: bool) {
+        let options = RtcOfferOptions::new();
+        options.set_ice_restart(ice_restart);
+        let result: Result<(), JsValue> = async {
+            let offer = JsFuture::from(pc.create_offer_with_rtc_offer_options(&options)).await?;
+            let sdp = js_sys::Reflect::get(&offer, &"sdp".into())?
+                .as_string()
+                .unwrap_or_default();
+            let init = RtcSessionDescriptionInit::new(RtcSdpType::Offer);
+            init.set_sdp(&sdp);
+            JsFuture::from(pc.set_local_description(&init)).await?;
+            ui.send_signal(&Signal::Offer { sdp });
+            Ok(())
+        }
+        .await;
+        if let Err(error) = result {
+            leptos::logging::warn!("creating an offer failed: {error:?}");
+        }
+    }
+
+    /// Signaling from the other side, applied in order once the peer connection exists.
+    pub fn signal(ui: CallUi, signal: Signal) {
+        with(|m| m.queue.push_back(signal));
+        leptos::task::spawn_local(pump(ui));
+    }
+
+    async fn pump(ui: CallUi) {
+        let Some(pc) = with(|m| (!m.pumping).then(|| m.pc.clone()).flatten()) else {
+            return;
+        };
+        with(|m| m.pumping = true);
+        while let Some(signal) = with(|m| m.queue.pop_front()) {
+            if let Err(error) = apply(ui, &pc, signal).await {
+                leptos::logging::warn!("call signaling failed: {error:?}");
+            }
+        }
+        with(|m| m.pumping = false);
+    }
+
+    async fn apply(ui: CallUi, pc: &RtcPeerConnection, signal: Signal) -> Result<(), JsValue> {
+        match signal {
+            Signal::Offer { sdp } => {
+                let init = RtcSessionDescriptionInit::new(RtcSdpType::Offer);
+                init.set_sdp(&sdp);
+                JsFuture::from(pc.set_remote_description(&init)).await?;
+                remote_ready(pc).await;
+                let answer = JsFuture::from(pc.create_answer()).await?;
+                let sdp = js_sys::Reflect::get(&answer, &"sdp".into())?
+                    .as_string()
+                    .unwrap_or_default();
+                let init = RtcSessionDescriptionInit::new(RtcSdpType::Answer);
+                init.set_sdp(&sdp);
+                JsFuture::from(pc.set_local_description(&init)).await?;
+                ui.send_signal(&Signal::Answer { sdp });
+            }
+            Signal::Answer { sdp } => {
+                let init = RtcSessionDescriptionInit::new(RtcSdpType::Answer);
+                init.set_sdp(&sdp);
+                JsFuture::from(pc.set_remote_description(&init)).await?;
+                remote_ready(pc).await;
+            }
+            Signal::Candidate {
+                candidate,
+                mid,
+                index,
+            } => {
+                let init = RtcIceCandidateInit::new(&candidate);
+                init.set_sdp_mid(mid.as_deref());
+                init.set_sdp_m_line_index(index);
+                if with(|m| m.remote_set) {
+                    JsFuture::from(
+                        pc.add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&init)),
+                    )
+                    .await?;
+                } else {
+                    with(|m| m.early_candidates.push(init));
+                }
+            }
+            Signal::Media { .. } => {}
+        }
+        Ok(())
+    }
+
+    async fn remote_ready(pc: &RtcPeerConnection) {
+        let early = with(|m| {
+            m.remote_set = true;
+            std::mem::take(&mut m.early_candidates)
+        });
+        for init in early {
+            let _ =
+                JsFuture::from(pc.add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&init)))
+                    .await;
+        }
+    }
+
+    /// After a network change: the caller renegotiates with fresh ICE candidates.
+    pub fn restart_ice(ui: CallUi) {
+        let Some(pc) = with(|m| m.caller.then(|| m.pc.clone()).flatten()) else {
+            return;
+        };
+        leptos::task::spawn_local(async move { offer(ui, &pc, true).await });
+    }
+
+    pub fn apply_local_state(ui: CallUi) {
+        let (muted, camera_off) = (ui.muted.get_untracked(), ui.camera_off.get_untracked());
+        if let Some(stream) = with(|m| m.local.clone()) {
+            for track in tracks(&stream) {
+                track.set_enabled(if track.kind() == "audio" {
+                    !muted
+                } else {
+                    !camera_off
+                });
+            }
+        }
+        ui.send_signal(&Signal::Media { muted, camera_off });
+    }
+
+    pub fn teardown() {
+        stop_ring();
+        let (local, pc) = with(|m| {
+            m.handlers.clear();
+            m.queue.clear();
+            m.early_candidates.clear();
+            m.remote_set = false;
+            (m.local.take(), m.pc.take())
+        });
+        if let Some(stream) = local {
+            for track in tracks(&stream) {
+                track.stop();
+            }
+        }
+        if let Some(pc) = pc {
+            pc.close();
+        }
+        show("local-video", None);
+        show("remote-video", None);
+    }
+
+    /// A ring tone: a soft two-tone beep every second until answered or ended.
+    pub fn ring() {
+        stop_ring();
+        let Ok(context) = AudioContext::new() else {
+            return;
+        };
+        let beep = {
+            let context = context.clone();
+            move || {
+                let (Ok(osc), Ok(gain)) = (context.create_oscillator(), context.create_gain())
+                else {
+                    return;
+                };
+                osc.frequency().set_value(480.0);
+                gain.gain().set_value(0.08);
+                let _ = osc.connect_with_audio_node(&gain);
+                let _ = gain.connect_with_audio_node(&context.destination());
+                let now = context.current_time();
+                let _ = osc.start_with_when(now);
+                let _ = osc.stop_with_when(now + 0.4);
+            }
+        };
+        beep();
+        let beep = Rc::new(beep);
+        if let Ok(handle) = set_interval_with_handle(move || beep(), Duration::from_millis(1500)) {
+            with(|m| m.ring = Some((context, handle)));
+        }
+    }
+
+    pub fn stop_ring() {
+        if let Some((context, handle)) = with(|m| m.ring.take()) {
+            handle.clear();
+            let _ = context.close();
+        }
+    }
+}

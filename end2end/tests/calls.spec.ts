@@ -1,0 +1,99 @@
+// Calls between two friends in two browsers with Chromium's fake camera and microphone,
+// inside the loopback-only namespace: ring, answer, live video both ways, mute seen by the
+// other side, hang up; declined and cancelled calls; the records left in the conversation.
+import { expect, test, type Browser, type Page } from '@playwright/test';
+import { hydrated, signUp, unique, uniqueEmail } from './support';
+
+type Person = { page: Page; name: string; close: () => Promise<void> };
+
+async function person(browser: Browser, who: string, tag: string): Promise<Person> {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const name = `${who} ${tag}`;
+  await signUp(page, uniqueEmail(who.toLowerCase()), name);
+  return { page, name, close: () => context.close() };
+}
+
+async function befriendAndOpen(a: Person, b: Person) {
+  for (const p of [a, b]) {
+    await p.page.goto('/friends');
+    await hydrated(p.page);
+  }
+  await a.page.getByLabel('Name or exact email').fill(b.name);
+  await a.page.getByRole('button', { name: 'Search' }).click();
+  await a.page.getByRole('button', { name: 'Add friend' }).click();
+  await b.page.getByTestId('request').filter({ hasText: a.name }).getByRole('button', { name: 'Accept' }).click();
+  for (const [p, other] of [[a, b], [b, a]] as const) {
+    await p.page.getByTestId('friend').filter({ hasText: other.name }).getByRole('link', { name: 'Message', exact: true }).click();
+    await expect(p.page.getByTestId('conversation-title')).toHaveText(other.name);
+  }
+}
+
+/** The remote video shows frames, and they keep coming. */
+async function expectLiveVideo(page: Page) {
+  const video = page.getByTestId('remote-video');
+  await expect.poll(() => video.evaluate((v: HTMLVideoElement) => v.videoWidth), { timeout: 20_000 }).toBeGreaterThan(0);
+  const t1 = await video.evaluate((v: HTMLVideoElement) => v.currentTime);
+  await expect.poll(() => video.evaluate((v: HTMLVideoElement) => v.currentTime)).toBeGreaterThan(t1 + 0.5);
+}
+
+function callRecords(p: Person, text: string | RegExp) {
+  return p.page.getByTestId('messages').getByTestId('message-body').filter({ hasText: text });
+}
+
+test('ring, answer, video both ways, mute seen by the other side, hang up ends it for both', async ({ browser }) => {
+  test.setTimeout(90_000);
+  const tag = unique();
+  const ann = await person(browser, 'Ann', tag);
+  const bob = await person(browser, 'Bob', tag);
+  await befriendAndOpen(ann, bob);
+
+  await ann.page.getByRole('button', { name: 'Video call' }).click();
+  await expect(ann.page.getByTestId('call-status')).toHaveText(`Calling ${bob.name}…`);
+  const prompt = bob.page.getByRole('alertdialog', { name: 'Call' });
+  await expect(prompt.getByTestId('call-status')).toHaveText(`${ann.name} is calling you`);
+  await prompt.getByRole('button', { name: 'Accept' }).click();
+
+  await expect(ann.page.getByTestId('call-status')).toHaveText('Connected', { timeout: 20_000 });
+  await expect(bob.page.getByTestId('call-status')).toHaveText('Connected', { timeout: 20_000 });
+  await expectLiveVideo(ann.page);
+  await expectLiveVideo(bob.page);
+
+  await ann.page.getByRole('button', { name: 'Mute' }).click();
+  await expect(bob.page.getByTestId('peer-state')).toHaveText(`${ann.name} is muted`);
+  await ann.page.getByRole('button', { name: 'Camera off' }).click();
+  await expect(bob.page.getByTestId('peer-state')).toHaveText(`${ann.name} muted and turned the camera off`);
+  await ann.page.getByRole('button', { name: 'Unmute' }).click();
+  await ann.page.getByRole('button', { name: 'Camera on' }).click();
+  await expect(bob.page.getByTestId('peer-state')).toHaveText('');
+
+  await bob.page.getByRole('button', { name: 'Hang up' }).click();
+  await expect(ann.page.getByTestId('call-status')).toHaveText('Call ended');
+  await expect(bob.page.getByTestId('call-status')).toHaveText('Call ended');
+  await expect(callRecords(ann, /^Video call · \d+:\d\d$/)).toHaveCount(1);
+  await expect(callRecords(bob, /^Video call · \d+:\d\d$/)).toHaveCount(1);
+  await ann.close();
+  await bob.close();
+});
+
+test('a declined call and a cancelled call end on both sides and are recorded', async ({ browser }) => {
+  test.setTimeout(60_000);
+  const tag = unique();
+  const ann = await person(browser, 'Ann', tag);
+  const bob = await person(browser, 'Bob', tag);
+  await befriendAndOpen(ann, bob);
+
+  await ann.page.getByRole('button', { name: 'Voice call' }).click();
+  await bob.page.getByRole('alertdialog', { name: 'Call' }).getByRole('button', { name: 'Decline' }).click();
+  await expect(ann.page.getByTestId('call-status')).toHaveText('Call declined');
+  await expect(callRecords(ann, 'Voice call declined')).toHaveCount(1);
+  await expect(callRecords(bob, 'Voice call declined')).toHaveCount(1);
+
+  await ann.page.getByRole('button', { name: 'Video call' }).click();
+  await expect(bob.page.getByRole('alertdialog', { name: 'Call' })).toBeVisible();
+  await ann.page.getByRole('button', { name: 'Cancel' }).click();
+  await expect(bob.page.getByTestId('call-status')).toHaveText('Call cancelled');
+  await expect(callRecords(bob, 'Missed video call')).toHaveCount(1);
+  await ann.close();
+  await bob.close();
+});
