@@ -69,6 +69,8 @@ export default defineConfig({
         PARLOR_AUTH_ATTEMPTS_PER_IP: '10000',
         // A short heartbeat: a connection cut by a test is noticed within seconds.
         PARLOR_WS_HEARTBEAT_MS: '2000',
+        // Unanswered calls give up sooner than the default 30 s.
+        PARLOR_CALL_RING_SECS: '6',
         PARLOR_GOOGLE_CLIENT_ID: 'parlor-test-client',
         PARLOR_GOOGLE_CLIENT_SECRET: 'parlor-test-secret',
         PARLOR_GOOGLE_AUTH_URL: `${idp}/authorize`,

@@ -233,7 +233,11 @@ impl CallUi {
             ServerMsg::CallPeerConnection { call_id, connected }
                 if self.call_id.get_untracked() == Some(*call_id) =>
             {
-                if !connected {
+                if *connected {
+                    // The other side is back on a new socket: the caller renegotiates.
+                    #[cfg(feature = "hydrate")]
+                    media::restart_ice(self);
+                } else {
                     self.phase.set(Phase::Reconnecting);
                 }
             }

@@ -97,3 +97,34 @@ test('a declined call and a cancelled call end on both sides and are recorded', 
   await ann.close();
   await bob.close();
 });
+
+test('an unanswered call becomes a missed call, and a busy friend says so', async ({ browser }) => {
+  test.setTimeout(60_000);
+  const tag = unique();
+  const ann = await person(browser, 'Ann', tag);
+  const bob = await person(browser, 'Bob', tag);
+  const cat = await person(browser, 'Cat', tag);
+  await befriendAndOpen(ann, bob);
+
+  await ann.page.getByRole('button', { name: 'Video call' }).click();
+  await expect(bob.page.getByRole('alertdialog', { name: 'Call' })).toBeVisible();
+  // Nobody answers (the test server rings for 6 s).
+  await expect(ann.page.getByTestId('call-status')).toHaveText('No answer', { timeout: 15_000 });
+  await expect(bob.page.getByTestId('call-status')).toHaveText('No answer');
+  await expect(callRecords(bob, 'Missed video call')).toHaveCount(1);
+  await expect(bob.page.getByTestId('nav-unread')).toHaveCount(0); // the conversation is open: read
+
+  // Bob takes a call from Ann; Cat, his friend too, finds him busy.
+  await befriendAndOpen(cat, bob);
+  await bob.page.goto('/friends');
+  await hydrated(bob.page);
+  await ann.page.getByRole('button', { name: 'Voice call' }).click();
+  await bob.page.getByRole('alertdialog', { name: 'Call' }).getByRole('button', { name: 'Accept' }).click();
+  await expect(ann.page.getByTestId('call-status')).toHaveText('Connected', { timeout: 20_000 });
+  await cat.page.getByRole('button', { name: 'Voice call' }).click();
+  await expect(cat.page.getByTestId('call-status')).toHaveText('Busy: they are in another call');
+  await expect(bob.page.getByTestId('call-status')).toHaveText('Connected');
+  await ann.page.getByRole('button', { name: 'Hang up' }).click();
+  await expect(bob.page.getByTestId('call-status')).toHaveText('Call ended');
+  for (const p of [ann, bob, cat]) await p.close();
+});
