@@ -476,9 +476,17 @@ mod media {
                 return;
             };
             let config = RtcConfiguration::new();
-            // ICE servers come from the server's configuration (issue #5, not wired yet): an
-            // empty list works on one network.
-            config.set_ice_servers(&js_sys::Array::new());
+            // From the server's configuration (`PARLOR_ICE_SERVERS`); an empty list works on
+            // one network.
+            let servers = super::REALTIME
+                .with(|r| r.get())
+                .map(|rt| rt.ice_servers.get_untracked())
+                .unwrap_or_default();
+            let servers = serde_json::to_string(&servers)
+                .ok()
+                .and_then(|json| js_sys::JSON::parse(&json).ok())
+                .unwrap_or_else(|| js_sys::Array::new().into());
+            config.set_ice_servers(&servers);
             let Ok(pc) = RtcPeerConnection::new_with_configuration(&config) else {
                 ui.hang_up();
                 return;

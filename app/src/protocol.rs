@@ -71,6 +71,30 @@ pub enum ClientMsg {
     },
 }
 
+/// A STUN or TURN server, in the shape `RTCPeerConnection` takes. Its `Debug` hides the
+/// credential (configuration gets logged).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IceServer {
+    pub urls: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+impl std::fmt::Debug for IceServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IceServer")
+            .field("urls", &self.urls)
+            .field("username", &self.username)
+            .field(
+                "credential",
+                &self.credential.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
+    }
+}
+
 /// From the server to the browser.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -81,6 +105,8 @@ pub enum ServerMsg {
         /// The server pings this often; the browser should ping at the same pace and treat
         /// two silent intervals as a dead connection.
         heartbeat_ms: u64,
+        /// STUN/TURN servers for calls (`PARLOR_ICE_SERVERS`); empty works on one network.
+        ice_servers: Vec<IceServer>,
     },
     Pong,
     /// Answer to `Resume`, oldest first. `more` means the answer was cut short: ask again

@@ -44,6 +44,8 @@ pub struct Realtime {
     pub outbox: RwSignal<Vec<Outgoing>>,
     /// Counts (re)connections: pages read it to reload what may have changed meanwhile.
     pub connections: RwSignal<u64>,
+    /// STUN/TURN servers for calls, from the server's welcome.
+    pub ice_servers: RwSignal<Vec<crate::protocol::IceServer>>,
     /// Counts closes for an ended session (signed out everywhere, password changed).
     pub sessions_ended: RwSignal<u64>,
 }
@@ -57,6 +59,7 @@ impl Realtime {
             outbox: RwSignal::new(Vec::new()),
             connections: RwSignal::new(0),
             sessions_ended: RwSignal::new(0),
+            ice_servers: RwSignal::new(Vec::new()),
         }
     }
 
@@ -473,7 +476,12 @@ mod client {
         };
         let me = rt.me.get_untracked();
         match &message {
-            ServerMsg::Welcome { heartbeat_ms, .. } => {
+            ServerMsg::Welcome {
+                heartbeat_ms,
+                ice_servers,
+                ..
+            } => {
+                rt.ice_servers.set(ice_servers.clone());
                 let (resume_after, reconnected) = with(|s| {
                     s.attempt = 0;
                     s.heartbeat_ms = *heartbeat_ms;

@@ -54,6 +54,9 @@ pub struct Config {
     /// `PARLOR_CALL_GRACE_SECS`: how long an answered call waits for a side whose connection
     /// dropped.
     pub call_grace: Duration,
+    /// `PARLOR_ICE_SERVERS`: STUN/TURN servers for calls, as a JSON array of
+    /// `{"urls": [...], "username": ..., "credential": ...}`.
+    pub ice_servers: Vec<app::protocol::IceServer>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -263,6 +266,10 @@ impl Config {
             DEFAULT_CALL_GRACE_SECS,
             1..=600,
         )?);
+        let ice_servers = match get("PARLOR_ICE_SERVERS") {
+            None => Vec::new(),
+            Some(value) => parse_ice_servers(&value)?,
+        };
         let google = match (get("PARLOR_GOOGLE_CLIENT_ID"), get("PARLOR_GOOGLE_CLIENT_SECRET")) {
             (None, None) => None,
             (Some(client_id), Some(secret)) => {
@@ -311,6 +318,7 @@ impl Config {
             ws_messages_per_sec,
             call_ring,
             call_grace,
+            ice_servers,
         })
     }
 
@@ -340,6 +348,7 @@ impl Config {
             ws_messages_per_sec: DEFAULT_WS_MESSAGES_PER_SEC,
             call_ring: Duration::from_secs(DEFAULT_CALL_RING_SECS),
             call_grace: Duration::from_secs(DEFAULT_CALL_GRACE_SECS),
+            ice_servers: Vec::new(),
         }
     }
 
@@ -383,6 +392,47 @@ where
             ),
         )),
     }
+}
+
+/// A JSON array of ICE servers, each with at least one stun:, stuns:, turn: or turns: URL.
+fn parse_ice_servers(value: &str) -> Result<Vec<app::protocol::IceServer>, ConfigError> {
+    const KEY: &str = "PARLOR_ICE_SERVERS";
+    // The value may hold TURN credentials: error messages do not repeat it.
+    const HIDDEN: &str = "(not shown)";
+    let servers: Vec<app::protocol::IceServer> = serde_json::from_str(value).map_err(|e| {
+        invalid(
+            KEY,
+            HIDDEN,
+            format!(
+                "expected a JSON array like [{{\"urls\": [\"stun:stun.example.org:3478\"]}}] ({e})"
+            ),
+        )
+    })?;
+    for server in &servers {
+        let schemes = ["stun:", "stuns:", "turn:", "turns:"];
+        if server.urls.is_empty()
+            || !server
+                .urls
+                .iter()
+                .all(|u| schemes.iter().any(|s| u.starts_with(s)))
+        {
+            return Err(invalid(
+                KEY,
+                HIDDEN,
+                "every server needs urls starting with stun:, stuns:, turn: or turns:",
+            ));
+        }
+        if server.urls.iter().any(|u| u.starts_with("turn"))
+            && (server.username.is_none() || server.credential.is_none())
+        {
+            return Err(invalid(
+                KEY,
+                HIDDEN,
+                "a TURN server needs a username and a credential",
+            ));
+        }
+    }
+    Ok(servers)
 }
 
 /// An absolute http(s) URL.
@@ -469,6 +519,24 @@ mod tests {
     }
 
     #[test]
+    fn ice_servers_are_read_and_their_credentials_never_printed() {
+        let json = r#"[{"urls": ["stun:stun.example.org:3478"]},
+            {"urls": ["turn:turn.example.org:3478"], "username": "u", "credential": "hunter22"}]"#;
+        let config = from(&[("PARLOR_ICE_SERVERS", json)]).unwrap();
+        assert_eq!(config.ice_servers.len(), 2);
+        assert_eq!(
+            config.ice_servers[1].credential.as_deref(),
+            Some("hunter22")
+        );
+        assert!(!format!("{config:?}").contains("hunter22"));
+        let bad = r#"[{"urls": ["turn:t.example.org"], "username": "u", "credential": "hunter22"}, {"urls": []}]"#;
+        let err = from(&[("PARLOR_ICE_SERVERS", bad)])
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("hunter22"), "{err}");
+    }
+
+    #[test]
     fn malformed_values_name_the_setting() {
         for (key, value) in [
             ("PARLOR_ADDR", "localhost"),
@@ -489,6 +557,12 @@ mod tests {
             ("PARLOR_WS_MESSAGES_PER_SEC", "0"),
             ("PARLOR_CALL_RING_SECS", "1"),
             ("PARLOR_CALL_GRACE_SECS", "forever"),
+            ("PARLOR_ICE_SERVERS", "stun:stun.example.org"),
+            ("PARLOR_ICE_SERVERS", r#"[{"urls": ["http://x"]}]"#),
+            (
+                "PARLOR_ICE_SERVERS",
+                r#"[{"urls": ["turn:turn.example.org"]}]"#,
+            ),
         ] {
             let err = from(&[(key, value)]).unwrap_err().to_string();
             assert!(

@@ -107,6 +107,7 @@ impl Application {
             db,
             auth,
             hub: Default::default(),
+            ice_servers: Arc::new(config.ice_servers.clone()),
             calls: Arc::new(app::server::calls::Calls::new(
                 config.call_ring,
                 config.call_grace,

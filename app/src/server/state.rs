@@ -18,6 +18,8 @@ pub struct AppState {
     pub hub: Arc<Hub>,
     /// The calls ringing or running on this instance.
     pub calls: Arc<Calls>,
+    /// STUN/TURN servers handed to browsers for calls.
+    pub ice_servers: Arc<Vec<crate::protocol::IceServer>>,
     /// How often sockets are pinged; two silent intervals close one.
     pub heartbeat: std::time::Duration,
     /// Messages per second one socket may send (bursts up to three seconds' worth).

@@ -68,6 +68,7 @@ async fn run(socket: WebSocket, user: SessionUser, state: AppState) {
     session.reply(&ServerMsg::Welcome {
         user_id: user.id,
         heartbeat_ms: state.heartbeat.as_millis() as u64,
+        ice_servers: state.ice_servers.to_vec(),
     });
     if registration.first {
         Box::pin(session.announce_online()).await;

@@ -423,3 +423,20 @@ async fn an_answered_call_survives_a_short_drop_and_ends_after_the_grace_period(
     bob_late.send(&ClientMsg::CallResume { call_id }).await;
     assert_eq!(bob_late.next_where(refused).await, ErrorCode::NotAllowed);
 }
+
+#[tokio::test]
+async fn the_configured_ice_servers_reach_the_browser() {
+    let servers = vec![app::protocol::IceServer {
+        urls: vec!["turn:turn.example.org:3478".into()],
+        username: Some("parlor".into()),
+        credential: Some("s3cret".into()),
+    }];
+    let configured = servers.clone();
+    let app = TestApp::spawn_with(move |c| c.ice_servers = configured).await;
+    let ann = app.person("Ann").await;
+    let mut tab = app.try_socket(Some(&ann.cookie)).await.unwrap();
+    match tab.next().await {
+        ServerMsg::Welcome { ice_servers, .. } => assert_eq!(ice_servers, servers),
+        other => panic!("expected a welcome, got {other:?}"),
+    }
+}
