@@ -45,6 +45,7 @@ pub struct Realtime {
     /// Counts (re)connections: pages read it to reload what may have changed meanwhile.
     pub connections: RwSignal<u64>,
     /// STUN/TURN servers for calls, from the server's welcome.
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
     pub ice_servers: RwSignal<Vec<crate::protocol::IceServer>>,
     /// Counts closes for an ended session (signed out everywhere, password changed).
     pub sessions_ended: RwSignal<u64>,
