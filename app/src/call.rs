@@ -62,7 +62,13 @@ pub struct CallUi {
     pub camera_off: RwSignal<bool>,
     pub peer_muted: RwSignal<bool>,
     pub peer_camera_off: RwSignal<bool>,
+    /// In-call chat over the data channel (never stored): `(mine, text)`.
+    pub chat: RwSignal<Vec<(bool, String)>>,
+    pub chat_error: RwSignal<Option<String>>,
 }
+
+/// The longest in-call chat line, in characters.
+pub const MAX_CHAT_CHARS: usize = 1000;
 
 pub fn use_call() -> CallUi {
     use_context::<CallUi>().expect("CallUi is provided by the layout")
@@ -92,6 +98,8 @@ impl CallUi {
             camera_off: RwSignal::new(false),
             peer_muted: RwSignal::new(false),
             peer_camera_off: RwSignal::new(false),
+            chat: RwSignal::new(Vec::new()),
+            chat_error: RwSignal::new(None),
         }
     }
 
@@ -120,6 +128,34 @@ impl CallUi {
         self.camera_off.set(false);
         self.peer_muted.set(false);
         self.peer_camera_off.set(false);
+        self.chat.set(Vec::new());
+        self.chat_error.set(None);
+    }
+
+    /// Sends a chat line to the other side, peer to peer. Returns whether it went.
+    pub fn say(self, text: &str) -> bool {
+        let text = text.trim();
+        if text.is_empty() {
+            return false;
+        }
+        if text.chars().count() > MAX_CHAT_CHARS {
+            self.chat_error.set(Some(format!(
+                "A chat message can have at most {MAX_CHAT_CHARS} characters."
+            )));
+            return false;
+        }
+        #[cfg(feature = "hydrate")]
+        let sent = media::say(text);
+        #[cfg(not(feature = "hydrate"))]
+        let sent = false;
+        if sent {
+            self.chat.update(|c| c.push((true, text.to_string())));
+            self.chat_error.set(None);
+        } else {
+            self.chat_error
+                .set(Some("The chat is not connected yet.".into()));
+        }
+        sent
     }
 
     pub fn accept(self) {
@@ -346,6 +382,9 @@ pub fn CallOverlay() -> impl IntoView {
                         }}
                     </p>
                 </div>
+                <Show when=move || matches!(ui.phase.get(), Phase::Connected | Phase::Reconnecting)>
+                    <CallChat ui />
+                </Show>
                 <div class="call-actions">
                     {move || match ui.phase.get() {
                         Phase::Incoming => view! {
@@ -373,6 +412,60 @@ pub fn CallOverlay() -> impl IntoView {
     }
 }
 
+/// Chat beside the call: straight between the two browsers, gone when the call ends.
+#[component]
+fn CallChat(ui: CallUi) -> impl IntoView {
+    let draft = RwSignal::new(String::new());
+    let peer = move || {
+        ui.peer.with(|p| {
+            p.as_ref()
+                .map(|p| p.display_name.clone())
+                .unwrap_or_default()
+        })
+    };
+    view! {
+        <div class="call-chat">
+            <ol class="call-chat-lines" data-testid="call-chat" aria-live="polite">
+                {move || {
+                    ui.chat
+                        .get()
+                        .into_iter()
+                        .map(|(mine, text)| {
+                            let who = if mine { "You".to_string() } else { peer() };
+                            view! {
+                                <li class:mine=mine>
+                                    <strong>{who} ": "</strong>
+                                    {text}
+                                </li>
+                            }
+                        })
+                        .collect_view()
+                }}
+            </ol>
+            <form
+                class="inline"
+                on:submit=move |ev: leptos::ev::SubmitEvent| {
+                    ev.prevent_default();
+                    if ui.say(&draft.get_untracked()) {
+                        draft.set(String::new());
+                    }
+                }
+            >
+                <label for="call-chat-input" class="visually-hidden">"Chat message"</label>
+                <input
+                    id="call-chat-input"
+                    autocomplete="off"
+                    placeholder="Chat during the call"
+                    prop:value=move || draft.get()
+                    on:input=move |ev| draft.set(event_target_value(&ev))
+                />
+                <button type="submit">"Send"</button>
+            </form>
+            <p class="form-error" role="alert">{move || ui.chat_error.get()}</p>
+        </div>
+    }
+}
+
 #[cfg(feature = "hydrate")]
 mod media {
     use std::{cell::RefCell, collections::VecDeque, rc::Rc, time::Duration};
@@ -382,9 +475,9 @@ mod media {
     use wasm_bindgen_futures::JsFuture;
     use web_sys::{
         AudioContext, HtmlMediaElement, MediaStream, MediaStreamConstraints, MediaStreamTrack,
-        RtcConfiguration, RtcIceCandidateInit, RtcOfferOptions, RtcPeerConnection,
-        RtcPeerConnectionIceEvent, RtcPeerConnectionState, RtcSdpType, RtcSessionDescriptionInit,
-        RtcTrackEvent,
+        RtcConfiguration, RtcDataChannel, RtcDataChannelEvent, RtcDataChannelState,
+        RtcIceCandidateInit, RtcOfferOptions, RtcPeerConnection, RtcPeerConnectionIceEvent,
+        RtcPeerConnectionState, RtcSdpType, RtcSessionDescriptionInit, RtcTrackEvent,
     };
 
     use super::{CallUi, Phase, Signal};
@@ -403,6 +496,7 @@ mod media {
         /// Event handlers of the peer connection, kept alive with it.
         handlers: Vec<Box<dyn std::any::Any>>,
         ring: Option<(AudioContext, IntervalHandle)>,
+        chat: Option<RtcDataChannel>,
     }
 
     thread_local! {
@@ -532,6 +626,17 @@ mod media {
                 _ => {}
             });
             pc.set_onconnectionstatechange(Some(on_state.as_ref().unchecked_ref()));
+            // The chat channel: the caller opens it, the callee receives it.
+            let on_channel = Closure::<dyn FnMut(RtcDataChannelEvent)>::new(
+                move |event: RtcDataChannelEvent| {
+                    attach_chat(ui, event.channel());
+                },
+            );
+            if caller {
+                attach_chat(ui, pc.create_data_channel("chat"));
+            } else {
+                pc.set_ondatachannel(Some(on_channel.as_ref().unchecked_ref()));
+            }
             for track in tracks(&stream) {
                 pc.add_track_0(&track, &stream);
             }
@@ -539,11 +644,12 @@ mod media {
                 m.pc = Some(pc.clone());
                 m.caller = caller;
                 m.remote_set = false;
-                m.handlers = vec![
-                    Box::new(on_candidate),
+                m.handlers.extend([
+                    Box::new(on_candidate) as Box<dyn std::any::Any>,
                     Box::new(on_track),
                     Box::new(on_state),
-                ];
+                    Box::new(on_channel),
+                ]);
             });
             apply_local_state(ui);
             if caller {
@@ -551,6 +657,31 @@ mod media {
             }
             pump(ui).await;
         });
+    }
+
+    fn attach_chat(ui: CallUi, channel: RtcDataChannel) {
+        let on_message = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(
+            move |event: web_sys::MessageEvent| {
+                if let Some(text) = event.data().as_string() {
+                    let text: String = text.chars().take(super::MAX_CHAT_CHARS).collect();
+                    ui.chat.update(|c| c.push((false, text)));
+                }
+            },
+        );
+        channel.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        with(|m| {
+            m.chat = Some(channel);
+            m.handlers.push(Box::new(on_message));
+        });
+    }
+
+    pub fn say(text: &str) -> bool {
+        with(|m| match &m.chat {
+            Some(channel) if channel.ready_state() == RtcDataChannelState::Open => {
+                channel.send_with_str(text).is_ok()
+            }
+            _ => false,
+        })
     }
 
     async fn offer(ui: CallUi, pc: &RtcPeerConnection, ice_restart: bool) {
@@ -674,6 +805,9 @@ mod media {
         stop_ring();
         let (local, pc) = with(|m| {
             m.handlers.clear();
+            if let Some(chat) = m.chat.take() {
+                chat.close();
+            }
             m.queue.clear();
             m.early_candidates.clear();
             m.remote_set = false;

@@ -67,6 +67,15 @@ test('ring, answer, video both ways, mute seen by the other side, hang up ends i
   await ann.page.getByRole('button', { name: 'Camera on' }).click();
   await expect(bob.page.getByTestId('peer-state')).toHaveText('');
 
+  // Chat beside the call, peer to peer, both ways.
+  await ann.page.getByLabel('Chat message').fill('Can you see me?');
+  await ann.page.getByLabel('Chat message').press('Enter');
+  await expect(bob.page.getByTestId('call-chat')).toContainText(`${ann.name}: Can you see me?`);
+  await bob.page.getByLabel('Chat message').fill('Loud and clear');
+  await bob.page.getByTestId('call').getByRole('button', { name: 'Send', exact: true }).click();
+  await expect(ann.page.getByTestId('call-chat')).toContainText(`${bob.name}: Loud and clear`);
+  await expect(ann.page.getByTestId('call-chat')).toContainText('You: Can you see me?');
+
   await bob.page.getByRole('button', { name: 'Hang up' }).click();
   await expect(ann.page.getByTestId('call-status')).toHaveText('Call ended');
   await expect(bob.page.getByTestId('call-status')).toHaveText('Call ended');
