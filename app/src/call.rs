@@ -50,6 +50,10 @@ pub enum Signal {
         muted: bool,
         camera_off: bool,
     },
+    /// The sender started or stopped recording the call.
+    Recording {
+        on: bool,
+    },
 }
 
 #[derive(Clone, Copy)]
@@ -65,6 +69,11 @@ pub struct CallUi {
     /// In-call chat over the data channel (never stored): `(mine, text)`.
     pub chat: RwSignal<Vec<(bool, String)>>,
     pub chat_error: RwSignal<Option<String>>,
+    /// When this tab started recording (ms since the epoch), while it records.
+    pub recording_since: RwSignal<Option<f64>>,
+    /// Seconds recorded, ticking while recording.
+    pub recorded_secs: RwSignal<u64>,
+    pub peer_recording: RwSignal<bool>,
 }
 
 /// The longest in-call chat line, in characters.
@@ -100,6 +109,9 @@ impl CallUi {
             peer_camera_off: RwSignal::new(false),
             chat: RwSignal::new(Vec::new()),
             chat_error: RwSignal::new(None),
+            recording_since: RwSignal::new(None),
+            recorded_secs: RwSignal::new(0),
+            peer_recording: RwSignal::new(false),
         }
     }
 
@@ -130,6 +142,22 @@ impl CallUi {
         self.peer_camera_off.set(false);
         self.chat.set(Vec::new());
         self.chat_error.set(None);
+        self.recording_since.set(None);
+        self.peer_recording.set(false);
+    }
+
+    /// Starts or stops recording the call to a WebM file (downloaded when stopped).
+    pub fn toggle_recording(self) {
+        #[cfg(feature = "hydrate")]
+        {
+            if self.recording_since.get_untracked().is_some() {
+                media::stop_recording(self);
+            } else if let Err(error) = media::start_recording(self) {
+                leptos::logging::warn!("recording failed: {error:?}");
+                self.chat_error
+                    .set(Some("This browser cannot record the call.".into()));
+            }
+        }
     }
 
     /// Sends a chat line to the other side, peer to peer. Returns whether it went.
@@ -184,6 +212,11 @@ impl CallUi {
     }
 
     fn end(self, why: String) {
+        // A recording in progress is saved, not lost.
+        #[cfg(feature = "hydrate")]
+        if self.recording_since.get_untracked().is_some() {
+            media::stop_recording(self);
+        }
         #[cfg(feature = "hydrate")]
         media::teardown();
         self.call_id.set(None);
@@ -251,6 +284,7 @@ impl CallUi {
                         self.peer_muted.set(muted);
                         self.peer_camera_off.set(camera_off);
                     }
+                    Ok(Signal::Recording { on }) => self.peer_recording.set(on),
                     #[cfg(feature = "hydrate")]
                     Ok(signal) => media::signal(self, signal),
                     #[cfg(not(feature = "hydrate"))]
@@ -382,6 +416,15 @@ pub fn CallOverlay() -> impl IntoView {
                         }}
                     </p>
                 </div>
+                <p class="recording-state" data-testid="peer-recording" role="status">
+                    {move || ui.peer_recording.get().then(|| format!("{} is recording this call", peer_name()))}
+                </p>
+                <p class="recording-state" data-testid="recording">
+                    {move || ui.recording_since.get().map(|_| {
+                        let secs = ui.recorded_secs.get();
+                        format!("● Recording {}:{:02}", secs / 60, secs % 60)
+                    })}
+                </p>
                 <Show when=move || matches!(ui.phase.get(), Phase::Connected | Phase::Reconnecting)>
                     <CallChat ui />
                 </Show>
@@ -400,6 +443,11 @@ pub fn CallOverlay() -> impl IntoView {
                             <button aria-pressed=move || ui.camera_off.get().to_string() on:click=move |_| ui.toggle_camera()>
                                 {move || if ui.camera_off.get() { "Camera on" } else { "Camera off" }}
                             </button>
+                            <Show when=move || ui.phase.get() == Phase::Connected || ui.recording_since.get().is_some()>
+                                <button aria-pressed=move || ui.recording_since.get().is_some().to_string() on:click=move |_| ui.toggle_recording()>
+                                    {move || if ui.recording_since.get().is_some() { "Stop recording" } else { "Record" }}
+                                </button>
+                            </Show>
                             <button class="danger" on:click=move |_| ui.hang_up()>
                                 {move || if ui.phase.get() == Phase::Calling { "Cancel" } else { "Hang up" }}
                             </button>
@@ -497,6 +545,15 @@ mod media {
         handlers: Vec<Box<dyn std::any::Any>>,
         ring: Option<(AudioContext, IntervalHandle)>,
         chat: Option<RtcDataChannel>,
+        remote: Option<MediaStream>,
+        recording: Option<Recording>,
+    }
+
+    struct Recording {
+        recorder: web_sys::MediaRecorder,
+        mixer: AudioContext,
+        ticker: IntervalHandle,
+        _handlers: (Closure<dyn FnMut(web_sys::BlobEvent)>, Closure<dyn FnMut()>),
     }
 
     thread_local! {
@@ -600,6 +657,7 @@ mod media {
             let on_track = Closure::<dyn FnMut(RtcTrackEvent)>::new(|event: RtcTrackEvent| {
                 if let Some(stream) = event.streams().get(0).dyn_into::<MediaStream>().ok() {
                     show("remote-video", Some(&stream));
+                    with(|m| m.remote = Some(stream));
                 }
             });
             pc.set_ontrack(Some(on_track.as_ref().unchecked_ref()));
@@ -762,7 +820,7 @@ mod media {
                     with(|m| m.early_candidates.push(init));
                 }
             }
-            Signal::Media { .. } => {}
+            Signal::Media { .. } | Signal::Recording { .. } => {}
         }
         Ok(())
     }
@@ -801,10 +859,143 @@ mod media {
         ui.send_signal(&Signal::Media { muted, camera_off });
     }
 
+    /// Records the call: the other side's video with both sides' voices mixed, as WebM.
+    pub fn start_recording(ui: CallUi) -> Result<(), JsValue> {
+        let (local, remote) = with(|m| (m.local.clone(), m.remote.clone()));
+        let remote = remote.ok_or("no remote stream yet")?;
+        let mixer = AudioContext::new()?;
+        let mix = mixer.create_media_stream_destination()?;
+        for stream in [Some(&remote), local.as_ref()].into_iter().flatten() {
+            if stream.get_audio_tracks().length() > 0 {
+                mixer
+                    .create_media_stream_source(stream)?
+                    .connect_with_audio_node(&mix)?;
+            }
+        }
+        let tracks = js_sys::Array::new();
+        for track in remote.get_video_tracks().iter() {
+            tracks.push(&track);
+        }
+        for track in mix.stream().get_audio_tracks().iter() {
+            tracks.push(&track);
+        }
+        let stream = MediaStream::new_with_tracks(&tracks)?;
+        let options = web_sys::MediaRecorderOptions::new();
+        let mime = ["video/webm;codecs=vp8,opus", "video/webm"]
+            .into_iter()
+            .find(|m| web_sys::MediaRecorder::is_type_supported(m))
+            .ok_or("WebM recording is not supported")?;
+        options.set_mime_type(mime);
+        let recorder = web_sys::MediaRecorder::new_with_media_stream_and_media_recorder_options(
+            &stream, &options,
+        )?;
+
+        let chunks = Rc::new(RefCell::new(js_sys::Array::new()));
+        let collected = chunks.clone();
+        let on_data =
+            Closure::<dyn FnMut(web_sys::BlobEvent)>::new(move |event: web_sys::BlobEvent| {
+                if let Some(blob) = event.data().filter(|b| b.size() > 0.0) {
+                    collected.borrow().push(&blob);
+                }
+            });
+        recorder.set_ondataavailable(Some(on_data.as_ref().unchecked_ref()));
+        let started = js_sys::Date::now();
+        let on_stop = Closure::<dyn FnMut()>::new(move || {
+            let parts = chunks.borrow().clone();
+            let duration_ms = js_sys::Date::now() - started;
+            leptos::task::spawn_local(async move {
+                if let Err(error) = save(parts, duration_ms).await {
+                    leptos::logging::warn!("saving the recording failed: {error:?}");
+                }
+            });
+        });
+        recorder.set_onstop(Some(on_stop.as_ref().unchecked_ref()));
+        // A chunk every second: a crash loses at most that much.
+        recorder.start_with_time_slice(1000)?;
+        let ticker = set_interval_with_handle(
+            move || {
+                let secs = ((js_sys::Date::now() - started) / 1000.0) as u64;
+                ui.recorded_secs.set(secs);
+            },
+            Duration::from_millis(500),
+        )
+        .map_err(|_| JsValue::from_str("no timer"))?;
+        ui.recorded_secs.set(0);
+        ui.recording_since.set(Some(started));
+        with(|m| {
+            m.recording = Some(Recording {
+                recorder,
+                mixer,
+                ticker,
+                _handlers: (on_data, on_stop),
+            })
+        });
+        ui.send_signal(&Signal::Recording { on: true });
+        Ok(())
+    }
+
+    /// Stops recording; the file downloads once the recorder hands over its last chunk.
+    pub fn stop_recording(ui: CallUi) {
+        if let Some(recording) = with(|m| m.recording.take()) {
+            let _ = recording.recorder.stop();
+            recording.ticker.clear();
+            // The stop event still has to fire: keep the handlers until then.
+            let keep = recording._handlers;
+            let mixer = recording.mixer;
+            set_timeout(
+                move || {
+                    drop(keep);
+                    let _ = mixer.close();
+                },
+                Duration::from_secs(10),
+            );
+        }
+        ui.recording_since.set(None);
+        ui.send_signal(&Signal::Recording { on: false });
+    }
+
+    /// Joins the chunks, writes the duration into the WebM, and downloads it.
+    async fn save(parts: js_sys::Array, duration_ms: f64) -> Result<(), JsValue> {
+        let blob = web_sys::Blob::new_with_blob_sequence(&parts)?;
+        let buffer = JsFuture::from(blob.array_buffer()).await?;
+        let bytes = js_sys::Uint8Array::new(&buffer).to_vec();
+        let bytes = crate::webm::with_duration(&bytes, duration_ms).unwrap_or(bytes);
+        let array = js_sys::Uint8Array::from(bytes.as_slice());
+        let options = web_sys::BlobPropertyBag::new();
+        options.set_type("video/webm");
+        let file = web_sys::Blob::new_with_u8_array_sequence_and_options(
+            &js_sys::Array::of1(&array),
+            &options,
+        )?;
+        let url = web_sys::Url::create_object_url_with_blob(&file)?;
+        let link: web_sys::HtmlAnchorElement = document().create_element("a")?.dyn_into()?;
+        link.set_href(&url);
+        let stamp = js_sys::Date::new_0()
+            .to_iso_string()
+            .as_string()
+            .unwrap_or_default();
+        let stamp: String = stamp
+            .chars()
+            .take(19)
+            .map(|c| if c == ':' { '-' } else { c })
+            .collect();
+        link.set_download(&format!("parlor-call-{stamp}.webm"));
+        link.click();
+        // Give the download a moment to start before the URL goes.
+        set_timeout(
+            move || {
+                let _ = web_sys::Url::revoke_object_url(&url);
+            },
+            Duration::from_secs(30),
+        );
+        Ok(())
+    }
+
     pub fn teardown() {
         stop_ring();
         let (local, pc) = with(|m| {
             m.handlers.clear();
+            m.remote = None;
             if let Some(chat) = m.chat.take() {
                 chat.close();
             }

@@ -14,6 +14,7 @@ pub mod protocol;
 mod realtime;
 #[cfg(feature = "ssr")]
 pub mod server;
+pub mod webm;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};

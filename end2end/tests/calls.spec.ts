@@ -2,6 +2,7 @@
 // inside the loopback-only namespace: ring, answer, live video both ways, mute seen by the
 // other side, hang up; declined and cancelled calls; the records left in the conversation.
 import { expect, test, type Browser, type Page } from '@playwright/test';
+import * as fs from 'node:fs';
 import { hydrated, signUp, unique, uniqueEmail } from './support';
 
 type Person = { page: Page; name: string; close: () => Promise<void> };
@@ -136,4 +137,52 @@ test('an unanswered call becomes a missed call, and a busy friend says so', asyn
   await ann.page.getByRole('button', { name: 'Hang up' }).click();
   await expect(bob.page.getByTestId('call-status')).toHaveText('Call ended');
   for (const p of [ann, bob, cat]) await p.close();
+});
+
+test('recording a call downloads a WebM file with a duration, and the other side is told', async ({ browser }) => {
+  test.setTimeout(90_000);
+  const tag = unique();
+  const ann = await person(browser, 'Ann', tag);
+  const bob = await person(browser, 'Bob', tag);
+  await befriendAndOpen(ann, bob);
+  await ann.page.getByRole('button', { name: 'Video call' }).click();
+  await bob.page.getByRole('alertdialog', { name: 'Call' }).getByRole('button', { name: 'Accept' }).click();
+  await expect(ann.page.getByTestId('call-status')).toHaveText('Connected', { timeout: 20_000 });
+  await expectLiveVideo(ann.page);
+
+  await ann.page.getByRole('button', { name: 'Record' }).click();
+  await expect(bob.page.getByTestId('peer-recording')).toHaveText(`${ann.name} is recording this call`);
+  // The elapsed time counts up.
+  await expect(ann.page.getByTestId('recording')).toHaveText('● Recording 0:02', { timeout: 10_000 });
+  const download = ann.page.waitForEvent('download');
+  await ann.page.getByRole('button', { name: 'Stop recording' }).click();
+  const file = await download;
+  expect(file.suggestedFilename()).toMatch(/^parlor-call-.*\.webm$/);
+  const bytes = fs.readFileSync(await file.path());
+  expect(bytes.length).toBeGreaterThan(10_000);
+  // An EBML (WebM) file...
+  expect([...bytes.subarray(0, 4)]).toEqual([0x1a, 0x45, 0xdf, 0xa3]);
+  expect(bytes.includes(Buffer.from('webm'))).toBe(true);
+  // ...whose segment info carries the duration (in ms): at least the 2 s recorded.
+  const at = bytes.indexOf(Buffer.from([0x44, 0x89, 0x88]));
+  expect(at).toBeGreaterThan(0);
+  expect(bytes.readDoubleBE(at + 3)).toBeGreaterThan(2000);
+  await expect(bob.page.getByTestId('peer-recording')).toHaveText('');
+  await expect(ann.page.getByTestId('recording')).toHaveText('');
+
+  // A browser plays it and knows how long it is.
+  const duration = await ann.page.evaluate(async (b64) => {
+    const data = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const video = document.createElement('video');
+    video.src = URL.createObjectURL(new Blob([data], { type: 'video/webm' }));
+    await new Promise((resolve, reject) => {
+      video.onloadedmetadata = resolve;
+      video.onerror = () => reject(new Error('the recording does not load'));
+    });
+    return video.duration;
+  }, bytes.toString('base64'));
+  expect(duration).toBeGreaterThan(2);
+  expect(Number.isFinite(duration)).toBe(true);
+  await ann.close();
+  await bob.close();
 });
