@@ -54,6 +54,22 @@ pub enum Signal {
     Recording {
         on: bool,
     },
+    /// Screen sharing runs on its own peer connection, so camera and screen are
+    /// independent: the sharer offers, the viewer answers.
+    ScreenOffer {
+        sdp: String,
+    },
+    ScreenAnswer {
+        sdp: String,
+    },
+    ScreenCandidate {
+        candidate: String,
+        mid: Option<String>,
+        index: Option<u16>,
+        /// For the sharer's connection (from the viewer), or the viewer's.
+        to_sharer: bool,
+    },
+    ScreenStopped,
 }
 
 #[derive(Clone, Copy)]
@@ -74,6 +90,8 @@ pub struct CallUi {
     /// Seconds recorded, ticking while recording.
     pub recorded_secs: RwSignal<u64>,
     pub peer_recording: RwSignal<bool>,
+    pub sharing: RwSignal<bool>,
+    pub peer_sharing: RwSignal<bool>,
 }
 
 /// The longest in-call chat line, in characters.
@@ -112,6 +130,8 @@ impl CallUi {
             recording_since: RwSignal::new(None),
             recorded_secs: RwSignal::new(0),
             peer_recording: RwSignal::new(false),
+            sharing: RwSignal::new(false),
+            peer_sharing: RwSignal::new(false),
         }
     }
 
@@ -144,6 +164,20 @@ impl CallUi {
         self.chat_error.set(None);
         self.recording_since.set(None);
         self.peer_recording.set(false);
+        self.sharing.set(false);
+        self.peer_sharing.set(false);
+    }
+
+    /// Starts or stops sharing the screen.
+    pub fn toggle_screen(self) {
+        #[cfg(feature = "hydrate")]
+        {
+            if self.sharing.get_untracked() {
+                media::stop_screen(self);
+            } else {
+                media::share_screen(self);
+            }
+        }
     }
 
     /// Starts or stops recording the call to a WebM file (downloaded when stopped).
@@ -416,6 +450,12 @@ pub fn CallOverlay() -> impl IntoView {
                         }}
                     </p>
                 </div>
+                <div class="screen" class:hidden=move || !ui.peer_sharing.get()>
+                    <p class="muted" data-testid="peer-screen">
+                        {move || ui.peer_sharing.get().then(|| format!("{} is sharing their screen", peer_name()))}
+                    </p>
+                    <video id="screen-video" class="screen-video" data-testid="screen-video" autoplay=true playsinline=true muted=true></video>
+                </div>
                 <p class="recording-state" data-testid="peer-recording" role="status">
                     {move || ui.peer_recording.get().then(|| format!("{} is recording this call", peer_name()))}
                 </p>
@@ -443,6 +483,11 @@ pub fn CallOverlay() -> impl IntoView {
                             <button aria-pressed=move || ui.camera_off.get().to_string() on:click=move |_| ui.toggle_camera()>
                                 {move || if ui.camera_off.get() { "Camera on" } else { "Camera off" }}
                             </button>
+                            <Show when=move || ui.phase.get() == Phase::Connected || ui.sharing.get()>
+                                <button aria-pressed=move || ui.sharing.get().to_string() on:click=move |_| ui.toggle_screen()>
+                                    {move || if ui.sharing.get() { "Stop sharing" } else { "Share screen" }}
+                                </button>
+                            </Show>
                             <Show when=move || ui.phase.get() == Phase::Connected || ui.recording_since.get().is_some()>
                                 <button aria-pressed=move || ui.recording_since.get().is_some().to_string() on:click=move |_| ui.toggle_recording()>
                                     {move || if ui.recording_since.get().is_some() { "Stop recording" } else { "Record" }}
@@ -547,6 +592,19 @@ mod media {
         chat: Option<RtcDataChannel>,
         remote: Option<MediaStream>,
         recording: Option<Recording>,
+        /// This side's screen going out, and the other side's coming in.
+        screen_out: Option<Screen>,
+        screen_in: Option<Screen>,
+    }
+
+    #[derive(Default)]
+    struct Screen {
+        pc: Option<RtcPeerConnection>,
+        stream: Option<MediaStream>,
+        remote_set: bool,
+        early: Vec<RtcIceCandidateInit>,
+        /// Event handlers, kept alive as long as the connection.
+        _handlers: Vec<Box<dyn std::any::Any>>,
     }
 
     struct Recording {
@@ -626,19 +684,7 @@ mod media {
             let Ok(stream) = local_media(ui).await else {
                 return;
             };
-            let config = RtcConfiguration::new();
-            // From the server's configuration (`PARLOR_ICE_SERVERS`); an empty list works on
-            // one network.
-            let servers = super::REALTIME
-                .with(|r| r.get())
-                .map(|rt| rt.ice_servers.get_untracked())
-                .unwrap_or_default();
-            let servers = serde_json::to_string(&servers)
-                .ok()
-                .and_then(|json| js_sys::JSON::parse(&json).ok())
-                .unwrap_or_else(|| js_sys::Array::new().into());
-            config.set_ice_servers(&servers);
-            let Ok(pc) = RtcPeerConnection::new_with_configuration(&config) else {
+            let Ok(pc) = new_peer_connection() else {
                 ui.hang_up();
                 return;
             };
@@ -742,6 +788,22 @@ mod media {
         })
     }
 
+    /// A peer connection with the server's ICE servers (`PARLOR_ICE_SERVERS`; an empty list
+    /// works on one network).
+    fn new_peer_connection() -> Result<RtcPeerConnection, JsValue> {
+        let config = RtcConfiguration::new();
+        let servers = super::REALTIME
+            .with(|r| r.get())
+            .map(|rt| rt.ice_servers.get_untracked())
+            .unwrap_or_default();
+        let servers = serde_json::to_string(&servers)
+            .ok()
+            .and_then(|json| js_sys::JSON::parse(&json).ok())
+            .unwrap_or_else(|| js_sys::Array::new().into());
+        config.set_ice_servers(&servers);
+        RtcPeerConnection::new_with_configuration(&config)
+    }
+
     async fn offer(ui: CallUi, pc: &RtcPeerConnection, ice_restart: bool) {
         let options = RtcOfferOptions::new();
         options.set_ice_restart(ice_restart);
@@ -821,6 +883,7 @@ mod media {
                 }
             }
             Signal::Media { .. } | Signal::Recording { .. } => {}
+            screen => screen_signal(ui, screen).await?,
         }
         Ok(())
     }
@@ -991,8 +1054,205 @@ mod media {
         Ok(())
     }
 
+    /// A screen peer connection whose candidates go out as `ScreenCandidate`s.
+    fn screen_pc(
+        ui: CallUi,
+        to_sharer: bool,
+    ) -> Result<(RtcPeerConnection, Box<dyn std::any::Any>), JsValue> {
+        let pc = new_peer_connection()?;
+        let on_candidate = Closure::<dyn FnMut(RtcPeerConnectionIceEvent)>::new(
+            move |event: RtcPeerConnectionIceEvent| {
+                if let Some(c) = event.candidate() {
+                    ui.send_signal(&Signal::ScreenCandidate {
+                        candidate: c.candidate(),
+                        mid: c.sdp_mid(),
+                        index: c.sdp_m_line_index(),
+                        to_sharer,
+                    });
+                }
+            },
+        );
+        pc.set_onicecandidate(Some(on_candidate.as_ref().unchecked_ref()));
+        Ok((pc, Box::new(on_candidate)))
+    }
+
+    pub fn share_screen(ui: CallUi) {
+        leptos::task::spawn_local(async move {
+            let result: Result<(), JsValue> = async {
+                let devices = window().navigator().media_devices()?;
+                let constraints = web_sys::DisplayMediaStreamConstraints::new();
+                constraints.set_video(&JsValue::TRUE);
+                let stream: MediaStream =
+                    JsFuture::from(devices.get_display_media_with_constraints(&constraints)?)
+                        .await?
+                        .dyn_into()?;
+                let (pc, on_candidate) = screen_pc(ui, false)?;
+                let mut handlers = vec![on_candidate];
+                for track in tracks(&stream) {
+                    pc.add_track_0(&track, &stream);
+                    // The browser's own "Stop sharing" button ends the track.
+                    let on_ended = Closure::<dyn FnMut()>::new(move || stop_screen(ui));
+                    track.set_onended(Some(on_ended.as_ref().unchecked_ref()));
+                    handlers.push(Box::new(on_ended));
+                }
+                let offer = JsFuture::from(pc.create_offer()).await?;
+                let sdp = js_sys::Reflect::get(&offer, &"sdp".into())?
+                    .as_string()
+                    .unwrap_or_default();
+                let init = RtcSessionDescriptionInit::new(RtcSdpType::Offer);
+                init.set_sdp(&sdp);
+                JsFuture::from(pc.set_local_description(&init)).await?;
+                with(|m| {
+                    m.screen_out = Some(Screen {
+                        pc: Some(pc),
+                        stream: Some(stream),
+                        _handlers: handlers,
+                        ..Screen::default()
+                    })
+                });
+                ui.sharing.set(true);
+                ui.send_signal(&Signal::ScreenOffer { sdp });
+                Ok(())
+            }
+            .await;
+            if let Err(error) = result {
+                // Most often: the user closed the browser's picker.
+                leptos::logging::warn!("screen sharing did not start: {error:?}");
+            }
+        });
+    }
+
+    pub fn stop_screen(ui: CallUi) {
+        if let Some(screen) = with(|m| m.screen_out.take()) {
+            close_screen(screen);
+            ui.send_signal(&Signal::ScreenStopped);
+        }
+        ui.sharing.set(false);
+    }
+
+    fn close_screen(screen: Screen) {
+        if let Some(stream) = screen.stream {
+            for track in tracks(&stream) {
+                track.set_onended(None);
+                track.stop();
+            }
+        }
+        if let Some(pc) = screen.pc {
+            pc.close();
+        }
+    }
+
+    async fn screen_signal(ui: CallUi, signal: Signal) -> Result<(), JsValue> {
+        match signal {
+            Signal::ScreenOffer { sdp } => {
+                if let Some(old) = with(|m| m.screen_in.take()) {
+                    close_screen(old);
+                }
+                let (pc, on_candidate) = screen_pc(ui, true)?;
+                let on_track =
+                    Closure::<dyn FnMut(RtcTrackEvent)>::new(move |event: RtcTrackEvent| {
+                        if let Some(stream) = event.streams().get(0).dyn_into::<MediaStream>().ok()
+                        {
+                            ui.peer_sharing.set(true);
+                            request_animation_frame(move || show("screen-video", Some(&stream)));
+                        }
+                    });
+                pc.set_ontrack(Some(on_track.as_ref().unchecked_ref()));
+                with(|m| {
+                    m.screen_in = Some(Screen {
+                        pc: Some(pc.clone()),
+                        _handlers: vec![on_candidate, Box::new(on_track)],
+                        ..Screen::default()
+                    })
+                });
+                let init = RtcSessionDescriptionInit::new(RtcSdpType::Offer);
+                init.set_sdp(&sdp);
+                JsFuture::from(pc.set_remote_description(&init)).await?;
+                screen_remote_ready(&pc, false).await;
+                let answer = JsFuture::from(pc.create_answer()).await?;
+                let sdp = js_sys::Reflect::get(&answer, &"sdp".into())?
+                    .as_string()
+                    .unwrap_or_default();
+                let init = RtcSessionDescriptionInit::new(RtcSdpType::Answer);
+                init.set_sdp(&sdp);
+                JsFuture::from(pc.set_local_description(&init)).await?;
+                ui.send_signal(&Signal::ScreenAnswer { sdp });
+            }
+            Signal::ScreenAnswer { sdp } => {
+                if let Some(pc) = with(|m| m.screen_out.as_ref().and_then(|s| s.pc.clone())) {
+                    let init = RtcSessionDescriptionInit::new(RtcSdpType::Answer);
+                    init.set_sdp(&sdp);
+                    JsFuture::from(pc.set_remote_description(&init)).await?;
+                    screen_remote_ready(&pc, true).await;
+                }
+            }
+            Signal::ScreenCandidate {
+                candidate,
+                mid,
+                index,
+                to_sharer,
+            } => {
+                let init = RtcIceCandidateInit::new(&candidate);
+                init.set_sdp_mid(mid.as_deref());
+                init.set_sdp_m_line_index(index);
+                let ready = with(|m| {
+                    let screen = if to_sharer {
+                        m.screen_out.as_mut()
+                    } else {
+                        m.screen_in.as_mut()
+                    }?;
+                    if screen.remote_set {
+                        screen.pc.clone()
+                    } else {
+                        screen.early.push(init.clone());
+                        None
+                    }
+                });
+                if let Some(pc) = ready {
+                    JsFuture::from(
+                        pc.add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&init)),
+                    )
+                    .await?;
+                }
+            }
+            Signal::ScreenStopped => {
+                if let Some(screen) = with(|m| m.screen_in.take()) {
+                    close_screen(screen);
+                }
+                show("screen-video", None);
+                ui.peer_sharing.set(false);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    async fn screen_remote_ready(pc: &RtcPeerConnection, sharer: bool) {
+        let early = with(|m| {
+            let screen = if sharer {
+                m.screen_out.as_mut()
+            } else {
+                m.screen_in.as_mut()
+            };
+            screen.map(|s| {
+                s.remote_set = true;
+                std::mem::take(&mut s.early)
+            })
+        });
+        for init in early.unwrap_or_default() {
+            let _ =
+                JsFuture::from(pc.add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&init)))
+                    .await;
+        }
+    }
+
     pub fn teardown() {
         stop_ring();
+        let screens = with(|m| (m.screen_out.take(), m.screen_in.take()));
+        for screen in [screens.0, screens.1].into_iter().flatten() {
+            close_screen(screen);
+        }
+        show("screen-video", None);
         let (local, pc) = with(|m| {
             m.handlers.clear();
             m.remote = None;

@@ -186,3 +186,31 @@ test('recording a call downloads a WebM file with a duration, and the other side
   await ann.close();
   await bob.close();
 });
+
+test('a shared screen appears on the other side beside the camera and disappears when stopped', async ({ browser }) => {
+  test.setTimeout(90_000);
+  const tag = unique();
+  const ann = await person(browser, 'Ann', tag);
+  const bob = await person(browser, 'Bob', tag);
+  await befriendAndOpen(ann, bob);
+  await ann.page.getByRole('button', { name: 'Video call' }).click();
+  await bob.page.getByRole('alertdialog', { name: 'Call' }).getByRole('button', { name: 'Accept' }).click();
+  await expect(bob.page.getByTestId('call-status')).toHaveText('Connected', { timeout: 20_000 });
+
+  await ann.page.getByRole('button', { name: 'Share screen' }).click();
+  await expect(bob.page.getByTestId('peer-screen')).toHaveText(`${ann.name} is sharing their screen`);
+  const screen = bob.page.getByTestId('screen-video');
+  await expect.poll(() => screen.evaluate((v: HTMLVideoElement) => v.videoWidth), { timeout: 20_000 }).toBeGreaterThan(0);
+  const t1 = await screen.evaluate((v: HTMLVideoElement) => v.currentTime);
+  await expect.poll(() => screen.evaluate((v: HTMLVideoElement) => v.currentTime)).toBeGreaterThan(t1 + 0.5);
+  // The camera goes on beside it.
+  await expectLiveVideo(bob.page);
+
+  await ann.page.getByRole('button', { name: 'Stop sharing' }).click();
+  await expect(bob.page.getByTestId('peer-screen')).toHaveText('');
+  await expect(screen).toBeHidden();
+  await expect(ann.page.getByRole('button', { name: 'Share screen' })).toBeVisible();
+  await expectLiveVideo(bob.page);
+  await ann.close();
+  await bob.close();
+});
