@@ -340,7 +340,12 @@ impl CallUi {
                 if *connected {
                     // The other side is back on a new socket: the caller renegotiates.
                     #[cfg(feature = "hydrate")]
-                    media::restart_ice(self);
+                    {
+                        media::restart_ice(self);
+                        if media::media_connected() {
+                            self.phase.set(Phase::Connected);
+                        }
+                    }
                 } else {
                     self.phase.set(Phase::Reconnecting);
                 }
@@ -898,6 +903,14 @@ mod media {
                 JsFuture::from(pc.add_ice_candidate_with_opt_rtc_ice_candidate_init(Some(&init)))
                     .await;
         }
+    }
+
+    /// Whether media is flowing (the peer connection says connected).
+    pub fn media_connected() -> bool {
+        with(|m| {
+            m.pc.as_ref()
+                .is_some_and(|pc| pc.connection_state() == RtcPeerConnectionState::Connected)
+        })
     }
 
     /// After a network change: the caller renegotiates with fresh ICE candidates.

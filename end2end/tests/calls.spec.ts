@@ -214,3 +214,36 @@ test('a shared screen appears on the other side beside the camera and disappears
   await ann.close();
   await bob.close();
 });
+
+test('a call survives one side losing the network for a moment, without anyone doing anything', async ({ browser }) => {
+  test.setTimeout(120_000);
+  const tag = unique();
+  const annContext = await browser.newContext();
+  const bobContext = await browser.newContext();
+  const ann: Person = { page: await annContext.newPage(), name: `Ann ${tag}`, close: () => annContext.close() };
+  const bob: Person = { page: await bobContext.newPage(), name: `Bob ${tag}`, close: () => bobContext.close() };
+  await signUp(ann.page, uniqueEmail('ann'), ann.name);
+  await signUp(bob.page, uniqueEmail('bob'), bob.name);
+  await befriendAndOpen(ann, bob);
+  await ann.page.getByRole('button', { name: 'Video call' }).click();
+  await bob.page.getByRole('alertdialog', { name: 'Call' }).getByRole('button', { name: 'Accept' }).click();
+  await expect(ann.page.getByTestId('call-status')).toHaveText('Connected', { timeout: 20_000 });
+  await expectLiveVideo(ann.page);
+
+  await bobContext.setOffline(true);
+  await expect(bob.page.getByTestId('connection')).toContainText('offline', { timeout: 15_000 });
+  await bobContext.setOffline(false);
+  await expect(bob.page.getByTestId('connection')).toHaveText('', { timeout: 20_000 });
+
+  // Back: still in the same call, media flowing, signaling working again.
+  await expect(ann.page.getByTestId('call-status')).toHaveText('Connected', { timeout: 30_000 });
+  await expect(bob.page.getByTestId('call-status')).toHaveText('Connected', { timeout: 30_000 });
+  await expectLiveVideo(ann.page);
+  await expectLiveVideo(bob.page);
+  await bob.page.getByRole('button', { name: 'Mute' }).click();
+  await expect(ann.page.getByTestId('peer-state')).toHaveText(`${bob.name} is muted`);
+  await ann.page.getByRole('button', { name: 'Hang up' }).click();
+  await expect(bob.page.getByTestId('call-status')).toHaveText('Call ended');
+  await ann.close();
+  await bob.close();
+});
