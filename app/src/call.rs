@@ -72,6 +72,16 @@ pub enum Signal {
     ScreenStopped,
 }
 
+/// The quality panel's figures, read from `getStats` every second.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Quality {
+    pub rtt_ms: Option<f64>,
+    pub kbps_in: Option<f64>,
+    pub kbps_out: Option<f64>,
+    pub loss_percent: Option<f64>,
+    pub resolution: Option<(u32, u32)>,
+}
+
 #[derive(Clone, Copy)]
 pub struct CallUi {
     pub phase: RwSignal<Phase>,
@@ -92,6 +102,7 @@ pub struct CallUi {
     pub peer_recording: RwSignal<bool>,
     pub sharing: RwSignal<bool>,
     pub peer_sharing: RwSignal<bool>,
+    pub quality: RwSignal<Quality>,
 }
 
 /// The longest in-call chat line, in characters.
@@ -132,6 +143,7 @@ impl CallUi {
             peer_recording: RwSignal::new(false),
             sharing: RwSignal::new(false),
             peer_sharing: RwSignal::new(false),
+            quality: RwSignal::new(Quality::default()),
         }
     }
 
@@ -166,6 +178,7 @@ impl CallUi {
         self.peer_recording.set(false);
         self.sharing.set(false);
         self.peer_sharing.set(false);
+        self.quality.set(Quality::default());
     }
 
     /// Starts or stops sharing the screen.
@@ -473,6 +486,9 @@ pub fn CallOverlay() -> impl IntoView {
                 <Show when=move || matches!(ui.phase.get(), Phase::Connected | Phase::Reconnecting)>
                     <CallChat ui />
                 </Show>
+                <Show when=move || matches!(ui.phase.get(), Phase::Connected | Phase::Reconnecting)>
+                    <QualityPanel ui />
+                </Show>
                 <div class="call-actions">
                     {move || match ui.phase.get() {
                         Phase::Incoming => view! {
@@ -507,6 +523,49 @@ pub fn CallOverlay() -> impl IntoView {
                 </div>
             </section>
         </Show>
+    }
+}
+
+/// Round-trip time, bitrates, packet loss and the received resolution.
+#[component]
+fn QualityPanel(ui: CallUi) -> impl IntoView {
+    #[cfg(feature = "hydrate")]
+    {
+        let handle = set_interval_with_handle(
+            move || media::read_quality(ui),
+            std::time::Duration::from_secs(1),
+        );
+        on_cleanup(move || {
+            if let Ok(handle) = handle {
+                handle.clear();
+            }
+        });
+    }
+    let show = |value: Option<f64>, unit: &'static str| {
+        value
+            .map(|v| format!("{v:.0} {unit}"))
+            .unwrap_or_else(|| "…".into())
+    };
+    view! {
+        <details class="quality" data-testid="quality">
+            <summary>"Connection quality"</summary>
+            <dl>
+                <dt>"Round trip"</dt>
+                <dd data-testid="quality-rtt">{move || show(ui.quality.get().rtt_ms, "ms")}</dd>
+                <dt>"Receiving"</dt>
+                <dd data-testid="quality-in">{move || show(ui.quality.get().kbps_in, "kbit/s")}</dd>
+                <dt>"Sending"</dt>
+                <dd data-testid="quality-out">{move || show(ui.quality.get().kbps_out, "kbit/s")}</dd>
+                <dt>"Packet loss"</dt>
+                <dd data-testid="quality-loss">
+                    {move || ui.quality.get().loss_percent.map(|l| format!("{l:.1} %")).unwrap_or_else(|| "…".into())}
+                </dd>
+                <dt>"Video received"</dt>
+                <dd data-testid="quality-resolution">
+                    {move || ui.quality.get().resolution.map(|(w, h)| format!("{w}×{h}")).unwrap_or_else(|| "…".into())}
+                </dd>
+            </dl>
+        </details>
     }
 }
 
@@ -905,6 +964,68 @@ mod media {
         }
     }
 
+    thread_local! {
+        /// The previous reading: `(time ms, bytes in, bytes out)`, for bitrates.
+        static LAST_STATS: std::cell::Cell<Option<(f64, f64, f64)>> = const { std::cell::Cell::new(None) };
+    }
+
+    /// Reads `getStats` and updates the quality panel.
+    pub fn read_quality(ui: CallUi) {
+        let Some(pc) = with(|m| m.pc.clone()) else {
+            return;
+        };
+        leptos::task::spawn_local(async move {
+            let Ok(report) = JsFuture::from(pc.get_stats()).await else {
+                return;
+            };
+            let report: js_sys::Map = report.unchecked_into();
+            let get = |o: &JsValue, k: &str| js_sys::Reflect::get(o, &k.into()).ok();
+            let num = |o: &JsValue, k: &str| get(o, k).and_then(|v| v.as_f64());
+            let text = |o: &JsValue, k: &str| get(o, k).and_then(|v| v.as_string());
+            let mut quality = super::Quality::default();
+            let (mut bytes_in, mut bytes_out, mut lost, mut received) = (0.0, 0.0, 0.0, 0.0);
+            let mut now = 0.0;
+            report.for_each(&mut |stat, _| {
+                now = num(&stat, "timestamp").unwrap_or(now);
+                match text(&stat, "type").as_deref() {
+                    Some("candidate-pair")
+                        if get(&stat, "nominated").and_then(|v| v.as_bool()) == Some(true) =>
+                    {
+                        if let Some(rtt) = num(&stat, "currentRoundTripTime") {
+                            quality.rtt_ms = Some(rtt * 1000.0);
+                        }
+                    }
+                    Some("inbound-rtp") => {
+                        bytes_in += num(&stat, "bytesReceived").unwrap_or(0.0);
+                        lost += num(&stat, "packetsLost").unwrap_or(0.0);
+                        received += num(&stat, "packetsReceived").unwrap_or(0.0);
+                        if text(&stat, "kind").as_deref() == Some("video") {
+                            if let (Some(w), Some(h)) =
+                                (num(&stat, "frameWidth"), num(&stat, "frameHeight"))
+                            {
+                                quality.resolution = Some((w as u32, h as u32));
+                            }
+                        }
+                    }
+                    Some("outbound-rtp") => bytes_out += num(&stat, "bytesSent").unwrap_or(0.0),
+                    _ => {}
+                }
+            });
+            if let Some((then, before_in, before_out)) = LAST_STATS.get() {
+                let secs = (now - then) / 1000.0;
+                if secs > 0.0 {
+                    quality.kbps_in = Some((bytes_in - before_in) * 8.0 / 1000.0 / secs);
+                    quality.kbps_out = Some((bytes_out - before_out) * 8.0 / 1000.0 / secs);
+                }
+            }
+            LAST_STATS.set(Some((now, bytes_in, bytes_out)));
+            if received + lost > 0.0 {
+                quality.loss_percent = Some(lost * 100.0 / (received + lost));
+            }
+            ui.quality.set(quality);
+        });
+    }
+
     /// Whether media is flowing (the peer connection says connected).
     pub fn media_connected() -> bool {
         with(|m| {
@@ -1261,6 +1382,7 @@ mod media {
 
     pub fn teardown() {
         stop_ring();
+        LAST_STATS.set(None);
         let screens = with(|m| (m.screen_out.take(), m.screen_in.take()));
         for screen in [screens.0, screens.1].into_iter().flatten() {
             close_screen(screen);

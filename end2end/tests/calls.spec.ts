@@ -60,6 +60,13 @@ test('ring, answer, video both ways, mute seen by the other side, hang up ends i
   await expectLiveVideo(ann.page);
   await expectLiveVideo(bob.page);
 
+  // The quality panel reads getStats.
+  await ann.page.getByText('Connection quality').click();
+  await expect(ann.page.getByTestId('quality-resolution')).toHaveText(/^\d+×\d+$/);
+  await expect(ann.page.getByTestId('quality-rtt')).toHaveText(/^\d+ ms$/);
+  await expect(ann.page.getByTestId('quality-in')).toHaveText(/^\d+ kbit\/s$/);
+  await expect(ann.page.getByTestId('quality-loss')).toHaveText(/^\d+\.\d %$/);
+
   await ann.page.getByRole('button', { name: 'Mute' }).click();
   await expect(bob.page.getByTestId('peer-state')).toHaveText(`${ann.name} is muted`);
   await ann.page.getByRole('button', { name: 'Camera off' }).click();
@@ -193,7 +200,9 @@ test('a shared screen appears on the other side beside the camera and disappears
   const ann = await person(browser, 'Ann', tag);
   const bob = await person(browser, 'Bob', tag);
   await befriendAndOpen(ann, bob);
-  await ann.page.getByRole('button', { name: 'Video call' }).click();
+  // This time from the friends list.
+  await ann.page.getByRole('link', { name: 'Friends' }).click();
+  await ann.page.getByTestId('friend').filter({ hasText: bob.name }).getByRole('button', { name: 'Call' }).click();
   await bob.page.getByRole('alertdialog', { name: 'Call' }).getByRole('button', { name: 'Accept' }).click();
   await expect(bob.page.getByTestId('call-status')).toHaveText('Connected', { timeout: 20_000 });
 

@@ -417,6 +417,7 @@ fn FriendRow(state: Friends, friend: Friend) -> impl IntoView {
         }
     };
     let name = user.display_name;
+    let call = crate::call::use_call();
     view! {
         <li class="person" data-testid="friend" data-online=online.to_string()>
             <span class="avatar" aria-hidden="true">
@@ -429,6 +430,18 @@ fn FriendRow(state: Friends, friend: Friend) -> impl IntoView {
                 <A href=format!("/messages/{conversation_id}") attr:class="button">
                     "Message"
                 </A>
+                <button
+                    class="primary"
+                    on:click={
+                        let card = crate::api::friends::UserCard {
+                            id,
+                            display_name: name.clone(),
+                        };
+                        move |_| call.start(card.clone(), true)
+                    }
+                >
+                    "Call"
+                </button>
                 <button
                     class="secondary"
                     on:click=move |_| {
