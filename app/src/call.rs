@@ -82,6 +82,15 @@ pub struct Quality {
     pub resolution: Option<(u32, u32)>,
 }
 
+/// A camera or microphone the browser offers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Device {
+    /// `videoinput` or `audioinput`.
+    pub kind: String,
+    pub id: String,
+    pub label: String,
+}
+
 #[derive(Clone, Copy)]
 pub struct CallUi {
     pub phase: RwSignal<Phase>,
@@ -103,6 +112,10 @@ pub struct CallUi {
     pub sharing: RwSignal<bool>,
     pub peer_sharing: RwSignal<bool>,
     pub quality: RwSignal<Quality>,
+    pub devices: RwSignal<Vec<Device>>,
+    /// The devices in use: `(camera id, microphone id)`.
+    pub camera: RwSignal<Option<String>>,
+    pub microphone: RwSignal<Option<String>>,
 }
 
 /// The longest in-call chat line, in characters.
@@ -144,6 +157,9 @@ impl CallUi {
             sharing: RwSignal::new(false),
             peer_sharing: RwSignal::new(false),
             quality: RwSignal::new(Quality::default()),
+            devices: RwSignal::new(Vec::new()),
+            camera: RwSignal::new(None),
+            microphone: RwSignal::new(None),
         }
     }
 
@@ -179,6 +195,15 @@ impl CallUi {
         self.sharing.set(false);
         self.peer_sharing.set(false);
         self.quality.set(Quality::default());
+    }
+
+    /// Uses another camera (`videoinput`) or microphone (`audioinput`) in place of the
+    /// current one, without renegotiating the call.
+    pub fn switch_device(self, kind: &'static str, id: String) {
+        #[cfg(feature = "hydrate")]
+        media::switch_device(self, kind, id);
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (kind, id);
     }
 
     /// Starts or stops sharing the screen.
@@ -311,7 +336,11 @@ impl CallUi {
                 self.peer.set(Some(from.clone()));
                 self.video.set(*video);
                 #[cfg(feature = "hydrate")]
-                media::ring();
+                {
+                    media::ring();
+                    // A preview of yourself before answering.
+                    media::prepare(self);
+                }
             }
             ServerMsg::CallAccepted { call_id }
                 if self.call_id.get_untracked() == Some(*call_id) =>
@@ -489,6 +518,9 @@ pub fn CallOverlay() -> impl IntoView {
                 <Show when=move || matches!(ui.phase.get(), Phase::Connected | Phase::Reconnecting)>
                     <QualityPanel ui />
                 </Show>
+                <Show when=move || in_call() || ui.phase.get() == Phase::Incoming>
+                    <DevicePicker ui />
+                </Show>
                 <div class="call-actions">
                     {move || match ui.phase.get() {
                         Phase::Incoming => view! {
@@ -523,6 +555,42 @@ pub fn CallOverlay() -> impl IntoView {
                 </div>
             </section>
         </Show>
+    }
+}
+
+/// Camera and microphone choice, live during the call.
+#[component]
+fn DevicePicker(ui: CallUi) -> impl IntoView {
+    let picker = move |kind: &'static str,
+                       label: &'static str,
+                       current: RwSignal<Option<String>>| {
+        let id = format!("device-{kind}");
+        view! {
+            <label for=id.clone()>{label}</label>
+            <select
+                id=id
+                on:change=move |ev| ui.switch_device(kind, event_target_value(&ev))
+                prop:value=move || current.get().unwrap_or_default()
+            >
+                {move || {
+                    ui.devices
+                        .get()
+                        .into_iter()
+                        .filter(|d| d.kind == kind)
+                        .map(|d| {
+                            let selected = current.get_untracked().as_deref() == Some(d.id.as_str());
+                            view! { <option value=d.id selected=selected>{d.label}</option> }
+                        })
+                        .collect_view()
+                }}
+            </select>
+        }
+    };
+    view! {
+        <div class="devices">
+            {picker("videoinput", "Camera", ui.camera)}
+            {picker("audioinput", "Microphone", ui.microphone)}
+        </div>
     }
 }
 
@@ -722,10 +790,155 @@ mod media {
                 .dyn_into()?;
         // A second request may have finished first: keep one.
         let stream = with(|m| m.local.get_or_insert(stream).clone());
+        note_devices_in_use(ui, &stream);
+        refresh_devices(ui);
+        watch_devices(ui);
         // The window may have just appeared: show the preview on the next frame.
         let preview = stream.clone();
         request_animation_frame(move || show("local-video", Some(&preview)));
         Ok(stream)
+    }
+
+    fn device_id(track: &MediaStreamTrack) -> Option<String> {
+        js_sys::Reflect::get(&track.get_settings(), &"deviceId".into())
+            .ok()?
+            .as_string()
+    }
+
+    fn note_devices_in_use(ui: CallUi, stream: &MediaStream) {
+        for track in tracks(stream) {
+            let target = if track.kind() == "audio" {
+                ui.microphone
+            } else {
+                ui.camera
+            };
+            target.set(device_id(&track));
+        }
+    }
+
+    /// Lists cameras and microphones; if the one in use went away, takes another.
+    pub fn refresh_devices(ui: CallUi) {
+        leptos::task::spawn_local(async move {
+            let Ok(devices) = window().navigator().media_devices() else {
+                return;
+            };
+            let Ok(promise) = devices.enumerate_devices() else {
+                return;
+            };
+            let Ok(list) = JsFuture::from(promise).await else {
+                return;
+            };
+            let found: Vec<super::Device> = js_sys::Array::from(&list)
+                .iter()
+                .filter_map(|d| d.dyn_into::<web_sys::MediaDeviceInfo>().ok())
+                .filter_map(|d| {
+                    let kind = match d.kind() {
+                        web_sys::MediaDeviceKind::Videoinput => "videoinput",
+                        web_sys::MediaDeviceKind::Audioinput => "audioinput",
+                        _ => return None,
+                    };
+                    Some(super::Device {
+                        kind: kind.into(),
+                        id: d.device_id(),
+                        label: d.label(),
+                    })
+                })
+                .collect();
+            for (kind, current) in [("videoinput", ui.camera), ("audioinput", ui.microphone)] {
+                let Some(id) = current.get_untracked() else {
+                    continue;
+                };
+                let still_there = found.iter().any(|d| d.kind == kind && d.id == id);
+                if !still_there {
+                    if let Some(other) = found.iter().find(|d| d.kind == kind) {
+                        switch_device(ui, kind, other.id.clone());
+                    }
+                }
+            }
+            ui.devices.set(found);
+        });
+    }
+
+    /// Reacts to devices being plugged in or unplugged, for the page's lifetime.
+    fn watch_devices(ui: CallUi) {
+        thread_local! {
+            static WATCHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+        }
+        if WATCHING.replace(true) {
+            return;
+        }
+        if let Ok(devices) = window().navigator().media_devices() {
+            let on_change = Closure::<dyn FnMut()>::new(move || refresh_devices(ui));
+            devices.set_ondevicechange(Some(on_change.as_ref().unchecked_ref()));
+            on_change.forget();
+        }
+    }
+
+    /// Swaps one local track for another device's: the senders get the new track
+    /// (`replaceTrack`), so the call is not renegotiated.
+    pub fn switch_device(ui: CallUi, kind: &'static str, id: String) {
+        leptos::task::spawn_local(async move {
+            let result: Result<(), JsValue> = async {
+                let Some(stream) = with(|m| m.local.clone()) else {
+                    return Ok(());
+                };
+                let exact = js_sys::JSON::parse(
+                    &serde_json::json!({ "deviceId": { "exact": id } }).to_string(),
+                )?;
+                let constraints = MediaStreamConstraints::new();
+                let track_kind = if kind == "audioinput" {
+                    "audio"
+                } else {
+                    "video"
+                };
+                if track_kind == "audio" {
+                    constraints.set_audio(&exact);
+                } else {
+                    constraints.set_video(&exact);
+                }
+                let devices = window().navigator().media_devices()?;
+                let fresh: MediaStream =
+                    JsFuture::from(devices.get_user_media_with_constraints(&constraints)?)
+                        .await?
+                        .dyn_into()?;
+                let Some(track) = tracks(&fresh).into_iter().find(|t| t.kind() == track_kind)
+                else {
+                    return Ok(());
+                };
+                for old in tracks(&stream)
+                    .into_iter()
+                    .filter(|t| t.kind() == track_kind)
+                {
+                    stream.remove_track(&old);
+                    old.stop();
+                }
+                stream.add_track(&track);
+                if let Some(pc) = with(|m| m.pc.clone()) {
+                    for sender in pc.get_senders().iter() {
+                        let sender: web_sys::RtcRtpSender = sender.unchecked_into();
+                        if sender.track().is_some_and(|t| t.kind() == track_kind)
+                            || sender.track().is_none()
+                        {
+                            JsFuture::from(sender.replace_track(Some(&track))).await?;
+                            break;
+                        }
+                    }
+                }
+                let target = if track_kind == "audio" {
+                    ui.microphone
+                } else {
+                    ui.camera
+                };
+                target.set(Some(id));
+                apply_local_state(ui);
+                show("local-video", Some(&stream));
+                Ok(())
+            }
+            .await;
+            if let Err(error) = result {
+                leptos::logging::warn!("switching device failed: {error:?}");
+            }
+        });
     }
 
     /// Starts the camera preview while the call rings or is being answered.

@@ -53,11 +53,27 @@ test('ring, answer, video both ways, mute seen by the other side, hang up ends i
   await expect(ann.page.getByTestId('call-status')).toHaveText(`Calling ${bob.name}…`);
   const prompt = bob.page.getByRole('alertdialog', { name: 'Call' });
   await expect(prompt.getByTestId('call-status')).toHaveText(`${ann.name} is calling you`);
+  // Bob sees himself before answering.
+  await expect
+    .poll(() => bob.page.getByTestId('local-video').evaluate((v: HTMLVideoElement) => v.videoWidth))
+    .toBeGreaterThan(0);
   await prompt.getByRole('button', { name: 'Accept' }).click();
 
   await expect(ann.page.getByTestId('call-status')).toHaveText('Connected', { timeout: 20_000 });
   await expect(bob.page.getByTestId('call-status')).toHaveText('Connected', { timeout: 20_000 });
   await expectLiveVideo(ann.page);
+  await expectLiveVideo(bob.page);
+
+  // Another microphone, mid-call, without renegotiating: the call and the video go on.
+  await ann.page.getByLabel('Microphone').selectOption({ label: 'Fake Audio Input 2' });
+  await expect
+    .poll(() =>
+      ann.page.getByTestId('local-video').evaluate((v: HTMLVideoElement) =>
+        (v.srcObject as MediaStream).getAudioTracks().map((t) => t.label).join(),
+      ),
+    )
+    .toBe('Fake Audio Input 2');
+  await expect(ann.page.getByTestId('call-status')).toHaveText('Connected');
   await expectLiveVideo(bob.page);
 
   // The quality panel reads getStats.
