@@ -26,6 +26,9 @@ pub enum Phase {
     Connected,
     /// The connection dropped; ICE is being restarted.
     Reconnecting,
+    /// The media connection failed; the caller's side is renegotiating with fresh
+    /// candidates (the call ends if the other side does not come back).
+    Failed,
     /// The call ended (the reason, in words), shown for a moment.
     Ended(String),
 }
@@ -402,7 +405,7 @@ impl CallUi {
                     self.call_id.get_untracked(),
                     matches!(
                         self.phase.get_untracked(),
-                        Phase::Connected | Phase::Connecting | Phase::Reconnecting
+                        Phase::Connected | Phase::Connecting | Phase::Reconnecting | Phase::Failed
                     ),
                 ) {
                     use_realtime_send(&ClientMsg::CallResume { call_id });
@@ -467,6 +470,7 @@ pub fn CallOverlay() -> impl IntoView {
         Phase::Connecting => "Connecting…".into(),
         Phase::Connected => "Connected".into(),
         Phase::Reconnecting => "Reconnecting…".into(),
+        Phase::Failed => "Connection failed. Trying again…".into(),
         Phase::Ended(why) => why,
     };
     let in_call = move || {
@@ -512,10 +516,10 @@ pub fn CallOverlay() -> impl IntoView {
                         format!("● Recording {}:{:02}", secs / 60, secs % 60)
                     })}
                 </p>
-                <Show when=move || matches!(ui.phase.get(), Phase::Connected | Phase::Reconnecting)>
+                <Show when=move || matches!(ui.phase.get(), Phase::Connected | Phase::Reconnecting | Phase::Failed)>
                     <CallChat ui />
                 </Show>
-                <Show when=move || matches!(ui.phase.get(), Phase::Connected | Phase::Reconnecting)>
+                <Show when=move || matches!(ui.phase.get(), Phase::Connected | Phase::Reconnecting | Phase::Failed)>
                     <QualityPanel ui />
                 </Show>
                 <Show when=move || in_call() || ui.phase.get() == Phase::Incoming>
@@ -1001,7 +1005,7 @@ mod media {
                     );
                 }
                 RtcPeerConnectionState::Failed => {
-                    ui.phase.set(Phase::Reconnecting);
+                    ui.phase.set(Phase::Failed);
                     restart_ice(ui);
                 }
                 _ => {}
