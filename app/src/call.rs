@@ -476,9 +476,16 @@ pub fn CallOverlay() -> impl IntoView {
     let in_call = move || {
         matches!(
             ui.phase.get(),
-            Phase::Calling | Phase::Connecting | Phase::Connected | Phase::Reconnecting
+            Phase::Calling
+                | Phase::Incoming
+                | Phase::Connecting
+                | Phase::Connected
+                | Phase::Reconnecting
+                | Phase::Failed
         )
     };
+    // Before an answer there is only yourself to see.
+    let preview = move || matches!(ui.phase.get(), Phase::Calling | Phase::Incoming);
     view! {
         <Show when=move || ui.phase.get() != Phase::Idle>
             <section
@@ -489,7 +496,7 @@ pub fn CallOverlay() -> impl IntoView {
                 data-testid="call"
             >
                 <p class="call-status" role="status" data-testid="call-status">{status}</p>
-                <div class="call-videos" class:hidden=move || !in_call()>
+                <div class="call-videos" class:hidden=move || !in_call() class:preview=preview>
                     <video id="remote-video" class="remote-video" data-testid="remote-video" autoplay=true playsinline=true></video>
                     <video id="local-video" class="local-video" data-testid="local-video" autoplay=true playsinline=true muted=true></video>
                     <p class="peer-state muted" data-testid="peer-state">

@@ -54,6 +54,8 @@ test('ring, answer, video both ways, mute seen by the other side, hang up ends i
   const prompt = bob.page.getByRole('alertdialog', { name: 'Call' });
   await expect(prompt.getByTestId('call-status')).toHaveText(`${ann.name} is calling you`);
   // Bob sees himself before answering.
+  await expect(bob.page.getByTestId('local-video')).toBeVisible();
+  await expect(bob.page.getByTestId('remote-video')).toBeHidden();
   await expect
     .poll(() => bob.page.getByTestId('local-video').evaluate((v: HTMLVideoElement) => v.videoWidth))
     .toBeGreaterThan(0);
