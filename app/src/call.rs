@@ -1092,23 +1092,45 @@ mod media {
         RtcPeerConnection::new_with_configuration(&config)
     }
 
+    /// Applies the other side's offer or answer.
+    async fn set_remote(
+        pc: &RtcPeerConnection,
+        kind: RtcSdpType,
+        sdp: &str,
+    ) -> Result<(), JsValue> {
+        let init = RtcSessionDescriptionInit::new(kind);
+        init.set_sdp(sdp);
+        JsFuture::from(pc.set_remote_description(&init))
+            .await
+            .map(|_| ())
+    }
+
+    /// Creates this side's offer (or answer), applies it, and returns its SDP to send.
+    async fn set_local(
+        pc: &RtcPeerConnection,
+        kind: RtcSdpType,
+        ice_restart: bool,
+    ) -> Result<String, JsValue> {
+        let created = if kind == RtcSdpType::Offer {
+            let options = RtcOfferOptions::new();
+            options.set_ice_restart(ice_restart);
+            JsFuture::from(pc.create_offer_with_rtc_offer_options(&options)).await?
+        } else {
+            JsFuture::from(pc.create_answer()).await?
+        };
+        let sdp = js_sys::Reflect::get(&created, &"sdp".into())?
+            .as_string()
+            .unwrap_or_default();
+        let init = RtcSessionDescriptionInit::new(kind);
+        init.set_sdp(&sdp);
+        JsFuture::from(pc.set_local_description(&init)).await?;
+        Ok(sdp)
+    }
+
     async fn offer(ui: CallUi, pc: &RtcPeerConnection, ice_restart: bool) {
-        let options = RtcOfferOptions::new();
-        options.set_ice_restart(ice_restart);
-        let result: Result<(), JsValue> = async {
-            let offer = JsFuture::from(pc.create_offer_with_rtc_offer_options(&options)).await?;
-            let sdp = js_sys::Reflect::get(&offer, &"sdp".into())?
-                .as_string()
-                .unwrap_or_default();
-            let init = RtcSessionDescriptionInit::new(RtcSdpType::Offer);
-            init.set_sdp(&sdp);
-            JsFuture::from(pc.set_local_description(&init)).await?;
-            ui.send_signal(&Signal::Offer { sdp });
-            Ok(())
-        }
-        .await;
-        if let Err(error) = result {
-            leptos::logging::warn!("creating an offer failed: {error:?}");
+        match set_local(pc, RtcSdpType::Offer, ice_restart).await {
+            Ok(sdp) => ui.send_signal(&Signal::Offer { sdp }),
+            Err(error) => leptos::logging::warn!("creating an offer failed: {error:?}"),
         }
     }
 
@@ -1134,23 +1156,13 @@ mod media {
     async fn apply(ui: CallUi, pc: &RtcPeerConnection, signal: Signal) -> Result<(), JsValue> {
         match signal {
             Signal::Offer { sdp } => {
-                let init = RtcSessionDescriptionInit::new(RtcSdpType::Offer);
-                init.set_sdp(&sdp);
-                JsFuture::from(pc.set_remote_description(&init)).await?;
+                set_remote(pc, RtcSdpType::Offer, &sdp).await?;
                 remote_ready(pc).await;
-                let answer = JsFuture::from(pc.create_answer()).await?;
-                let sdp = js_sys::Reflect::get(&answer, &"sdp".into())?
-                    .as_string()
-                    .unwrap_or_default();
-                let init = RtcSessionDescriptionInit::new(RtcSdpType::Answer);
-                init.set_sdp(&sdp);
-                JsFuture::from(pc.set_local_description(&init)).await?;
+                let sdp = set_local(pc, RtcSdpType::Answer, false).await?;
                 ui.send_signal(&Signal::Answer { sdp });
             }
             Signal::Answer { sdp } => {
-                let init = RtcSessionDescriptionInit::new(RtcSdpType::Answer);
-                init.set_sdp(&sdp);
-                JsFuture::from(pc.set_remote_description(&init)).await?;
+                set_remote(pc, RtcSdpType::Answer, &sdp).await?;
                 remote_ready(pc).await;
             }
             Signal::Candidate {
@@ -1453,13 +1465,7 @@ mod media {
                     track.set_onended(Some(on_ended.as_ref().unchecked_ref()));
                     handlers.push(Box::new(on_ended));
                 }
-                let offer = JsFuture::from(pc.create_offer()).await?;
-                let sdp = js_sys::Reflect::get(&offer, &"sdp".into())?
-                    .as_string()
-                    .unwrap_or_default();
-                let init = RtcSessionDescriptionInit::new(RtcSdpType::Offer);
-                init.set_sdp(&sdp);
-                JsFuture::from(pc.set_local_description(&init)).await?;
+                let sdp = set_local(&pc, RtcSdpType::Offer, false).await?;
                 with(|m| {
                     m.screen_out = Some(Screen {
                         pc: Some(pc),
@@ -1523,24 +1529,14 @@ mod media {
                         ..Screen::default()
                     })
                 });
-                let init = RtcSessionDescriptionInit::new(RtcSdpType::Offer);
-                init.set_sdp(&sdp);
-                JsFuture::from(pc.set_remote_description(&init)).await?;
+                set_remote(&pc, RtcSdpType::Offer, &sdp).await?;
                 screen_remote_ready(&pc, false).await;
-                let answer = JsFuture::from(pc.create_answer()).await?;
-                let sdp = js_sys::Reflect::get(&answer, &"sdp".into())?
-                    .as_string()
-                    .unwrap_or_default();
-                let init = RtcSessionDescriptionInit::new(RtcSdpType::Answer);
-                init.set_sdp(&sdp);
-                JsFuture::from(pc.set_local_description(&init)).await?;
+                let sdp = set_local(&pc, RtcSdpType::Answer, false).await?;
                 ui.send_signal(&Signal::ScreenAnswer { sdp });
             }
             Signal::ScreenAnswer { sdp } => {
                 if let Some(pc) = with(|m| m.screen_out.as_ref().and_then(|s| s.pc.clone())) {
-                    let init = RtcSessionDescriptionInit::new(RtcSdpType::Answer);
-                    init.set_sdp(&sdp);
-                    JsFuture::from(pc.set_remote_description(&init)).await?;
+                    set_remote(&pc, RtcSdpType::Answer, &sdp).await?;
                     screen_remote_ready(&pc, true).await;
                 }
             }
