@@ -321,10 +321,13 @@ impl CallUi {
 
     fn on_message(self, message: &ServerMsg) {
         match message {
-            ServerMsg::CallRinging { call_id, .. }
-                if self.phase.get_untracked() == Phase::Calling =>
-            {
-                self.call_id.set(Some(*call_id));
+            ServerMsg::CallRinging { call_id, .. } => {
+                if self.phase.get_untracked() == Phase::Calling {
+                    self.call_id.set(Some(*call_id));
+                } else {
+                    // Cancelled before the server said it rings: cancel it there too.
+                    use_realtime_send(&ClientMsg::CallHangup { call_id: *call_id });
+                }
             }
             ServerMsg::CallIncoming {
                 call_id,
@@ -373,8 +376,10 @@ impl CallUi {
             }
             ServerMsg::CallEnded { call_id, reason } => {
                 let ours = self.call_id.get_untracked() == Some(*call_id)
-                    // A refused start has no id yet.
-                    || (self.phase.get_untracked() == Phase::Calling && self.call_id.get_untracked().is_none());
+                    // A refused start comes before any id.
+                    || (self.phase.get_untracked() == Phase::Calling
+                        && self.call_id.get_untracked().is_none()
+                        && matches!(reason, CallEndReason::Busy | CallEndReason::NotAllowed));
                 if ours {
                     self.end(reason_text(*reason).into());
                 }
