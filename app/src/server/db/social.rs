@@ -164,22 +164,6 @@ impl Db {
         .await
     }
 
-    pub async fn are_friends(&self, a: i64, b: i64) -> Result<bool, DbError> {
-        let (a, b) = ordered(a, b);
-        sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM friendships WHERE user_a = ? AND user_b = ?)",
-        )
-        .bind(a)
-        .bind(b)
-        .fetch_one(&self.pool)
-        .await
-    }
-
-    /// Whether either user blocked the other.
-    pub async fn blocked_between(&self, a: i64, b: i64) -> Result<bool, DbError> {
-        blocked_between(&self.pool, a, b).await
-    }
-
     pub async fn send_friend_request(
         &self,
         me: i64,
