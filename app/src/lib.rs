@@ -15,6 +15,7 @@ mod realtime;
 #[cfg(feature = "ssr")]
 pub mod server;
 pub mod webm;
+pub mod wire;
 
 use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};

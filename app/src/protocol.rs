@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::messages::MessageView;
+use crate::wire::{CallId, CallPeer, MessageView};
 
 /// The longest message text, in characters.
 pub const MAX_MESSAGE_CHARS: usize = 4000;
@@ -43,31 +43,33 @@ pub enum ClientMsg {
         delivered_up_to: i64,
         read_up_to: i64,
     },
-    /// Rings a friend: answered with `call_ringing`, or `call_ended` (busy, not allowed).
+    /// Rings a friend. `request_id` is the browser's own number for this attempt: the answer
+    /// (`call_ringing`, or `call_refused` when busy or not allowed) carries it back.
     CallStart {
+        request_id: u32,
         to: i64,
         video: bool,
     },
     /// Answers a ringing call on this socket (the user's other tabs stop ringing).
     CallAccept {
-        call_id: u64,
+        call_id: CallId,
     },
     CallReject {
-        call_id: u64,
+        call_id: CallId,
     },
     /// Cancels a call that is still ringing, or hangs up.
     CallHangup {
-        call_id: u64,
+        call_id: CallId,
     },
     /// WebRTC signaling for the other party (offer, answer, ICE candidate...), opaque to the
     /// server. Only between the two sockets of an answered call.
     CallSignal {
-        call_id: u64,
+        call_id: CallId,
         data: String,
     },
-    /// After reconnecting: this socket takes over the user's side of the call.
+    /// After reconnecting: this socket takes over its side of the call.
     CallResume {
-        call_id: u64,
+        call_id: CallId,
     },
 }
 
@@ -101,7 +103,8 @@ impl std::fmt::Debug for IceServer {
 pub enum ServerMsg {
     /// First frame on every connection.
     Welcome {
-        user_id: i64,
+        /// The signed-in user; `None` for a guest (who may use strangers and codes only).
+        user_id: Option<i64>,
         /// The server pings this often; the browser should ping at the same pace and treat
         /// two silent intervals as a dead connection.
         heartbeat_ms: u64,
@@ -141,40 +144,57 @@ pub enum ServerMsg {
     /// Friends or requests changed (a request arrived, was accepted, a friend left...): read
     /// the friends list again.
     FriendsChanged,
-    /// The call this socket started rings at the other end.
+    /// The call this socket started (`request_id` from its `call_start`) rings at the other
+    /// end.
     CallRinging {
-        call_id: u64,
-        peer: crate::api::friends::UserCard,
+        request_id: u32,
+        call_id: CallId,
+        peer: CallPeer,
         video: bool,
     },
-    /// A friend is calling (to every socket of the callee).
+    /// The call this socket asked for (`request_id`) was not started: the other side is busy,
+    /// or this call is not allowed.
+    CallRefused {
+        request_id: u32,
+        reason: CallEndReason,
+    },
+    /// Someone is calling (to every socket of the callee).
     CallIncoming {
-        call_id: u64,
-        from: crate::api::friends::UserCard,
+        call_id: CallId,
+        from: CallPeer,
         video: bool,
     },
-    /// The call was answered: to the caller's socket and the answering one. The caller sends
-    /// the offer.
+    /// The call was answered: to the caller's socket and the answering one. `you_offer` names
+    /// the side that makes the WebRTC offer (the other one answers it).
     CallAccepted {
-        call_id: u64,
+        call_id: CallId,
+        you_offer: bool,
+    },
+    /// A call that does not ring (a stranger match, a code room) starts between this socket
+    /// and `peer`'s: connect at once.
+    CallOpened {
+        call_id: CallId,
+        peer: CallPeer,
+        video: bool,
+        you_offer: bool,
     },
     /// This socket took over its side of the call again (`call_resume`).
     CallResumed {
-        call_id: u64,
+        call_id: CallId,
     },
     CallEnded {
-        call_id: u64,
+        call_id: CallId,
         reason: CallEndReason,
     },
     /// Signaling from the other party.
     CallSignal {
-        call_id: u64,
+        call_id: CallId,
         data: String,
     },
     /// The other party's connection dropped (`false`; the call waits for them for a grace
     /// period) or came back (`true`).
     CallPeerConnection {
-        call_id: u64,
+        call_id: CallId,
         connected: bool,
     },
     /// Something the browser sent was refused. The connection stays open.
@@ -222,6 +242,8 @@ pub enum ErrorCode {
     NotAllowed,
     /// The server could not do it right now; try again.
     Unavailable,
+    /// Guests cannot do this (friends, messages, calls to an account): sign in first.
+    SignInRequired,
 }
 
 /// Close codes the server uses besides the standard ones.

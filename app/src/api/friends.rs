@@ -4,19 +4,12 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::error::AppError;
+use crate::{error::AppError, wire::UserCard};
 
 /// The shortest search text (in characters) worth running.
 pub const MIN_QUERY_CHARS: usize = 2;
 /// Search results per page.
 pub const SEARCH_PAGE: u32 = 20;
-
-/// Another user, as anyone who can see them does: id and name only.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct UserCard {
-    pub id: i64,
-    pub display_name: String,
-}
 
 /// Where the searching user stands with a search result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,43 +5,13 @@
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::{api::friends::UserCard, error::AppError};
+use crate::{
+    error::AppError,
+    wire::{MessageView, UserCard},
+};
 
 /// History messages per page.
 pub const HISTORY_PAGE: u32 = 30;
-
-/// One stored message. The text is plain text: the page shows it as text, never as HTML.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MessageView {
-    pub id: i64,
-    pub conversation_id: i64,
-    pub sender_id: i64,
-    /// The id the sending browser gave it (lets that browser match its pending copy).
-    pub client_id: String,
-    pub body: String,
-    /// RFC 3339.
-    pub sent_at: String,
-    /// Set for a call's record in the conversation (the body is then empty).
-    pub call: Option<CallRecord>,
-}
-
-/// How a call went, as stored in the conversation. The message's sender is the caller.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CallRecord {
-    pub outcome: CallOutcome,
-    /// Seconds from the answer to the end, for completed calls.
-    pub duration_secs: i64,
-    pub video: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CallOutcome {
-    /// Not answered: cancelled, no answer, or busy.
-    Missed,
-    Rejected,
-    Completed,
-}
 
 /// A line of the conversation list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

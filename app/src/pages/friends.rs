@@ -433,7 +433,7 @@ fn FriendRow(state: Friends, friend: Friend) -> impl IntoView {
                 <button
                     class="primary"
                     on:click={
-                        let card = crate::api::friends::UserCard {
+                        let card = crate::wire::UserCard {
                             id,
                             display_name: name.clone(),
                         };

@@ -11,13 +11,11 @@ use leptos_router::{
 };
 
 use crate::{
-    api::messages::{
-        conversation, conversations, history, CallOutcome, ConversationDetail, ConversationSummary,
-        MessageView,
-    },
+    api::messages::{conversation, conversations, history, ConversationDetail, ConversationSummary},
     components::{auth::use_auth, time},
     protocol::{check_body, ClientMsg, ServerMsg, MAX_MESSAGE_CHARS},
     realtime::{use_realtime, ConnStatus},
+    wire::{CallOutcome, MessageView},
 };
 
 /// How long a typing notice lasts without a new one.

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use app::{
-    api::messages::{CallOutcome, MessageView},
+    wire::{CallId, CallOutcome, MessageView},
     protocol::{CallEndReason, ClientMsg, ErrorCode, ServerMsg},
 };
 

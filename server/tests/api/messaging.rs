@@ -19,7 +19,7 @@ fn send(conversation_id: i64, client_id: &str, body: &str) -> ClientMsg {
     }
 }
 
-async fn message(socket: &mut Socket) -> app::api::messages::MessageView {
+async fn message(socket: &mut Socket) -> app::wire::MessageView {
     socket
         .next_where(|m| match m {
             ServerMsg::Message { message } => Some(message),

@@ -4,9 +4,9 @@
 use sqlx::FromRow;
 
 use super::{social::ordered, Db, DbError};
-use crate::api::{
-    friends::UserCard,
-    messages::{CallOutcome, CallRecord, ConversationDetail, ConversationSummary, MessageView},
+use crate::{
+    api::messages::{ConversationDetail, ConversationSummary},
+    wire::{CallOutcome, CallRecord, MessageView, UserCard},
 };
 
 #[derive(FromRow)]
