@@ -8,9 +8,9 @@ use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    api::friends::UserCard,
     protocol::{CallEndReason, ClientMsg, ServerMsg},
     realtime::use_realtime,
+    wire::{CallId, CallPeer, UserCard},
 };
 
 /// Where this tab's call stands.
@@ -97,8 +97,10 @@ pub struct Device {
 #[derive(Clone, Copy)]
 pub struct CallUi {
     pub phase: RwSignal<Phase>,
-    pub call_id: RwSignal<Option<u64>>,
-    pub peer: RwSignal<Option<UserCard>>,
+    pub call_id: RwSignal<Option<CallId>>,
+    /// The `request_id` of this tab's `call_start` waiting for its answer.
+    pub request: RwSignal<Option<u32>>,
+    pub peer: RwSignal<Option<CallPeer>>,
     pub video: RwSignal<bool>,
     pub muted: RwSignal<bool>,
     pub camera_off: RwSignal<bool>,
@@ -146,6 +148,7 @@ impl CallUi {
         Self {
             phase: RwSignal::new(Phase::Idle),
             call_id: RwSignal::new(None),
+            request: RwSignal::new(None),
             peer: RwSignal::new(None),
             video: RwSignal::new(true),
             muted: RwSignal::new(false),
@@ -177,9 +180,18 @@ impl CallUi {
         }
         let to = peer.id;
         self.reset(Phase::Calling);
-        self.peer.set(Some(peer));
+        self.peer.set(Some(CallPeer::Friend { user: peer }));
         self.video.set(video);
-        use_realtime_send(&ClientMsg::CallStart { to, video });
+        thread_local! {
+            static NEXT_REQUEST: std::cell::Cell<u32> = const { std::cell::Cell::new(1) };
+        }
+        let request_id = NEXT_REQUEST.with(|n| n.replace(n.get().wrapping_add(1)));
+        self.request.set(Some(request_id));
+        use_realtime_send(&ClientMsg::CallStart {
+            request_id,
+            to,
+            video,
+        });
         #[cfg(feature = "hydrate")]
         media::prepare(self);
     }
@@ -187,6 +199,7 @@ impl CallUi {
     fn reset(self, phase: Phase) {
         self.phase.set(phase);
         self.call_id.set(None);
+        self.request.set(None);
         self.muted.set(false);
         self.camera_off.set(false);
         self.peer_muted.set(false);
@@ -295,6 +308,7 @@ impl CallUi {
         #[cfg(feature = "hydrate")]
         media::teardown();
         self.call_id.set(None);
+        self.request.set(None);
         self.phase.set(Phase::Ended(why));
         let phase = self.phase;
         set_timeout(
@@ -321,8 +335,15 @@ impl CallUi {
 
     fn on_message(self, message: &ServerMsg) {
         match message {
-            ServerMsg::CallRinging { call_id, .. } => {
-                if self.phase.get_untracked() == Phase::Calling {
+            ServerMsg::CallRinging {
+                call_id,
+                request_id,
+                ..
+            } => {
+                if self.phase.get_untracked() == Phase::Calling
+                    && self.request.get_untracked() == Some(*request_id)
+                {
+                    self.request.set(None);
                     self.call_id.set(Some(*call_id));
                 } else {
                     // Cancelled before the server said it rings: cancel it there too.
@@ -348,15 +369,14 @@ impl CallUi {
                     media::prepare(self);
                 }
             }
-            ServerMsg::CallAccepted { call_id }
+            ServerMsg::CallAccepted { call_id, you_offer }
                 if self.call_id.get_untracked() == Some(*call_id) =>
             {
-                let caller = self.phase.get_untracked() == Phase::Calling;
                 self.phase.set(Phase::Connecting);
                 #[cfg(feature = "hydrate")]
-                media::connect(self, caller);
+                media::connect(self, *you_offer);
                 #[cfg(not(feature = "hydrate"))]
-                let _ = caller;
+                let _ = you_offer;
             }
             ServerMsg::CallSignal { call_id, data }
                 if self.call_id.get_untracked() == Some(*call_id) =>
@@ -374,15 +394,16 @@ impl CallUi {
                     Err(error) => leptos::logging::warn!("unreadable call signal: {error}"),
                 }
             }
-            ServerMsg::CallEnded { call_id, reason } => {
-                let ours = self.call_id.get_untracked() == Some(*call_id)
-                    // A refused start comes before any id.
-                    || (self.phase.get_untracked() == Phase::Calling
-                        && self.call_id.get_untracked().is_none()
-                        && matches!(reason, CallEndReason::Busy | CallEndReason::NotAllowed));
-                if ours {
-                    self.end(reason_text(*reason).into());
-                }
+            ServerMsg::CallEnded { call_id, reason }
+                if self.call_id.get_untracked() == Some(*call_id) =>
+            {
+                self.end(reason_text(*reason).into());
+            }
+            ServerMsg::CallRefused { request_id, reason }
+                if self.request.get_untracked() == Some(*request_id) =>
+            {
+                self.request.set(None);
+                self.end(reason_text(*reason).into());
             }
             ServerMsg::CallPeerConnection { call_id, connected }
                 if self.call_id.get_untracked() == Some(*call_id) =>
@@ -462,11 +483,8 @@ pub fn provide_call() -> CallUi {
 pub fn CallOverlay() -> impl IntoView {
     let ui = use_call();
     let peer_name = move || {
-        ui.peer.with(|p| {
-            p.as_ref()
-                .map(|p| p.display_name.clone())
-                .unwrap_or_default()
-        })
+        ui.peer
+            .with(|p| p.as_ref().map(|p| p.name().to_string()).unwrap_or_default())
     };
     let status = move || match ui.phase.get() {
         Phase::Idle => String::new(),
@@ -658,11 +676,8 @@ fn QualityPanel(ui: CallUi) -> impl IntoView {
 fn CallChat(ui: CallUi) -> impl IntoView {
     let draft = RwSignal::new(String::new());
     let peer = move || {
-        ui.peer.with(|p| {
-            p.as_ref()
-                .map(|p| p.display_name.clone())
-                .unwrap_or_default()
-        })
+        ui.peer
+            .with(|p| p.as_ref().map(|p| p.name().to_string()).unwrap_or_default())
     };
     view! {
         <div class="call-chat">

@@ -11,7 +11,9 @@ use leptos_router::{
 };
 
 use crate::{
-    api::messages::{conversation, conversations, history, ConversationDetail, ConversationSummary},
+    api::messages::{
+        conversation, conversations, history, ConversationDetail, ConversationSummary,
+    },
     components::{auth::use_auth, time},
     protocol::{check_body, ClientMsg, ServerMsg, MAX_MESSAGE_CHARS},
     realtime::{use_realtime, ConnStatus},
