@@ -187,13 +187,19 @@ fn build_auth(config: &Config) -> Result<Auth, StartupError> {
     let sessions = Sessions::new(&secret, config.session_ttl, config.https());
     Ok(Auth {
         guests: Guests::new(sessions.clone(), config.guest_ttl),
-        guest_limiter: RateLimiter::new(config.guests_per_ip, Duration::from_secs(3600)),
+        guest_limiter: Box::new(RateLimiter::new(
+            config.guests_per_ip,
+            Duration::from_secs(3600),
+        )),
         sessions,
-        ip_limiter: RateLimiter::new(config.auth_attempts_per_ip, Duration::from_secs(600)),
-        account_limiter: RateLimiter::new(
+        ip_limiter: Box::new(RateLimiter::new(
+            config.auth_attempts_per_ip,
+            Duration::from_secs(600),
+        )),
+        account_limiter: Box::new(RateLimiter::new(
             config.auth_failures_per_account,
             Duration::from_secs(900),
-        ),
+        )),
         google,
     })
 }

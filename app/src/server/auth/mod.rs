@@ -14,7 +14,7 @@ use axum::{
 };
 use leptos::prelude::use_context;
 
-use self::{rate_limit::RateLimiter, session::Sessions};
+use self::{rate_limit::Limiter, session::Sessions};
 use crate::error::AppError;
 pub use principal::{Authenticated, GuestId, Guests, Principal, PrincipalId};
 pub use session::SessionUser;
@@ -24,13 +24,13 @@ pub use session::SessionUser;
 pub struct Auth {
     pub sessions: Sessions,
     /// Sign-in and sign-up attempts per client address.
-    pub ip_limiter: RateLimiter,
+    pub ip_limiter: Box<dyn Limiter>,
     /// Failed sign-ins per account.
-    pub account_limiter: RateLimiter,
+    pub account_limiter: Box<dyn Limiter>,
     /// Guest identities for people without an account (strangers, codes).
     pub guests: Guests,
     /// New guests per client address.
-    pub guest_limiter: RateLimiter,
+    pub guest_limiter: Box<dyn Limiter>,
     /// Google sign-in, when configured.
     pub google: Option<GoogleSettings>,
 }
