@@ -142,7 +142,7 @@ impl Realtime {
     pub fn refresh_unread(self) {
         #[cfg(feature = "hydrate")]
         leptos::task::spawn_local(async move {
-            if let Ok(n) = crate::api::messages::unread_total().await {
+            if let Ok(n) = crate::messages::api::unread_total().await {
                 self.unread.set(n);
             }
         });

@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use leptos_router::components::A;
 
-use super::auth::{provide_auth, use_auth};
+use crate::accounts::session::{provide_auth, use_auth};
 use crate::realtime::{use_realtime, ConnStatus};
 
 #[component]

@@ -5,7 +5,7 @@ use sqlx::FromRow;
 
 use super::{social::ordered, Db, DbError};
 use crate::{
-    api::messages::{ConversationDetail, ConversationSummary},
+    messages::api::{ConversationDetail, ConversationSummary},
     wire::{CallId, CallOutcome, CallRecord, MessageView, UserCard},
 };
 
