@@ -6,7 +6,7 @@ use std::time::Duration;
 use app::protocol::{close, ClientMsg, ErrorCode, ServerMsg, MAX_FRAME_BYTES, MAX_MESSAGE_CHARS};
 use serde_json::Value;
 
-use crate::{helpers::TestApp, people::Person};
+use crate::helpers::TestApp;
 
 fn send(conversation_id: i64, client_id: &str, body: &str) -> ClientMsg {
     ClientMsg::Send {
@@ -14,15 +14,6 @@ fn send(conversation_id: i64, client_id: &str, body: &str) -> ClientMsg {
         client_id: client_id.into(),
         body: body.into(),
     }
-}
-
-async fn history(app: &TestApp, who: &Person, conversation: i64) -> Value {
-    app.ok_as(
-        who,
-        "/api/messages/history",
-        &[("conversation_id", &conversation.to_string())],
-    )
-    .await
 }
 
 #[tokio::test]
@@ -42,7 +33,7 @@ async fn a_message_is_stored_then_delivered_to_every_tab_of_both() {
         assert_eq!(got.sender_id, ann.id);
         assert_eq!(got.conversation_id, conversation);
     }
-    let page = history(&app, &bob, conversation).await;
+    let page = app.history(&bob, conversation).await;
     assert_eq!(page["messages"].as_array().unwrap().len(), 1);
     assert_eq!(page["messages"][0]["body"], "<b>Hi</b> Bob");
 
@@ -80,7 +71,7 @@ async fn a_resend_with_the_same_client_id_is_not_a_second_message() {
         })
         .await;
     assert_eq!(
-        history(&app, &bob, conversation).await["messages"]
+        app.history(&bob, conversation).await["messages"]
             .as_array()
             .unwrap()
             .len(),
@@ -142,7 +133,7 @@ async fn history_pages_backwards_by_cursor() {
             .await;
         tab.message().await;
     }
-    let newest = history(&app, &ann, conversation).await;
+    let newest = app.history(&ann, conversation).await;
     let messages = newest["messages"].as_array().unwrap();
     assert_eq!(messages.len(), 30);
     assert_eq!(messages[0]["body"], "n5");
@@ -303,7 +294,7 @@ async fn only_members_read_or_post_and_strangers_cannot_message() {
     // Eve saw none of it live either.
     eve_tab.silent_for(Duration::from_millis(200)).await;
     assert_eq!(
-        history(&app, &ann, conversation).await["messages"]
+        app.history(&ann, conversation).await["messages"]
             .as_array()
             .unwrap()
             .len(),
@@ -341,14 +332,14 @@ async fn after_unfriending_or_blocking_history_stays_but_sending_is_refused() {
     assert!(text.contains("no longer friends"), "{text}");
     assert_eq!(client_id.as_deref(), Some("2"));
     assert_eq!(
-        history(&app, &ann, conversation).await["messages"]
+        app.history(&ann, conversation).await["messages"]
             .as_array()
             .unwrap()
             .len(),
         1
     );
     assert_eq!(
-        history(&app, &bob, conversation).await["messages"]
+        app.history(&bob, conversation).await["messages"]
             .as_array()
             .unwrap()
             .len(),
@@ -383,7 +374,7 @@ async fn after_unfriending_or_blocking_history_stays_but_sending_is_refused() {
     assert_eq!(code, ErrorCode::NotAllowed);
     assert!(text.contains("You blocked"), "{text}");
     assert_eq!(
-        history(&app, &bob, conversation).await["messages"]
+        app.history(&bob, conversation).await["messages"]
             .as_array()
             .unwrap()
             .len(),
@@ -410,7 +401,7 @@ async fn bad_messages_get_a_clear_error_and_nothing_is_stored() {
     assert!(text.contains("at most 4000"), "{text}");
     tab.send(&send(conversation, "", "no id")).await;
     assert_eq!(tab.error().await.0, ErrorCode::Invalid);
-    assert!(history(&app, &ann, conversation).await["messages"]
+    assert!(app.history(&ann, conversation).await["messages"]
         .as_array()
         .unwrap()
         .is_empty());
