@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use app::protocol::{close, ClientMsg, ErrorCode, ServerMsg, MAX_FRAME_BYTES, MAX_MESSAGE_CHARS};
+use futures::StreamExt;
 use serde_json::Value;
+use tokio_tungstenite::tungstenite;
 
 use crate::helpers::TestApp;
 
@@ -543,4 +545,66 @@ async fn a_send_dropped_for_flooding_is_named_so_the_browser_can_resend_it() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     tab.send(&send(conversation, "late", "hello")).await;
     assert_eq!(tab.message().await.client_id, "late");
+}
+
+#[tokio::test]
+async fn catching_up_on_many_large_messages_comes_in_frames_the_socket_can_carry() {
+    let app = TestApp::spawn().await;
+    let (ann, bob, conversation) = app.pair().await;
+    // 200 maximal messages whose every character is escaped on the wire (6 bytes each):
+    // about 4.8 MB in all, far more than a socket's 256 KiB write buffer.
+    let body = "\u{1}".repeat(MAX_MESSAGE_CHARS);
+    for i in 0..200 {
+        app.state
+            .db
+            .store_message(conversation, ann.id, &format!("big{i}"), &body)
+            .await
+            .unwrap();
+    }
+    let mut bob_tab = app.socket(&bob).await;
+    let mut received = 0;
+    let mut after = 0;
+    loop {
+        bob_tab.send(&ClientMsg::Resume { after }).await;
+        let frame = loop {
+            match tokio::time::timeout(Duration::from_secs(5), bob_tab.ws.next())
+                .await
+                .expect("a backlog within 5 s")
+                .expect("the socket stays open")
+                .expect("a readable frame")
+            {
+                tungstenite::Message::Text(text) => break text,
+                _ => continue,
+            }
+        };
+        assert!(
+            frame.len() <= 128 * 1024,
+            "a frame of {} bytes",
+            frame.len()
+        );
+        let (messages, more) = match serde_json::from_str(&frame).unwrap() {
+            ServerMsg::Backlog { messages, more } => (messages, more),
+            // Asking page after page may hit the socket's rate limit: ask again later, as the
+            // browser does.
+            ServerMsg::Error {
+                code: ErrorCode::RateLimited,
+                ..
+            } => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            other => panic!("expected a backlog: {other:?}"),
+        };
+        assert!(!messages.is_empty());
+        assert!(messages.iter().all(|m| m.body == body));
+        received += messages.len();
+        after = messages.last().unwrap().id;
+        if !more {
+            break;
+        }
+    }
+    assert_eq!(received, 200);
+    // The connection is still good.
+    bob_tab.send(&ClientMsg::Ping).await;
+    assert_eq!(bob_tab.next().await, ServerMsg::Pong);
 }
