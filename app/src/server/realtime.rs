@@ -224,11 +224,13 @@ impl Session {
         client_id: Option<&String>,
     ) -> Option<i64> {
         match self.state.db.posting_rights(conversation_id, user).await {
-            Ok(Some((peer, None))) => Some(peer),
-            Ok(Some((_, Some(reason)))) => {
-                self.reply(&error(ErrorCode::NotAllowed, reason, client_id.cloned()));
-                None
-            }
+            Ok(Some(rights)) => match rights.refusal {
+                None => Some(rights.peer),
+                Some(reason) => {
+                    self.reply(&error(ErrorCode::NotAllowed, reason, client_id.cloned()));
+                    None
+                }
+            },
             Ok(None) => {
                 self.reply(&error(
                     ErrorCode::NotFound,
@@ -297,9 +299,10 @@ impl Session {
 
     async fn receipt(&self, user: i64, conversation_id: i64, delivered: i64, read: i64) {
         let db = &self.state.db;
-        // Receipts stay allowed after an unfriend: reading history is.
-        let peer = match db.conversation_peer(conversation_id, user).await {
-            Ok(Some(peer)) => peer,
+        // Receipts stay allowed after an unfriend or a block (reading history is), but across
+        // a block they reach only the reader's own tabs.
+        let rights = match db.posting_rights(conversation_id, user).await {
+            Ok(Some(rights)) => rights,
             Ok(None) => {
                 let message = "This conversation does not exist or is not yours.";
                 return self.reply(&error(ErrorCode::NotFound, message, None));
@@ -311,7 +314,7 @@ impl Session {
             .await
         {
             Ok((delivered_up_to, read_up_to)) => self.state.delivery.send_to_users(
-                &[user, peer],
+                &[user, rights.peer][..if rights.blocked { 1 } else { 2 }],
                 &ServerMsg::Receipt {
                     conversation_id,
                     user_id: user,

@@ -385,6 +385,85 @@ async fn after_unfriending_or_blocking_history_stays_but_sending_is_refused() {
 }
 
 #[tokio::test]
+async fn after_a_block_nothing_of_the_blocker_reaches_the_blocked_person() {
+    let app = TestApp::spawn().await;
+    let (ann, bob, conversation) = app.pair().await;
+    let mut ann_tab = app.socket(&ann).await;
+    let mut bob_tab = app.socket(&bob).await;
+    ann_tab.send(&send(conversation, "1", "hi Bob")).await;
+    let sent = ann_tab.message().await;
+    bob_tab.message().await;
+    let detail = |who| {
+        let app = &app;
+        async move {
+            app.ok_as(
+                who,
+                "/api/messages/conversation",
+                &[("id", &conversation.to_string())],
+            )
+            .await
+        }
+    };
+    // Before: Ann sees Bob online and how far he read.
+    bob_tab
+        .send(&ClientMsg::Receipt {
+            conversation_id: conversation,
+            delivered_up_to: sent.id,
+            read_up_to: sent.id,
+        })
+        .await;
+    ann_tab
+        .next_where(|m| matches!(m, ServerMsg::Receipt { .. }).then_some(()))
+        .await;
+    let before = detail(&ann).await;
+    assert_eq!(before["peer_online"], true);
+    assert_eq!(before["peer_read_up_to"], sent.id);
+
+    app.ok_as(
+        &bob,
+        "/api/friends/block",
+        &[("user_id", &ann.id.to_string())],
+    )
+    .await;
+    // After: no presence and no read position either way, though both are online and the
+    // receipts are stored.
+    for (who, other) in [(&ann, &bob), (&bob, &ann)] {
+        let after = detail(who).await;
+        assert_eq!(
+            after["peer_online"], false,
+            "{} sees {}",
+            who.name, other.name
+        );
+        assert_eq!(after["peer_read_up_to"], 0);
+        assert_eq!(after["peer_delivered_up_to"], 0);
+    }
+    // Bob reading the history tells his own tabs, never Ann.
+    bob_tab
+        .send(&ClientMsg::Receipt {
+            conversation_id: conversation,
+            delivered_up_to: sent.id,
+            read_up_to: sent.id,
+        })
+        .await;
+    ann_tab
+        .none_for(Duration::from_millis(300), |m| {
+            matches!(
+                m,
+                ServerMsg::Receipt { .. } | ServerMsg::Presence { .. } | ServerMsg::Typing { .. }
+            )
+        })
+        .await;
+    // Going offline and back is not announced to Ann either.
+    drop(bob_tab);
+    let _bob_again = app.socket(&bob).await;
+    ann_tab
+        .none_for(Duration::from_millis(300), |m| {
+            matches!(m, ServerMsg::Presence { .. })
+        })
+        .await;
+}
+
+#[tokio::test]
 async fn bad_messages_get_a_clear_error_and_nothing_is_stored() {
     let app = TestApp::spawn().await;
     let (ann, _bob, conversation) = app.pair().await;
