@@ -195,8 +195,22 @@ mod imp {
     }
 
     pub async fn sign_out() -> Result<(), AppError> {
-        use crate::server::{auth, state::app_state};
+        use crate::server::{auth, state::app_state, unavailable};
         let state = app_state()?;
+        // The session ends on the server too: a copy of the cookie stops working, and this
+        // session's sockets close.
+        if let Some(user) = auth::request_user() {
+            state
+                .db
+                // Until any renewal of it could have expired.
+                .revoke_session(
+                    &user.session_id,
+                    auth::session::now_secs() + state.auth.sessions.ttl().as_secs(),
+                )
+                .await
+                .map_err(unavailable("ending a session"))?;
+            state.delivery.end_session(user.id, &user.session_id);
+        }
         auth::end_session(&state);
         leptos_axum::redirect("/");
         Ok(())

@@ -159,6 +159,8 @@ mod tests {
     fn user() -> SessionUser {
         SessionUser {
             id: 7,
+            session_id: "00".repeat(16),
+            expires_at: 0,
             email: "ann@example.com".into(),
             display_name: "Ann".into(),
             token_version: 0,
