@@ -184,6 +184,7 @@ mod imp {
             }
         };
         password_correct(&state, &account);
+        link_waiting_google_identity(&state, &user).await;
         tracing::info!(user_id = user.id, "signed in");
         auth::start_session(&state, user.id, user.token_version);
         leptos_axum::redirect("/");
@@ -348,6 +349,50 @@ mod imp {
 
     fn password_correct(state: &crate::server::state::AppState, account: &str) {
         state.auth.account_limiter.reset(account);
+    }
+
+    /// After the right password: a Google identity that waited for this account (same
+    /// browser, same email, within ten minutes) is linked to it, at most one per account.
+    async fn link_waiting_google_identity(
+        state: &crate::server::state::AppState,
+        user: &crate::server::db::users::UserRow,
+    ) {
+        use crate::server::{
+            auth::{
+                google::{link_cookie, PendingLink, LINK_COOKIE, PROVIDER},
+                session::read_cookie,
+                set_cookie,
+            },
+            db::users::email_key,
+        };
+        let Some(parts) = use_context::<axum::http::request::Parts>() else {
+            return;
+        };
+        let pending: Option<PendingLink> = parts
+            .headers
+            .get_all(axum::http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| read_cookie(v, LINK_COOKIE))
+            .and_then(|token| state.auth.sessions.open(token));
+        let Some(pending) = pending else {
+            return;
+        };
+        set_cookie(&link_cookie("", 0, state.auth.sessions.secure()));
+        if email_key(&pending.email) != email_key(&user.email) || user.google_linked {
+            return;
+        }
+        match state
+            .db
+            .link_identity(user.id, PROVIDER, &pending.google_sub, &pending.email)
+            .await
+        {
+            Ok(()) => tracing::info!(
+                user_id = user.id,
+                "Google identity linked after the password"
+            ),
+            Err(error) => tracing::warn!(%error, "linking a Google identity failed"),
+        }
     }
 
     /// Whether `password` is the signed-in user's current password (read fresh from the
