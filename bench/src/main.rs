@@ -78,6 +78,9 @@ impl Server {
             .env("PARLOR_LOG", "warn")
             .env("PARLOR_AUTH_ATTEMPTS_PER_IP", "100000")
             .env("PARLOR_WS_MESSAGES_PER_SEC", "10000")
+            // Thousands of sockets from one address and a few users: the load is the point.
+            .env("PARLOR_WS_SOCKETS_PER_IP", "1000000")
+            .env("PARLOR_WS_SOCKETS_PER_PRINCIPAL", "10000")
             .stdout(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {

@@ -57,6 +57,13 @@ pub struct Config {
     /// `PARLOR_WS_MESSAGES_PER_SEC`: messages one socket may send per second (bursts of three
     /// seconds' worth).
     pub ws_messages_per_sec: u32,
+    /// `PARLOR_WS_SOCKETS_PER_PRINCIPAL`: sockets one account or guest may hold open.
+    pub ws_sockets_per_principal: u32,
+    /// `PARLOR_WS_SOCKETS_PER_IP`: sockets one client address may hold open.
+    pub ws_sockets_per_ip: u32,
+    /// `PARLOR_FRIEND_CHANGES_PER_MIN`: friend requests, answers, unfriends and blocks one
+    /// user may make per minute.
+    pub friend_changes_per_min: u32,
     /// `PARLOR_CALL_RING_SECS`: how long a call rings before it counts as missed.
     pub call_ring: Duration,
     /// `PARLOR_CALL_GRACE_SECS`: how long an answered call waits for a side whose connection
@@ -141,6 +148,9 @@ pub const MIN_SECRET_BYTES: usize = 32;
 pub const DEFAULT_WS_HEARTBEAT_MS: u64 = 25_000;
 pub const DEFAULT_WS_MESSAGES_PER_SEC: u32 = 20;
 pub const DEFAULT_CALL_RING_SECS: u64 = 30;
+pub const DEFAULT_WS_SOCKETS_PER_PRINCIPAL: u32 = 16;
+pub const DEFAULT_WS_SOCKETS_PER_IP: u32 = 256;
+pub const DEFAULT_FRIEND_CHANGES_PER_MIN: u32 = 30;
 pub const DEFAULT_CALL_GRACE_SECS: u64 = 20;
 pub const GOOGLE_AUTH_URL: &str = "https://accounts.google.com/o/oauth2/v2/auth";
 pub const GOOGLE_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
@@ -281,6 +291,24 @@ impl Config {
             DEFAULT_WS_MESSAGES_PER_SEC,
             1..=10_000,
         )?;
+        let ws_sockets_per_principal = parse_number(
+            "PARLOR_WS_SOCKETS_PER_PRINCIPAL",
+            get("PARLOR_WS_SOCKETS_PER_PRINCIPAL"),
+            DEFAULT_WS_SOCKETS_PER_PRINCIPAL,
+            1..=10_000,
+        )?;
+        let ws_sockets_per_ip = parse_number(
+            "PARLOR_WS_SOCKETS_PER_IP",
+            get("PARLOR_WS_SOCKETS_PER_IP"),
+            DEFAULT_WS_SOCKETS_PER_IP,
+            1..=1_000_000,
+        )?;
+        let friend_changes_per_min = parse_number(
+            "PARLOR_FRIEND_CHANGES_PER_MIN",
+            get("PARLOR_FRIEND_CHANGES_PER_MIN"),
+            DEFAULT_FRIEND_CHANGES_PER_MIN,
+            1..=100_000,
+        )?;
         let call_ring = Duration::from_secs(parse_number(
             "PARLOR_CALL_RING_SECS",
             get("PARLOR_CALL_RING_SECS"),
@@ -346,6 +374,9 @@ impl Config {
             google,
             ws_heartbeat,
             ws_messages_per_sec,
+            ws_sockets_per_principal,
+            ws_sockets_per_ip,
+            friend_changes_per_min,
             call_ring,
             call_grace,
             ice_servers,
@@ -379,6 +410,9 @@ impl Config {
             google: None,
             ws_heartbeat: Duration::from_millis(DEFAULT_WS_HEARTBEAT_MS),
             ws_messages_per_sec: DEFAULT_WS_MESSAGES_PER_SEC,
+            ws_sockets_per_principal: DEFAULT_WS_SOCKETS_PER_PRINCIPAL,
+            ws_sockets_per_ip: DEFAULT_WS_SOCKETS_PER_IP,
+            friend_changes_per_min: DEFAULT_FRIEND_CHANGES_PER_MIN,
             call_ring: Duration::from_secs(DEFAULT_CALL_RING_SECS),
             call_grace: Duration::from_secs(DEFAULT_CALL_GRACE_SECS),
             ice_servers: Vec::new(),
@@ -591,6 +625,9 @@ mod tests {
             ("PARLOR_CALL_RING_SECS", "1"),
             ("PARLOR_CALL_GRACE_SECS", "forever"),
             ("PARLOR_GUEST_DAYS", "0"),
+            ("PARLOR_WS_SOCKETS_PER_PRINCIPAL", "0"),
+            ("PARLOR_WS_SOCKETS_PER_IP", "many"),
+            ("PARLOR_FRIEND_CHANGES_PER_MIN", "-1"),
             ("PARLOR_TRUSTED_PROXIES", "10.0.0.0/33"),
             ("PARLOR_TRUSTED_PROXIES", "proxy.example.com"),
             ("PARLOR_GUESTS_PER_IP", "lots"),

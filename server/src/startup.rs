@@ -121,6 +121,19 @@ impl Application {
             )),
             heartbeat: config.ws_heartbeat,
             socket_rate: config.ws_messages_per_sec,
+            socket_caps: Arc::new(app::server::socket_caps::SocketCaps::new(
+                config.ws_sockets_per_principal,
+                config.ws_sockets_per_ip,
+            )),
+            // Two sockets' full rate, over ten seconds.
+            principal_limiter: Arc::new(RateLimiter::new(
+                config.ws_messages_per_sec.saturating_mul(20),
+                Duration::from_secs(10),
+            )),
+            changes_limiter: Arc::new(RateLimiter::new(
+                config.friend_changes_per_min,
+                Duration::from_secs(60),
+            )),
         };
         Ok(Self {
             listener,

@@ -182,6 +182,12 @@ mod imp {
     ) -> Result<T, AppError> {
         let me = require_user()?;
         let state = app_state()?;
+        state
+            .changes_limiter
+            .hit(&format!("friends:{}", me.id))
+            .map_err(|wait| {
+                AppError::RateLimited(crate::server::auth::rate_limit::retry_secs(wait))
+            })?;
         let result = run(&state.db, me.id).await.map_err(AppError::from)?;
         state
             .delivery

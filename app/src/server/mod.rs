@@ -6,6 +6,7 @@ pub mod calls;
 pub mod db;
 pub mod hub;
 pub mod realtime;
+pub mod socket_caps;
 pub mod state;
 
 use crate::error::AppError;

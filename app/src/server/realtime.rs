@@ -81,7 +81,32 @@ impl Session {
         user
     }
 
+    /// Counts a message that costs the server work or reaches someone else against the
+    /// principal's allowance over all their sockets; refuses it (naming a `send`) when spent.
+    fn within_principal_rate(&self, message: &ClientMsg) -> bool {
+        let client_id = match message {
+            ClientMsg::Send { client_id, .. } => Some(client_id.clone()),
+            ClientMsg::Typing { .. } | ClientMsg::Receipt { .. } | ClientMsg::CallStart { .. } => {
+                None
+            }
+            _ => return true,
+        };
+        let key = format!("socket:{}", self.who().key());
+        if self.state.principal_limiter.hit(&key).is_ok() {
+            return true;
+        }
+        self.reply(&error(
+            ErrorCode::RateLimited,
+            "You are sending too fast from your open tabs; some messages were dropped.",
+            client_id,
+        ));
+        false
+    }
+
     pub async fn handle(&self, message: ClientMsg) {
+        if !self.within_principal_rate(&message) {
+            return;
+        }
         let state = &self.state;
         let calls = &state.calls;
         let (who, socket) = (self.who(), self.socket);
@@ -313,7 +338,9 @@ impl Session {
             .advance_receipts(conversation_id, user, delivered, read)
             .await
         {
-            Ok((delivered_up_to, read_up_to)) => self.state.delivery.send_to_users(
+            // Nothing moved: nothing to tell.
+            Ok(None) => {}
+            Ok(Some((delivered_up_to, read_up_to))) => self.state.delivery.send_to_users(
                 &[user, rights.peer][..if rights.blocked { 1 } else { 2 }],
                 &ServerMsg::Receipt {
                     conversation_id,

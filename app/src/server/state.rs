@@ -33,6 +33,15 @@ pub struct AppState {
     pub heartbeat: std::time::Duration,
     /// Messages per second one socket may send (bursts up to three seconds' worth).
     pub socket_rate: u32,
+    /// Sockets per principal and per address.
+    pub socket_caps: Arc<super::socket_caps::SocketCaps>,
+    /// What one principal may send over all their sockets together (messages, receipts,
+    /// typing, call starts).
+    #[from_ref(skip)]
+    pub principal_limiter: Arc<dyn super::auth::rate_limit::Limiter>,
+    /// Friends changes one user may make (each is announced to two people's tabs).
+    #[from_ref(skip)]
+    pub changes_limiter: Arc<dyn super::auth::rate_limit::Limiter>,
 }
 
 /// The state, as provided to server functions by `leptos_routes_with_context`. Missing state is

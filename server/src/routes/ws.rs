@@ -15,18 +15,24 @@ use app::{
         state::AppState,
     },
 };
+use std::net::SocketAddr;
+
+use app::{error::AppError, server::auth::rate_limit::address_key};
 use axum::{
     extract::{
         ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade},
-        State,
+        ConnectInfo, State,
     },
-    response::Response,
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
 };
 use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 
 /// How long one write may take before the client counts as gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// When a client over its socket cap may try again.
+const CAP_RETRY_SECS: u64 = 10;
 /// Malformed frames tolerated per connection before it is closed.
 const MAX_BAD_FRAMES: u32 = 10;
 
@@ -34,7 +40,26 @@ pub async fn upgrade(
     ws: WebSocketUpgrade,
     Authenticated(principal): Authenticated,
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
 ) -> Response {
+    // One person (or one address) holding many sockets must not multiply what they can do.
+    let address = address_key(state.auth.proxies.client(peer.ip(), &headers));
+    let slot = match state.socket_caps.acquire(principal.id(), address) {
+        Ok(slot) => slot,
+        Err(reached) => {
+            tracing::info!(%reached, "socket refused");
+            let mut response = (
+                StatusCode::TOO_MANY_REQUESTS,
+                axum::Json(AppError::RateLimited(CAP_RETRY_SECS)),
+            )
+                .into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(CAP_RETRY_SECS));
+            return response;
+        }
+    };
     // tungstenite's defaults are sized for bulk transfer (128 KiB read buffer per socket, 64
     // MiB messages); ours are small text frames, and tens of thousands of sockets must fit.
     ws.read_buffer_size(1024)
@@ -42,7 +67,10 @@ pub async fn upgrade(
         .max_write_buffer_size(256 * 1024)
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| run(socket, principal, state))
+        .on_upgrade(move |socket| async move {
+            run(socket, principal, state).await;
+            drop(slot);
+        })
 }
 
 /// Why the reader stopped.

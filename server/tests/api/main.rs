@@ -8,6 +8,7 @@ mod friends;
 mod guests;
 mod health;
 mod helpers;
+mod limits;
 mod messaging;
 mod oauth;
 mod pages;

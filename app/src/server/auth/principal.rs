@@ -47,6 +47,14 @@ impl PrincipalId {
             PrincipalId::Guest(_) => None,
         }
     }
+
+    /// The key limits count this principal under.
+    pub fn key(self) -> String {
+        match self {
+            PrincipalId::User(id) => format!("u:{id}"),
+            PrincipalId::Guest(guest) => format!("g:{:032x}", guest.0),
+        }
+    }
 }
 
 /// Who made a request.

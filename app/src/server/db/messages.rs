@@ -327,28 +327,30 @@ impl Db {
     }
 
     /// Moves a member's receipts forward (never back, never past the newest message; read
-    /// implies delivered). Returns the new `(delivered_up_to, read_up_to)`.
+    /// implies delivered). Returns the new `(delivered_up_to, read_up_to)`, or `None` when
+    /// nothing moved (then there is nothing to tell anyone).
     pub async fn advance_receipts(
         &self,
         conversation: i64,
         user: i64,
         delivered: i64,
         read: i64,
-    ) -> Result<(i64, i64), DbError> {
-        sqlx::query_as(
+    ) -> Result<Option<(i64, i64)>, DbError> {
+        const NEWEST: &str =
+            "COALESCE((SELECT last_message_id FROM conversations WHERE id = ?3), 0)";
+        sqlx::query_as(&format!(
             "UPDATE conversation_members SET \
-               delivered_up_to = max(delivered_up_to, min(max(?1, ?2), \
-                 COALESCE((SELECT last_message_id FROM conversations WHERE id = ?3), 0))), \
-               read_up_to = max(read_up_to, min(?2, \
-                 COALESCE((SELECT last_message_id FROM conversations WHERE id = ?3), 0))) \
+               delivered_up_to = max(delivered_up_to, min(max(?1, ?2), {NEWEST})), \
+               read_up_to = max(read_up_to, min(?2, {NEWEST})) \
              WHERE conversation_id = ?3 AND user_id = ?4 \
-             RETURNING delivered_up_to, read_up_to",
-        )
+               AND (min(max(?1, ?2), {NEWEST}) > delivered_up_to OR min(?2, {NEWEST}) > read_up_to) \
+             RETURNING delivered_up_to, read_up_to"
+        ))
         .bind(delivered)
         .bind(read)
         .bind(conversation)
         .bind(user)
-        .fetch_one(&self.pool)
+        .fetch_optional(&self.pool)
         .await
     }
 }
