@@ -123,6 +123,16 @@ mod imp {
     pub async fn search_users(query: String, page: u32) -> Result<SearchPage, AppError> {
         let me = require_user()?;
         let state = app_state()?;
+        // An exact email finds its account: searches are limited per user and per address,
+        // so nobody can test addresses faster than that.
+        for key in [
+            format!("search:{}", me.id),
+            format!("search-ip:{}", crate::server::auth::client_key()),
+        ] {
+            state.changes_limiter.hit(&key).map_err(|wait| {
+                AppError::RateLimited(crate::server::auth::rate_limit::retry_secs(wait))
+            })?;
+        }
         let query = query.trim();
         if query.chars().count() < MIN_QUERY_CHARS {
             return Err(AppError::invalid(

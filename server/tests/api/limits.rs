@@ -171,3 +171,36 @@ async fn a_receipt_that_moves_nothing_sends_nothing() {
         .await;
     }
 }
+
+#[tokio::test]
+async fn searching_by_email_cannot_go_faster_than_the_limit() {
+    let app = TestApp::spawn_with(|c| c.friend_changes_per_min = 5).await;
+    let ann = app.person("Ann").await;
+    let bob = app.person("Bob").await;
+    for i in 0..5 {
+        let query = format!("someone{i}@example.com");
+        app.ok_as(
+            &ann,
+            "/api/friends/search",
+            &[("query", &query), ("page", "0")],
+        )
+        .await;
+    }
+    let (status, _) = app
+        .refused_as(
+            &ann,
+            "/api/friends/search",
+            &[("query", "bob@example.com"), ("page", "0")],
+        )
+        .await;
+    assert_eq!(status, 429);
+    // Another account from the same address is held by the address's count.
+    let (status, _) = app
+        .refused_as(
+            &bob,
+            "/api/friends/search",
+            &[("query", "ann@example.com"), ("page", "0")],
+        )
+        .await;
+    assert_eq!(status, 429);
+}
