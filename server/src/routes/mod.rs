@@ -3,6 +3,7 @@
 //! protective headers.
 
 mod api_errors;
+mod headers;
 mod health;
 mod oauth;
 mod origin;
@@ -81,6 +82,12 @@ pub fn router(state: AppState, config: &Config) -> Router {
                 tracing::info_span!("request", method = %request.method(), path, id)
             }),
         )
+        .layer(middleware::from_fn_with_state(
+            headers::HeaderPolicy {
+                https: config.https(),
+            },
+            headers::layer,
+        ))
         // No MIME sniffing, no framing by other sites (clickjacking a call UI), no full URLs
         // leaked to other origins.
         .layer(SetResponseHeaderLayer::if_not_present(

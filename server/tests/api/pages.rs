@@ -120,5 +120,37 @@ async fn responses_carry_protective_headers() {
         assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
         assert_eq!(headers["x-frame-options"], "DENY", "{path}");
         assert_eq!(headers["referrer-policy"], "same-origin", "{path}");
+        let permissions = headers["permissions-policy"].to_str().unwrap();
+        assert!(permissions.contains("camera=(self)") && permissions.contains("geolocation=()"));
+        // Plain HTTP: no HSTS.
+        assert!(!headers.contains_key("strict-transport-security"), "{path}");
     }
+}
+
+#[tokio::test]
+async fn personal_responses_are_never_cached_and_https_sites_send_hsts() {
+    let app = TestApp::spawn().await;
+    let ann = app.person("Ann").await;
+    // A page seen signed in, and a server function's answer.
+    for path in ["/", "/friends"] {
+        let response = app
+            .client
+            .get(app.url(path))
+            .header("cookie", &ann.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.headers()["cache-control"], "no-store", "{path}");
+    }
+    let response = app.call_as(&ann, "/api/friends/list", &[]).await;
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    // The public home page without any cookie may be cached.
+    assert!(!app.get("/").await.headers().contains_key("cache-control"));
+
+    let https = TestApp::spawn_with(|c| c.public_url = "https://parlor.example.com".into()).await;
+    let response = https.get("/healthz").await;
+    assert_eq!(
+        response.headers()["strict-transport-security"],
+        "max-age=31536000"
+    );
 }

@@ -1,0 +1,54 @@
+//! Headers every response carries for the browser's protection: what the page may use
+//! (camera, microphone and screen for calls, nothing else), HTTPS only from now on when served
+//! over HTTPS, and no caching of anything personal (pages seen with a session or guest cookie,
+//! and every server function's answer). The page's Content-Security-Policy is set where the
+//! page is rendered (it carries that response's nonce): see `app::shell`.
+
+use axum::{
+    extract::{Request, State},
+    http::{header, HeaderValue},
+    middleware::Next,
+    response::Response,
+};
+
+/// What the site may use: calls need the camera, the microphone and screen capture.
+pub const PERMISSIONS_POLICY: &str = "camera=(self), microphone=(self), display-capture=(self), \
+     fullscreen=(self), autoplay=(self), geolocation=(), payment=(), usb=(), serial=(), \
+     bluetooth=(), midi=(), magnetometer=(), gyroscope=(), accelerometer=(), interest-cohort=()";
+
+/// Browsers remember for a year to use HTTPS only (sent only when served over HTTPS).
+pub const HSTS: &str = "max-age=31536000";
+
+#[derive(Clone, Copy)]
+pub struct HeaderPolicy {
+    pub https: bool,
+}
+
+pub async fn layer(State(policy): State<HeaderPolicy>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    let personal = path.starts_with("/api/")
+        || path.starts_with("/auth/")
+        || request
+            .headers()
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .any(|v| v.contains("parlor_session=") || v.contains("parlor_guest="));
+    let assets = path.starts_with("/pkg/");
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        "permissions-policy",
+        HeaderValue::from_static(PERMISSIONS_POLICY),
+    );
+    if policy.https {
+        headers.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static(HSTS),
+        );
+    }
+    if personal && !assets {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    response
+}
