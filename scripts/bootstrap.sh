@@ -22,7 +22,7 @@ if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
 # rust-web-llvm + lld-22: /usr/bin/rust-lld (a link into lld-22), rustc's default wasm linker.
 # chromium: the browser the end-to-end tests drive. iproute2/util-linux: the loopback-only
 # network namespace the browser tests run in. postgresql/redis-server: the scale-out backends.
-apt_packages=(rustc-web cargo-web rust-web-src rust-web-llvm lld-22 chromium iproute2 util-linux
+apt_packages=(rustc-web cargo-web rust-web-src rust-web-llvm lld-22 chromium iproute2 util-linux openssl
   postgresql redis-server pkg-config libssl-dev)
 missing=()
 for p in "${apt_packages[@]}"; do

@@ -40,6 +40,8 @@ use status::page::StatusPage;
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
+    #[cfg(feature = "ssr")]
+    server::headers::content_security_policy(&options);
     view! {
         <!DOCTYPE html>
         <html lang="en">

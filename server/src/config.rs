@@ -41,6 +41,9 @@ pub struct Config {
     pub auth_attempts_per_ip: u32,
     /// `PARLOR_AUTH_FAILURES_PER_ACCOUNT`: failed sign-ins per account per 15 min.
     pub auth_failures_per_account: u32,
+    /// `PARLOR_TLS_CERT` + `PARLOR_TLS_KEY`: serve HTTPS with this certificate chain and
+    /// private key (PEM files); both or neither.
+    pub tls: Option<TlsFiles>,
     /// `PARLOR_TRUSTED_PROXIES`: reverse proxies (addresses or CIDR blocks) whose
     /// `Forwarded` / `X-Forwarded-For` headers name the client.
     pub trusted_proxies: app::server::auth::proxy::TrustedProxies,
@@ -64,6 +67,10 @@ pub struct Config {
     /// `PARLOR_FRIEND_CHANGES_PER_MIN`: friend requests, answers, unfriends and blocks one
     /// user may make per minute.
     pub friend_changes_per_min: u32,
+    /// `PARLOR_SEARCHES_PER_MIN`: people searches one user may make per minute.
+    pub searches_per_min: u32,
+    /// `PARLOR_SEARCHES_PER_IP_PER_MIN`: people searches from one address per minute.
+    pub searches_per_ip_per_min: u32,
     /// `PARLOR_CALL_RING_SECS`: how long a call rings before it counts as missed.
     pub call_ring: Duration,
     /// `PARLOR_CALL_GRACE_SECS`: how long an answered call waits for a side whose connection
@@ -78,6 +85,13 @@ pub struct Config {
 pub enum Environment {
     Development,
     Production,
+}
+
+/// The certificate chain and private key for HTTPS.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// Google (or any provider speaking the same OAuth 2 + userinfo protocol).
@@ -151,6 +165,8 @@ pub const DEFAULT_CALL_RING_SECS: u64 = 30;
 pub const DEFAULT_WS_SOCKETS_PER_PRINCIPAL: u32 = 16;
 pub const DEFAULT_WS_SOCKETS_PER_IP: u32 = 256;
 pub const DEFAULT_FRIEND_CHANGES_PER_MIN: u32 = 30;
+pub const DEFAULT_SEARCHES_PER_MIN: u32 = 30;
+pub const DEFAULT_SEARCHES_PER_IP_PER_MIN: u32 = 300;
 pub const DEFAULT_CALL_GRACE_SECS: u64 = 20;
 pub const GOOGLE_AUTH_URL: &str = "https://accounts.google.com/o/oauth2/v2/auth";
 pub const GOOGLE_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
@@ -262,6 +278,25 @@ impl Config {
             DEFAULT_AUTH_FAILURES_PER_ACCOUNT,
             1..=100_000,
         )?;
+        let tls = match (get("PARLOR_TLS_CERT"), get("PARLOR_TLS_KEY")) {
+            (None, None) => None,
+            (Some(cert), Some(key)) => Some(TlsFiles {
+                cert: cert.into(),
+                key: key.into(),
+            }),
+            (Some(_), None) => {
+                return Err(ConfigError::Missing {
+                    key: "PARLOR_TLS_KEY",
+                    reason: "HTTPS needs both PARLOR_TLS_CERT and PARLOR_TLS_KEY",
+                })
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Missing {
+                    key: "PARLOR_TLS_CERT",
+                    reason: "HTTPS needs both PARLOR_TLS_CERT and PARLOR_TLS_KEY",
+                })
+            }
+        };
         let trusted_proxies = match get("PARLOR_TRUSTED_PROXIES") {
             None => Default::default(),
             Some(list) => app::server::auth::proxy::TrustedProxies::parse(&list)
@@ -308,6 +343,18 @@ impl Config {
             get("PARLOR_FRIEND_CHANGES_PER_MIN"),
             DEFAULT_FRIEND_CHANGES_PER_MIN,
             1..=100_000,
+        )?;
+        let searches_per_min = parse_number(
+            "PARLOR_SEARCHES_PER_MIN",
+            get("PARLOR_SEARCHES_PER_MIN"),
+            DEFAULT_SEARCHES_PER_MIN,
+            1..=100_000,
+        )?;
+        let searches_per_ip_per_min = parse_number(
+            "PARLOR_SEARCHES_PER_IP_PER_MIN",
+            get("PARLOR_SEARCHES_PER_IP_PER_MIN"),
+            DEFAULT_SEARCHES_PER_IP_PER_MIN,
+            1..=1_000_000,
         )?;
         let call_ring = Duration::from_secs(parse_number(
             "PARLOR_CALL_RING_SECS",
@@ -364,10 +411,15 @@ impl Config {
             environment,
             session_secret,
             session_ttl: Duration::from_secs(session_days * 24 * 3600),
-            public_url,
+            // With TLS and no public URL given, the site is at https://PARLOR_ADDR.
+            public_url: match (&tls, get("PARLOR_PUBLIC_URL")) {
+                (Some(_), None) => format!("https://{addr}"),
+                _ => public_url,
+            },
             allowed_origins,
             auth_attempts_per_ip,
             auth_failures_per_account,
+            tls,
             trusted_proxies,
             guest_ttl: Duration::from_secs(guest_days * 24 * 3600),
             guests_per_ip,
@@ -377,6 +429,8 @@ impl Config {
             ws_sockets_per_principal,
             ws_sockets_per_ip,
             friend_changes_per_min,
+            searches_per_min,
+            searches_per_ip_per_min,
             call_ring,
             call_grace,
             ice_servers,
@@ -404,6 +458,7 @@ impl Config {
             allowed_origins: Vec::new(),
             auth_attempts_per_ip: DEFAULT_AUTH_ATTEMPTS_PER_IP,
             auth_failures_per_account: DEFAULT_AUTH_FAILURES_PER_ACCOUNT,
+            tls: None,
             trusted_proxies: Default::default(),
             guest_ttl: Duration::from_secs(DEFAULT_GUEST_DAYS * 24 * 3600),
             guests_per_ip: DEFAULT_GUESTS_PER_IP,
@@ -413,6 +468,8 @@ impl Config {
             ws_sockets_per_principal: DEFAULT_WS_SOCKETS_PER_PRINCIPAL,
             ws_sockets_per_ip: DEFAULT_WS_SOCKETS_PER_IP,
             friend_changes_per_min: DEFAULT_FRIEND_CHANGES_PER_MIN,
+            searches_per_min: DEFAULT_SEARCHES_PER_MIN,
+            searches_per_ip_per_min: DEFAULT_SEARCHES_PER_IP_PER_MIN,
             call_ring: Duration::from_secs(DEFAULT_CALL_RING_SECS),
             call_grace: Duration::from_secs(DEFAULT_CALL_GRACE_SECS),
             ice_servers: Vec::new(),
@@ -628,6 +685,8 @@ mod tests {
             ("PARLOR_WS_SOCKETS_PER_PRINCIPAL", "0"),
             ("PARLOR_WS_SOCKETS_PER_IP", "many"),
             ("PARLOR_FRIEND_CHANGES_PER_MIN", "-1"),
+            ("PARLOR_SEARCHES_PER_MIN", "0"),
+            ("PARLOR_SEARCHES_PER_IP_PER_MIN", "x"),
             ("PARLOR_TRUSTED_PROXIES", "10.0.0.0/33"),
             ("PARLOR_TRUSTED_PROXIES", "proxy.example.com"),
             ("PARLOR_GUESTS_PER_IP", "lots"),

@@ -5,6 +5,7 @@ pub mod config;
 mod routes;
 pub mod startup;
 pub mod telemetry;
+mod tls;
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown_signal() {

@@ -17,7 +17,7 @@ use app::server::{
         Auth, GoogleSettings, Guests,
     },
     db::{Db, DbError, MigrateError},
-    state::AppState,
+    state::{AppState, Limits},
 };
 use leptos::prelude::LeptosOptions;
 use tokio::net::TcpListener;
@@ -38,6 +38,8 @@ pub enum StartupError {
     Migrate { path: PathBuf, source: MigrateError },
     #[error("cannot use the session key file {path}: {reason}")]
     SessionKey { path: PathBuf, reason: String },
+    #[error("cannot use the TLS certificate (PARLOR_TLS_CERT, PARLOR_TLS_KEY): {0}")]
+    Tls(String),
     #[error("cannot listen on {addr} (PARLOR_ADDR): {}", describe_bind_error(.source))]
     Bind { addr: SocketAddr, source: io::Error },
 }
@@ -56,6 +58,8 @@ fn describe_bind_error(error: &io::Error) -> String {
 /// A built application, listening but not yet serving.
 pub struct Application {
     listener: TcpListener,
+    /// HTTPS, when configured.
+    tls: Option<Arc<tokio_rustls::rustls::ServerConfig>>,
     addr: SocketAddr,
     state: AppState,
     config: Config,
@@ -67,6 +71,12 @@ impl Application {
             path: config.data_dir.clone(),
             source,
         })?;
+        let tls = match &config.tls {
+            Some(files) => {
+                Some(crate::tls::load(&files.cert, &files.key).map_err(StartupError::Tls)?)
+            }
+            None => None,
+        };
         let db_path = config.database_path();
         create_private_file(&db_path).map_err(|source| StartupError::Database {
             path: db_path.clone(),
@@ -125,18 +135,20 @@ impl Application {
                 config.ws_sockets_per_principal,
                 config.ws_sockets_per_ip,
             )),
-            // Two sockets' full rate, over ten seconds.
-            principal_limiter: Arc::new(RateLimiter::new(
-                config.ws_messages_per_sec.saturating_mul(20),
-                Duration::from_secs(10),
-            )),
-            changes_limiter: Arc::new(RateLimiter::new(
-                config.friend_changes_per_min,
-                Duration::from_secs(60),
-            )),
+            limits: Arc::new(Limits {
+                // Two sockets' full rate, over ten seconds.
+                principal_messages: Box::new(RateLimiter::new(
+                    config.ws_messages_per_sec.saturating_mul(20),
+                    Duration::from_secs(10),
+                )),
+                friend_changes: per_minute(config.friend_changes_per_min),
+                searches_per_user: per_minute(config.searches_per_min),
+                searches_per_address: per_minute(config.searches_per_ip_per_min),
+            }),
         };
         Ok(Self {
             listener,
+            tls,
             addr,
             state,
             config,
@@ -159,18 +171,38 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> io::Result<()> {
+        use axum::serve::ListenerExt;
+        use std::future::IntoFuture;
         let router = routes::router(self.state.clone(), &self.config)
             .into_make_service_with_connect_info::<SocketAddr>();
-        tracing::info!("listening on http://{}", self.addr);
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        tracing::info!("listening on {scheme}://{}", self.addr);
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let hub = self.state.hub.clone();
-        let server = axum::serve(self.listener, router).with_graceful_shutdown(async move {
+        let stopping = async move {
             shutdown.await;
             tracing::info!("shutting down: finishing open requests");
             // Sockets are not requests the server waits for: tell their browsers to go.
             hub.close_all();
             let _ = stopping_tx.send(());
-        });
+        };
+        let server: std::pin::Pin<Box<dyn Future<Output = io::Result<()>> + Send>> = match self.tls
+        {
+            None => Box::pin(
+                axum::serve(self.listener, router)
+                    .with_graceful_shutdown(stopping)
+                    .into_future(),
+            ),
+            // (`tap_io` gives the listener axum's connect-info for its address type.)
+            Some(config) => Box::pin(
+                axum::serve(
+                    crate::tls::TlsListener::new(self.listener, config)?.tap_io(|_| {}),
+                    router,
+                )
+                .with_graceful_shutdown(stopping)
+                .into_future(),
+            ),
+        };
         let timeout = self.config.shutdown_timeout;
         let result = tokio::select! {
             result = server => result,
@@ -186,6 +218,10 @@ impl Application {
         tracing::info!("stopped");
         result
     }
+}
+
+fn per_minute(max: u32) -> Box<RateLimiter> {
+    Box::new(RateLimiter::new(max, Duration::from_secs(60)))
 }
 
 fn build_auth(config: &Config) -> Result<Auth, StartupError> {

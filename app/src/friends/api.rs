@@ -125,11 +125,15 @@ mod imp {
         let state = app_state()?;
         // An exact email finds its account: searches are limited per user and per address,
         // so nobody can test addresses faster than that.
-        for key in [
-            format!("search:{}", me.id),
-            format!("search-ip:{}", crate::server::auth::client_key()),
+        let limits = &state.limits;
+        for (limiter, key) in [
+            (&limits.searches_per_user, me.id.to_string()),
+            (
+                &limits.searches_per_address,
+                crate::server::auth::client_key(),
+            ),
         ] {
-            state.changes_limiter.hit(&key).map_err(|wait| {
+            limiter.hit(&key).map_err(|wait| {
                 AppError::RateLimited(crate::server::auth::rate_limit::retry_secs(wait))
             })?;
         }
@@ -193,7 +197,8 @@ mod imp {
         let me = require_user()?;
         let state = app_state()?;
         state
-            .changes_limiter
+            .limits
+            .friend_changes
             .hit(&format!("friends:{}", me.id))
             .map_err(|wait| {
                 AppError::RateLimited(crate::server::auth::rate_limit::retry_secs(wait))

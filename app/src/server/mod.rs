@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod calls;
 pub mod db;
+pub mod headers;
 pub mod hub;
 pub mod realtime;
 pub mod socket_caps;

@@ -92,7 +92,7 @@ impl Session {
             _ => return true,
         };
         let key = format!("socket:{}", self.who().key());
-        if self.state.principal_limiter.hit(&key).is_ok() {
+        if self.state.limits.principal_messages.hit(&key).is_ok() {
             return true;
         }
         self.reply(&error(

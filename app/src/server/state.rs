@@ -7,7 +7,7 @@ use axum::extract::FromRef;
 use leptos::prelude::*;
 
 use super::{
-    auth::Auth,
+    auth::{rate_limit::Limiter, Auth},
     calls::CallRegistry,
     db::Db,
     hub::{Delivery, Hub, Presence},
@@ -35,13 +35,21 @@ pub struct AppState {
     pub socket_rate: u32,
     /// Sockets per principal and per address.
     pub socket_caps: Arc<super::socket_caps::SocketCaps>,
+    /// Limits that hold across sockets and requests.
+    pub limits: Arc<Limits>,
+}
+
+/// Limits on what one person or address may do, over all their sockets and requests.
+#[derive(Debug)]
+pub struct Limits {
     /// What one principal may send over all their sockets together (messages, receipts,
     /// typing, call starts).
-    #[from_ref(skip)]
-    pub principal_limiter: Arc<dyn super::auth::rate_limit::Limiter>,
+    pub principal_messages: Box<dyn Limiter>,
     /// Friends changes one user may make (each is announced to two people's tabs).
-    #[from_ref(skip)]
-    pub changes_limiter: Arc<dyn super::auth::rate_limit::Limiter>,
+    pub friend_changes: Box<dyn Limiter>,
+    /// Searches per user, and per address (an exact email finds its account).
+    pub searches_per_user: Box<dyn Limiter>,
+    pub searches_per_address: Box<dyn Limiter>,
 }
 
 /// The state, as provided to server functions by `leptos_routes_with_context`. Missing state is

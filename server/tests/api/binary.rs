@@ -133,6 +133,19 @@ fn a_database_path_that_cannot_be_opened_stops_the_server() {
 }
 
 #[test]
+fn a_tls_certificate_without_its_key_is_a_configuration_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = run_parlor(
+        dir.path(),
+        &[
+            ("PARLOR_ADDR", "127.0.0.1:0"),
+            ("PARLOR_TLS_CERT", "cert.pem"),
+        ],
+    );
+    assert_fails_with(&output, 2, "PARLOR_TLS_KEY is not set");
+}
+
+#[test]
 fn a_session_key_others_can_read_is_refused() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();

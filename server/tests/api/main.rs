@@ -13,3 +13,4 @@ mod messaging;
 mod oauth;
 mod pages;
 mod people;
+mod tls;

@@ -154,3 +154,36 @@ async fn personal_responses_are_never_cached_and_https_sites_send_hsts() {
         "max-age=31536000"
     );
 }
+
+#[tokio::test]
+async fn pages_carry_a_strict_content_security_policy_with_a_fresh_nonce() {
+    let app = TestApp::spawn().await;
+    let mut nonces = Vec::new();
+    for _ in 0..2 {
+        let response = app.get("/").await;
+        let policy = response.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let html = response.text().await.unwrap();
+        assert!(!policy.contains("unsafe-inline"), "{policy}");
+        assert!(policy.contains("'wasm-unsafe-eval'") && policy.contains("frame-ancestors 'none'"));
+        assert!(policy.contains("object-src 'none'") && policy.contains("connect-src 'self'"));
+        let nonce = policy
+            .split("'nonce-")
+            .nth(1)
+            .and_then(|rest| rest.split('\'').next())
+            .expect("a nonce in the policy")
+            .to_string();
+        // Every inline script of the page carries it.
+        let scripts = html.matches("<script").count();
+        assert!(scripts > 0);
+        assert_eq!(
+            html.matches(&format!("nonce=\"{nonce}\"")).count(),
+            scripts,
+            "{html}"
+        );
+        nonces.push(nonce);
+    }
+    assert_ne!(nonces[0], nonces[1], "a new nonce for every response");
+}

@@ -1,0 +1,154 @@
+//! HTTPS with PARLOR_TLS_CERT + PARLOR_TLS_KEY, with a certificate authority and a server
+//! certificate this test makes (openssl), trusted by the test's own client only.
+
+use std::{path::Path, process::Command};
+
+use server::config::TlsFiles;
+
+use crate::helpers::TestApp;
+
+/// Makes `ca.pem`, and `cert.pem` + `key.pem` for 127.0.0.1 signed by it, in `dir`.
+fn make_certificates(dir: &Path) {
+    let openssl = |args: &[&str]| {
+        let output = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    openssl(
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=Parlor test CA",
+            ],
+        ]
+        .concat(),
+    );
+    openssl(
+        &[
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                "key.pem",
+                "-out",
+                "leaf.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        ]
+        .concat(),
+    );
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "cert.pem",
+        "-days",
+        "1",
+        "-extfile",
+        "leaf.ext",
+    ]);
+}
+
+#[tokio::test]
+async fn the_server_speaks_https_with_the_configured_certificate() {
+    let certs = tempfile::tempdir().unwrap();
+    make_certificates(certs.path());
+    let files = TlsFiles {
+        cert: certs.path().join("cert.pem"),
+        key: certs.path().join("key.pem"),
+    };
+    let app = TestApp::spawn_with(move |c| {
+        c.tls = Some(files);
+        c.public_url = "https://127.0.0.1".into();
+    })
+    .await;
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(certs.path().join("ca.pem")).unwrap())
+        .unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let base = format!("https://127.0.0.1:{}", app.addr.port());
+    let health = client.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    assert_eq!(
+        health.headers()["strict-transport-security"],
+        "max-age=31536000"
+    );
+    // Signing up over HTTPS: the session cookie is Secure.
+    let response = client
+        .post(format!("{base}/api/auth/sign_up"))
+        .form(&[
+            ("email", "tls@example.com"),
+            ("display_name", "Tess"),
+            ("password", "correct horse battery"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success(), "{}", response.status());
+    let cookie = response.headers()["set-cookie"].to_str().unwrap();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    // Plain HTTP on the same port gets nowhere; a client that does not trust the certificate
+    // refuses it.
+    assert!(
+        reqwest::get(format!("http://127.0.0.1:{}/healthz", app.addr.port()))
+            .await
+            .is_err()
+    );
+    assert!(reqwest::get(format!("{base}/healthz")).await.is_err());
+}
+
+#[tokio::test]
+async fn an_unusable_certificate_stops_the_start_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("cert.pem"), "not a certificate").unwrap();
+    std::fs::write(dir.path().join("key.pem"), "not a key").unwrap();
+    let mut config = server::config::Config::for_tests(dir.path());
+    config.tls = Some(TlsFiles {
+        cert: dir.path().join("cert.pem"),
+        key: dir.path().join("key.pem"),
+    });
+    let error = match server::startup::Application::build(config).await {
+        Err(error) => error.to_string(),
+        Ok(_) => panic!("started with a broken certificate"),
+    };
+    assert!(error.contains("PARLOR_TLS_CERT"), "{error}");
+    assert!(error.contains("no certificate in"), "{error}");
+}
