@@ -6,7 +6,7 @@
 #![recursion_limit = "256"]
 
 pub mod api;
-mod call;
+mod calls;
 mod components;
 pub mod error;
 mod pages;
@@ -14,7 +14,7 @@ pub mod protocol;
 mod realtime;
 #[cfg(feature = "ssr")]
 pub mod server;
-pub mod webm;
+pub mod webrtc;
 pub mod wire;
 
 use leptos::prelude::*;

@@ -118,7 +118,12 @@ mod tests {
         let json = serde_json::to_string(&id).unwrap();
         assert_eq!(json, r#""0123456789abcdef0011223344556677""#);
         assert_eq!(serde_json::from_str::<CallId>(&json).unwrap(), id);
-        for bad in [r#""""#, r#""12""#, r#""zz23456789abcdef0011223344556677""#, "12"] {
+        for bad in [
+            r#""""#,
+            r#""12""#,
+            r#""zz23456789abcdef0011223344556677""#,
+            "12",
+        ] {
             assert!(serde_json::from_str::<CallId>(bad).is_err(), "{bad}");
         }
     }

@@ -15,7 +15,7 @@ pub fn Layout(children: Children) -> impl IntoView {
     let auth = use_auth();
     let realtime = use_realtime();
     let signed_in = move || auth.session.with(|s| s.user.is_some());
-    crate::call::provide_call();
+    crate::calls::provide_call();
     // The real-time channel is open while someone is signed in.
     realtime.follow(Signal::derive(move || {
         auth.session.with(|s| s.user.as_ref().map(|u| u.id))
@@ -93,7 +93,7 @@ pub fn Layout(children: Children) -> impl IntoView {
         <main id="main" tabindex="-1" node_ref=main>
             {children()}
         </main>
-        <crate::call::CallOverlay />
+        <crate::calls::CallOverlay />
         <footer class="site-footer">
             <p>"Parlor · open-source video chat you host yourself"</p>
         </footer>

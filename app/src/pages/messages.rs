@@ -11,7 +11,9 @@ use leptos_router::{
 };
 
 use crate::{
-    api::messages::{conversation, conversations, history, ConversationDetail, ConversationSummary},
+    api::messages::{
+        conversation, conversations, history, ConversationDetail, ConversationSummary,
+    },
     components::{auth::use_auth, time},
     protocol::{check_body, ClientMsg, ServerMsg, MAX_MESSAGE_CHARS},
     realtime::{use_realtime, ConnStatus},
@@ -518,7 +520,7 @@ fn CallButtons(
     detail: RwSignal<Option<ConversationDetail>>,
     read_only: Memo<Option<Option<String>>>,
 ) -> impl IntoView {
-    let call = crate::call::use_call();
+    let call = crate::calls::use_call();
     let start = move |video: bool| {
         if let Some(peer) = detail.with_untracked(|d| d.as_ref().map(|d| d.peer.clone())) {
             call.start(peer, video);

@@ -7,8 +7,8 @@ use sqlx::{Sqlite, Transaction};
 use super::{users::name_key, Db, DbError};
 use crate::{
     api::friends::{Friend, FriendRequest, FriendsOverview, Relation, RequestOutcome},
-    wire::UserCard,
     error::AppError,
+    wire::UserCard,
 };
 
 /// What a friends change can run into.
