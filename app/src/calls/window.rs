@@ -179,6 +179,7 @@ fn panel_toggle(
             {icon(icon_name)}
             <span class="control-label">{label}</span>
             {move || unread().map(|n| view! {
+                " "
                 <span class="badge control-badge">
                     {n}
                     <span class="visually-hidden">" unread"</span>
