@@ -1,5 +1,5 @@
 //! The frame around every page: skip link, header with the main navigation, the `<main>`
-//! landmark and the footer. Also marks the body once the page has hydrated.
+//! landmark and the footer (with the operator's status page). Also marks the body once the page has hydrated.
 
 use leptos::prelude::*;
 use leptos_router::components::A;
@@ -82,9 +82,6 @@ pub fn Layout(children: Children) -> impl IntoView {
                             </A>
                         </li>
                     </Show>
-                    <li>
-                        <A href="/status">"Status"</A>
-                    </li>
                 </ul>
             </nav>
             <AccountMenu />
@@ -95,7 +92,10 @@ pub fn Layout(children: Children) -> impl IntoView {
         </main>
         <crate::calls::CallOverlay />
         <footer class="site-footer">
-            <p>"Parlor · open-source video chat you host yourself"</p>
+            <p>
+                "Parlor · open-source video chat you host yourself · "
+                <A href="/status">"Server status"</A>
+            </p>
         </footer>
     }
 }
