@@ -15,8 +15,9 @@ use std::{
 
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
+use testkit::client::{self, Ws};
 use tokio::sync::Mutex;
-use tokio_tungstenite::tungstenite::{client::IntoClientRequest, http::HeaderValue, Message};
+use tokio_tungstenite::tungstenite::Message;
 
 struct Options {
     server: String,
@@ -136,49 +137,26 @@ struct User {
 }
 
 async fn sign_up(http: &reqwest::Client, base: &str, n: usize) -> User {
-    let response = http
-        .post(format!("{base}/api/auth/sign_up"))
-        .form(&[
-            ("email", format!("bench{n}@example.com")),
-            ("display_name", format!("Bench {n}")),
-            ("password", "benchmark password".into()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        response.status().is_success(),
-        "sign-up: {}",
-        response.status()
-    );
-    let cookie = response.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let session: Value = call(http, base, &cookie, "auth/session", &[]).await;
-    User {
-        id: session["user"]["id"].as_i64().unwrap(),
-        cookie,
-    }
+    let (id, cookie) = client::sign_up(
+        http,
+        base,
+        &format!("bench{n}@example.com"),
+        &format!("Bench {n}"),
+        "benchmark password",
+    )
+    .await;
+    User { id, cookie }
 }
 
+/// Calls a server function that must succeed; its JSON answer.
 async fn call(
     http: &reqwest::Client,
     base: &str,
     cookie: &str,
     path: &str,
-    form: &[(&str, String)],
+    form: &[(&str, &str)],
 ) -> Value {
-    let response = http
-        .post(format!("{base}/api/{path}"))
-        .header("cookie", cookie)
-        .form(form)
-        .send()
-        .await
-        .unwrap();
+    let response = client::call(http, base, cookie, &format!("/api/{path}"), form).await;
     assert!(
         response.status().is_success(),
         "{path}: {}",
@@ -187,18 +165,11 @@ async fn call(
     response.json().await.unwrap_or(Value::Null)
 }
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
+/// A socket past its welcome.
 async fn connect(addr: &str, cookie: &str) -> Ws {
-    let mut request = format!("ws://{addr}/ws").into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("cookie", HeaderValue::from_str(cookie).unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(request)
+    let mut ws = client::connect(addr, Some(cookie))
         .await
         .expect("socket opens");
-    // The welcome.
     ws.next().await.unwrap().unwrap();
     ws
 }
@@ -247,7 +218,7 @@ async fn main() {
             &base,
             &a.cookie,
             "friends/request",
-            &[("user_id", b.id.to_string())],
+            &[("user_id", &b.id.to_string())],
         )
         .await;
         let c = call(
@@ -255,7 +226,7 @@ async fn main() {
             &base,
             &b.cookie,
             "friends/answer",
-            &[("user_id", a.id.to_string()), ("accept", "true".into())],
+            &[("user_id", &a.id.to_string()), ("accept", "true")],
         )
         .await;
         conversations.push(c.as_i64().unwrap());

@@ -41,6 +41,11 @@ pub struct Config {
     pub auth_attempts_per_ip: u32,
     /// `PARLOR_AUTH_FAILURES_PER_ACCOUNT`: failed sign-ins per account per 15 min.
     pub auth_failures_per_account: u32,
+    /// `PARLOR_GUEST_DAYS`: how long a guest (someone using strangers or codes without an
+    /// account) keeps their identity without using the site.
+    pub guest_ttl: Duration,
+    /// `PARLOR_GUESTS_PER_IP`: new guests one client address may start per hour.
+    pub guests_per_ip: u32,
     /// `PARLOR_GOOGLE_*`: Google sign-in, when both client id and secret are set.
     pub google: Option<GoogleConfig>,
     /// `PARLOR_WS_HEARTBEAT_MS`: how often sockets are pinged; a socket silent for two
@@ -127,6 +132,8 @@ pub const DEFAULT_SITE_ROOT: &str = "target/site";
 pub const DEFAULT_SESSION_DAYS: u64 = 14;
 pub const DEFAULT_AUTH_ATTEMPTS_PER_IP: u32 = 30;
 pub const DEFAULT_AUTH_FAILURES_PER_ACCOUNT: u32 = 5;
+pub const DEFAULT_GUEST_DAYS: u64 = 7;
+pub const DEFAULT_GUESTS_PER_IP: u32 = 30;
 pub const MIN_SECRET_BYTES: usize = 32;
 pub const DEFAULT_WS_HEARTBEAT_MS: u64 = 25_000;
 pub const DEFAULT_WS_MESSAGES_PER_SEC: u32 = 20;
@@ -242,6 +249,18 @@ impl Config {
             DEFAULT_AUTH_FAILURES_PER_ACCOUNT,
             1..=100_000,
         )?;
+        let guest_days = parse_number(
+            "PARLOR_GUEST_DAYS",
+            get("PARLOR_GUEST_DAYS"),
+            DEFAULT_GUEST_DAYS,
+            1..=365,
+        )?;
+        let guests_per_ip = parse_number(
+            "PARLOR_GUESTS_PER_IP",
+            get("PARLOR_GUESTS_PER_IP"),
+            DEFAULT_GUESTS_PER_IP,
+            1..=100_000,
+        )?;
         let ws_heartbeat = Duration::from_millis(parse_number(
             "PARLOR_WS_HEARTBEAT_MS",
             get("PARLOR_WS_HEARTBEAT_MS"),
@@ -313,6 +332,8 @@ impl Config {
             allowed_origins,
             auth_attempts_per_ip,
             auth_failures_per_account,
+            guest_ttl: Duration::from_secs(guest_days * 24 * 3600),
+            guests_per_ip,
             google,
             ws_heartbeat,
             ws_messages_per_sec,
@@ -343,6 +364,8 @@ impl Config {
             allowed_origins: Vec::new(),
             auth_attempts_per_ip: DEFAULT_AUTH_ATTEMPTS_PER_IP,
             auth_failures_per_account: DEFAULT_AUTH_FAILURES_PER_ACCOUNT,
+            guest_ttl: Duration::from_secs(DEFAULT_GUEST_DAYS * 24 * 3600),
+            guests_per_ip: DEFAULT_GUESTS_PER_IP,
             google: None,
             ws_heartbeat: Duration::from_millis(DEFAULT_WS_HEARTBEAT_MS),
             ws_messages_per_sec: DEFAULT_WS_MESSAGES_PER_SEC,
@@ -557,6 +580,8 @@ mod tests {
             ("PARLOR_WS_MESSAGES_PER_SEC", "0"),
             ("PARLOR_CALL_RING_SECS", "1"),
             ("PARLOR_CALL_GRACE_SECS", "forever"),
+            ("PARLOR_GUEST_DAYS", "0"),
+            ("PARLOR_GUESTS_PER_IP", "lots"),
             ("PARLOR_ICE_SERVERS", "stun:stun.example.org"),
             ("PARLOR_ICE_SERVERS", r#"[{"urls": ["http://x"]}]"#),
             (

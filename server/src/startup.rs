@@ -14,7 +14,7 @@ use app::server::{
     auth::{
         rate_limit::RateLimiter,
         session::{random_secret_hex, Sessions},
-        Auth, GoogleSettings,
+        Auth, GoogleSettings, Guests,
     },
     db::{Db, DbError, MigrateError},
     state::AppState,
@@ -102,13 +102,16 @@ impl Application {
         }
         let leptos_options = leptos_options(&config, addr);
         let auth = Arc::new(build_auth(&config)?);
+        let hub = Arc::new(app::server::hub::Hub::default());
         let state = AppState {
             leptos_options,
             db,
             auth,
-            hub: Default::default(),
+            delivery: hub.clone(),
+            presence: hub.clone(),
+            hub,
             ice_servers: Arc::new(config.ice_servers.clone()),
-            calls: Arc::new(app::server::calls::Calls::new(
+            calls: Arc::new(app::server::calls::LocalCalls::new(
                 config.call_ring,
                 config.call_grace,
             )),
@@ -181,13 +184,22 @@ fn build_auth(config: &Config) -> Result<Auth, StartupError> {
         userinfo_url: g.userinfo_url.clone(),
         redirect_url: format!("{}/auth/google/callback", config.public_url),
     });
+    let sessions = Sessions::new(&secret, config.session_ttl, config.https());
     Ok(Auth {
-        sessions: Sessions::new(&secret, config.session_ttl, config.https()),
-        ip_limiter: RateLimiter::new(config.auth_attempts_per_ip, Duration::from_secs(600)),
-        account_limiter: RateLimiter::new(
+        guests: Guests::new(sessions.clone(), config.guest_ttl),
+        guest_limiter: Box::new(RateLimiter::new(
+            config.guests_per_ip,
+            Duration::from_secs(3600),
+        )),
+        sessions,
+        ip_limiter: Box::new(RateLimiter::new(
+            config.auth_attempts_per_ip,
+            Duration::from_secs(600),
+        )),
+        account_limiter: Box::new(RateLimiter::new(
             config.auth_failures_per_account,
             Duration::from_secs(900),
-        ),
+        )),
         google,
     })
 }

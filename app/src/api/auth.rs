@@ -211,7 +211,7 @@ mod imp {
             .bump_token_version(user.id)
             .await
             .map_err(unavailable("ending sessions"))?;
-        state.hub.end_sessions(user.id, Some(version));
+        state.delivery.end_sessions(user.id, Some(version));
         tracing::info!(user_id = user.id, "signed out everywhere");
         auth::end_session(&state);
         leptos_axum::redirect("/signin");
@@ -267,7 +267,7 @@ mod imp {
             .set_password(user.id, &hash.0)
             .await
             .map_err(unavailable("changing a password"))?;
-        state.hub.end_sessions(user.id, Some(version));
+        state.delivery.end_sessions(user.id, Some(version));
         tracing::info!(user_id = user.id, "password changed; other sessions ended");
         auth::start_session(&state, user.id, version);
         Ok(())
@@ -301,9 +301,9 @@ mod imp {
             .delete_user(user.id)
             .await
             .map_err(unavailable("deleting an account"))?;
-        state.hub.end_sessions(user.id, None);
+        state.delivery.end_sessions(user.id, None);
         state
-            .hub
+            .delivery
             .send_to_users(&friends, &crate::protocol::ServerMsg::FriendsChanged);
         tracing::info!(user_id = user.id, "account deleted");
         auth::end_session(&state);

@@ -159,7 +159,7 @@ mod imp {
             .await
             .map_err(crate::server::unavailable("reading friends"))?;
         for friend in &mut overview.friends {
-            friend.online = state.hub.is_online(friend.user.id);
+            friend.online = state.presence.is_online(friend.user.id);
             if friend.online {
                 friend.last_seen = None;
             }
@@ -184,7 +184,7 @@ mod imp {
         let state = app_state()?;
         let result = run(&state.db, me.id).await.map_err(AppError::from)?;
         state
-            .hub
+            .delivery
             .send_to_users(&[me.id, other], &ServerMsg::FriendsChanged);
         Ok(result)
     }
@@ -218,11 +218,22 @@ mod imp {
     }
 
     pub async fn unfriend(user_id: i64) -> Result<(), AppError> {
-        change(user_id, async |db, me| db.unfriend(me, user_id).await).await
+        change(user_id, async |db, me| db.unfriend(me, user_id).await).await?;
+        end_call_with(user_id).await
     }
 
     pub async fn block_user(user_id: i64) -> Result<(), AppError> {
-        change(user_id, async |db, me| db.block(me, user_id).await).await
+        change(user_id, async |db, me| db.block(me, user_id).await).await?;
+        end_call_with(user_id).await
+    }
+
+    /// A call ringing or running between the two ends: friends calls need a friendship.
+    async fn end_call_with(other: i64) -> Result<(), AppError> {
+        let me = require_user()?;
+        let state = app_state()?;
+        let reason = crate::protocol::CallEndReason::NotAllowed;
+        crate::server::calls::end_between(&state, me.id, other, reason).await;
+        Ok(())
     }
 
     pub async fn unblock_user(user_id: i64) -> Result<(), AppError> {

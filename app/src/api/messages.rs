@@ -108,7 +108,7 @@ mod imp {
             .await
             .map_err(unavailable("reading a conversation"))?
             .ok_or_else(not_found)?;
-        detail.peer_online = state.hub.is_online(detail.peer.id);
+        detail.peer_online = state.presence.is_online(detail.peer.id);
         Ok(detail)
     }
 

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod friends;
+pub mod guest;
 pub mod messages;
 pub mod status;
 pub mod validate;

@@ -1,5 +1,8 @@
 //! Who is connected on this instance, and the way to reach them: every open socket of every
-//! user, keyed by user id (one user, many tabs). Sending never waits: each socket has a
+//! user or guest, keyed by [`PrincipalId`] (one person, many tabs). Each socket has an address
+//! ([`SocketRef`]: this instance's id and a number) that another instance could route to.
+//! The hub is the in-process implementation of [`Delivery`] and [`Presence`], the interfaces
+//! the rest of the server uses to reach people. Sending never waits: each socket has a
 //! bounded queue drained by its own writer task, and a socket whose queue is full is told to
 //! close (its browser reconnects and catches up) instead of slowing anyone else down. Locks
 //! are short, sharded, and never held across an await.
@@ -15,7 +18,54 @@ use std::{
 use axum::extract::ws::Utf8Bytes;
 use tokio::sync::{mpsc, Notify};
 
+use super::auth::PrincipalId;
 use crate::protocol::ServerMsg;
+
+/// Which instance of the server a socket is connected to (random per process).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct InstanceId(pub u64);
+
+/// A socket's address: unique across instances and restarts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SocketRef {
+    pub instance: InstanceId,
+    pub conn: u64,
+}
+
+/// Reaching people's sockets, wherever they are connected. Sending never waits.
+pub trait Delivery: Send + Sync {
+    /// Queues a serialised message for every socket of `to`; how many got it.
+    fn send_frame(&self, to: PrincipalId, frame: &Utf8Bytes) -> usize;
+    /// Queues a message for one socket of `to`; whether it is still there.
+    fn send_to_socket(&self, to: PrincipalId, socket: SocketRef, message: &ServerMsg) -> bool;
+    /// Queues a message for every socket of `to` but one.
+    fn send_to_others(&self, to: PrincipalId, except: SocketRef, message: &ServerMsg);
+
+    fn send_to(&self, to: PrincipalId, message: &ServerMsg) -> usize {
+        self.send_frame(to, &encode(message))
+    }
+
+    /// Serialises once and queues for every socket of every listed user.
+    fn send_to_users(&self, users: &[i64], message: &ServerMsg) {
+        let frame = encode(message);
+        for &user in users {
+            self.send_frame(PrincipalId::User(user), &frame);
+        }
+    }
+
+    fn send_to_user(&self, user: i64, message: &ServerMsg) -> usize {
+        self.send_to(PrincipalId::User(user), message)
+    }
+
+    /// Closes the user's sockets opened with a session older than `token_version`, or all
+    /// of them when `None` (account deleted).
+    fn end_sessions(&self, user: i64, token_version: Option<i64>);
+}
+
+/// Whether a user has a socket open anywhere (friends see each other online).
+pub trait Presence: Send + Sync {
+    fn is_online(&self, user: i64) -> bool;
+}
 
 /// Frames waiting for one socket's writer. Enough for bursts; a client this far behind is
 /// not reading.
@@ -43,19 +93,19 @@ struct Conn {
 
 /// What a socket gets when it joins the hub.
 pub struct Registration {
-    pub conn_id: u64,
+    pub socket: SocketRef,
     pub queue: mpsc::Receiver<Outbound>,
     /// Notified when the hub wants this socket closed (too slow, or its session ended).
     pub close: Arc<Notify>,
-    /// Whether this is the user's first socket on this instance (they just came online).
+    /// Whether this is the principal's first socket on this instance (they just came online).
     pub first: bool,
     /// A sender for the socket's own replies.
     pub reply: mpsc::Sender<Outbound>,
 }
 
-#[derive(Default)]
 pub struct Hub {
-    shards: [Mutex<HashMap<i64, Vec<Conn>>>; SHARDS],
+    instance: InstanceId,
+    shards: [Mutex<HashMap<PrincipalId, Vec<Conn>>>; SHARDS],
     next_id: AtomicU64,
     sockets: AtomicUsize,
     shutting_down: std::sync::atomic::AtomicBool,
@@ -81,12 +131,34 @@ pub fn encode(message: &ServerMsg) -> Utf8Bytes {
     }
 }
 
+impl Default for Hub {
+    fn default() -> Self {
+        use argon2::password_hash::rand_core::{OsRng, RngCore};
+        Self {
+            instance: InstanceId(OsRng.next_u64()),
+            shards: Default::default(),
+            next_id: AtomicU64::new(1),
+            sockets: AtomicUsize::new(0),
+            shutting_down: Default::default(),
+        }
+    }
+}
+
 impl Hub {
-    fn shard(&self, user: i64) -> &Mutex<HashMap<i64, Vec<Conn>>> {
-        &self.shards[user.rem_euclid(SHARDS as i64) as usize]
+    fn shard(&self, who: PrincipalId) -> &Mutex<HashMap<PrincipalId, Vec<Conn>>> {
+        let n = match who {
+            PrincipalId::User(id) => id as u64,
+            PrincipalId::Guest(g) => g.0 as u64,
+        };
+        &self.shards[(n % SHARDS as u64) as usize]
     }
 
-    pub fn register(&self, user: i64, token_version: i64) -> Registration {
+    pub fn instance(&self) -> InstanceId {
+        self.instance
+    }
+
+    /// Adds a socket of `who`; `token_version` is the session's (0 for guests).
+    pub fn register(&self, who: PrincipalId, token_version: i64) -> Registration {
         let (queue, rx) = mpsc::channel(QUEUE_DEPTH);
         let close = Arc::new(Notify::new());
         let conn = Conn {
@@ -95,16 +167,19 @@ impl Hub {
             queue: queue.clone(),
             close: close.clone(),
         };
-        let conn_id = conn.id;
+        let socket = SocketRef {
+            instance: self.instance,
+            conn: conn.id,
+        };
         let first = {
-            let mut shard = self.shard(user).lock().unwrap_or_else(|e| e.into_inner());
-            let conns = shard.entry(user).or_default();
+            let mut shard = self.shard(who).lock().unwrap_or_else(|e| e.into_inner());
+            let conns = shard.entry(who).or_default();
             conns.push(conn);
             conns.len() == 1
         };
         self.sockets.fetch_add(1, Ordering::Relaxed);
         Registration {
-            conn_id,
+            socket,
             queue: rx,
             close,
             first,
@@ -112,85 +187,57 @@ impl Hub {
         }
     }
 
-    /// Removes a socket; returns whether it was the user's last one here (they went offline).
-    pub fn unregister(&self, user: i64, conn_id: u64) -> bool {
-        let mut shard = self.shard(user).lock().unwrap_or_else(|e| e.into_inner());
-        let Some(conns) = shard.get_mut(&user) else {
+    /// Removes a socket; returns whether it was the principal's last one here (they went
+    /// offline).
+    pub fn unregister(&self, who: PrincipalId, socket: SocketRef) -> bool {
+        let mut shard = self.shard(who).lock().unwrap_or_else(|e| e.into_inner());
+        let Some(conns) = shard.get_mut(&who) else {
             return false;
         };
         let before = conns.len();
-        conns.retain(|c| c.id != conn_id);
+        conns.retain(|c| c.id != socket.conn);
         if conns.len() < before {
             self.sockets.fetch_sub(1, Ordering::Relaxed);
         }
         if conns.is_empty() {
-            shard.remove(&user);
+            shard.remove(&who);
             true
         } else {
             false
         }
     }
 
-    pub fn is_online(&self, user: i64) -> bool {
-        self.shard(user)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains_key(&user)
-    }
-
     pub fn socket_count(&self) -> usize {
         self.sockets.load(Ordering::Relaxed)
     }
 
-    fn conns(&self, user: i64) -> Vec<Conn> {
-        self.shard(user)
+    fn conns(&self, who: PrincipalId) -> Vec<Conn> {
+        self.shard(who)
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&user)
+            .get(&who)
             .cloned()
             .unwrap_or_default()
     }
 
-    /// Queues a frame for every socket of `user`. Returns how many sockets got it.
-    pub fn send_frame(&self, user: i64, frame: &Utf8Bytes) -> usize {
-        self.send_where(user, frame, |_| true)
+    /// Whether `socket` is one of this instance's (else another instance would deliver).
+    fn here(&self, socket: SocketRef) -> bool {
+        socket.instance == self.instance
     }
 
-    /// Queues a message for one socket of `user`; whether that socket is still there.
-    pub fn send_to_conn(&self, user: i64, conn_id: u64, message: &ServerMsg) -> bool {
-        self.send_where(user, &encode(message), |id| id == conn_id) > 0
-    }
-
-    /// Queues a message for every socket of `user` but one.
-    pub fn send_to_others(&self, user: i64, except: u64, message: &ServerMsg) {
-        self.send_where(user, &encode(message), |id| id != except);
-    }
-
-    fn send_where(&self, user: i64, frame: &Utf8Bytes, pick: impl Fn(u64) -> bool) -> usize {
+    fn send_where(&self, who: PrincipalId, frame: &Utf8Bytes, pick: impl Fn(u64) -> bool) -> usize {
         let mut sent = 0;
-        for conn in self.conns(user).into_iter().filter(|c| pick(c.id)) {
+        for conn in self.conns(who).into_iter().filter(|c| pick(c.id)) {
             match conn.queue.try_send(Outbound::Text(frame.clone())) {
                 Ok(()) => sent += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => {
-                    tracing::warn!(user, conn = conn.id, "socket queue full: closing it");
+                    tracing::warn!(?who, conn = conn.id, "socket queue full: closing it");
                     conn.close.notify_one();
                 }
                 Err(mpsc::error::TrySendError::Closed(_)) => {}
             }
         }
         sent
-    }
-
-    pub fn send_to_user(&self, user: i64, message: &ServerMsg) -> usize {
-        self.send_frame(user, &encode(message))
-    }
-
-    /// Serialises once and queues for every socket of every listed user.
-    pub fn send_to_users(&self, users: &[i64], message: &ServerMsg) {
-        let frame = encode(message);
-        for &user in users {
-            self.send_frame(user, &frame);
-        }
     }
 
     /// Asks every socket to close (the server is stopping): browsers reconnect, to this
@@ -219,7 +266,7 @@ impl Hub {
     /// "sign out everywhere" or a password change), or all of them when `None` (account
     /// deleted).
     pub fn end_sessions(&self, user: i64, token_version: Option<i64>) {
-        for conn in self.conns(user) {
+        for conn in self.conns(PrincipalId::User(user)) {
             if token_version.is_none_or(|v| conn.token_version < v) {
                 conn.close.notify_one();
             }
@@ -227,35 +274,87 @@ impl Hub {
     }
 }
 
+impl Delivery for Hub {
+    fn send_frame(&self, to: PrincipalId, frame: &Utf8Bytes) -> usize {
+        self.send_where(to, frame, |_| true)
+    }
+
+    fn send_to_socket(&self, to: PrincipalId, socket: SocketRef, message: &ServerMsg) -> bool {
+        self.here(socket) && self.send_where(to, &encode(message), |id| id == socket.conn) > 0
+    }
+
+    fn send_to_others(&self, to: PrincipalId, except: SocketRef, message: &ServerMsg) {
+        let except = self.here(except).then_some(except.conn);
+        self.send_where(to, &encode(message), |id| Some(id) != except);
+    }
+
+    fn end_sessions(&self, user: i64, token_version: Option<i64>) {
+        Hub::end_sessions(self, user, token_version);
+    }
+}
+
+impl Presence for Hub {
+    fn is_online(&self, user: i64) -> bool {
+        let who = PrincipalId::User(user);
+        self.shard(who)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&who)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::auth::GuestId;
+
+    const ANN: PrincipalId = PrincipalId::User(1);
+    const BOB: PrincipalId = PrincipalId::User(2);
 
     #[tokio::test]
     async fn every_tab_gets_events_and_presence_follows_the_last_tab() {
         let hub = Hub::default();
-        let mut a = hub.register(1, 0);
-        let mut b = hub.register(1, 0);
+        let mut a = hub.register(ANN, 0);
+        let mut b = hub.register(ANN, 0);
         assert!(a.first && !b.first);
         assert!(hub.is_online(1) && !hub.is_online(2));
 
-        assert_eq!(hub.send_to_user(1, &ServerMsg::Pong), 2);
+        assert_eq!(hub.send_to(ANN, &ServerMsg::Pong), 2);
         let pong = Outbound::Text(r#"{"type":"pong"}"#.into());
         assert_eq!(a.queue.recv().await, Some(pong.clone()));
         assert_eq!(b.queue.recv().await, Some(pong));
 
-        assert!(!hub.unregister(1, a.conn_id));
+        assert!(!hub.unregister(ANN, a.socket));
         assert!(hub.is_online(1));
-        assert!(hub.unregister(1, b.conn_id));
+        assert!(hub.unregister(ANN, b.socket));
         assert!(!hub.is_online(1));
         assert_eq!(hub.socket_count(), 0);
     }
 
     #[tokio::test]
+    async fn guests_have_sockets_but_no_presence_and_addresses_name_the_instance() {
+        let hub = Hub::default();
+        let guest = PrincipalId::Guest(GuestId(42));
+        let mut tab = hub.register(guest, 0);
+        assert!(tab.first);
+        assert_eq!(tab.socket.instance, hub.instance());
+        assert!(hub.send_to_socket(guest, tab.socket, &ServerMsg::Pong));
+        assert!(tab.queue.recv().await.is_some());
+        // The same connection number on another instance is not this socket.
+        let elsewhere = SocketRef {
+            instance: InstanceId(hub.instance().0 ^ 1),
+            conn: tab.socket.conn,
+        };
+        assert!(!hub.send_to_socket(guest, elsewhere, &ServerMsg::Pong));
+        assert!(!hub.is_online(42));
+        assert!(hub.unregister(guest, tab.socket));
+    }
+
+    #[tokio::test]
     async fn a_full_queue_closes_that_socket_only() {
         let hub = Hub::default();
-        let slow = hub.register(1, 0);
-        let mut fast = hub.register(2, 0);
+        let slow = hub.register(ANN, 0);
+        let mut fast = hub.register(BOB, 0);
         for _ in 0..QUEUE_DEPTH {
             hub.send_to_users(&[1, 2], &ServerMsg::Pong);
             fast.queue.recv().await.unwrap();
@@ -272,8 +371,8 @@ mod tests {
     #[tokio::test]
     async fn ending_sessions_closes_only_older_sockets() {
         let hub = Hub::default();
-        let old = hub.register(1, 0);
-        let new = hub.register(1, 1);
+        let old = hub.register(ANN, 0);
+        let new = hub.register(ANN, 1);
         hub.end_sessions(1, Some(1));
         tokio::time::timeout(std::time::Duration::from_secs(1), old.close.notified())
             .await

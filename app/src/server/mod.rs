@@ -1,5 +1,5 @@
 //! Server-only code (feature `ssr`): the shared state handed to routes and server functions,
-//! the database, accounts and sessions, and the real-time hub.
+//! the database, accounts, sessions and guests, the real-time hub, and calls.
 
 pub mod auth;
 pub mod calls;

@@ -1,27 +1,32 @@
-//! What the server does with each message a signed-in browser sends over `/ws`, and the
-//! presence announcements when a user's first socket opens or last socket closes. The socket
+//! What the server does with each message a browser sends over `/ws`, and the presence
+//! announcements when a user's first socket opens or last socket closes. A socket belongs to
+//! a signed-in user or a guest; guests may use calls that do not need an account (strangers
+//! and codes) and are refused everything else with `sign_in_required`. The socket
 //! itself (frames, limits, heartbeats) is the server binary's `routes::ws`; this part only
 //! sees typed messages, so it is independent of the transport.
 
 use tokio::sync::mpsc;
 
 use super::{
+    auth::{Principal, PrincipalId},
+    calls::{carry_out, friends_call, CallError, Effects, FriendsRefusal, Party},
     db::messages::StoreError,
-    hub::{encode, Outbound},
+    hub::{encode, Outbound, SocketRef},
     state::AppState,
 };
-use crate::protocol::{check_body, ClientMsg, ErrorCode, ServerMsg, MAX_CLIENT_ID_CHARS};
+use crate::{
+    protocol::{check_body, CallEndReason, ClientMsg, ErrorCode, ServerMsg, MAX_CLIENT_ID_CHARS},
+    wire::UserCard,
+};
 
 /// Messages sent per `Backlog` answer.
 pub const BACKLOG_BATCH: i64 = 200;
 
 /// One socket's view of the app: who is on it and where its replies go.
 pub struct Session {
-    pub user_id: i64,
-    /// The user's display name, as callees see it.
-    pub name: String,
-    /// This socket, in the hub.
-    pub conn_id: u64,
+    pub principal: Principal,
+    /// This socket's address.
+    pub socket: SocketRef,
     pub state: AppState,
     pub reply: mpsc::Sender<Outbound>,
 }
@@ -41,92 +46,124 @@ impl Session {
         let _ = self.reply.try_send(Outbound::Text(encode(message)));
     }
 
+    fn who(&self) -> PrincipalId {
+        self.principal.id()
+    }
+
+    /// The signed-in user, or `None` after telling a guest to sign in.
+    fn member(&self) -> Option<&crate::server::auth::SessionUser> {
+        let user = self.principal.user();
+        if user.is_none() {
+            self.reply(&error(
+                ErrorCode::SignInRequired,
+                "Sign in to use friends, messages and calls to friends.",
+                None,
+            ));
+        }
+        user
+    }
+
     pub async fn handle(&self, message: ClientMsg) {
+        let state = &self.state;
+        let calls = &state.calls;
+        let (who, socket) = (self.who(), self.socket);
         match message {
             ClientMsg::Ping => self.reply(&ServerMsg::Pong),
-            ClientMsg::Resume { after } => self.resume(after).await,
+            ClientMsg::Resume { after } => {
+                if let Some(user) = self.member() {
+                    self.resume(user.id, after).await
+                }
+            }
             ClientMsg::Send {
                 conversation_id,
                 client_id,
                 body,
-            } => self.send(conversation_id, client_id, body).await,
-            ClientMsg::Typing { conversation_id } => self.typing(conversation_id).await,
+            } => {
+                if let Some(user) = self.member() {
+                    self.send(user.id, conversation_id, client_id, body).await
+                }
+            }
+            ClientMsg::Typing { conversation_id } => {
+                if let Some(user) = self.member() {
+                    self.typing(user.id, conversation_id).await
+                }
+            }
             ClientMsg::Receipt {
                 conversation_id,
                 delivered_up_to,
                 read_up_to,
             } => {
-                self.receipt(conversation_id, delivered_up_to, read_up_to)
-                    .await
+                if let Some(user) = self.member() {
+                    self.receipt(user.id, conversation_id, delivered_up_to, read_up_to)
+                        .await
+                }
             }
-            ClientMsg::CallStart { to, video } => self.call(to, video).await,
+            ClientMsg::CallStart {
+                request_id,
+                to,
+                video,
+            } => {
+                if let Some(user) = self.member() {
+                    let user = user.clone();
+                    self.call(user, request_id, to, video).await
+                }
+            }
             ClientMsg::CallAccept { call_id } => {
-                let calls = &self.state.calls;
-                self.call_op(calls.accept(self.user_id, self.conn_id, call_id))
-                    .await
+                self.call_op(calls.accept(who, socket, call_id)).await
             }
-            ClientMsg::CallReject { call_id } => {
-                self.call_op(self.state.calls.reject(self.user_id, call_id))
-                    .await
-            }
-            ClientMsg::CallHangup { call_id } => {
-                self.call_op(self.state.calls.hang_up(self.user_id, call_id))
-                    .await
-            }
+            ClientMsg::CallReject { call_id } => self.call_op(calls.reject(who, call_id)).await,
+            ClientMsg::CallHangup { call_id } => self.call_op(calls.hang_up(who, call_id)).await,
             ClientMsg::CallSignal { call_id, data } => {
-                let calls = &self.state.calls;
-                self.call_op(calls.signal(self.user_id, self.conn_id, call_id, data))
-                    .await
+                self.call_op(calls.signal(who, socket, call_id, data)).await
             }
             ClientMsg::CallResume { call_id } => {
-                let calls = &self.state.calls;
-                self.call_op(calls.resume(self.user_id, self.conn_id, call_id))
-                    .await
+                self.call_op(calls.resume(who, socket, call_id)).await
             }
         }
     }
 
-    /// Rings a friend: they must be friends with no block either way (the same rules as
-    /// posting in their conversation).
-    async fn call(&self, to: i64, video: bool) {
-        let refuse = || ServerMsg::CallEnded {
-            call_id: 0,
-            reason: crate::protocol::CallEndReason::NotAllowed,
+    /// Rings a friend; a refusal names the request it answers.
+    async fn call(
+        &self,
+        me: crate::server::auth::SessionUser,
+        request_id: u32,
+        to: i64,
+        video: bool,
+    ) {
+        let (context, callee) = match friends_call(&self.state, me.id, to).await {
+            Ok(found) => found,
+            Err(FriendsRefusal::NotAllowed) => {
+                return self.reply(&ServerMsg::CallRefused {
+                    request_id,
+                    reason: CallEndReason::NotAllowed,
+                })
+            }
+            Err(FriendsRefusal::Unavailable(e)) => {
+                return self.unavailable("checking who may call", None)(e)
+            }
         };
-        let db = &self.state.db;
-        let conversation =
-            match super::db::messages::conversation_between(db, self.user_id, to).await {
-                Ok(Some(c)) => c,
-                Ok(None) => return self.reply(&refuse()),
-                Err(e) => return self.unavailable("finding a conversation", None)(e),
-            };
-        let detail = match db.conversation_detail(conversation, self.user_id).await {
-            Ok(Some(detail)) if detail.read_only_reason.is_none() => detail,
-            Ok(_) => return self.reply(&refuse()),
-            Err(e) => return self.unavailable("checking who may call", None)(e),
-        };
-        let me = crate::api::friends::UserCard {
-            id: self.user_id,
-            display_name: self.name.clone(),
-        };
-        let effects = self
-            .state
-            .calls
-            .start(me, self.conn_id, detail.peer, conversation, video);
-        self.state.calls.apply(&self.state, effects).await;
+        let caller = Party::friend(UserCard {
+            id: me.id,
+            display_name: me.display_name,
+        });
+        let effects =
+            self.state
+                .calls
+                .start(context, caller, self.socket, request_id, callee, video);
+        carry_out(&self.state, effects).await;
     }
 
-    async fn call_op(&self, result: Result<super::calls::Effects, super::calls::CallError>) {
+    async fn call_op(&self, result: Result<Effects, CallError>) {
         match result {
-            Ok(effects) => self.state.calls.apply(&self.state, effects).await,
+            Ok(effects) => carry_out(&self.state, effects).await,
             Err(e) => self.reply(&error(ErrorCode::NotAllowed, e.to_string(), None)),
         }
     }
 
     /// This socket closed: a call running on it ends or waits for it to come back.
     pub async fn closed(&self) {
-        let effects = self.state.calls.socket_closed(self.user_id, self.conn_id);
-        self.state.calls.apply(&self.state, effects).await;
+        let effects = self.state.calls.socket_closed(self.who(), self.socket);
+        carry_out(&self.state, effects).await;
     }
 
     fn unavailable(
@@ -144,11 +181,11 @@ impl Session {
         }
     }
 
-    async fn resume(&self, after: i64) {
+    async fn resume(&self, user: i64, after: i64) {
         match self
             .state
             .db
-            .messages_after(self.user_id, after, BACKLOG_BATCH + 1)
+            .messages_after(user, after, BACKLOG_BATCH + 1)
             .await
         {
             Ok(mut messages) => {
@@ -161,13 +198,13 @@ impl Session {
     }
 
     /// The peer of a conversation this user may post in, or the refusal (already sent).
-    async fn postable(&self, conversation_id: i64, client_id: Option<&String>) -> Option<i64> {
-        match self
-            .state
-            .db
-            .posting_rights(conversation_id, self.user_id)
-            .await
-        {
+    async fn postable(
+        &self,
+        user: i64,
+        conversation_id: i64,
+        client_id: Option<&String>,
+    ) -> Option<i64> {
+        match self.state.db.posting_rights(conversation_id, user).await {
             Ok(Some((peer, None))) => Some(peer),
             Ok(Some((_, Some(reason)))) => {
                 self.reply(&error(ErrorCode::NotAllowed, reason, client_id.cloned()));
@@ -188,7 +225,7 @@ impl Session {
         }
     }
 
-    async fn send(&self, conversation_id: i64, client_id: String, body: String) {
+    async fn send(&self, user: i64, conversation_id: i64, client_id: String, body: String) {
         if client_id.is_empty() || client_id.chars().count() > MAX_CLIENT_ID_CHARS {
             let message = format!("A message id must have 1 to {MAX_CLIENT_ID_CHARS} characters.");
             self.reply(&error(ErrorCode::Invalid, message, Some(client_id)));
@@ -201,20 +238,20 @@ impl Session {
                 return;
             }
         };
-        let Some(peer) = self.postable(conversation_id, Some(&client_id)).await else {
+        let Some(peer) = self.postable(user, conversation_id, Some(&client_id)).await else {
             return;
         };
         match self
             .state
             .db
-            .store_message(conversation_id, self.user_id, &client_id, body)
+            .store_message(conversation_id, user, &client_id, body)
             .await
         {
             Ok((message, true)) => {
                 tracing::debug!(conversation_id, message_id = message.id, "message stored");
                 self.state
-                    .hub
-                    .send_to_users(&[self.user_id, peer], &ServerMsg::Message { message });
+                    .delivery
+                    .send_to_users(&[user, peer], &ServerMsg::Message { message });
             }
             // A resend of a stored message: this socket learns it arrived; nobody gets it twice.
             Ok((message, false)) => self.reply(&ServerMsg::Message { message }),
@@ -227,22 +264,22 @@ impl Session {
         }
     }
 
-    async fn typing(&self, conversation_id: i64) {
-        if let Some(peer) = self.postable(conversation_id, None).await {
-            self.state.hub.send_to_user(
+    async fn typing(&self, user: i64, conversation_id: i64) {
+        if let Some(peer) = self.postable(user, conversation_id, None).await {
+            self.state.delivery.send_to_user(
                 peer,
                 &ServerMsg::Typing {
                     conversation_id,
-                    user_id: self.user_id,
+                    user_id: user,
                 },
             );
         }
     }
 
-    async fn receipt(&self, conversation_id: i64, delivered: i64, read: i64) {
+    async fn receipt(&self, user: i64, conversation_id: i64, delivered: i64, read: i64) {
         let db = &self.state.db;
         // Receipts stay allowed after an unfriend: reading history is.
-        let peer = match db.conversation_peer(conversation_id, self.user_id).await {
+        let peer = match db.conversation_peer(conversation_id, user).await {
             Ok(Some(peer)) => peer,
             Ok(None) => {
                 let message = "This conversation does not exist or is not yours.";
@@ -251,14 +288,14 @@ impl Session {
             Err(e) => return self.unavailable("reading a conversation", None)(e),
         };
         match db
-            .advance_receipts(conversation_id, self.user_id, delivered, read)
+            .advance_receipts(conversation_id, user, delivered, read)
             .await
         {
-            Ok((delivered_up_to, read_up_to)) => self.state.hub.send_to_users(
-                &[self.user_id, peer],
+            Ok((delivered_up_to, read_up_to)) => self.state.delivery.send_to_users(
+                &[user, peer],
                 &ServerMsg::Receipt {
                     conversation_id,
-                    user_id: self.user_id,
+                    user_id: user,
                     delivered_up_to,
                     read_up_to,
                 },
@@ -267,14 +304,19 @@ impl Session {
         }
     }
 
-    /// Tells the user's friends they came online (first socket) .
+    /// Tells the user's friends they came online (first socket). Guests have no friends.
     pub async fn announce_online(&self) {
-        self.announce(true, None).await;
+        if let Some(user) = self.principal.user() {
+            self.announce(user.id, true, None).await;
+        }
     }
 
     /// Records when the user was last seen and tells their friends they left (last socket).
     pub async fn announce_offline(&self) {
-        let last_seen = match self.state.db.touch_last_seen(self.user_id).await {
+        let Some(user) = self.principal.user().map(|u| u.id) else {
+            return;
+        };
+        let last_seen = match self.state.db.touch_last_seen(user).await {
             Ok(Some(at)) => Some(at),
             // The account was deleted: its friends were told already.
             Ok(None) => return,
@@ -283,15 +325,15 @@ impl Session {
                 None
             }
         };
-        self.announce(false, last_seen).await;
+        self.announce(user, false, last_seen).await;
     }
 
-    async fn announce(&self, online: bool, last_seen: Option<String>) {
-        match self.state.db.friend_ids(self.user_id).await {
-            Ok(friends) => self.state.hub.send_to_users(
+    async fn announce(&self, user: i64, online: bool, last_seen: Option<String>) {
+        match self.state.db.friend_ids(user).await {
+            Ok(friends) => self.state.delivery.send_to_users(
                 &friends,
                 &ServerMsg::Presence {
-                    user_id: self.user_id,
+                    user_id: user,
                     online,
                     last_seen,
                 },

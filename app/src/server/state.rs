@@ -6,7 +6,12 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use leptos::prelude::*;
 
-use super::{auth::Auth, calls::Calls, db::Db, hub::Hub};
+use super::{
+    auth::Auth,
+    calls::CallRegistry,
+    db::Db,
+    hub::{Delivery, Hub, Presence},
+};
 use crate::error::AppError;
 
 #[derive(Clone, FromRef)]
@@ -14,10 +19,14 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     pub db: Db,
     pub auth: Arc<Auth>,
-    /// The sockets connected to this instance.
+    /// The sockets connected to this instance (registering and closing them).
     pub hub: Arc<Hub>,
-    /// The calls ringing or running on this instance.
-    pub calls: Arc<Calls>,
+    /// Reaching people's sockets (today: this instance's hub).
+    pub delivery: Arc<dyn Delivery>,
+    /// Who is online (today: this instance's hub).
+    pub presence: Arc<dyn Presence>,
+    /// The calls ringing or running (today: in this instance's memory).
+    pub calls: Arc<dyn CallRegistry>,
     /// STUN/TURN servers handed to browsers for calls.
     pub ice_servers: Arc<Vec<crate::protocol::IceServer>>,
     /// How often sockets are pinged; two silent intervals close one.

@@ -1,12 +1,14 @@
 //! The session layer: for every request carrying a session cookie, checks the token and the
 //! user's current token version, and puts the signed-in user into the request's extensions
-//! for pages, server functions and sockets to read. Renews tokens past half their lifetime
-//! and removes cookies that no longer work.
+//! for pages, server functions and sockets to read; without a user, a guest cookie makes the
+//! request a guest's. Either way a [`Principal`] goes into the extensions. Renews tokens past
+//! half their lifetime (guests' daily) and removes cookies that no longer work.
 
 use app::server::{
     auth::{
+        principal::GUEST_COOKIE,
         session::{read_cookie, SESSION_COOKIE},
-        SessionUser,
+        Principal, SessionUser,
     },
     state::AppState,
 };
@@ -23,19 +25,27 @@ enum CookieAction {
     Remove,
 }
 
+fn read_request_cookie(request: &Request, name: &str) -> Option<String> {
+    request
+        .headers()
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| read_cookie(v, name))
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+}
+
 pub async fn layer(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     // Static assets never need the user: skip the database round trip.
     if request.uri().path().starts_with("/pkg/") {
         return next.run(request).await;
     }
-    let token = request
-        .headers()
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| read_cookie(v, SESSION_COOKIE))
-        .filter(|t| !t.is_empty())
-        .map(str::to_string);
+    // (A function, not a closure: a borrow of the request must not live across an await.)
+    let (token, guest_token) = (
+        read_request_cookie(&request, SESSION_COOKIE),
+        read_request_cookie(&request, GUEST_COOKIE),
+    );
 
     let sessions = &state.auth.sessions;
     let mut action = CookieAction::None;
@@ -50,14 +60,18 @@ pub async fn layer(State(state): State<AppState>, mut request: Request, next: Ne
                             action =
                                 CookieAction::Renew(sessions.issue(user.id, user.token_version));
                         }
-                        request.extensions_mut().insert(SessionUser {
+                        let user = SessionUser {
                             id: user.id,
                             email: user.email,
                             display_name: user.display_name,
                             token_version: user.token_version,
                             has_password: user.password_hash.is_some(),
                             google_linked: user.google_linked,
-                        });
+                        };
+                        request
+                            .extensions_mut()
+                            .insert(Principal::User(user.clone()));
+                        request.extensions_mut().insert(user);
                     }
                     // Deleted, or signed out everywhere since the token was issued.
                     Ok(_) => action = CookieAction::Remove,
@@ -68,21 +82,50 @@ pub async fn layer(State(state): State<AppState>, mut request: Request, next: Ne
         }
     }
 
+    // A signed-in user is themselves, never a guest: a guest cookie counts only without one.
+    let guests = &state.auth.guests;
+    let mut guest_action = CookieAction::None;
+    if let (false, Some(token)) = (
+        request.extensions().get::<SessionUser>().is_some(),
+        guest_token,
+    ) {
+        match guests.verify(&token) {
+            Some(guest) => {
+                if guest.renew {
+                    guest_action = CookieAction::Renew(guests.issue(guest.id));
+                }
+                request.extensions_mut().insert(Principal::Guest(guest.id));
+            }
+            // Tampered or expired: no guest (a new one is made when the page asks for one).
+            None => guest_action = CookieAction::Remove,
+        }
+    }
+
     let mut response = next.run(request).await;
-    // A handler that set the session cookie itself (sign-in, sign-out) has the last word.
-    let handler_set_cookie = response
-        .headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .any(|v| v.as_bytes().starts_with(SESSION_COOKIE.as_bytes()));
-    let cookie = match action {
-        _ if handler_set_cookie => None,
+    // A handler that set a cookie itself (sign-in, sign-out, a new guest) has the last word.
+    let handler_set = |name: &str| {
+        response
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .any(|v| v.as_bytes().starts_with(format!("{name}=").as_bytes()))
+    };
+    let session_cookie = match action {
+        _ if handler_set(SESSION_COOKIE) => None,
         CookieAction::None => None,
         CookieAction::Renew(token) => Some(sessions.cookie(&token)),
         CookieAction::Remove => Some(sessions.removal_cookie()),
     };
-    if let Some(value) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
-        response.headers_mut().append(header::SET_COOKIE, value);
+    let guest_cookie = match guest_action {
+        _ if handler_set(GUEST_COOKIE) => None,
+        CookieAction::None => None,
+        CookieAction::Renew(token) => Some(guests.cookie(&token)),
+        CookieAction::Remove => Some(guests.removal_cookie()),
+    };
+    for cookie in [session_cookie, guest_cookie].into_iter().flatten() {
+        if let Ok(value) = HeaderValue::from_str(&cookie) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
     }
     response
 }

@@ -1,6 +1,6 @@
-//! `/ws`: the real-time channel. The session layer has already authenticated the request by
-//! its cookie and the origin layer checked its Origin, so only signed-in users from our pages
-//! get here. Each socket is a reader (this task) and a writer task fed by the hub's bounded
+//! `/ws`: the real-time channel. The session layer has already identified the request by its
+//! cookie (a signed-in user or a guest) and the origin layer checked its Origin, so only
+//! people from our pages get here. Each socket is a reader (this task) and a writer task fed by the hub's bounded
 //! queue; the reader enforces the frame size, the message rate and the heartbeat, and hands
 //! typed messages to `app::server::realtime`.
 
@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use app::{
     protocol::{close, ClientMsg, ErrorCode, ServerMsg, MAX_FRAME_BYTES},
     server::{
-        auth::{AuthUser, SessionUser},
+        auth::{Authenticated, Principal},
         hub::Outbound,
         realtime::Session,
         state::AppState,
@@ -32,7 +32,7 @@ const MAX_BAD_FRAMES: u32 = 10;
 
 pub async fn upgrade(
     ws: WebSocketUpgrade,
-    AuthUser(user): AuthUser,
+    Authenticated(principal): Authenticated,
     State(state): State<AppState>,
 ) -> Response {
     // tungstenite's defaults are sized for bulk transfer (128 KiB read buffer per socket, 64
@@ -42,7 +42,7 @@ pub async fn upgrade(
         .max_write_buffer_size(256 * 1024)
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| run(socket, user, state))
+        .on_upgrade(move |socket| run(socket, principal, state))
 }
 
 /// Why the reader stopped.
@@ -53,20 +53,21 @@ enum End {
     Close(u16, &'static str),
 }
 
-#[tracing::instrument(name = "socket", skip_all, fields(user = user.id))]
-async fn run(socket: WebSocket, user: SessionUser, state: AppState) {
-    let registration = state.hub.register(user.id, user.token_version);
-    let conn_id = registration.conn_id;
+#[tracing::instrument(name = "socket", skip_all, fields(who = ?principal.id()))]
+async fn run(socket: WebSocket, principal: Principal, state: AppState) {
+    let who = principal.id();
+    let token_version = principal.user().map_or(0, |u| u.token_version);
+    let registration = state.hub.register(who, token_version);
+    let conn_id = registration.socket.conn;
     let session = Session {
-        user_id: user.id,
-        name: user.display_name.clone(),
-        conn_id,
+        principal,
+        socket: registration.socket,
         state: state.clone(),
         reply: registration.reply.clone(),
     };
     tracing::debug!(conn_id, "socket open");
     session.reply(&ServerMsg::Welcome {
-        user_id: user.id,
+        user_id: who.user(),
         heartbeat_ms: state.heartbeat.as_millis() as u64,
         ice_servers: state.ice_servers.to_vec(),
     });
@@ -97,7 +98,7 @@ async fn run(socket: WebSocket, user: SessionUser, state: AppState) {
         }
     }
     writer.abort();
-    let last = state.hub.unregister(user.id, conn_id);
+    let last = state.hub.unregister(who, registration.socket);
     Box::pin(session.closed()).await;
     if last {
         Box::pin(session.announce_offline()).await;

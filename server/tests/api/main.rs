@@ -5,6 +5,7 @@ mod auth;
 mod binary;
 mod calls;
 mod friends;
+mod guests;
 mod health;
 mod helpers;
 mod messaging;

@@ -6,10 +6,7 @@ use std::time::Duration;
 use app::protocol::{close, ClientMsg, ErrorCode, ServerMsg, MAX_FRAME_BYTES, MAX_MESSAGE_CHARS};
 use serde_json::Value;
 
-use crate::{
-    helpers::TestApp,
-    people::{Person, Socket},
-};
+use crate::{helpers::TestApp, people::Person};
 
 fn send(conversation_id: i64, client_id: &str, body: &str) -> ClientMsg {
     ClientMsg::Send {
@@ -17,28 +14,6 @@ fn send(conversation_id: i64, client_id: &str, body: &str) -> ClientMsg {
         client_id: client_id.into(),
         body: body.into(),
     }
-}
-
-async fn message(socket: &mut Socket) -> app::wire::MessageView {
-    socket
-        .next_where(|m| match m {
-            ServerMsg::Message { message } => Some(message),
-            _ => None,
-        })
-        .await
-}
-
-async fn error(socket: &mut Socket) -> (ErrorCode, String, Option<String>) {
-    socket
-        .next_where(|m| match m {
-            ServerMsg::Error {
-                code,
-                message,
-                client_id,
-            } => Some((code, message, client_id)),
-            _ => None,
-        })
-        .await
 }
 
 async fn history(app: &TestApp, who: &Person, conversation: i64) -> Value {
@@ -50,17 +25,10 @@ async fn history(app: &TestApp, who: &Person, conversation: i64) -> Value {
     .await
 }
 
-async fn pair(app: &TestApp) -> (Person, Person, i64) {
-    let ann = app.person("Ann").await;
-    let bob = app.person("Bob").await;
-    let conversation = app.befriend(&ann, &bob).await;
-    (ann, bob, conversation)
-}
-
 #[tokio::test]
 async fn a_message_is_stored_then_delivered_to_every_tab_of_both() {
     let app = TestApp::spawn().await;
-    let (ann, bob, conversation) = pair(&app).await;
+    let (ann, bob, conversation) = app.pair().await;
     let mut ann1 = app.socket(&ann).await;
     let mut ann2 = app.socket(&ann).await;
     let mut bob1 = app.socket(&bob).await;
@@ -68,7 +36,7 @@ async fn a_message_is_stored_then_delivered_to_every_tab_of_both() {
     ann1.send(&send(conversation, "c-1", "  <b>Hi</b> Bob \n"))
         .await;
     for tab in [&mut ann1, &mut ann2, &mut bob1] {
-        let got = message(tab).await;
+        let got = tab.message().await;
         assert_eq!(got.body, "<b>Hi</b> Bob", "trimmed, stored as text");
         assert_eq!(got.client_id, "c-1");
         assert_eq!(got.sender_id, ann.id);
@@ -92,19 +60,19 @@ async fn a_message_is_stored_then_delivered_to_every_tab_of_both() {
 #[tokio::test]
 async fn a_resend_with_the_same_client_id_is_not_a_second_message() {
     let app = TestApp::spawn().await;
-    let (ann, bob, conversation) = pair(&app).await;
+    let (ann, bob, conversation) = app.pair().await;
     let mut ann_tab = app.socket(&ann).await;
     let mut bob_tab = app.socket(&bob).await;
 
     ann_tab.send(&send(conversation, "same", "once")).await;
-    let first = message(&mut ann_tab).await;
-    message(&mut bob_tab).await;
+    let first = ann_tab.message().await;
+    bob_tab.message().await;
 
     // The browser did not see the echo (its socket dropped) and sends again after reconnecting.
     drop(ann_tab);
     let mut ann_tab = app.socket(&ann).await;
     ann_tab.send(&send(conversation, "same", "once")).await;
-    let again = message(&mut ann_tab).await;
+    let again = ann_tab.message().await;
     assert_eq!(again.id, first.id);
     bob_tab
         .none_for(Duration::from_millis(300), |m| {
@@ -123,7 +91,7 @@ async fn a_resend_with_the_same_client_id_is_not_a_second_message() {
     let cat = app.person("Cat").await;
     let other = app.befriend(&ann, &cat).await;
     ann_tab.send(&send(other, "same", "elsewhere")).await;
-    let (code, _, client_id) = error(&mut ann_tab).await;
+    let (code, _, client_id) = ann_tab.error().await;
     assert_eq!(
         (code, client_id.as_deref()),
         (ErrorCode::Invalid, Some("same"))
@@ -133,12 +101,12 @@ async fn a_resend_with_the_same_client_id_is_not_a_second_message() {
 #[tokio::test]
 async fn someone_offline_gets_everything_on_the_next_connection() {
     let app = TestApp::spawn().await;
-    let (ann, bob, conversation) = pair(&app).await;
+    let (ann, bob, conversation) = app.pair().await;
     let mut ann_tab = app.socket(&ann).await;
     let mut bob_tab = app.socket(&bob).await;
     ann_tab.send(&send(conversation, "m0", "before")).await;
-    let seen = message(&mut bob_tab).await;
-    message(&mut ann_tab).await;
+    let seen = bob_tab.message().await;
+    ann_tab.message().await;
     drop(bob_tab);
 
     for i in 1..=3 {
@@ -149,7 +117,7 @@ async fn someone_offline_gets_everything_on_the_next_connection() {
                 &format!("while away {i}"),
             ))
             .await;
-        message(&mut ann_tab).await;
+        ann_tab.message().await;
     }
     let mut bob_tab = app.socket(&bob).await;
     bob_tab.send(&ClientMsg::Resume { after: seen.id }).await;
@@ -167,12 +135,12 @@ async fn someone_offline_gets_everything_on_the_next_connection() {
 #[tokio::test]
 async fn history_pages_backwards_by_cursor() {
     let app = TestApp::spawn().await;
-    let (ann, _bob, conversation) = pair(&app).await;
+    let (ann, _bob, conversation) = app.pair().await;
     let mut tab = app.socket(&ann).await;
     for i in 0..35 {
         tab.send(&send(conversation, &format!("h{i}"), &format!("n{i}")))
             .await;
-        message(&mut tab).await;
+        tab.message().await;
     }
     let newest = history(&app, &ann, conversation).await;
     let messages = newest["messages"].as_array().unwrap();
@@ -204,7 +172,7 @@ async fn history_pages_backwards_by_cursor() {
 #[tokio::test]
 async fn receipts_and_typing_reach_the_other_member() {
     let app = TestApp::spawn().await;
-    let (ann, bob, conversation) = pair(&app).await;
+    let (ann, bob, conversation) = app.pair().await;
     let mut ann_tab = app.socket(&ann).await;
     let mut bob_tab = app.socket(&bob).await;
     let mut bob_tab2 = app.socket(&bob).await;
@@ -228,7 +196,7 @@ async fn receipts_and_typing_reach_the_other_member() {
     ann_tab
         .send(&send(conversation, "r1", "did you get this?"))
         .await;
-    let sent = message(&mut bob_tab).await;
+    let sent = bob_tab.message().await;
     bob_tab
         .send(&ClientMsg::Receipt {
             conversation_id: conversation,
@@ -280,7 +248,7 @@ async fn receipts_and_typing_reach_the_other_member() {
 #[tokio::test]
 async fn only_members_read_or_post_and_strangers_cannot_message() {
     let app = TestApp::spawn().await;
-    let (ann, _bob, conversation) = pair(&app).await;
+    let (ann, _bob, conversation) = app.pair().await;
     let eve = app.person("Eve").await;
     let id = conversation.to_string();
 
@@ -303,13 +271,13 @@ async fn only_members_read_or_post_and_strangers_cannot_message() {
     let mut eve_tab = app.socket(&eve).await;
     let mut ann_tab = app.socket(&ann).await;
     eve_tab.send(&send(conversation, "x", "let me in")).await;
-    assert_eq!(error(&mut eve_tab).await.0, ErrorCode::NotFound);
+    assert_eq!(eve_tab.error().await.0, ErrorCode::NotFound);
     eve_tab
         .send(&ClientMsg::Typing {
             conversation_id: conversation,
         })
         .await;
-    assert_eq!(error(&mut eve_tab).await.0, ErrorCode::NotFound);
+    assert_eq!(eve_tab.error().await.0, ErrorCode::NotFound);
     eve_tab
         .send(&ClientMsg::Receipt {
             conversation_id: conversation,
@@ -317,10 +285,10 @@ async fn only_members_read_or_post_and_strangers_cannot_message() {
             read_up_to: 1,
         })
         .await;
-    assert_eq!(error(&mut eve_tab).await.0, ErrorCode::NotFound);
+    assert_eq!(eve_tab.error().await.0, ErrorCode::NotFound);
     // A Resume returns only Eve's own conversations' messages: none.
     ann_tab.send(&send(conversation, "a", "private")).await;
-    message(&mut ann_tab).await;
+    ann_tab.message().await;
     eve_tab.send(&ClientMsg::Resume { after: 0 }).await;
     let backlog = eve_tab
         .next_where(|m| matches!(m, ServerMsg::Backlog { .. }).then_some(m))
@@ -354,12 +322,12 @@ async fn only_members_read_or_post_and_strangers_cannot_message() {
 #[tokio::test]
 async fn after_unfriending_or_blocking_history_stays_but_sending_is_refused() {
     let app = TestApp::spawn().await;
-    let (ann, bob, conversation) = pair(&app).await;
+    let (ann, bob, conversation) = app.pair().await;
     let mut ann_tab = app.socket(&ann).await;
     ann_tab
         .send(&send(conversation, "1", "still friends"))
         .await;
-    message(&mut ann_tab).await;
+    ann_tab.message().await;
 
     app.ok_as(
         &bob,
@@ -368,7 +336,7 @@ async fn after_unfriending_or_blocking_history_stays_but_sending_is_refused() {
     )
     .await;
     ann_tab.send(&send(conversation, "2", "hello?")).await;
-    let (code, text, client_id) = error(&mut ann_tab).await;
+    let (code, text, client_id) = ann_tab.error().await;
     assert_eq!(code, ErrorCode::NotAllowed);
     assert!(text.contains("no longer friends"), "{text}");
     assert_eq!(client_id.as_deref(), Some("2"));
@@ -406,12 +374,12 @@ async fn after_unfriending_or_blocking_history_stays_but_sending_is_refused() {
     )
     .await;
     ann_tab.send(&send(conversation, "3", "why?")).await;
-    let (code, text, _) = error(&mut ann_tab).await;
+    let (code, text, _) = ann_tab.error().await;
     assert_eq!(code, ErrorCode::NotAllowed);
     assert!(text.contains("can no longer send"), "{text}");
     let mut bob_tab = app.socket(&bob).await;
     bob_tab.send(&send(conversation, "4", "bye")).await;
-    let (code, text, _) = error(&mut bob_tab).await;
+    let (code, text, _) = bob_tab.error().await;
     assert_eq!(code, ErrorCode::NotAllowed);
     assert!(text.contains("You blocked"), "{text}");
     assert_eq!(
@@ -426,22 +394,22 @@ async fn after_unfriending_or_blocking_history_stays_but_sending_is_refused() {
 #[tokio::test]
 async fn bad_messages_get_a_clear_error_and_nothing_is_stored() {
     let app = TestApp::spawn().await;
-    let (ann, _bob, conversation) = pair(&app).await;
+    let (ann, _bob, conversation) = app.pair().await;
     let mut tab = app.socket(&ann).await;
 
     tab.send(&send(conversation, "e", " \n ")).await;
-    let (code, text, _) = error(&mut tab).await;
+    let (code, text, _) = tab.error().await;
     assert_eq!(
         (code, text.as_str()),
         (ErrorCode::Invalid, "A message cannot be empty.")
     );
     tab.send(&send(conversation, "l", &"x".repeat(MAX_MESSAGE_CHARS + 1)))
         .await;
-    let (code, text, _) = error(&mut tab).await;
+    let (code, text, _) = tab.error().await;
     assert_eq!(code, ErrorCode::Invalid);
     assert!(text.contains("at most 4000"), "{text}");
     tab.send(&send(conversation, "", "no id")).await;
-    assert_eq!(error(&mut tab).await.0, ErrorCode::Invalid);
+    assert_eq!(tab.error().await.0, ErrorCode::Invalid);
     assert!(history(&app, &ann, conversation).await["messages"]
         .as_array()
         .unwrap()
@@ -454,7 +422,7 @@ async fn bad_messages_get_a_clear_error_and_nothing_is_stored() {
         r#"{"type":"send","conversation_id":"x"}"#,
     ] {
         tab.send_text(junk).await;
-        assert_eq!(error(&mut tab).await.0, ErrorCode::BadFrame, "{junk}");
+        assert_eq!(tab.error().await.0, ErrorCode::BadFrame, "{junk}");
     }
     tab.send(&ClientMsg::Ping).await;
     assert_eq!(tab.next().await, ServerMsg::Pong);
@@ -493,7 +461,7 @@ async fn flooding_is_rate_limited_then_closed() {
         assert_eq!(tab.next().await, ServerMsg::Pong);
     }
     tab.send(&ClientMsg::Ping).await;
-    let (code, _, _) = error(&mut tab).await;
+    let (code, _, _) = tab.error().await;
     assert_eq!(code, ErrorCode::RateLimited);
     for _ in 0..30 {
         tab.send(&ClientMsg::Ping).await;
@@ -519,7 +487,7 @@ async fn a_silent_connection_is_dropped_within_two_heartbeats() {
         lively.silent_for(Duration::from_millis(1000)),
         bob_tab.silent_for(Duration::from_millis(1000))
     );
-    assert!(app.state.hub.is_online(ann.id));
+    assert!(app.state.presence.is_online(ann.id));
     lively.ws.close(None).await.unwrap();
     bob_tab
         .next_where(|m| matches!(m, ServerMsg::Presence { online: false, .. }).then_some(()))
@@ -539,7 +507,7 @@ async fn a_silent_connection_is_dropped_within_two_heartbeats() {
         "{:?}",
         started.elapsed()
     );
-    assert!(!app.state.hub.is_online(ann.id));
+    assert!(!app.state.presence.is_online(ann.id));
     drop(silent);
 }
 
@@ -569,19 +537,19 @@ async fn stopping_the_server_closes_sockets_with_going_away() {
 #[tokio::test]
 async fn a_send_dropped_for_flooding_is_named_so_the_browser_can_resend_it() {
     let app = TestApp::spawn_with(|c| c.ws_messages_per_sec = 1).await;
-    let (ann, _bob, conversation) = pair(&app).await;
+    let (ann, _bob, conversation) = app.pair().await;
     let mut tab = app.socket(&ann).await;
     // The burst allowance (three seconds' worth) is spent...
     for _ in 0..3 {
         tab.send(&ClientMsg::Ping).await;
     }
     tab.send(&send(conversation, "late", "hello")).await;
-    let (code, _, client_id) = error(&mut tab).await;
+    let (code, _, client_id) = tab.error().await;
     assert_eq!(
         (code, client_id.as_deref()),
         (ErrorCode::RateLimited, Some("late"))
     );
     tokio::time::sleep(Duration::from_millis(1100)).await;
     tab.send(&send(conversation, "late", "hello")).await;
-    assert_eq!(message(&mut tab).await.client_id, "late");
+    assert_eq!(tab.message().await.client_id, "late");
 }

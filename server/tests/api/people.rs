@@ -1,62 +1,68 @@
-//! Signed-up users for social tests: their session cookie, server function calls made as
-//! them, and their WebSocket connections, as a browser tab would open them.
+//! Signed-up users and guests for social tests: their cookie, server function calls made as
+//! them, their WebSocket connections as a browser tab would open them, and the choreography
+//! the tests share (pairs of friends, reading one kind of message, ringing and answering).
 
 use std::time::Duration;
 
-use app::protocol::{ClientMsg, ServerMsg};
+use app::{
+    protocol::{CallEndReason, ClientMsg, ErrorCode, ServerMsg},
+    wire::{CallId, MessageView},
+};
 use futures::{SinkExt, StreamExt};
 use serde_json::Value;
-use tokio::net::TcpStream;
-use tokio_tungstenite::{
-    tungstenite::{
-        self, client::IntoClientRequest, http::HeaderValue, protocol::CloseFrame, Message,
-    },
-    MaybeTlsStream, WebSocketStream,
-};
+use testkit::client::Ws;
+use tokio_tungstenite::tungstenite::{self, protocol::CloseFrame, Message};
 
 use crate::helpers::TestApp;
 
 pub const PASSWORD: &str = "correct horse battery";
 
 pub struct Person {
+    /// The user id; 0 for a guest.
     pub id: i64,
     pub name: String,
-    /// `parlor_session=…`, as the browser sends it.
+    /// `parlor_session=…` (`parlor_guest=…` for a guest), as the browser sends it.
     pub cookie: String,
 }
+
+pub use testkit::client::set_cookie;
 
 impl TestApp {
     /// Signs up `name` (email `<name>@example.com`) and keeps their session cookie.
     pub async fn person(&self, name: &str) -> Person {
         let email = format!("{}@example.com", name.to_lowercase());
-        let response = self.sign_up(&self.client, &email, name, PASSWORD).await;
-        assert!(
-            response.status().is_success(),
-            "sign-up: {}",
-            response.status()
-        );
-        let cookie = response.headers()["set-cookie"]
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_string();
-        let session: Value = self
-            .client
-            .post(self.url("/api/auth/session"))
-            .header("cookie", &cookie)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (id, cookie) =
+            testkit::client::sign_up(&self.client, &self.url(""), &email, name, PASSWORD).await;
         Person {
-            id: session["user"]["id"].as_i64().unwrap(),
+            id,
             name: name.to_string(),
             cookie,
         }
+    }
+
+    /// A new guest, as the strangers or codes page makes one.
+    pub async fn guest(&self) -> Person {
+        let response = self
+            .client
+            .post(self.url("/api/guest/start"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "a guest starts");
+        let cookie = set_cookie(&response, "parlor_guest").expect("a guest cookie");
+        Person {
+            id: 0,
+            name: "Guest".into(),
+            cookie,
+        }
+    }
+
+    /// Two friends, Ann and Bob, and their conversation.
+    pub async fn pair(&self) -> (Person, Person, i64) {
+        let ann = self.person("Ann").await;
+        let bob = self.person("Bob").await;
+        let conversation = self.befriend(&ann, &bob).await;
+        (ann, bob, conversation)
     }
 
     /// Calls a server function as `who`.
@@ -132,31 +138,22 @@ impl TestApp {
             .await
             .expect("socket opens");
         match socket.next().await {
-            ServerMsg::Welcome { user_id, .. } => assert_eq!(user_id, who.id),
+            ServerMsg::Welcome { user_id, .. } => {
+                assert_eq!(user_id, (who.id != 0).then_some(who.id))
+            }
             other => panic!("expected a welcome, got {other:?}"),
         }
         socket
     }
 
     pub async fn try_socket(&self, cookie: Option<&str>) -> Result<Socket, tungstenite::Error> {
-        let mut request = format!("ws://{}/ws", self.addr)
-            .into_client_request()
-            .unwrap();
-        let headers = request.headers_mut();
-        headers.insert(
-            "origin",
-            HeaderValue::from_str(&format!("http://{}", self.addr)).unwrap(),
-        );
-        if let Some(cookie) = cookie {
-            headers.insert("cookie", HeaderValue::from_str(cookie).unwrap());
-        }
-        let (ws, _) = tokio_tungstenite::connect_async(request).await?;
+        let ws = testkit::client::connect(&self.addr.to_string(), cookie).await?;
         Ok(Socket { ws })
     }
 }
 
 pub struct Socket {
-    pub ws: WebSocketStream<MaybeTlsStream<TcpStream>>,
+    pub ws: Ws,
 }
 
 impl Socket {
@@ -232,4 +229,121 @@ impl Socket {
             }
         }
     }
+}
+
+/// Reading one kind of message, and the call choreography.
+impl Socket {
+    pub async fn message(&mut self) -> MessageView {
+        self.next_where(|m| match m {
+            ServerMsg::Message { message } => Some(message),
+            _ => None,
+        })
+        .await
+    }
+
+    /// The next error: code, text, and the refused send's client id.
+    pub async fn error(&mut self) -> (ErrorCode, String, Option<String>) {
+        self.next_where(|m| match m {
+            ServerMsg::Error {
+                code,
+                message,
+                client_id,
+            } => Some((code, message, client_id)),
+            _ => None,
+        })
+        .await
+    }
+
+    pub async fn error_code(&mut self) -> ErrorCode {
+        self.error().await.0
+    }
+
+    /// Rings `to`; returns the request id the answer will carry.
+    pub async fn start_call(&mut self, to: i64, video: bool) -> u32 {
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+        let request_id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.send(&ClientMsg::CallStart {
+            request_id,
+            to,
+            video,
+        })
+        .await;
+        request_id
+    }
+
+    /// The call this socket started rings: its id (and the request it answers).
+    pub async fn ringing(&mut self) -> CallId {
+        self.next_where(|m| match m {
+            ServerMsg::CallRinging { call_id, .. } => Some(call_id),
+            _ => None,
+        })
+        .await
+    }
+
+    /// A refused `call_start`: the request it answers and why.
+    pub async fn call_refused(&mut self) -> (u32, CallEndReason) {
+        self.next_where(|m| match m {
+            ServerMsg::CallRefused { request_id, reason } => Some((request_id, reason)),
+            _ => None,
+        })
+        .await
+    }
+
+    /// Someone calls: the call id and the caller's name.
+    pub async fn incoming(&mut self) -> (CallId, String) {
+        self.next_where(|m| match m {
+            ServerMsg::CallIncoming { call_id, from, .. } => Some((call_id, from.name().into())),
+            _ => None,
+        })
+        .await
+    }
+
+    /// The call was answered: its id and whether this side makes the offer.
+    pub async fn accepted(&mut self) -> (CallId, bool) {
+        self.next_where(|m| match m {
+            ServerMsg::CallAccepted { call_id, you_offer } => Some((call_id, you_offer)),
+            _ => None,
+        })
+        .await
+    }
+
+    pub async fn call_ended(&mut self) -> (CallId, CallEndReason) {
+        self.next_where(|m| match m {
+            ServerMsg::CallEnded { call_id, reason } => Some((call_id, reason)),
+            _ => None,
+        })
+        .await
+    }
+
+    pub async fn call_signal(&mut self) -> String {
+        self.next_where(|m| match m {
+            ServerMsg::CallSignal { data, .. } => Some(data),
+            _ => None,
+        })
+        .await
+    }
+
+    /// The record a call left in the conversation.
+    pub async fn call_record(&mut self) -> MessageView {
+        self.next_where(|m| match m {
+            ServerMsg::Message { message } if message.call.is_some() => Some(message),
+            _ => None,
+        })
+        .await
+    }
+}
+
+/// `caller` rings `callee` (user `to`), who answers on `callee`: the answered call's id.
+pub async fn ring_and_answer(caller: &mut Socket, callee: &mut Socket, to: i64) -> CallId {
+    caller.start_call(to, true).await;
+    let call_id = caller.ringing().await;
+    assert_eq!(callee.incoming().await.0, call_id);
+    callee.send(&ClientMsg::CallAccept { call_id }).await;
+    assert_eq!(
+        caller.accepted().await,
+        (call_id, true),
+        "the caller offers"
+    );
+    assert_eq!(callee.accepted().await, (call_id, false));
+    call_id
 }

@@ -2,6 +2,7 @@
 //! limits, and the helpers server functions use to find the signed-in user of a request.
 
 pub mod password;
+pub mod principal;
 pub mod rate_limit;
 pub mod session;
 
@@ -13,8 +14,9 @@ use axum::{
 };
 use leptos::prelude::use_context;
 
-use self::{rate_limit::RateLimiter, session::Sessions};
+use self::{rate_limit::Limiter, session::Sessions};
 use crate::error::AppError;
+pub use principal::{Authenticated, GuestId, Guests, Principal, PrincipalId};
 pub use session::SessionUser;
 
 /// Everything authentication needs, built once at start from the configuration.
@@ -22,9 +24,13 @@ pub use session::SessionUser;
 pub struct Auth {
     pub sessions: Sessions,
     /// Sign-in and sign-up attempts per client address.
-    pub ip_limiter: RateLimiter,
+    pub ip_limiter: Box<dyn Limiter>,
     /// Failed sign-ins per account.
-    pub account_limiter: RateLimiter,
+    pub account_limiter: Box<dyn Limiter>,
+    /// Guest identities for people without an account (strangers, codes).
+    pub guests: Guests,
+    /// New guests per client address.
+    pub guest_limiter: Box<dyn Limiter>,
     /// Google sign-in, when configured.
     pub google: Option<GoogleSettings>,
 }
@@ -83,7 +89,15 @@ pub fn request_user() -> Option<SessionUser> {
         .cloned()
 }
 
-/// The signed-in user, or `Unauthorized`.
+/// The user or guest of the current request (set by the session layer), if any.
+pub fn request_principal() -> Option<Principal> {
+    use_context::<Parts>()?
+        .extensions
+        .get::<Principal>()
+        .cloned()
+}
+
+/// The signed-in user, or `Unauthorized` (guests included: they have no account).
 pub fn require_user() -> Result<SessionUser, AppError> {
     request_user().ok_or(AppError::Unauthorized)
 }

@@ -1,11 +1,24 @@
-//! Fixed-window rate limits keyed by string (a client address, an account). Expired windows
-//! are pruned as the map grows, so memory stays bounded by the number of active keys.
+//! Fixed-window rate limits keyed by string (a client address, an account). [`Limiter`] is
+//! the interface the rest of the server counts through; [`RateLimiter`] keeps this instance's
+//! counters in memory. Expired windows are pruned as the map grows, so memory stays bounded
+//! by the number of active keys.
 
 use std::{
     collections::HashMap,
     sync::Mutex,
     time::{Duration, Instant},
 };
+
+/// Counting attempts against a limit.
+pub trait Limiter: Send + Sync + std::fmt::Debug {
+    /// Counts one attempt for `key`. `Err(wait)` when the key is over its limit: the caller
+    /// should try again after `wait`.
+    fn hit(&self, key: &str) -> Result<(), Duration>;
+    /// Like [`hit`](Self::hit) but only checks, without counting.
+    fn check(&self, key: &str) -> Result<(), Duration>;
+    /// Forgets `key` (e.g. after a successful sign-in).
+    fn reset(&self, key: &str);
+}
 
 #[derive(Debug)]
 pub struct RateLimiter {
@@ -30,32 +43,6 @@ impl RateLimiter {
             window,
             entries: Mutex::new(HashMap::new()),
         }
-    }
-
-    /// Counts one attempt for `key`. `Err(wait)` when the key is over its limit: the caller
-    /// should try again after `wait`.
-    pub fn hit(&self, key: &str) -> Result<(), Duration> {
-        self.hit_at(key, Instant::now())
-    }
-
-    /// Like [`hit`](Self::hit) but only checks, without counting.
-    pub fn check(&self, key: &str) -> Result<(), Duration> {
-        let now = Instant::now();
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        match entries.get(key) {
-            Some(e) if now < e.start + self.window && e.count >= self.max => {
-                Err(e.start + self.window - now)
-            }
-            _ => Ok(()),
-        }
-    }
-
-    /// Forgets `key` (e.g. after a successful sign-in).
-    pub fn reset(&self, key: &str) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
     }
 
     fn hit_at(&self, key: &str, now: Instant) -> Result<(), Duration> {
@@ -84,6 +71,30 @@ impl RateLimiter {
     #[cfg(test)]
     fn len(&self) -> usize {
         self.entries.lock().unwrap().len()
+    }
+}
+
+impl Limiter for RateLimiter {
+    fn hit(&self, key: &str) -> Result<(), Duration> {
+        self.hit_at(key, Instant::now())
+    }
+
+    fn check(&self, key: &str) -> Result<(), Duration> {
+        let now = Instant::now();
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        match entries.get(key) {
+            Some(e) if now < e.start + self.window && e.count >= self.max => {
+                Err(e.start + self.window - now)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn reset(&self, key: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
     }
 }
 

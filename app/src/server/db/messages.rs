@@ -6,7 +6,7 @@ use sqlx::FromRow;
 use super::{social::ordered, Db, DbError};
 use crate::{
     api::messages::{ConversationDetail, ConversationSummary},
-    wire::{CallOutcome, CallRecord, MessageView, UserCard},
+    wire::{CallId, CallOutcome, CallRecord, MessageView, UserCard},
 };
 
 #[derive(FromRow)]
@@ -282,7 +282,7 @@ impl Db {
         &self,
         conversation: i64,
         caller: i64,
-        call_id: u64,
+        call_id: CallId,
         record: &CallRecord,
     ) -> Result<MessageView, DbError> {
         let outcome = match record.outcome {
@@ -296,14 +296,8 @@ impl Db {
         ))
         .bind(conversation)
         .bind(caller)
-        // Call ids restart with the server: the time keeps this one unique.
-        .bind(format!(
-            "call-{call_id}-{}",
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0)
-        ))
+        // Call ids are random 128-bit values: unique across restarts and instances.
+        .bind(format!("call-{call_id}"))
         .bind(outcome)
         .bind(record.duration_secs)
         .bind(record.video)

@@ -1,0 +1,218 @@
+//! Calls on the server, for every way to meet. The server never sees media: it rings (when the
+//! context rings), relays signaling between exactly the two sockets of a call, ends calls
+//! (hang-up, no answer, a side that does not come back), and stores afterwards what the
+//! context keeps. A call's [`CallContext`] says who may call whom, whether it rings and what
+//! is stored: friends keep their call records in their conversation; stranger and code calls
+//! store nothing.
+//!
+//! [`registry`] decides; [`carry_out`] sends, stores and sets timers afterwards. Timers (ring
+//! timeout, reconnection grace) are tasks that call back with the call id; a call that moved
+//! on meanwhile ignores them.
+
+pub mod registry;
+
+use std::{future::Future, pin::Pin, time::Duration};
+
+pub use registry::{CallError, CallRegistry, LocalCalls};
+
+use super::{auth::PrincipalId, hub::SocketRef, state::AppState};
+use crate::{
+    protocol::{CallEndReason, ServerMsg},
+    wire::{CallId, CallOutcome, CallPeer, CallRecord, UserCard},
+};
+
+/// The way of meeting a call belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallContext {
+    /// Two friends: rings every tab of the callee; only between friends who may post in
+    /// their conversation; leaves a record there.
+    Friends { conversation: i64 },
+    /// A stranger match: does not ring, stores nothing.
+    Stranger { match_id: u64 },
+    /// A code room: does not ring, stores nothing.
+    Code { room: u64 },
+}
+
+impl CallContext {
+    /// The record to store for a call that ended with `outcome`, if this context keeps one.
+    fn record(
+        self,
+        caller: PrincipalId,
+        id: CallId,
+        outcome: CallOutcome,
+        duration_secs: i64,
+        video: bool,
+    ) -> Option<StoredRecord> {
+        match (self, caller) {
+            (CallContext::Friends { conversation }, PrincipalId::User(caller)) => {
+                Some(StoredRecord {
+                    conversation,
+                    caller,
+                    call_id: id,
+                    record: CallRecord {
+                        outcome,
+                        duration_secs,
+                        video,
+                    },
+                })
+            }
+            _ => None,
+        }
+    }
+}
+
+/// One side of a call: who they are, and how the other side sees them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Party {
+    pub who: PrincipalId,
+    pub seen_as: CallPeer,
+}
+
+impl Party {
+    pub fn friend(user: UserCard) -> Self {
+        Self {
+            who: PrincipalId::User(user.id),
+            seen_as: CallPeer::Friend { user },
+        }
+    }
+}
+
+/// Where to send a message: one socket, every socket of someone, or all but one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum To {
+    Socket(PrincipalId, SocketRef),
+    All(PrincipalId),
+    AllBut(PrincipalId, SocketRef),
+}
+
+/// A friends call's record, for its conversation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRecord {
+    pub conversation: i64,
+    pub caller: i64,
+    pub call_id: CallId,
+    pub record: CallRecord,
+}
+
+/// What an operation decided; carried out by [`carry_out`].
+#[derive(Debug, Default)]
+pub struct Effects {
+    pub send: Vec<(To, ServerMsg)>,
+    pub record: Option<StoredRecord>,
+    pub ring_timer: Option<CallId>,
+    pub grace_timer: Option<CallId>,
+}
+
+/// Why a friends call may not be placed.
+pub enum FriendsRefusal {
+    NotAllowed,
+    Unavailable(super::db::DbError),
+}
+
+/// The context and the callee of a call from `caller` to user `to`: they must be friends with
+/// no block either way (the same rules as posting in their conversation).
+pub async fn friends_call(
+    state: &AppState,
+    caller: i64,
+    to: i64,
+) -> Result<(CallContext, Party), FriendsRefusal> {
+    let db = &state.db;
+    let conversation = match super::db::messages::conversation_between(db, caller, to).await {
+        Ok(Some(c)) => c,
+        Ok(None) => return Err(FriendsRefusal::NotAllowed),
+        Err(e) => return Err(FriendsRefusal::Unavailable(e)),
+    };
+    match db.conversation_detail(conversation, caller).await {
+        Ok(Some(detail)) if detail.read_only_reason.is_none() => Ok((
+            CallContext::Friends { conversation },
+            Party::friend(detail.peer),
+        )),
+        Ok(_) => Err(FriendsRefusal::NotAllowed),
+        Err(e) => Err(FriendsRefusal::Unavailable(e)),
+    }
+}
+
+/// Carries out what an operation decided: messages, the stored record (announced to both
+/// members as a new message), and timers. (A boxed future: timers call it again.)
+pub fn carry_out(
+    state: &AppState,
+    effects: Effects,
+) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+    Box::pin(async move {
+        for (to, message) in &effects.send {
+            match *to {
+                To::Socket(who, socket) => {
+                    state.delivery.send_to_socket(who, socket, message);
+                }
+                To::All(who) => {
+                    state.delivery.send_to(who, message);
+                }
+                To::AllBut(who, socket) => state.delivery.send_to_others(who, socket, message),
+            }
+        }
+        if let Some(id) = effects.ring_timer {
+            after(state, state.calls.ring_time(), move |calls| {
+                calls.ring_expired(id)
+            });
+        }
+        if let Some(id) = effects.grace_timer {
+            after(state, state.calls.grace_time(), move |calls| {
+                calls.grace_expired(id)
+            });
+        }
+        if let Some(stored) = effects.record {
+            store(state, stored).await;
+        }
+    })
+}
+
+/// Runs `decide` after `delay` and carries out its effects.
+fn after(
+    state: &AppState,
+    delay: Duration,
+    decide: impl FnOnce(&dyn CallRegistry) -> Effects + Send + 'static,
+) {
+    let state = state.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let effects = decide(state.calls.as_ref());
+        carry_out(&state, effects).await;
+    });
+}
+
+async fn store(state: &AppState, stored: StoredRecord) {
+    let StoredRecord {
+        conversation,
+        caller,
+        call_id,
+        record,
+    } = stored;
+    match state
+        .db
+        .store_call(conversation, caller, call_id, &record)
+        .await
+    {
+        Ok(message) => {
+            let members = match state.db.conversation_peer(conversation, caller).await {
+                Ok(Some(peer)) => vec![caller, peer],
+                _ => vec![caller],
+            };
+            state
+                .delivery
+                .send_to_users(&members, &ServerMsg::Message { message });
+        }
+        Err(error) => tracing::error!(%error, %call_id, "storing a call record failed"),
+    }
+}
+
+/// Ends any call between `a` and `b` (one blocked the other, or they stopped being friends).
+pub async fn end_between(state: &AppState, a: i64, b: i64, reason: CallEndReason) {
+    let (a, b) = (PrincipalId::User(a), PrincipalId::User(b));
+    match (state.calls.call_of(a), state.calls.call_of(b)) {
+        (Some(x), Some(y)) if x == y => {
+            let effects = state.calls.end_for(a, reason);
+            carry_out(state, effects).await;
+        }
+        _ => {}
+    }
+}

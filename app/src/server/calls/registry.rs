@@ -1,0 +1,659 @@
+//! The calls ringing or running, and the rules of their phases: who is calling whom, in which
+//! phase, and on which socket each side is. Each operation decides under one short std mutex
+//! (never held across an await) and returns [`Effects`] that run after it is released.
+//! [`CallRegistry`] is the interface the rest of the server uses; [`LocalCalls`] keeps the
+//! calls of this instance in memory.
+
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use super::{CallContext, Effects, Party, To};
+use crate::{
+    protocol::{CallEndReason, ServerMsg},
+    server::{auth::PrincipalId, hub::SocketRef},
+    wire::{CallId, CallOutcome},
+};
+
+/// Why an operation on a call was refused (sent back as an error; the call is unchanged).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CallError {
+    #[error("There is no such call, or it is not yours.")]
+    NoSuchCall,
+    #[error("This call cannot do that now.")]
+    WrongState,
+    #[error("Signaling goes only between the two answered sides of a call.")]
+    NotAParty,
+    #[error("One of you is in another call.")]
+    Busy,
+}
+
+/// What the server does with calls. Operations decide; [`super::carry_out`] acts.
+pub trait CallRegistry: Send + Sync + std::fmt::Debug {
+    /// How long a call rings before it counts as not answered.
+    fn ring_time(&self) -> Duration;
+    /// How long an answered call waits for a side whose connection dropped.
+    fn grace_time(&self) -> Duration;
+    /// The call `who` is in, if any.
+    fn call_of(&self, who: PrincipalId) -> Option<CallId>;
+    /// `caller` (on `socket`, asking with `request_id`) rings `callee` in a context that rings.
+    fn start(
+        &self,
+        context: CallContext,
+        caller: Party,
+        socket: SocketRef,
+        request_id: u32,
+        callee: Party,
+        video: bool,
+    ) -> Effects;
+    /// Starts a call that does not ring between two sockets (a match, a room); `a` offers.
+    fn open(
+        &self,
+        context: CallContext,
+        a: (Party, SocketRef),
+        b: (Party, SocketRef),
+        video: bool,
+    ) -> Result<Effects, CallError>;
+    fn accept(&self, who: PrincipalId, socket: SocketRef, id: CallId)
+        -> Result<Effects, CallError>;
+    fn reject(&self, who: PrincipalId, id: CallId) -> Result<Effects, CallError>;
+    /// The caller cancels a ringing call, or either side hangs up an answered one.
+    fn hang_up(&self, who: PrincipalId, id: CallId) -> Result<Effects, CallError>;
+    /// Relays signaling from `who`'s call socket to the other side's.
+    fn signal(
+        &self,
+        who: PrincipalId,
+        socket: SocketRef,
+        id: CallId,
+        data: String,
+    ) -> Result<Effects, CallError>;
+    /// A socket takes over its side of an answered call after reconnecting.
+    fn resume(&self, who: PrincipalId, socket: SocketRef, id: CallId)
+        -> Result<Effects, CallError>;
+    /// A socket closed: a caller's ends a ringing call; an answered call waits for that side.
+    fn socket_closed(&self, who: PrincipalId, socket: SocketRef) -> Effects;
+    /// Ends the call `who` is in, if any (e.g. they were blocked, or left a match).
+    fn end_for(&self, who: PrincipalId, reason: CallEndReason) -> Effects;
+    /// The ring timer fired: a call still ringing was not answered.
+    fn ring_expired(&self, id: CallId) -> Effects;
+    /// The grace timer fired: a side that is still gone ends the call for both.
+    fn grace_expired(&self, id: CallId) -> Effects;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Ringing,
+    Active { since: Instant },
+}
+
+#[derive(Debug, Clone)]
+struct Side {
+    party: Party,
+    /// The socket this side talks on; `None` for a callee still ringing (every tab rings), or
+    /// while a dropped side may still come back.
+    socket: Option<SocketRef>,
+}
+
+impl Side {
+    fn who(&self) -> PrincipalId {
+        self.party.who
+    }
+
+    /// Where to tell this side something: its call socket, or all its tabs.
+    fn to(&self) -> To {
+        match self.socket {
+            Some(socket) => To::Socket(self.who(), socket),
+            None => To::All(self.who()),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Call {
+    id: CallId,
+    context: CallContext,
+    video: bool,
+    /// The side that offers (the caller of a ringing call).
+    caller: Side,
+    callee: Side,
+    phase: Phase,
+}
+
+impl Call {
+    fn side(&self, who: PrincipalId) -> Option<&Side> {
+        [&self.caller, &self.callee]
+            .into_iter()
+            .find(|s| s.who() == who)
+    }
+
+    fn side_mut(&mut self, who: PrincipalId) -> Option<&mut Side> {
+        [&mut self.caller, &mut self.callee]
+            .into_iter()
+            .find(|s| s.who() == who)
+    }
+
+    fn other(&self, who: PrincipalId) -> &Side {
+        if self.caller.who() == who {
+            &self.callee
+        } else {
+            &self.caller
+        }
+    }
+
+    fn ended(&self, reason: CallEndReason) -> ServerMsg {
+        ServerMsg::CallEnded {
+            call_id: self.id,
+            reason,
+        }
+    }
+
+    /// What to store, if the context keeps records.
+    fn record(&self, outcome: CallOutcome, effects: &mut Effects) {
+        let duration_secs = match self.phase {
+            Phase::Active { since } => since.elapsed().as_secs() as i64,
+            Phase::Ringing => 0,
+        };
+        effects.record = self.context.record(
+            self.caller.who(),
+            self.id,
+            outcome,
+            duration_secs,
+            self.video,
+        );
+    }
+
+    /// Tells both sides the call ended (every ringing tab of a callee too) and what to store.
+    fn finish(&self, reason: CallEndReason) -> Effects {
+        let mut effects = Effects::default();
+        let message = self.ended(reason);
+        for side in [&self.caller, &self.callee] {
+            match (side.socket, self.phase) {
+                (Some(socket), Phase::Active { .. }) => effects
+                    .send
+                    .push((To::Socket(side.who(), socket), message.clone())),
+                // A ringing callee rings on every tab; the party that ended it may have
+                // other tabs showing the call too.
+                _ => effects.send.push((To::All(side.who()), message.clone())),
+            }
+        }
+        self.record(
+            match self.phase {
+                Phase::Ringing => CallOutcome::Missed,
+                Phase::Active { .. } => CallOutcome::Completed,
+            },
+            &mut effects,
+        );
+        effects
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    calls: HashMap<CallId, Call>,
+    /// The call each principal is in.
+    busy: HashMap<PrincipalId, CallId>,
+}
+
+impl Inner {
+    /// Ends a call: forgets it and frees both sides.
+    fn remove(&mut self, id: CallId) -> Option<Call> {
+        let call = self.calls.remove(&id)?;
+        self.busy.remove(&call.caller.who());
+        self.busy.remove(&call.callee.who());
+        Some(call)
+    }
+}
+
+/// The calls of this instance, in memory.
+pub struct LocalCalls {
+    inner: Mutex<Inner>,
+    ring: Duration,
+    grace: Duration,
+}
+
+impl std::fmt::Debug for LocalCalls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalCalls")
+            .field("ring", &self.ring)
+            .field("grace", &self.grace)
+            .finish()
+    }
+}
+
+/// A fresh call id: 128 random bits, unique across restarts and instances.
+fn new_call_id() -> CallId {
+    use argon2::password_hash::rand_core::{OsRng, RngCore};
+    let mut bytes = [0u8; 16];
+    OsRng.fill_bytes(&mut bytes);
+    CallId(u128::from_le_bytes(bytes))
+}
+
+impl LocalCalls {
+    pub fn new(ring: Duration, grace: Duration) -> Self {
+        Self {
+            inner: Mutex::new(Inner::default()),
+            ring,
+            grace,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The call `who` is a party of, or `NoSuchCall` (also for someone else's call).
+    fn party_call(inner: &mut Inner, who: PrincipalId, id: CallId) -> Result<&mut Call, CallError> {
+        inner
+            .calls
+            .get_mut(&id)
+            .filter(|c| c.side(who).is_some())
+            .ok_or(CallError::NoSuchCall)
+    }
+}
+
+impl CallRegistry for LocalCalls {
+    fn ring_time(&self) -> Duration {
+        self.ring
+    }
+
+    fn grace_time(&self) -> Duration {
+        self.grace
+    }
+
+    fn call_of(&self, who: PrincipalId) -> Option<CallId> {
+        self.lock().busy.get(&who).copied()
+    }
+
+    fn start(
+        &self,
+        context: CallContext,
+        caller: Party,
+        socket: SocketRef,
+        request_id: u32,
+        callee: Party,
+        video: bool,
+    ) -> Effects {
+        let id = new_call_id();
+        let mut inner = self.lock();
+        let mut effects = Effects::default();
+        let refuse = |reason| ServerMsg::CallRefused { request_id, reason };
+        let to_caller = To::Socket(caller.who, socket);
+        if inner.busy.contains_key(&caller.who) || caller.who == callee.who {
+            effects
+                .send
+                .push((to_caller, refuse(CallEndReason::NotAllowed)));
+            return effects;
+        }
+        let call = Call {
+            id,
+            context,
+            video,
+            caller: Side {
+                party: caller.clone(),
+                socket: Some(socket),
+            },
+            callee: Side {
+                party: callee.clone(),
+                socket: None,
+            },
+            phase: Phase::Ringing,
+        };
+        if inner.busy.contains_key(&callee.who) {
+            effects.send.push((to_caller, refuse(CallEndReason::Busy)));
+            call.record(CallOutcome::Missed, &mut effects);
+            return effects;
+        }
+        inner.busy.insert(caller.who, id);
+        inner.busy.insert(callee.who, id);
+        inner.calls.insert(id, call);
+        effects.send.push((
+            to_caller,
+            ServerMsg::CallRinging {
+                request_id,
+                call_id: id,
+                peer: callee.seen_as,
+                video,
+            },
+        ));
+        effects.send.push((
+            To::All(callee.who),
+            ServerMsg::CallIncoming {
+                call_id: id,
+                from: caller.seen_as,
+                video,
+            },
+        ));
+        effects.ring_timer = Some(id);
+        effects
+    }
+
+    fn open(
+        &self,
+        context: CallContext,
+        (a, a_socket): (Party, SocketRef),
+        (b, b_socket): (Party, SocketRef),
+        video: bool,
+    ) -> Result<Effects, CallError> {
+        let mut inner = self.lock();
+        if a.who == b.who || inner.busy.contains_key(&a.who) || inner.busy.contains_key(&b.who) {
+            return Err(CallError::Busy);
+        }
+        let id = new_call_id();
+        let mut effects = Effects::default();
+        for (me, socket, other, you_offer) in [(&a, a_socket, &b, true), (&b, b_socket, &a, false)]
+        {
+            effects.send.push((
+                To::Socket(me.who, socket),
+                ServerMsg::CallOpened {
+                    call_id: id,
+                    peer: other.seen_as.clone(),
+                    video,
+                    you_offer,
+                },
+            ));
+        }
+        inner.busy.insert(a.who, id);
+        inner.busy.insert(b.who, id);
+        inner.calls.insert(
+            id,
+            Call {
+                id,
+                context,
+                video,
+                caller: Side {
+                    party: a,
+                    socket: Some(a_socket),
+                },
+                callee: Side {
+                    party: b,
+                    socket: Some(b_socket),
+                },
+                phase: Phase::Active {
+                    since: Instant::now(),
+                },
+            },
+        );
+        Ok(effects)
+    }
+
+    fn accept(
+        &self,
+        who: PrincipalId,
+        socket: SocketRef,
+        id: CallId,
+    ) -> Result<Effects, CallError> {
+        let mut inner = self.lock();
+        let call = Self::party_call(&mut inner, who, id)?;
+        if call.callee.who() != who {
+            return Err(CallError::NoSuchCall);
+        }
+        if call.phase != Phase::Ringing {
+            return Err(CallError::WrongState);
+        }
+        call.phase = Phase::Active {
+            since: Instant::now(),
+        };
+        call.callee.socket = Some(socket);
+        let mut effects = Effects::default();
+        if let Some(caller_socket) = call.caller.socket {
+            effects.send.push((
+                To::Socket(call.caller.who(), caller_socket),
+                ServerMsg::CallAccepted {
+                    call_id: id,
+                    you_offer: true,
+                },
+            ));
+        }
+        effects.send.push((
+            To::Socket(who, socket),
+            ServerMsg::CallAccepted {
+                call_id: id,
+                you_offer: false,
+            },
+        ));
+        effects.send.push((
+            To::AllBut(who, socket),
+            call.ended(CallEndReason::AnsweredElsewhere),
+        ));
+        Ok(effects)
+    }
+
+    fn reject(&self, who: PrincipalId, id: CallId) -> Result<Effects, CallError> {
+        let mut inner = self.lock();
+        let call = Self::party_call(&mut inner, who, id)?;
+        if call.callee.who() != who {
+            return Err(CallError::NoSuchCall);
+        }
+        if call.phase != Phase::Ringing {
+            return Err(CallError::WrongState);
+        }
+        let call = inner.remove(id).ok_or(CallError::NoSuchCall)?;
+        let mut effects = Effects::default();
+        let message = call.ended(CallEndReason::Rejected);
+        effects.send.push((call.caller.to(), message.clone()));
+        effects.send.push((To::All(who), message));
+        call.record(CallOutcome::Rejected, &mut effects);
+        Ok(effects)
+    }
+
+    fn hang_up(&self, who: PrincipalId, id: CallId) -> Result<Effects, CallError> {
+        let mut inner = self.lock();
+        let call = Self::party_call(&mut inner, who, id)?;
+        if call.phase == Phase::Ringing && call.callee.who() == who {
+            // The callee declines by rejecting.
+            drop(inner);
+            return self.reject(who, id);
+        }
+        let call = inner.remove(id).ok_or(CallError::NoSuchCall)?;
+        Ok(call.finish(match call.phase {
+            Phase::Ringing => CallEndReason::Cancelled,
+            Phase::Active { .. } => CallEndReason::HungUp,
+        }))
+    }
+
+    fn signal(
+        &self,
+        who: PrincipalId,
+        socket: SocketRef,
+        id: CallId,
+        data: String,
+    ) -> Result<Effects, CallError> {
+        let mut inner = self.lock();
+        let call = Self::party_call(&mut inner, who, id)?;
+        let side = call.side(who).ok_or(CallError::NoSuchCall)?;
+        if !matches!(call.phase, Phase::Active { .. }) || side.socket != Some(socket) {
+            return Err(CallError::NotAParty);
+        }
+        let other = call.other(who);
+        let mut effects = Effects::default();
+        // While the other side is reconnecting there is nowhere to send; its ICE restart
+        // after resuming renegotiates anyway.
+        if let Some(other_socket) = other.socket {
+            effects.send.push((
+                To::Socket(other.who(), other_socket),
+                ServerMsg::CallSignal { call_id: id, data },
+            ));
+        }
+        Ok(effects)
+    }
+
+    fn resume(
+        &self,
+        who: PrincipalId,
+        socket: SocketRef,
+        id: CallId,
+    ) -> Result<Effects, CallError> {
+        let mut inner = self.lock();
+        let call = Self::party_call(&mut inner, who, id)?;
+        if !matches!(call.phase, Phase::Active { .. }) {
+            return Err(CallError::WrongState);
+        }
+        if let Some(side) = call.side_mut(who) {
+            side.socket = Some(socket);
+        }
+        let other = call.other(who).clone();
+        let mut effects = Effects::default();
+        effects.send.push((
+            To::Socket(who, socket),
+            ServerMsg::CallResumed { call_id: id },
+        ));
+        if let Some(other_socket) = other.socket {
+            effects.send.push((
+                To::Socket(other.who(), other_socket),
+                ServerMsg::CallPeerConnection {
+                    call_id: id,
+                    connected: true,
+                },
+            ));
+        }
+        Ok(effects)
+    }
+
+    fn socket_closed(&self, who: PrincipalId, socket: SocketRef) -> Effects {
+        let mut inner = self.lock();
+        let Some(&id) = inner.busy.get(&who) else {
+            return Effects::default();
+        };
+        let Some(call) = inner.calls.get_mut(&id) else {
+            return Effects::default();
+        };
+        if call.side(who).and_then(|s| s.socket) != Some(socket) {
+            // Not the socket the call runs on (another tab, or a ringing callee's tab).
+            return Effects::default();
+        }
+        match call.phase {
+            Phase::Ringing => inner
+                .remove(id)
+                .map(|call| call.finish(CallEndReason::Cancelled))
+                .unwrap_or_default(),
+            Phase::Active { .. } => {
+                if let Some(side) = call.side_mut(who) {
+                    side.socket = None;
+                }
+                let other = call.other(who);
+                let mut effects = Effects::default();
+                if let Some(other_socket) = other.socket {
+                    effects.send.push((
+                        To::Socket(other.who(), other_socket),
+                        ServerMsg::CallPeerConnection {
+                            call_id: id,
+                            connected: false,
+                        },
+                    ));
+                }
+                effects.grace_timer = Some(id);
+                effects
+            }
+        }
+    }
+
+    fn end_for(&self, who: PrincipalId, reason: CallEndReason) -> Effects {
+        let mut inner = self.lock();
+        let Some(id) = inner.busy.get(&who).copied() else {
+            return Effects::default();
+        };
+        inner
+            .remove(id)
+            .map(|call| call.finish(reason))
+            .unwrap_or_default()
+    }
+
+    fn ring_expired(&self, id: CallId) -> Effects {
+        let mut inner = self.lock();
+        if inner.calls.get(&id).map(|c| c.phase) != Some(Phase::Ringing) {
+            return Effects::default();
+        }
+        inner
+            .remove(id)
+            .map(|call| call.finish(CallEndReason::NoAnswer))
+            .unwrap_or_default()
+    }
+
+    fn grace_expired(&self, id: CallId) -> Effects {
+        let mut inner = self.lock();
+        let someone_gone = inner
+            .calls
+            .get(&id)
+            .is_some_and(|c| c.caller.socket.is_none() || c.callee.socket.is_none());
+        if !someone_gone {
+            return Effects::default();
+        }
+        inner
+            .remove(id)
+            .map(|call| call.finish(CallEndReason::ConnectionLost))
+            .unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        server::{auth::GuestId, hub::InstanceId},
+        wire::CallPeer,
+    };
+
+    fn guest(n: u128) -> Party {
+        Party {
+            who: PrincipalId::Guest(GuestId(n)),
+            seen_as: CallPeer::Anonymous {
+                label: "Stranger".into(),
+            },
+        }
+    }
+
+    fn socket(conn: u64) -> SocketRef {
+        SocketRef {
+            instance: InstanceId(9),
+            conn,
+        }
+    }
+
+    fn calls() -> LocalCalls {
+        LocalCalls::new(Duration::from_secs(30), Duration::from_secs(20))
+    }
+
+    #[test]
+    fn a_call_that_does_not_ring_opens_on_both_sockets_and_stores_nothing() {
+        let calls = calls();
+        let context = CallContext::Code { room: 7 };
+        let effects = calls
+            .open(context, (guest(1), socket(1)), (guest(2), socket(2)), true)
+            .unwrap();
+        let offers: Vec<bool> = effects
+            .send
+            .iter()
+            .filter_map(|(_, m)| match m {
+                ServerMsg::CallOpened { you_offer, .. } => Some(*you_offer),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(offers, [true, false], "exactly one side offers");
+        let id = calls.call_of(guest(1).who).unwrap();
+        assert_eq!(calls.call_of(guest(2).who), Some(id));
+        // A third party is refused; both are busy for another call.
+        assert_eq!(
+            calls
+                .signal(guest(3).who, socket(3), id, "x".into())
+                .unwrap_err(),
+            CallError::NoSuchCall
+        );
+        assert_eq!(
+            calls
+                .open(context, (guest(1), socket(1)), (guest(3), socket(3)), true)
+                .unwrap_err(),
+            CallError::Busy
+        );
+        let ended = calls.hang_up(guest(2).who, id).unwrap();
+        assert!(ended.record.is_none(), "code calls leave no record");
+        assert_eq!(calls.call_of(guest(1).who), None);
+    }
+
+    #[test]
+    fn call_ids_are_random_and_unique() {
+        let ids: std::collections::HashSet<CallId> = (0..1000).map(|_| new_call_id()).collect();
+        assert_eq!(ids.len(), 1000);
+    }
+}
