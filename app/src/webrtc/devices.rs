@@ -17,6 +17,15 @@ thread_local! {
     /// This side's camera and microphone, for the current call.
     static LOCAL: RefCell<Option<MediaStream>> = const { RefCell::new(None) };
     static WATCHING: Cell<bool> = const { Cell::new(false) };
+    /// Counts released streams: an answer from `getUserMedia` that arrives after its call
+    /// ended is not kept.
+    static RELEASED: Cell<u32> = const { Cell::new(0) };
+}
+
+fn stop_all(stream: &MediaStream) {
+    for track in tracks(stream) {
+        track.stop();
+    }
 }
 
 pub fn local() -> Option<MediaStream> {
@@ -38,9 +47,25 @@ pub async fn local_media(engine: Engine, video: bool) -> Result<MediaStream, JsV
     let constraints = MediaStreamConstraints::new();
     constraints.set_audio(&JsValue::TRUE);
     constraints.set_video(&JsValue::from_bool(video));
-    let stream = get_user_media(&constraints).await?;
+    let released = RELEASED.get();
+    let asked = get_user_media(&constraints).await?;
+    if RELEASED.get() != released {
+        stop_all(&asked);
+        return Err("the call ended meanwhile".into());
+    }
     // A second request may have finished first: keep one.
-    let stream = LOCAL.with_borrow_mut(|l| l.get_or_insert(stream).clone());
+    let first = LOCAL.with_borrow_mut(|l| match l {
+        Some(first) => Some(first.clone()),
+        None => {
+            *l = Some(asked.clone());
+            None
+        }
+    });
+    if let Some(first) = first {
+        stop_all(&asked);
+        return Ok(first);
+    }
+    let stream = asked;
     for track in tracks(&stream) {
         in_use(engine, &track).set(device_id(&track));
     }
@@ -54,10 +79,9 @@ pub async fn local_media(engine: Engine, video: bool) -> Result<MediaStream, JsV
 
 /// Stops the camera and microphone at the end of a call.
 pub fn release() {
+    RELEASED.set(RELEASED.get().wrapping_add(1));
     if let Some(stream) = LOCAL.take() {
-        for track in tracks(&stream) {
-            track.stop();
-        }
+        stop_all(&stream);
     }
     show("local-video", None);
 }

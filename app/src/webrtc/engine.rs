@@ -88,6 +88,15 @@ pub fn open(engine: Engine, channel: Rc<dyn Signaling>, video: bool) {
     leptos::task::spawn_local(async move {
         if let Err(error) = devices::local_media(engine, video).await {
             leptos::logging::warn!("camera/microphone unavailable: {error:?}");
+            // Only if this call is still on (another may have begun meanwhile).
+            let current = with(|s| {
+                s.channel
+                    .as_ref()
+                    .is_some_and(|c| std::ptr::addr_eq(Rc::as_ptr(c), Rc::as_ptr(&channel)))
+            });
+            if !current {
+                return;
+            }
             channel.give_up(
                 "Your camera or microphone is not available. Check the browser's permissions.",
             );
