@@ -174,22 +174,46 @@ test('recording a call downloads a WebM file with a duration, and the other side
   await expect(bob.page.getByTestId('peer-recording')).toHaveText('');
   await expect(ann.page.getByTestId('recording')).toHaveText('');
 
-  // A browser plays it and knows how long it is; the picture holds both videos side by side
-  // (two 4:3 cameras: at least twice as wide as high; one alone would be 4:3).
-  const { duration, width, height } = await ann.page.evaluate(async (b64) => {
+  // A browser plays it and knows how long it is; the picture holds both videos side by side:
+  // two 4:3 cameras make it at least twice as wide as high (one alone would be 4:3), and both
+  // halves show a picture, not black.
+  const { duration, width, height, left, right } = await ann.page.evaluate(async (b64) => {
     const data = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
     const video = document.createElement('video');
+    video.muted = true;
     video.src = URL.createObjectURL(new Blob([data], { type: 'video/webm' }));
     await new Promise((resolve, reject) => {
-      video.onloadedmetadata = resolve;
+      video.onloadeddata = resolve;
       video.onerror = () => reject(new Error('the recording does not load'));
     });
-    return { duration: video.duration, width: video.videoWidth, height: video.videoHeight };
+    video.currentTime = 1;
+    await new Promise((resolve) => (video.onseeked = resolve));
+    const canvas = document.createElement('canvas');
+    canvas.width = video.videoWidth;
+    canvas.height = video.videoHeight;
+    const context = canvas.getContext('2d')!;
+    context.drawImage(video, 0, 0);
+    // Mean brightness of a quarter-wide band in the middle of each half.
+    const brightness = (x: number) => {
+      const pixels = context.getImageData(x, 0, Math.floor(canvas.width / 4), canvas.height).data;
+      let sum = 0;
+      for (let i = 0; i < pixels.length; i += 4) sum += pixels[i] + pixels[i + 1] + pixels[i + 2];
+      return sum / (pixels.length / 4);
+    };
+    return {
+      duration: video.duration,
+      width: video.videoWidth,
+      height: video.videoHeight,
+      left: brightness(Math.floor(canvas.width / 8)),
+      right: brightness(Math.floor((canvas.width * 5) / 8)),
+    };
   }, bytes.toString('base64'));
   expect(duration).toBeGreaterThan(2);
   expect(Number.isFinite(duration)).toBe(true);
   expect(height).toBeGreaterThan(0);
   expect(width).toBeGreaterThanOrEqual(2 * height);
+  expect(left).toBeGreaterThan(30);
+  expect(right).toBeGreaterThan(30);
   await ann.close();
   await bob.close();
 });

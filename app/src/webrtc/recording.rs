@@ -1,6 +1,7 @@
-//! Recording the call to a WebM file: both videos side by side on a canvas (redrawn by a
-//! timer, so it goes on while the tab is in the background) and both voices mixed with
-//! WebAudio, through `MediaRecorder`; the file gets its duration (`webm`) and downloads.
+//! Recording the call to a WebM file: both videos side by side on a canvas and both voices
+//! mixed with WebAudio, through `MediaRecorder`; the file gets its duration (`webm`) and
+//! downloads. The canvas is redrawn by a timer, and while the tab is hidden (where browsers
+//! slow timers to once a second or less) also by the audio clock, which keeps its pace.
 
 use std::{cell::RefCell, rc::Rc, time::Duration};
 
@@ -9,7 +10,7 @@ use wasm_bindgen::{closure::Closure, JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
     AudioContext, CanvasRenderingContext2d, HtmlCanvasElement, HtmlVideoElement, MediaRecorder,
-    MediaStream,
+    MediaStream, ScriptProcessorNode,
 };
 
 use super::{devices, engine, Engine, Signal};
@@ -25,6 +26,8 @@ struct Recording {
     /// The canvas's stream: its track stops with the recording.
     picture: MediaStream,
     timers: [IntervalHandle; 2],
+    /// The audio clock that paints while the tab is hidden, if WebAudio gave one.
+    clock: Option<(ScriptProcessorNode, Closure<dyn FnMut()>)>,
     handlers: (Closure<dyn FnMut(web_sys::BlobEvent)>, Closure<dyn FnMut()>),
 }
 
@@ -62,9 +65,9 @@ fn draw(context: &CanvasRenderingContext2d, video: Option<&HtmlVideoElement>, x:
     );
 }
 
-/// The other side's video on the left and this side's on the right, on a canvas redrawn by
-/// a timer; returns the canvas's stream and the timer.
-fn compose() -> Result<(MediaStream, IntervalHandle), JsValue> {
+/// The other side's video on the left and this side's on the right, on a canvas; returns the
+/// canvas's stream and what paints it.
+fn compose() -> Result<(MediaStream, Rc<dyn Fn()>), JsValue> {
     let (remote, local) = (video("remote-video"), video("local-video"));
     let (remote_width, local_width) = (scaled_width(remote.as_ref()), scaled_width(local.as_ref()));
     let canvas: HtmlCanvasElement = document().create_element("canvas")?.dyn_into()?;
@@ -82,9 +85,27 @@ fn compose() -> Result<(MediaStream, IntervalHandle), JsValue> {
     };
     paint();
     let stream = canvas.capture_stream_with_frame_request_rate(FPS)?;
-    let timer = set_interval_with_handle(paint, Duration::from_millis((1000.0 / FPS) as u64))
-        .map_err(|_| JsValue::from_str("no timer"))?;
-    Ok((stream, timer))
+    Ok((stream, Rc::new(paint)))
+}
+
+/// Paints while the tab is hidden, at the pace of the audio clock (2048 samples: about 23
+/// times a second at 48 kHz). The node must reach the output to run: through silence.
+fn audio_clock(
+    mixer: &AudioContext,
+    paint: Rc<dyn Fn()>,
+) -> Result<(ScriptProcessorNode, Closure<dyn FnMut()>), JsValue> {
+    let node = mixer.create_script_processor_with_buffer_size(2048)?;
+    let silence = mixer.create_gain()?;
+    silence.gain().set_value(0.0);
+    node.connect_with_audio_node(&silence)?;
+    silence.connect_with_audio_node(&mixer.destination())?;
+    let tick = Closure::<dyn FnMut()>::new(move || {
+        if document().hidden() {
+            paint();
+        }
+    });
+    node.set_onaudioprocess(Some(tick.as_ref().unchecked_ref()));
+    Ok((node, tick))
 }
 
 pub fn start(engine: Engine) -> Result<(), JsValue> {
@@ -99,7 +120,15 @@ pub fn start(engine: Engine) -> Result<(), JsValue> {
                 .connect_with_audio_node(&mix)?;
         }
     }
-    let (picture, painter) = compose()?;
+    let (picture, paint) = compose()?;
+    let clock = audio_clock(&mixer, paint.clone())
+        .inspect_err(|error| leptos::logging::warn!("no audio clock for the recording: {error:?}"))
+        .ok();
+    let painter = set_interval_with_handle(
+        move || paint(),
+        Duration::from_millis((1000.0 / FPS) as u64),
+    )
+    .map_err(|_| JsValue::from_str("no timer"))?;
     let tracks = js_sys::Array::new();
     for track in picture.get_video_tracks().iter() {
         tracks.push(&track);
@@ -154,6 +183,7 @@ pub fn start(engine: Engine) -> Result<(), JsValue> {
         mixer,
         picture,
         timers: [ticker, painter],
+        clock,
         handlers: (on_data, on_stop),
     }));
     engine::send(&Signal::Recording { on: true });
@@ -166,6 +196,10 @@ pub fn stop(engine: Engine) {
         let _ = recording.recorder.stop();
         for timer in recording.timers {
             timer.clear();
+        }
+        if let Some((node, _)) = &recording.clock {
+            node.set_onaudioprocess(None);
+            let _ = node.disconnect();
         }
         // The stop event still has to fire: keep the handlers and the sources until then.
         let keep = (recording.handlers, recording.picture, recording.mixer);
