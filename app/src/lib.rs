@@ -1,19 +1,26 @@
 //! Parlor's application, shared by the server (SSR, feature `ssr`) and the browser (feature
-//! `hydrate`): the page shell, routes, components, server functions and the wire types they
-//! exchange. Server-only code lives under [`server`], behind the one `ssr` gate.
+//! `hydrate`). Each way to meet has its own module with its pages and server functions
+//! ([`friends`], [`messages`], calls in `calls` on the shared WebRTC engine; strangers and
+//! codes are next, for accounts and [`guests`] alike), beside [`accounts`]. [`protocol`] and
+//! [`wire`] are what the browser and the server say to each other. Server-only code lives
+//! under [`server`], behind the one `ssr` gate.
 
 // Deeply nested views have deeply nested types; release builds need more room for them.
 #![recursion_limit = "256"]
 
-pub mod api;
+pub mod accounts;
 mod calls;
 mod components;
 pub mod error;
+pub mod friends;
+pub mod guests;
+pub mod messages;
 mod pages;
 pub mod protocol;
 mod realtime;
 #[cfg(feature = "ssr")]
 pub mod server;
+pub mod status;
 pub mod webrtc;
 pub mod wire;
 
@@ -24,17 +31,12 @@ use leptos_router::{
     path, SsrMode,
 };
 
+use accounts::{profile::ProfilePage, sign_in::SignInPage, sign_up::SignUpPage};
 use components::layout::Layout;
-use pages::{
-    friends::FriendsPage,
-    home::HomePage,
-    messages::{ConversationPage, MessagesLayout, NoConversation},
-    not_found::NotFound,
-    profile::ProfilePage,
-    sign_in::SignInPage,
-    sign_up::SignUpPage,
-    status::StatusPage,
-};
+use friends::page::FriendsPage;
+use messages::page::{ConversationPage, MessagesLayout, NoConversation};
+use pages::{home::HomePage, not_found::NotFound};
+use status::page::StatusPage;
 
 /// The HTML document around the app, rendered on the server only.
 pub fn shell(options: LeptosOptions) -> impl IntoView {

@@ -142,7 +142,7 @@ impl Realtime {
     pub fn refresh_unread(self) {
         #[cfg(feature = "hydrate")]
         leptos::task::spawn_local(async move {
-            if let Ok(n) = crate::api::messages::unread_total().await {
+            if let Ok(n) = crate::messages::api::unread_total().await {
                 self.unread.set(n);
             }
         });
@@ -205,6 +205,8 @@ mod client {
         listeners: Vec<(u64, Handler)>,
         next_listener: u64,
         newest_message: i64,
+        /// The `after` of a `resume` not answered yet.
+        resuming: Option<i64>,
         connected_before: bool,
         window_hooks: bool,
     }
@@ -245,6 +247,7 @@ mod client {
             s.wanted = false;
             s.connected_before = false;
             s.newest_message = 0;
+            s.resuming = None;
             if let Some(t) = s.retry.take() {
                 t.clear();
             }
@@ -448,6 +451,12 @@ mod client {
         );
     }
 
+    /// Asks for the messages after `after`; remembered until the answer comes.
+    fn resume(after: i64) {
+        with(|s| s.resuming = Some(after));
+        send(&ClientMsg::Resume { after });
+    }
+
     /// Every heartbeat: ping, and give up on a connection silent for two intervals.
     fn start_ticker(heartbeat_ms: u64) {
         let handle = set_interval_with_handle(
@@ -492,9 +501,7 @@ mod client {
                 start_ticker(*heartbeat_ms);
                 rt.status.set(ConnStatus::Online);
                 if reconnected && resume_after > 0 {
-                    send(&ClientMsg::Resume {
-                        after: resume_after,
-                    });
+                    resume(resume_after);
                 }
                 // Whatever was not confirmed goes again; the server keeps one copy.
                 for pending in rt.outbox.get_untracked() {
@@ -510,15 +517,33 @@ mod client {
                 rt.connections.update(|n| *n += 1);
             }
             ServerMsg::Backlog { messages, more } => {
+                with(|s| s.resuming = None);
                 for m in messages {
                     received(ServerMsg::Message { message: m.clone() });
                 }
                 if *more {
                     if let Some(last) = messages.last() {
-                        send(&ClientMsg::Resume { after: last.id });
+                        resume(last.id);
                     }
                 }
                 return;
+            }
+            // Catching up page after page can meet the rate limit: ask again in a moment.
+            ServerMsg::Error {
+                client_id: None,
+                code: ErrorCode::RateLimited | ErrorCode::Unavailable,
+                ..
+            } => {
+                if let Some(after) = with(|s| s.resuming) {
+                    set_timeout(
+                        move || {
+                            if with(|s| s.resuming) == Some(after) {
+                                resume(after);
+                            }
+                        },
+                        Duration::from_millis(1500),
+                    );
+                }
             }
             ServerMsg::Message { message: m } => {
                 saw_message(m.id);

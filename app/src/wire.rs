@@ -1,5 +1,5 @@
 //! Data that travels between the server and the browser, used alike by the real-time
-//! protocol (`crate::protocol`), the server functions (`crate::api`) and the server
+//! protocol (`crate::protocol`), the server functions (each way to meet's `api`) and the server
 //! (`crate::server`): people as others see them, stored messages, call records and call ids.
 //! Plain data only: never database rows, never secrets.
 

@@ -63,11 +63,15 @@ pub struct Application {
 
 impl Application {
     pub async fn build(config: Config) -> Result<Self, StartupError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|source| StartupError::DataDir {
+        create_private_dir(&config.data_dir).map_err(|source| StartupError::DataDir {
             path: config.data_dir.clone(),
             source,
         })?;
         let db_path = config.database_path();
+        create_private_file(&db_path).map_err(|source| StartupError::Database {
+            path: db_path.clone(),
+            source: DbError::Io(source),
+        })?;
         let db = Db::open_sqlite(&db_path)
             .await
             .map_err(|source| StartupError::Database {
@@ -204,13 +208,50 @@ fn build_auth(config: &Config) -> Result<Auth, StartupError> {
     })
 }
 
+/// Creates the data directory (and its parents) readable by the service user only. An existing
+/// directory is left as the operator made it.
+fn create_private_dir(path: &Path) -> io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(path)
+}
+
+/// Creates the database file readable by the service user only, if it does not exist (SQLite
+/// gives its journal files the same permissions).
+fn create_private_file(path: &Path) -> io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// The development session secret: read from the data directory, or created there (readable
-/// by the owner only) on first start, so sessions survive restarts.
+/// by the owner only) on first start, so sessions survive restarts. A key others can read is
+/// refused: anyone who has it can sign in as anyone.
 fn development_secret(path: &Path) -> Result<Vec<u8>, StartupError> {
     let fail = |reason: String| StartupError::SessionKey {
         path: path.to_path_buf(),
         reason,
     };
+    #[cfg(unix)]
+    if let Ok(meta) = std::fs::metadata(path) {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(fail(format!(
+                "other users may read it (mode {mode:o}); make it private with `chmod 600 {}`, \
+                 or delete it to get a new one (everyone is signed out)",
+                path.display()
+            )));
+        }
+    }
     match std::fs::read_to_string(path) {
         Ok(secret) if secret.trim().len() >= MIN_SECRET_BYTES => {
             Ok(secret.trim().as_bytes().to_vec())

@@ -1,10 +1,11 @@
 //! The frame around every page: skip link, header with the main navigation, the `<main>`
-//! landmark and the footer (with the operator's status page). Also marks the body once the page has hydrated.
+//! landmark and the footer (with the operator's status page). Also marks the body once the
+//! page has hydrated.
 
 use leptos::prelude::*;
 use leptos_router::components::A;
 
-use super::auth::{provide_auth, use_auth};
+use crate::accounts::session::{provide_auth, use_auth};
 use crate::realtime::{use_realtime, ConnStatus};
 
 #[component]

@@ -1,6 +1,5 @@
 //! Building blocks shared by several pages.
 
-pub mod auth;
 pub mod error_panel;
 pub mod form;
 pub mod layout;

@@ -5,7 +5,7 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
 
-use crate::components::auth::use_auth;
+use crate::accounts::session::use_auth;
 
 #[component]
 pub fn HomePage() -> impl IntoView {

@@ -1,10 +1,4 @@
-//! One module per page of the site.
+//! The site's own pages, beside the ways to meet: the landing page and "not found".
 
-pub mod friends;
 pub mod home;
-pub mod messages;
 pub mod not_found;
-pub mod profile;
-pub mod sign_in;
-pub mod sign_up;
-pub mod status;

@@ -60,6 +60,14 @@ pub trait Delivery: Send + Sync {
     /// Closes the user's sockets opened with a session older than `token_version`, or all
     /// of them when `None` (account deleted).
     fn end_sessions(&self, user: i64, token_version: Option<i64>);
+
+    /// Closes the user's sockets opened with session `session_id` (signed out).
+    fn end_session(&self, user: i64, session_id: &str);
+}
+
+/// A session id (32 hex digits) as a number: what a socket keeps of it.
+fn session_number(session_id: &str) -> u128 {
+    u128::from_str_radix(session_id, 16).unwrap_or(0)
 }
 
 /// Whether a user has a socket open anywhere (friends see each other online).
@@ -87,6 +95,8 @@ pub enum Outbound {
 struct Conn {
     id: u64,
     token_version: i64,
+    /// The session the socket was opened with (its id as a number; 0 for guests).
+    session: u128,
     queue: mpsc::Sender<Outbound>,
     close: Arc<Notify>,
 }
@@ -157,13 +167,15 @@ impl Hub {
         self.instance
     }
 
-    /// Adds a socket of `who`; `token_version` is the session's (0 for guests).
-    pub fn register(&self, who: PrincipalId, token_version: i64) -> Registration {
+    /// Adds a socket of `who`; `token_version` and `session` are its session's (0 for
+    /// guests).
+    pub fn register(&self, who: PrincipalId, token_version: i64, session: &str) -> Registration {
         let (queue, rx) = mpsc::channel(QUEUE_DEPTH);
         let close = Arc::new(Notify::new());
         let conn = Conn {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
             token_version,
+            session: session_number(session),
             queue: queue.clone(),
             close: close.clone(),
         };
@@ -291,6 +303,15 @@ impl Delivery for Hub {
     fn end_sessions(&self, user: i64, token_version: Option<i64>) {
         Hub::end_sessions(self, user, token_version);
     }
+
+    fn end_session(&self, user: i64, session_id: &str) {
+        let session = session_number(session_id);
+        for conn in self.conns(PrincipalId::User(user)) {
+            if session != 0 && conn.session == session {
+                conn.close.notify_one();
+            }
+        }
+    }
 }
 
 impl Presence for Hub {
@@ -314,8 +335,8 @@ mod tests {
     #[tokio::test]
     async fn every_tab_gets_events_and_presence_follows_the_last_tab() {
         let hub = Hub::default();
-        let mut a = hub.register(ANN, 0);
-        let mut b = hub.register(ANN, 0);
+        let mut a = hub.register(ANN, 0, "");
+        let mut b = hub.register(ANN, 0, "");
         assert!(a.first && !b.first);
         assert!(hub.is_online(1) && !hub.is_online(2));
 
@@ -335,7 +356,7 @@ mod tests {
     async fn guests_have_sockets_but_no_presence_and_addresses_name_the_instance() {
         let hub = Hub::default();
         let guest = PrincipalId::Guest(GuestId(42));
-        let mut tab = hub.register(guest, 0);
+        let mut tab = hub.register(guest, 0, "");
         assert!(tab.first);
         assert_eq!(tab.socket.instance, hub.instance());
         assert!(hub.send_to_socket(guest, tab.socket, &ServerMsg::Pong));
@@ -353,8 +374,8 @@ mod tests {
     #[tokio::test]
     async fn a_full_queue_closes_that_socket_only() {
         let hub = Hub::default();
-        let slow = hub.register(ANN, 0);
-        let mut fast = hub.register(BOB, 0);
+        let slow = hub.register(ANN, 0, "");
+        let mut fast = hub.register(BOB, 0, "");
         for _ in 0..QUEUE_DEPTH {
             hub.send_to_users(&[1, 2], &ServerMsg::Pong);
             fast.queue.recv().await.unwrap();
@@ -371,8 +392,8 @@ mod tests {
     #[tokio::test]
     async fn ending_sessions_closes_only_older_sockets() {
         let hub = Hub::default();
-        let old = hub.register(ANN, 0);
-        let new = hub.register(ANN, 1);
+        let old = hub.register(ANN, 0, "");
+        let new = hub.register(ANN, 1, "");
         hub.end_sessions(1, Some(1));
         tokio::time::timeout(std::time::Duration::from_secs(1), old.close.notified())
             .await

@@ -19,8 +19,26 @@ use crate::{
     wire::UserCard,
 };
 
-/// Messages sent per `Backlog` answer.
+/// Messages sent per `Backlog` answer, at most.
 pub const BACKLOG_BATCH: i64 = 200;
+/// The most one `Backlog` answer holds, in bytes of JSON: well inside a socket's write buffer
+/// (256 KiB), whatever the messages contain. The browser asks again for the rest.
+pub const BACKLOG_MAX_BYTES: usize = 128 * 1024;
+
+/// How many of `messages` (at least one, at most `max`) fit in `budget` bytes of JSON.
+fn fitting(messages: &[crate::wire::MessageView], max: usize, budget: usize) -> usize {
+    // The envelope: `{"type":"backlog","messages":[...],"more":true}`.
+    let mut size = 48;
+    let mut keep = 0;
+    for message in messages.iter().take(max) {
+        size += serde_json::to_string(message).map_or(budget, |json| json.len() + 1);
+        if keep > 0 && size > budget {
+            break;
+        }
+        keep += 1;
+    }
+    keep
+}
 
 /// One socket's view of the app: who is on it and where its replies go.
 pub struct Session {
@@ -189,8 +207,9 @@ impl Session {
             .await
         {
             Ok(mut messages) => {
-                let more = messages.len() > BACKLOG_BATCH as usize;
-                messages.truncate(BACKLOG_BATCH as usize);
+                let keep = fitting(&messages, BACKLOG_BATCH as usize, BACKLOG_MAX_BYTES);
+                let more = messages.len() > keep;
+                messages.truncate(keep);
                 self.reply(&ServerMsg::Backlog { messages, more });
             }
             Err(e) => self.unavailable("reading missed messages", None)(e),
@@ -205,11 +224,13 @@ impl Session {
         client_id: Option<&String>,
     ) -> Option<i64> {
         match self.state.db.posting_rights(conversation_id, user).await {
-            Ok(Some((peer, None))) => Some(peer),
-            Ok(Some((_, Some(reason)))) => {
-                self.reply(&error(ErrorCode::NotAllowed, reason, client_id.cloned()));
-                None
-            }
+            Ok(Some(rights)) => match rights.refusal {
+                None => Some(rights.peer),
+                Some(reason) => {
+                    self.reply(&error(ErrorCode::NotAllowed, reason, client_id.cloned()));
+                    None
+                }
+            },
             Ok(None) => {
                 self.reply(&error(
                     ErrorCode::NotFound,
@@ -278,9 +299,10 @@ impl Session {
 
     async fn receipt(&self, user: i64, conversation_id: i64, delivered: i64, read: i64) {
         let db = &self.state.db;
-        // Receipts stay allowed after an unfriend: reading history is.
-        let peer = match db.conversation_peer(conversation_id, user).await {
-            Ok(Some(peer)) => peer,
+        // Receipts stay allowed after an unfriend or a block (reading history is), but across
+        // a block they reach only the reader's own tabs.
+        let rights = match db.posting_rights(conversation_id, user).await {
+            Ok(Some(rights)) => rights,
             Ok(None) => {
                 let message = "This conversation does not exist or is not yours.";
                 return self.reply(&error(ErrorCode::NotFound, message, None));
@@ -292,7 +314,7 @@ impl Session {
             .await
         {
             Ok((delivered_up_to, read_up_to)) => self.state.delivery.send_to_users(
-                &[user, peer],
+                &[user, rights.peer][..if rights.blocked { 1 } else { 2 }],
                 &ServerMsg::Receipt {
                     conversation_id,
                     user_id: user,

@@ -201,7 +201,7 @@ async fn resolve_account(
     {
         return Ok(user);
     }
-    let email = app::api::validate::email(&info.email)
+    let email = app::accounts::validate::email(&info.email)
         .map_err(|_| (Failure::Failed, "provider sent an invalid email"))?;
     if let Some(user) = db.user_by_email(&email).await.map_err(db_failed)? {
         if !info.email_verified {
@@ -219,7 +219,7 @@ async fn resolve_account(
     let name = info
         .name
         .as_deref()
-        .and_then(|n| app::api::validate::display_name(n).ok())
+        .and_then(|n| app::accounts::validate::display_name(n).ok())
         .unwrap_or_else(|| email.split('@').next().unwrap_or("Parlor user").to_string());
     let user = match db
         .create_user(&email, info.email_verified, &name, None)

@@ -25,6 +25,60 @@ enum CookieAction {
     Remove,
 }
 
+enum Checked {
+    /// The signed-in user, and a renewed token when the old one is past half its life.
+    Valid(SessionUser, Option<String>),
+    /// Forged, expired, revoked (signed out), or from before "sign out everywhere"; or the
+    /// account is gone.
+    Invalid,
+    Unavailable,
+}
+
+async fn check_session(state: &AppState, token: &str) -> Checked {
+    let sessions = &state.auth.sessions;
+    let Some(claims) = sessions.verify(token) else {
+        return Checked::Invalid;
+    };
+    let Some(id) = claims.user_id() else {
+        return Checked::Invalid;
+    };
+    let user = match state.db.session_user(id).await {
+        Ok(Some(user)) if user.token_version == claims.ver => user,
+        Ok(_) => return Checked::Invalid,
+        Err(error) => {
+            tracing::warn!(%error, "session check: database unavailable");
+            return Checked::Unavailable;
+        }
+    };
+    match state.db.session_revoked(&claims.sid).await {
+        Ok(false) => {}
+        Ok(true) => return Checked::Invalid,
+        Err(error) => {
+            tracing::warn!(%error, "session check: database unavailable");
+            return Checked::Unavailable;
+        }
+    }
+    let renewed = sessions
+        .needs_renewal(&claims)
+        .then(|| sessions.renew(&claims, user.token_version))
+        .flatten();
+    Checked::Valid(
+        SessionUser {
+            id: user.id,
+            session_id: claims.sid,
+            // The token this request came with (a socket opened with it ends then, and its
+            // browser reconnects with the renewed one).
+            expires_at: claims.exp,
+            email: user.email,
+            display_name: user.display_name,
+            token_version: user.token_version,
+            has_password: user.password_hash.is_some(),
+            google_linked: user.google_linked,
+        },
+        renewed,
+    )
+}
+
 fn read_request_cookie(request: &Request, name: &str) -> Option<String> {
     request
         .headers()
@@ -50,35 +104,19 @@ pub async fn layer(State(state): State<AppState>, mut request: Request, next: Ne
     let sessions = &state.auth.sessions;
     let mut action = CookieAction::None;
     if let Some(token) = token {
-        match sessions.verify(&token) {
-            None => action = CookieAction::Remove,
-            Some(claims) => match claims.user_id() {
-                None => action = CookieAction::Remove,
-                Some(id) => match state.db.session_user(id).await {
-                    Ok(Some(user)) if user.token_version == claims.ver => {
-                        if sessions.needs_renewal(&claims) {
-                            action =
-                                CookieAction::Renew(sessions.issue(user.id, user.token_version));
-                        }
-                        let user = SessionUser {
-                            id: user.id,
-                            email: user.email,
-                            display_name: user.display_name,
-                            token_version: user.token_version,
-                            has_password: user.password_hash.is_some(),
-                            google_linked: user.google_linked,
-                        };
-                        request
-                            .extensions_mut()
-                            .insert(Principal::User(user.clone()));
-                        request.extensions_mut().insert(user);
-                    }
-                    // Deleted, or signed out everywhere since the token was issued.
-                    Ok(_) => action = CookieAction::Remove,
-                    // Keep the cookie: the session may work again when the database does.
-                    Err(error) => tracing::warn!(%error, "session check: database unavailable"),
-                },
-            },
+        match check_session(&state, &token).await {
+            Checked::Valid(user, renewed) => {
+                if let Some(token) = renewed {
+                    action = CookieAction::Renew(token);
+                }
+                request
+                    .extensions_mut()
+                    .insert(Principal::User(user.clone()));
+                request.extensions_mut().insert(user);
+            }
+            Checked::Invalid => action = CookieAction::Remove,
+            // Keep the cookie: the session may work again when the database does.
+            Checked::Unavailable => {}
         }
     }
 

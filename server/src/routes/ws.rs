@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use app::{
     protocol::{close, ClientMsg, ErrorCode, ServerMsg, MAX_FRAME_BYTES},
     server::{
-        auth::{Authenticated, Principal},
+        auth::{Authenticated, Principal, SessionUser},
         hub::Outbound,
         realtime::Session,
         state::AppState,
@@ -56,8 +56,10 @@ enum End {
 #[tracing::instrument(name = "socket", skip_all, fields(who = ?principal.id()))]
 async fn run(socket: WebSocket, principal: Principal, state: AppState) {
     let who = principal.id();
-    let token_version = principal.user().map_or(0, |u| u.token_version);
-    let registration = state.hub.register(who, token_version);
+    let (token_version, session_id) = principal
+        .user()
+        .map_or((0, ""), |u| (u.token_version, u.session_id.as_str()));
+    let registration = state.hub.register(who, token_version, session_id);
     let conn_id = registration.socket.conn;
     let session = Session {
         principal,
@@ -77,8 +79,22 @@ async fn run(socket: WebSocket, principal: Principal, state: AppState) {
 
     let (sink, stream) = socket.split();
     let mut writer = tokio::spawn(write(sink, registration.queue, state.heartbeat));
+    // A user's socket lives no longer than its session.
+    let expiry = session_expiry(session.principal.user());
+    // A session ended (sign out, sign out everywhere) between the upgrade and the moment this
+    // socket could be reached was not closed by it: check once more now.
+    let revoked = match session.principal.user() {
+        Some(user) => !still_valid(&state, user).await,
+        None => false,
+    };
     let end = tokio::select! {
-        end = read(stream, &session, &state) => end,
+        end = async {
+            if revoked {
+                return End::Close(close::SESSION_ENDED, "session ended");
+            }
+            read(stream, &session, &state).await
+        } => end,
+        () = expiry => End::Close(close::SESSION_ENDED, "session expired"),
         _ = &mut writer => End::Gone,
         () = registration.close.notified() => if state.hub.shutting_down() {
             End::Close(close::GOING_AWAY, "server stopping")
@@ -104,6 +120,29 @@ async fn run(socket: WebSocket, principal: Principal, state: AppState) {
         Box::pin(session.announce_offline()).await;
     }
     tracing::debug!(conn_id, "socket closed");
+}
+
+/// Sleeps until the user's session token expires (forever for guests).
+fn session_expiry(user: Option<&SessionUser>) -> impl std::future::Future<Output = ()> {
+    let left = user.map(|u| {
+        let now = app::server::auth::session::now_secs();
+        Duration::from_secs(u.expires_at.saturating_sub(now))
+    });
+    async move {
+        match left {
+            Some(left) => tokio::time::sleep(left).await,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// Whether the user's session still stands: same token version, not signed out.
+async fn still_valid(state: &AppState, user: &SessionUser) -> bool {
+    let current = matches!(
+        state.db.session_user(user.id).await,
+        Ok(Some(row)) if row.token_version == user.token_version
+    );
+    current && matches!(state.db.session_revoked(&user.session_id).await, Ok(false))
 }
 
 /// Writes queued frames and a ping every heartbeat, each with a deadline.

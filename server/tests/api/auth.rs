@@ -661,3 +661,78 @@ async fn the_session_secret_persists_in_the_data_directory_across_restarts() {
     // server, which still accepts it.
     assert_eq!(app.me(&browser).await["display_name"], "Ann");
 }
+
+#[tokio::test]
+async fn signing_out_ends_that_session_on_the_server_and_closes_its_sockets_only() {
+    use app::protocol::{close, ClientMsg, ServerMsg};
+    let app = TestApp::spawn().await;
+    let ann = app.person("Ann").await;
+    // A second session of Ann's, on another device.
+    let response = app
+        .client
+        .post(app.url("/api/auth/sign_in"))
+        .form(&[("email", "ann@example.com"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    let laptop = crate::people::Person {
+        cookie: crate::people::set_cookie(&response, "parlor_session").unwrap(),
+        ..crate::people::Person {
+            id: ann.id,
+            name: ann.name.clone(),
+            cookie: String::new(),
+        }
+    };
+    let mut phone_tab = app.socket(&ann).await;
+    let mut laptop_tab = app.socket(&laptop).await;
+
+    let response = app.call_as(&ann, "/api/auth/sign_out", &[]).await;
+    assert!(ok(&response), "{}", response.status());
+    // That session's socket closes; the other session's stays.
+    assert_eq!(
+        phone_tab.closed().await.map(|f| u16::from(f.code)),
+        Some(close::SESSION_ENDED)
+    );
+    laptop_tab.send(&ClientMsg::Ping).await;
+    assert_eq!(laptop_tab.next().await, ServerMsg::Pong);
+    // A copy of the signed-out cookie works nowhere.
+    assert_eq!(
+        app.ok_as(&ann, "/api/auth/session", &[]).await["user"],
+        Value::Null
+    );
+    assert!(app.try_socket(Some(&ann.cookie)).await.is_err());
+    assert_eq!(
+        app.call_as(&ann, "/api/friends/list", &[]).await.status(),
+        401
+    );
+    // The other session goes on.
+    assert_eq!(
+        app.ok_as(&laptop, "/api/auth/session", &[]).await["user"]["id"],
+        ann.id
+    );
+}
+
+#[tokio::test]
+async fn a_socket_closes_when_its_session_expires() {
+    use app::{protocol::close, server::auth::session::now_secs};
+    let app = TestApp::spawn().await;
+    let ann = app.person("Ann").await;
+    let ttl = app.state.auth.sessions.ttl().as_secs();
+    // A session with two seconds left.
+    let token = app
+        .state
+        .auth
+        .sessions
+        .issue_at(ann.id, 0, now_secs() + 2 - ttl);
+    let mut tab = app
+        .try_socket(Some(&format!("parlor_session={token}")))
+        .await
+        .unwrap();
+    tab.next().await; // the welcome
+    let started = std::time::Instant::now();
+    assert_eq!(
+        tab.closed().await.map(|f| u16::from(f.code)),
+        Some(close::SESSION_ENDED)
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}

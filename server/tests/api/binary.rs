@@ -133,6 +133,39 @@ fn a_database_path_that_cannot_be_opened_stops_the_server() {
 }
 
 #[test]
+fn a_session_key_others_can_read_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("data/session.key");
+    std::fs::create_dir_all(key.parent().unwrap()).unwrap();
+    std::fs::write(&key, "ab".repeat(32)).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let output = run_parlor(dir.path(), &[("PARLOR_ADDR", "127.0.0.1:0")]);
+    assert_fails_with(
+        &output,
+        1,
+        "cannot use the session key file data/session.key: other users may read it (mode 644)",
+    );
+    assert!(!String::from_utf8_lossy(&output.stderr).contains(&"ab".repeat(32)));
+    // Made private, the same key is used.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_parlor"))
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PARLOR_ADDR", "127.0.0.1:0")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.contains("listening on"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(started);
+}
+
+#[test]
 fn a_port_in_use_stops_the_server() {
     let dir = tempfile::tempdir().unwrap();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -170,6 +203,20 @@ fn the_server_starts_creates_its_data_directory_and_stops_cleanly_on_sigterm() {
         }
     };
     assert!(dir.path().join("nested/data/parlor.db").exists());
+    // Everything in the data directory is the service user's alone.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &str| {
+            std::fs::metadata(dir.path().join(p))
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode("nested/data"), 0o700);
+        assert_eq!(mode("nested/data/parlor.db"), 0o600);
+        assert_eq!(mode("nested/data/session.key"), 0o600);
+    }
 
     let mut stream = std::net::TcpStream::connect(&addr).unwrap();
     use std::io::{Read, Write};

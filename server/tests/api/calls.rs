@@ -114,13 +114,7 @@ async fn every_tab_rings_one_answers_and_only_the_two_sockets_talk() {
         (ann.id, conversation)
     );
     // The record is part of the history.
-    let history = app
-        .ok_as(
-            &bob,
-            "/api/messages/history",
-            &[("conversation_id", &conversation.to_string())],
-        )
-        .await;
+    let history = app.history(&bob, conversation).await;
     assert_eq!(history["messages"][0]["call"]["outcome"], "completed");
 
     // Both are free again.
@@ -372,13 +366,7 @@ async fn call_ids_are_unguessable_and_records_survive_a_restart() {
     assert_ne!(ids[0], ids[1]);
     // Not a counter: the ids share no obvious order or small values.
     assert!(ids.iter().all(|id| id.0 > u64::MAX as u128), "{ids:?}");
-    let history = app
-        .ok_as(
-            &ann,
-            "/api/messages/history",
-            &[("conversation_id", &conversation.to_string())],
-        )
-        .await;
+    let history = app.history(&ann, conversation).await;
     assert_eq!(history["messages"].as_array().unwrap().len(), 2);
 }
 

@@ -264,12 +264,6 @@ async fn guests_on_the_socket_may_not_message_or_touch_friends_calls() {
         .await;
     }
     // Nothing was stored in the friends' conversation.
-    let history = app
-        .ok_as(
-            &ann,
-            "/api/messages/history",
-            &[("conversation_id", &conversation.to_string())],
-        )
-        .await;
+    let history = app.history(&ann, conversation).await;
     assert_eq!(history["messages"], serde_json::json!([]));
 }

@@ -4,9 +4,11 @@
 use std::time::Duration;
 
 use app::protocol::{close, ClientMsg, ErrorCode, ServerMsg, MAX_FRAME_BYTES, MAX_MESSAGE_CHARS};
+use futures::StreamExt;
 use serde_json::Value;
+use tokio_tungstenite::tungstenite;
 
-use crate::{helpers::TestApp, people::Person};
+use crate::helpers::TestApp;
 
 fn send(conversation_id: i64, client_id: &str, body: &str) -> ClientMsg {
     ClientMsg::Send {
@@ -14,15 +16,6 @@ fn send(conversation_id: i64, client_id: &str, body: &str) -> ClientMsg {
         client_id: client_id.into(),
         body: body.into(),
     }
-}
-
-async fn history(app: &TestApp, who: &Person, conversation: i64) -> Value {
-    app.ok_as(
-        who,
-        "/api/messages/history",
-        &[("conversation_id", &conversation.to_string())],
-    )
-    .await
 }
 
 #[tokio::test]
@@ -42,7 +35,7 @@ async fn a_message_is_stored_then_delivered_to_every_tab_of_both() {
         assert_eq!(got.sender_id, ann.id);
         assert_eq!(got.conversation_id, conversation);
     }
-    let page = history(&app, &bob, conversation).await;
+    let page = app.history(&bob, conversation).await;
     assert_eq!(page["messages"].as_array().unwrap().len(), 1);
     assert_eq!(page["messages"][0]["body"], "<b>Hi</b> Bob");
 
@@ -80,7 +73,7 @@ async fn a_resend_with_the_same_client_id_is_not_a_second_message() {
         })
         .await;
     assert_eq!(
-        history(&app, &bob, conversation).await["messages"]
+        app.history(&bob, conversation).await["messages"]
             .as_array()
             .unwrap()
             .len(),
@@ -142,7 +135,7 @@ async fn history_pages_backwards_by_cursor() {
             .await;
         tab.message().await;
     }
-    let newest = history(&app, &ann, conversation).await;
+    let newest = app.history(&ann, conversation).await;
     let messages = newest["messages"].as_array().unwrap();
     assert_eq!(messages.len(), 30);
     assert_eq!(messages[0]["body"], "n5");
@@ -303,7 +296,7 @@ async fn only_members_read_or_post_and_strangers_cannot_message() {
     // Eve saw none of it live either.
     eve_tab.silent_for(Duration::from_millis(200)).await;
     assert_eq!(
-        history(&app, &ann, conversation).await["messages"]
+        app.history(&ann, conversation).await["messages"]
             .as_array()
             .unwrap()
             .len(),
@@ -341,14 +334,14 @@ async fn after_unfriending_or_blocking_history_stays_but_sending_is_refused() {
     assert!(text.contains("no longer friends"), "{text}");
     assert_eq!(client_id.as_deref(), Some("2"));
     assert_eq!(
-        history(&app, &ann, conversation).await["messages"]
+        app.history(&ann, conversation).await["messages"]
             .as_array()
             .unwrap()
             .len(),
         1
     );
     assert_eq!(
-        history(&app, &bob, conversation).await["messages"]
+        app.history(&bob, conversation).await["messages"]
             .as_array()
             .unwrap()
             .len(),
@@ -383,12 +376,91 @@ async fn after_unfriending_or_blocking_history_stays_but_sending_is_refused() {
     assert_eq!(code, ErrorCode::NotAllowed);
     assert!(text.contains("You blocked"), "{text}");
     assert_eq!(
-        history(&app, &bob, conversation).await["messages"]
+        app.history(&bob, conversation).await["messages"]
             .as_array()
             .unwrap()
             .len(),
         1
     );
+}
+
+#[tokio::test]
+async fn after_a_block_nothing_of_the_blocker_reaches_the_blocked_person() {
+    let app = TestApp::spawn().await;
+    let (ann, bob, conversation) = app.pair().await;
+    let mut ann_tab = app.socket(&ann).await;
+    let mut bob_tab = app.socket(&bob).await;
+    ann_tab.send(&send(conversation, "1", "hi Bob")).await;
+    let sent = ann_tab.message().await;
+    bob_tab.message().await;
+    let detail = |who| {
+        let app = &app;
+        async move {
+            app.ok_as(
+                who,
+                "/api/messages/conversation",
+                &[("id", &conversation.to_string())],
+            )
+            .await
+        }
+    };
+    // Before: Ann sees Bob online and how far he read.
+    bob_tab
+        .send(&ClientMsg::Receipt {
+            conversation_id: conversation,
+            delivered_up_to: sent.id,
+            read_up_to: sent.id,
+        })
+        .await;
+    ann_tab
+        .next_where(|m| matches!(m, ServerMsg::Receipt { .. }).then_some(()))
+        .await;
+    let before = detail(&ann).await;
+    assert_eq!(before["peer_online"], true);
+    assert_eq!(before["peer_read_up_to"], sent.id);
+
+    app.ok_as(
+        &bob,
+        "/api/friends/block",
+        &[("user_id", &ann.id.to_string())],
+    )
+    .await;
+    // After: no presence and no read position either way, though both are online and the
+    // receipts are stored.
+    for (who, other) in [(&ann, &bob), (&bob, &ann)] {
+        let after = detail(who).await;
+        assert_eq!(
+            after["peer_online"], false,
+            "{} sees {}",
+            who.name, other.name
+        );
+        assert_eq!(after["peer_read_up_to"], 0);
+        assert_eq!(after["peer_delivered_up_to"], 0);
+    }
+    // Bob reading the history tells his own tabs, never Ann.
+    bob_tab
+        .send(&ClientMsg::Receipt {
+            conversation_id: conversation,
+            delivered_up_to: sent.id,
+            read_up_to: sent.id,
+        })
+        .await;
+    ann_tab
+        .none_for(Duration::from_millis(300), |m| {
+            matches!(
+                m,
+                ServerMsg::Receipt { .. } | ServerMsg::Presence { .. } | ServerMsg::Typing { .. }
+            )
+        })
+        .await;
+    // Going offline and back is not announced to Ann either.
+    drop(bob_tab);
+    let _bob_again = app.socket(&bob).await;
+    ann_tab
+        .none_for(Duration::from_millis(300), |m| {
+            matches!(m, ServerMsg::Presence { .. })
+        })
+        .await;
 }
 
 #[tokio::test]
@@ -410,7 +482,7 @@ async fn bad_messages_get_a_clear_error_and_nothing_is_stored() {
     assert!(text.contains("at most 4000"), "{text}");
     tab.send(&send(conversation, "", "no id")).await;
     assert_eq!(tab.error().await.0, ErrorCode::Invalid);
-    assert!(history(&app, &ann, conversation).await["messages"]
+    assert!(app.history(&ann, conversation).await["messages"]
         .as_array()
         .unwrap()
         .is_empty());
@@ -552,4 +624,66 @@ async fn a_send_dropped_for_flooding_is_named_so_the_browser_can_resend_it() {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     tab.send(&send(conversation, "late", "hello")).await;
     assert_eq!(tab.message().await.client_id, "late");
+}
+
+#[tokio::test]
+async fn catching_up_on_many_large_messages_comes_in_frames_the_socket_can_carry() {
+    let app = TestApp::spawn().await;
+    let (ann, bob, conversation) = app.pair().await;
+    // 200 maximal messages whose every character is escaped on the wire (6 bytes each):
+    // about 4.8 MB in all, far more than a socket's 256 KiB write buffer.
+    let body = "\u{1}".repeat(MAX_MESSAGE_CHARS);
+    for i in 0..200 {
+        app.state
+            .db
+            .store_message(conversation, ann.id, &format!("big{i}"), &body)
+            .await
+            .unwrap();
+    }
+    let mut bob_tab = app.socket(&bob).await;
+    let mut received = 0;
+    let mut after = 0;
+    loop {
+        bob_tab.send(&ClientMsg::Resume { after }).await;
+        let frame = loop {
+            match tokio::time::timeout(Duration::from_secs(5), bob_tab.ws.next())
+                .await
+                .expect("a backlog within 5 s")
+                .expect("the socket stays open")
+                .expect("a readable frame")
+            {
+                tungstenite::Message::Text(text) => break text,
+                _ => continue,
+            }
+        };
+        assert!(
+            frame.len() <= 128 * 1024,
+            "a frame of {} bytes",
+            frame.len()
+        );
+        let (messages, more) = match serde_json::from_str(&frame).unwrap() {
+            ServerMsg::Backlog { messages, more } => (messages, more),
+            // Asking page after page may hit the socket's rate limit: ask again later, as the
+            // browser does.
+            ServerMsg::Error {
+                code: ErrorCode::RateLimited,
+                ..
+            } => {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+            other => panic!("expected a backlog: {other:?}"),
+        };
+        assert!(!messages.is_empty());
+        assert!(messages.iter().all(|m| m.body == body));
+        received += messages.len();
+        after = messages.last().unwrap().id;
+        if !more {
+            break;
+        }
+    }
+    assert_eq!(received, 200);
+    // The connection is still good.
+    bob_tab.send(&ClientMsg::Ping).await;
+    assert_eq!(bob_tab.next().await, ServerMsg::Pong);
 }

@@ -81,6 +81,16 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// The newest page of a conversation's history, as `who` reads it.
+    pub async fn history(&self, who: &Person, conversation: i64) -> Value {
+        self.ok_as(
+            who,
+            "/api/messages/history",
+            &[("conversation_id", &conversation.to_string())],
+        )
+        .await
+    }
+
     /// Calls a server function as `who`, expecting success; returns its JSON answer.
     pub async fn ok_as(&self, who: &Person, path: &str, form: &[(&str, &str)]) -> Value {
         let response = self.call_as(who, path, form).await;

@@ -135,12 +135,12 @@ pub fn set_cookie(value: &str) {
 /// The current request's session as the page sees it, read synchronously (no database trip:
 /// the session layer already loaded the user). Used to render the signed-in state on the
 /// server and hand it to the browser with the page.
-pub fn session_info() -> crate::api::auth::SessionInfo {
+pub fn session_info() -> crate::accounts::api::SessionInfo {
     // No state while the route list is generated at start-up: nobody is signed in then.
     let google_sign_in =
         use_context::<crate::server::state::AppState>().is_some_and(|s| s.auth.google.is_some());
-    crate::api::auth::SessionInfo {
-        user: request_user().map(|u| crate::api::auth::Me {
+    crate::accounts::api::SessionInfo {
+        user: request_user().map(|u| crate::accounts::api::Me {
             id: u.id,
             email: u.email,
             display_name: u.display_name,
@@ -159,6 +159,8 @@ mod tests {
     fn user() -> SessionUser {
         SessionUser {
             id: 7,
+            session_id: "00".repeat(16),
+            expires_at: 0,
             email: "ann@example.com".into(),
             display_name: "Ann".into(),
             token_version: 0,

@@ -1,6 +1,7 @@
-//! Sessions: a signed JWT (HS256) in an HttpOnly, SameSite=Lax cookie. A token names the user
-//! and the user's token version; bumping the version in the database ends every session at
-//! once. Tokens past half their lifetime are renewed on the next request (sliding expiry).
+//! Sessions: a signed JWT (HS256) in an HttpOnly, SameSite=Lax cookie. A token names the user,
+//! the user's token version and the session's own random id; bumping the version in the
+//! database ends every session at once, revoking the id (sign out) ends that one. Tokens past
+//! half their lifetime are renewed on the next request (sliding expiry), keeping their id.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -16,6 +17,8 @@ pub struct Claims {
     pub sub: String,
     /// The user's token version when the token was issued.
     pub ver: i64,
+    /// The session's id (32 hex digits), the same through renewals.
+    pub sid: String,
     pub iat: u64,
     pub exp: u64,
 }
@@ -65,9 +68,25 @@ impl Sessions {
 
     /// A token for the user, issued at `iat` (seconds since the epoch).
     pub fn issue_at(&self, user_id: i64, token_version: i64, iat: u64) -> String {
+        self.issue_with(user_id, token_version, new_session_id(), iat)
+    }
+
+    /// A renewed token for the same session (same id), valid for a full lifetime from now.
+    pub fn renew(&self, claims: &Claims, token_version: i64) -> Option<String> {
+        let user_id = claims.user_id()?;
+        Some(self.issue_with(user_id, token_version, claims.sid.clone(), now_secs()))
+    }
+
+    /// How long a session lasts without use.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    fn issue_with(&self, user_id: i64, token_version: i64, sid: String, iat: u64) -> String {
         let claims = Claims {
             sub: user_id.to_string(),
             ver: token_version,
+            sid,
             iat,
             exp: iat + self.ttl.as_secs(),
         };
@@ -133,6 +152,14 @@ impl Sessions {
     }
 }
 
+/// A fresh session id: 128 random bits, hex-encoded.
+fn new_session_id() -> String {
+    use argon2::password_hash::rand_core::{OsRng, RngCore};
+    let mut bytes = [0u8; 16];
+    OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// 32 random bytes from the OS, hex-encoded: a fresh development session secret.
 pub fn random_secret_hex() -> String {
     use argon2::password_hash::rand_core::{OsRng, RngCore};
@@ -154,6 +181,10 @@ pub fn read_cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionUser {
     pub id: i64,
+    /// This session's id (see [`Claims::sid`]).
+    pub session_id: String,
+    /// When the token this request carried expires (seconds since the epoch).
+    pub expires_at: u64,
     pub email: String,
     pub display_name: String,
     pub token_version: i64,
@@ -176,6 +207,11 @@ mod tests {
         assert_eq!(claims.user_id(), Some(42));
         assert_eq!(claims.ver, 3);
         assert!(!s.needs_renewal(&claims));
+        assert_eq!(claims.sid.len(), 32);
+        assert_ne!(s.verify(&s.issue(42, 3)).unwrap().sid, claims.sid);
+        // Renewing keeps the session's id.
+        let renewed = s.verify(&s.renew(&claims, 3).unwrap()).unwrap();
+        assert_eq!(renewed.sid, claims.sid);
     }
 
     #[test]

@@ -5,9 +5,19 @@ use sqlx::FromRow;
 
 use super::{social::ordered, Db, DbError};
 use crate::{
-    api::messages::{ConversationDetail, ConversationSummary},
+    messages::api::{ConversationDetail, ConversationSummary},
     wire::{CallId, CallOutcome, CallRecord, MessageView, UserCard},
 };
+
+/// What a member may do in a conversation (see [`Db::posting_rights`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostingRights {
+    pub peer: i64,
+    /// Why the member may not post any more, in words for them; `None` when they may.
+    pub refusal: Option<String>,
+    /// Whether either member blocked the other: then nothing of one reaches the other.
+    pub blocked: bool,
+}
 
 #[derive(FromRow)]
 struct MessageRow {
@@ -75,14 +85,14 @@ impl Db {
         .await
     }
 
-    /// For a conversation `me` belongs to: the other member, and why `me` may not post any
-    /// more (in words for `me`; `None` when they may). `None` when the conversation does not
-    /// exist or is not theirs. One query: it runs for every message sent.
+    /// For a conversation `me` belongs to: the other member, why `me` may not post any more,
+    /// and whether either blocked the other. `None` when the conversation does not exist or is
+    /// not theirs. One query: it runs for every message sent.
     pub async fn posting_rights(
         &self,
         conversation: i64,
         me: i64,
-    ) -> Result<Option<(i64, Option<String>)>, DbError> {
+    ) -> Result<Option<PostingRights>, DbError> {
         let row: Option<(i64, bool, bool, bool)> = sqlx::query_as(
             "SELECT peer, \
                EXISTS (SELECT 1 FROM blocks WHERE blocker = ?2 AND blocked = peer), \
@@ -97,7 +107,7 @@ impl Db {
         .fetch_optional(&self.pool)
         .await?;
         Ok(row.map(|(peer, i_blocked, they_blocked, friends)| {
-            let reason = if i_blocked {
+            let refusal = if i_blocked {
                 Some("You blocked this person. Unblock them on the Friends page to talk again.")
             } else if they_blocked {
                 Some("You can no longer send messages to this person.")
@@ -106,7 +116,11 @@ impl Db {
             } else {
                 None
             };
-            (peer, reason.map(str::to_string))
+            PostingRights {
+                peer,
+                refusal: refusal.map(str::to_string),
+                blocked: i_blocked || they_blocked,
+            }
         }))
     }
 
@@ -115,15 +129,21 @@ impl Db {
         conversation: i64,
         me: i64,
     ) -> Result<Option<ConversationDetail>, DbError> {
-        let Some((peer, read_only_reason)) = self.posting_rights(conversation, me).await? else {
+        let Some(rights) = self.posting_rights(conversation, me).await? else {
             return Ok(None);
         };
+        let peer = rights.peer;
         let (display_name,): (String,) =
             sqlx::query_as("SELECT display_name FROM users WHERE id = ?")
                 .bind(peer)
                 .fetch_one(&self.pool)
                 .await?;
-        let (peer_delivered_up_to, peer_read_up_to) = self.receipts(conversation, peer).await?;
+        // After a block neither sees how far the other has read.
+        let (peer_delivered_up_to, peer_read_up_to) = if rights.blocked {
+            (0, 0)
+        } else {
+            self.receipts(conversation, peer).await?
+        };
         let (_, read_up_to) = self.receipts(conversation, me).await?;
         Ok(Some(ConversationDetail {
             id: conversation,
@@ -132,7 +152,7 @@ impl Db {
                 display_name,
             },
             peer_online: false,
-            read_only_reason,
+            read_only_reason: rights.refusal,
             peer_delivered_up_to,
             peer_read_up_to,
             read_up_to,

@@ -6,8 +6,8 @@ use sqlx::{Sqlite, Transaction};
 
 use super::{users::name_key, Db, DbError};
 use crate::{
-    api::friends::{Friend, FriendRequest, FriendsOverview, Relation, RequestOutcome},
     error::AppError,
+    friends::api::{Friend, FriendRequest, FriendsOverview, Relation, RequestOutcome},
     wire::UserCard,
 };
 

@@ -121,6 +121,32 @@ impl Db {
         Ok(row)
     }
 
+    /// Ends a session on the server until `expires_at` (when its token would expire anyway).
+    /// Rows of sessions past their expiry go at the same time.
+    pub async fn revoke_session(&self, session_id: &str, expires_at: u64) -> Result<(), DbError> {
+        let now = crate::server::auth::session::now_secs() as i64;
+        sqlx::query("DELETE FROM revoked_sessions WHERE expires_at < ?")
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query(
+            "INSERT OR REPLACE INTO revoked_sessions (session_id, expires_at) VALUES (?, ?)",
+        )
+        .bind(session_id)
+        .bind(expires_at as i64)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Whether a session was ended on the server.
+    pub async fn session_revoked(&self, session_id: &str) -> Result<bool, DbError> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM revoked_sessions WHERE session_id = ?)")
+            .bind(session_id)
+            .fetch_one(&self.pool)
+            .await
+    }
+
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>, DbError> {
         sqlx::query_as(&format!(
             "SELECT {USER_COLUMNS} FROM users WHERE email_key = ?"

@@ -130,7 +130,7 @@ mod imp {
                 format!("Type at least {MIN_QUERY_CHARS} characters to search."),
             ));
         }
-        if query.chars().count() > crate::api::validate::MAX_EMAIL {
+        if query.chars().count() > crate::accounts::validate::MAX_EMAIL {
             return Err(AppError::invalid("query", "That search is too long."));
         }
         let offset = i64::from(page.min(10_000)) * i64::from(SEARCH_PAGE);

@@ -4,8 +4,8 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use crate::api::status::{get_status, ServerStatus};
 use crate::components::error_panel::ErrorPanel;
+use crate::status::api::{get_status, ServerStatus};
 
 #[component]
 pub fn StatusPage() -> impl IntoView {

@@ -7,13 +7,14 @@ use leptos_meta::Title;
 use leptos_router::components::{Redirect, A};
 
 use crate::{
-    api::friends::{
+    accounts::session::use_auth,
+    components::time,
+    error::AppError,
+    friends::api::{
         answer_friend_request, block_user, cancel_friend_request, load_friends, search_users,
         send_friend_request, unblock_user, unfriend, Friend, FriendRequest, FriendsOverview,
         Relation, RequestOutcome, SearchResult, MIN_QUERY_CHARS,
     },
-    components::{auth::use_auth, time},
-    error::AppError,
     protocol::ServerMsg,
     realtime::use_realtime,
 };

@@ -10,7 +10,7 @@
 use leptos::prelude::*;
 use leptos::server_fn::ServerFn;
 
-use crate::api::auth::{current_session, SessionInfo, SignOut};
+use crate::accounts::api::{current_session, SessionInfo, SignOut};
 
 #[derive(Clone, Copy)]
 pub struct AuthContext {

@@ -4,15 +4,13 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
 
-use crate::api::{
-    auth::SignUp,
+use super::{
+    api::SignUp,
+    session::use_auth,
+    sign_in::GoogleButton,
     validate::{MAX_DISPLAY_NAME, MAX_EMAIL, MAX_PASSWORD},
 };
-use crate::components::{
-    auth::use_auth,
-    form::{last_error, Field, FormError},
-};
-use crate::pages::sign_in::GoogleButton;
+use crate::components::form::{last_error, Field, FormError};
 
 #[component]
 pub fn SignUpPage() -> impl IntoView {

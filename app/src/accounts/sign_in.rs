@@ -4,11 +4,8 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::A;
 
-use crate::api::auth::SignIn;
-use crate::components::{
-    auth::use_auth,
-    form::{last_error, Field, FormError},
-};
+use super::{api::SignIn, session::use_auth};
+use crate::components::form::{last_error, Field, FormError};
 
 #[component]
 pub fn SignInPage() -> impl IntoView {

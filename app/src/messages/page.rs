@@ -11,10 +11,11 @@ use leptos_router::{
 };
 
 use crate::{
-    api::messages::{
+    accounts::session::use_auth,
+    components::time,
+    messages::api::{
         conversation, conversations, history, ConversationDetail, ConversationSummary,
     },
-    components::{auth::use_auth, time},
     protocol::{check_body, ClientMsg, ServerMsg, MAX_MESSAGE_CHARS},
     realtime::{use_realtime, ConnStatus},
     wire::{CallOutcome, MessageView},

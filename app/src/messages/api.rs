@@ -108,7 +108,9 @@ mod imp {
             .await
             .map_err(unavailable("reading a conversation"))?
             .ok_or_else(not_found)?;
-        detail.peer_online = state.presence.is_online(detail.peer.id);
+        // Presence is for people who may talk: not across a block (nor to ex-friends).
+        detail.peer_online =
+            detail.read_only_reason.is_none() && state.presence.is_online(detail.peer.id);
         Ok(detail)
     }
 

@@ -93,7 +93,7 @@ mod imp {
         display_name: String,
         password: String,
     ) -> Result<(), AppError> {
-        use crate::api::validate;
+        use crate::accounts::validate;
         use crate::server::{
             auth::{self, password as pw},
             db::users::CreateUserError,
@@ -136,7 +136,7 @@ mod imp {
     }
 
     pub async fn sign_in(email: String, password: String) -> Result<(), AppError> {
-        use crate::api::validate::{MAX_EMAIL, MAX_PASSWORD};
+        use crate::accounts::validate::{MAX_EMAIL, MAX_PASSWORD};
         use crate::server::{
             auth::{self, password as pw, rate_limit::retry_secs},
             db::users::email_key,
@@ -195,8 +195,22 @@ mod imp {
     }
 
     pub async fn sign_out() -> Result<(), AppError> {
-        use crate::server::{auth, state::app_state};
+        use crate::server::{auth, state::app_state, unavailable};
         let state = app_state()?;
+        // The session ends on the server too: a copy of the cookie stops working, and this
+        // session's sockets close.
+        if let Some(user) = auth::request_user() {
+            state
+                .db
+                // Until any renewal of it could have expired.
+                .revoke_session(
+                    &user.session_id,
+                    auth::session::now_secs() + state.auth.sessions.ttl().as_secs(),
+                )
+                .await
+                .map_err(unavailable("ending a session"))?;
+            state.delivery.end_session(user.id, &user.session_id);
+        }
         auth::end_session(&state);
         leptos_axum::redirect("/");
         Ok(())
@@ -222,7 +236,7 @@ mod imp {
         use crate::server::{auth, state::app_state, unavailable};
         let state = app_state()?;
         let user = auth::require_user()?;
-        let display_name = crate::api::validate::display_name(&display_name)
+        let display_name = crate::accounts::validate::display_name(&display_name)
             .map_err(|e| AppError::Invalid(vec![e]))?;
         state
             .db
@@ -242,7 +256,7 @@ mod imp {
         };
         let state = app_state()?;
         let user = auth::require_user()?;
-        crate::api::validate::new_password(&new_password, "new_password")
+        crate::accounts::validate::new_password(&new_password, "new_password")
             .map_err(|e| AppError::Invalid(vec![e]))?;
         if user.has_password {
             let account = format!("account-id:{}", user.id);

@@ -4,14 +4,12 @@ use leptos::prelude::*;
 use leptos_meta::Title;
 use leptos_router::components::Redirect;
 
-use crate::api::{
-    auth::{ChangeDisplayName, ChangePassword, DeleteAccount, Me, SignOutEverywhere},
+use super::{
+    api::{ChangeDisplayName, ChangePassword, DeleteAccount, Me, SignOutEverywhere},
+    session::use_auth,
     validate::{MAX_DISPLAY_NAME, MAX_PASSWORD},
 };
-use crate::components::{
-    auth::use_auth,
-    form::{last_error, succeeded, Field, FormError},
-};
+use crate::components::form::{last_error, succeeded, Field, FormError};
 
 /// The page's actions, made once per page so their results outlive a re-render of the forms
 /// (which happens every time the session is read again).

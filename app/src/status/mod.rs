@@ -1,0 +1,4 @@
+//! The operator's status page: version, database and applied migrations.
+
+pub mod api;
+pub mod page;
