@@ -124,8 +124,9 @@ impl CallUi {
         !matches!(self.phase.get_untracked(), Phase::Idle | Phase::Ended(_))
     }
 
-    fn send(self, message: &ClientMsg) {
-        self.realtime.send(message);
+    /// Sends on the socket now; returns whether it went out.
+    fn send(self, message: &ClientMsg) -> bool {
+        self.realtime.send(message)
     }
 
     /// The other side's name.
@@ -155,11 +156,15 @@ impl CallUi {
         self.request.set(Some(request_id));
         let to = peer.id;
         self.begin(Phase::Calling, None, CallPeer::Friend { user: peer }, video);
-        self.send(&ClientMsg::CallStart {
+        let sent = self.send(&ClientMsg::CallStart {
             request_id,
             to,
             video,
         });
+        if !sent {
+            // Nothing would ever answer it.
+            self.end("Not connected right now: try again in a moment".into());
+        }
     }
 
     pub fn accept(self) {
