@@ -60,6 +60,11 @@ pub fn CallOverlay() -> impl IntoView {
                 role=move || if ui.phase.get() == Phase::Incoming { "alertdialog" } else { "dialog" }
                 aria-label="Call"
                 data-testid="call"
+                on:keydown=move |ev| {
+                    if ev.key() == "Escape" && ui.panel.get_untracked().is_some() {
+                        ui.panel.set(None);
+                    }
+                }
             >
                 <div
                     class="call-stage"
@@ -71,6 +76,7 @@ pub fn CallOverlay() -> impl IntoView {
                     <div class="screen" class:hidden=move || !engine.peer_sharing.get()>
                         <video id="screen-video" class="screen-video" data-testid="screen-video" autoplay=true playsinline=true muted=true></video>
                     </div>
+                    <p class="voice-peer" aria-hidden="true">{peer_name}</p>
                     <video id="remote-video" class="remote-video" data-testid="remote-video" autoplay=true playsinline=true></video>
                     <video id="local-video" class="local-video" data-testid="local-video" autoplay=true playsinline=true muted=true></video>
                 </div>
@@ -129,25 +135,28 @@ fn control(
     }
 }
 
-/// A button that switches something on and off: its icon and label follow the state
-/// (`(off, on)` pairs), and `aria-pressed` says which it is.
+/// A button that switches something on and off, there while `shown`: its icon and label
+/// follow the state (`(off, on)` pairs), and `aria-pressed` says which it is.
 fn toggle(
+    shown: impl Fn() -> bool + Send + Sync + 'static,
     on: impl Fn() -> bool + Copy + Send + Sync + 'static,
     icons: (&'static str, &'static str),
     labels: (&'static str, &'static str),
-    on_click: impl Fn() + Send + Sync + 'static,
+    on_click: impl Fn() + Copy + Send + Sync + 'static,
 ) -> impl IntoView {
     view! {
-        <button
-            type="button"
-            class="control"
-            class:on=on
-            aria-pressed=move || on().to_string()
-            on:click=move |_| on_click()
-        >
-            {move || icon(if on() { icons.1 } else { icons.0 })}
-            <span class="control-label">{move || if on() { labels.1 } else { labels.0 }}</span>
-        </button>
+        <Show when=shown>
+            <button
+                type="button"
+                class="control"
+                class:on=on
+                aria-pressed=move || on().to_string()
+                on:click=move |_| on_click()
+            >
+                {move || icon(if on() { icons.1 } else { icons.0 })}
+                <span class="control-label">{move || if on() { labels.1 } else { labels.0 }}</span>
+            </button>
+        </Show>
     }
 }
 
@@ -197,7 +206,7 @@ fn ControlBar(ui: CallUi) -> impl IntoView {
     let answered = move || ui.phase.get() == Phase::InCall;
     let connected = move || answered() && engine.link.get() == Link::Connected;
     view! {
-        <div class="call-bar" role="toolbar" aria-label="Call controls">
+        <div class="call-bar" role="group" aria-label="Call controls">
             {move || match ui.phase.get() {
                 Phase::Incoming => view! {
                     {control(|| "phone", || "Accept".into(), "accept", move || ui.accept())}
@@ -206,29 +215,11 @@ fn ControlBar(ui: CallUi) -> impl IntoView {
                 }
                     .into_any(),
                 _ => view! {
-                    {toggle(move || engine.muted.get(), ("mic", "mic-off"), ("Mute", "Unmute"), move || engine.toggle_mute())}
-                    {toggle(
-                        move || engine.camera_off.get(),
-                        ("camera", "camera-off"),
-                        ("Camera off", "Camera on"),
-                        move || engine.toggle_camera(),
-                    )}
-                    <Show when=move || connected() || engine.sharing.get()>
-                        {toggle(
-                            move || engine.sharing.get(),
-                            ("screen", "screen"),
-                            ("Share screen", "Stop sharing"),
-                            move || engine.toggle_screen(),
-                        )}
-                    </Show>
-                    <Show when=move || connected() || engine.recording_since.get().is_some()>
-                        {toggle(
-                            move || engine.recording_since.get().is_some(),
-                            ("record", "stop"),
-                            ("Record", "Stop recording"),
-                            move || engine.toggle_recording(),
-                        )}
-                    </Show>
+                    {toggle(|| true, move || engine.muted.get(), ("mic", "mic-off"), ("Mute", "Unmute"), move || engine.toggle_mute())}
+                    {toggle(move || ui.video.get(), move || engine.camera_off.get(), ("camera", "camera-off"), ("Camera off", "Camera on"), move || engine.toggle_camera())}
+                    // Sharing and recording start once connected, and can be stopped whatever happens.
+                    {toggle(move || connected() || engine.sharing.get(), move || engine.sharing.get(), ("screen", "screen"), ("Share screen", "Stop sharing"), move || engine.toggle_screen())}
+                    {toggle(move || connected() || engine.recording_since.get().is_some(), move || engine.recording_since.get().is_some(), ("record", "stop"), ("Record", "Stop recording"), move || engine.toggle_recording())}
                     <Show when=answered>
                         {panel_toggle(ui, Panel::Chat, "chat", "Chat")}
                         {panel_toggle(ui, Panel::Quality, "quality", "Quality")}
