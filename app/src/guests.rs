@@ -32,7 +32,7 @@ mod imp {
     use crate::{
         error::AppError,
         server::{
-            auth::{client_ip, rate_limit::retry_secs, request_principal, set_cookie, GuestId},
+            auth::{client_key, rate_limit::retry_secs, request_principal, set_cookie, GuestId},
             state::app_state,
         },
     };
@@ -44,11 +44,10 @@ mod imp {
             None => {}
         }
         let state = app_state()?;
-        let ip = client_ip().map(|ip| ip.to_string()).unwrap_or_default();
         state
             .auth
             .guest_limiter
-            .hit(&format!("guest:{ip}"))
+            .hit(&format!("guest:{}", client_key()))
             .map_err(|wait| AppError::RateLimited(retry_secs(wait)))?;
         let id = GuestId::random();
         let guests = &state.auth.guests;

@@ -41,6 +41,9 @@ pub struct Config {
     pub auth_attempts_per_ip: u32,
     /// `PARLOR_AUTH_FAILURES_PER_ACCOUNT`: failed sign-ins per account per 15 min.
     pub auth_failures_per_account: u32,
+    /// `PARLOR_TRUSTED_PROXIES`: reverse proxies (addresses or CIDR blocks) whose
+    /// `Forwarded` / `X-Forwarded-For` headers name the client.
+    pub trusted_proxies: app::server::auth::proxy::TrustedProxies,
     /// `PARLOR_GUEST_DAYS`: how long a guest (someone using strangers or codes without an
     /// account) keeps their identity without using the site.
     pub guest_ttl: Duration,
@@ -249,6 +252,11 @@ impl Config {
             DEFAULT_AUTH_FAILURES_PER_ACCOUNT,
             1..=100_000,
         )?;
+        let trusted_proxies = match get("PARLOR_TRUSTED_PROXIES") {
+            None => Default::default(),
+            Some(list) => app::server::auth::proxy::TrustedProxies::parse(&list)
+                .map_err(|reason| invalid("PARLOR_TRUSTED_PROXIES", &list, reason))?,
+        };
         let guest_days = parse_number(
             "PARLOR_GUEST_DAYS",
             get("PARLOR_GUEST_DAYS"),
@@ -332,6 +340,7 @@ impl Config {
             allowed_origins,
             auth_attempts_per_ip,
             auth_failures_per_account,
+            trusted_proxies,
             guest_ttl: Duration::from_secs(guest_days * 24 * 3600),
             guests_per_ip,
             google,
@@ -364,6 +373,7 @@ impl Config {
             allowed_origins: Vec::new(),
             auth_attempts_per_ip: DEFAULT_AUTH_ATTEMPTS_PER_IP,
             auth_failures_per_account: DEFAULT_AUTH_FAILURES_PER_ACCOUNT,
+            trusted_proxies: Default::default(),
             guest_ttl: Duration::from_secs(DEFAULT_GUEST_DAYS * 24 * 3600),
             guests_per_ip: DEFAULT_GUESTS_PER_IP,
             google: None,
@@ -581,6 +591,8 @@ mod tests {
             ("PARLOR_CALL_RING_SECS", "1"),
             ("PARLOR_CALL_GRACE_SECS", "forever"),
             ("PARLOR_GUEST_DAYS", "0"),
+            ("PARLOR_TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("PARLOR_TRUSTED_PROXIES", "proxy.example.com"),
             ("PARLOR_GUESTS_PER_IP", "lots"),
             ("PARLOR_ICE_SERVERS", "stun:stun.example.org"),
             ("PARLOR_ICE_SERVERS", r#"[{"urls": ["http://x"]}]"#),

@@ -191,6 +191,7 @@ fn build_auth(config: &Config) -> Result<Auth, StartupError> {
     let sessions = Sessions::new(&secret, config.session_ttl, config.https());
     Ok(Auth {
         guests: Guests::new(sessions.clone(), config.guest_ttl),
+        proxies: config.trusted_proxies.clone(),
         guest_limiter: Box::new(RateLimiter::new(
             config.guests_per_ip,
             Duration::from_secs(3600),

@@ -138,7 +138,7 @@ mod imp {
     pub async fn sign_in(email: String, password: String) -> Result<(), AppError> {
         use crate::accounts::validate::{MAX_EMAIL, MAX_PASSWORD};
         use crate::server::{
-            auth::{self, password as pw, rate_limit::retry_secs},
+            auth::{self, password as pw},
             db::users::email_key,
             state::app_state,
             unavailable,
@@ -169,10 +169,7 @@ mod imp {
         }
 
         let account = format!("account:{}", email_key(&email));
-        let limiter = &state.auth.account_limiter;
-        limiter
-            .check(&account)
-            .map_err(|wait| AppError::RateLimited(retry_secs(wait)))?;
+        reserve_password_check(&state, &account)?;
         let user = state
             .db
             .user_by_email(&email)
@@ -182,12 +179,12 @@ mod imp {
         let user = match (pw::verify(password, hash).await, user) {
             (true, Some(user)) => user,
             _ => {
-                let _ = limiter.hit(&account);
                 tracing::info!("sign-in failed");
                 return Err(AppError::WrongCredentials);
             }
         };
-        limiter.reset(&account);
+        password_correct(&state, &account);
+        link_waiting_google_identity(&state, &user).await;
         tracing::info!(user_id = user.id, "signed in");
         auth::start_session(&state, user.id, user.token_version);
         leptos_axum::redirect("/");
@@ -250,7 +247,7 @@ mod imp {
         new_password: String,
     ) -> Result<(), AppError> {
         use crate::server::{
-            auth::{self, password as pw, rate_limit::retry_secs},
+            auth::{self, password as pw},
             state::app_state,
             unavailable,
         };
@@ -260,18 +257,15 @@ mod imp {
             .map_err(|e| AppError::Invalid(vec![e]))?;
         if user.has_password {
             let account = format!("account-id:{}", user.id);
-            let limiter = &state.auth.account_limiter;
-            limiter
-                .check(&account)
-                .map_err(|wait| AppError::RateLimited(retry_secs(wait)))?;
+            limit_client(&state)?;
+            reserve_password_check(&state, &account)?;
             if !password_matches(&state, user.id, current_password).await? {
-                let _ = limiter.hit(&account);
                 return Err(AppError::invalid(
                     "current_password",
                     "That is not your current password.",
                 ));
             }
-            limiter.reset(&account);
+            password_correct(&state, &account);
         }
         let hash = pw::hash(new_password)
             .await
@@ -291,7 +285,10 @@ mod imp {
         use crate::server::{auth, db::users::email_key, state::app_state, unavailable};
         let state = app_state()?;
         let user = auth::require_user()?;
+        let account = format!("account-id:{}", user.id);
         let confirmed = if user.has_password {
+            limit_client(&state)?;
+            reserve_password_check(&state, &account)?;
             password_matches(&state, user.id, confirmation).await?
         } else {
             email_key(&confirmation) == email_key(&user.email)
@@ -327,13 +324,75 @@ mod imp {
 
     /// Counts a sign-in or sign-up attempt against the client's address.
     fn limit_client(state: &crate::server::state::AppState) -> Result<(), AppError> {
-        use crate::server::auth::{client_ip, rate_limit::retry_secs};
-        let ip = client_ip().map(|ip| ip.to_string()).unwrap_or_default();
+        use crate::server::auth::{client_key, rate_limit::retry_secs};
         state
             .auth
             .ip_limiter
-            .hit(&format!("ip:{ip}"))
+            .hit(&format!("ip:{}", client_key()))
             .map_err(|wait| AppError::RateLimited(retry_secs(wait)))
+    }
+
+    /// Counts a password check against `account` before it runs: counting first, atomically
+    /// with the check, is what keeps parallel attempts from all passing the limit. A correct
+    /// password then clears the count ([`password_correct`]).
+    fn reserve_password_check(
+        state: &crate::server::state::AppState,
+        account: &str,
+    ) -> Result<(), AppError> {
+        use crate::server::auth::rate_limit::retry_secs;
+        state
+            .auth
+            .account_limiter
+            .hit(account)
+            .map_err(|wait| AppError::RateLimited(retry_secs(wait)))
+    }
+
+    fn password_correct(state: &crate::server::state::AppState, account: &str) {
+        state.auth.account_limiter.reset(account);
+    }
+
+    /// After the right password: a Google identity that waited for this account (same
+    /// browser, same email, within ten minutes) is linked to it, at most one per account.
+    async fn link_waiting_google_identity(
+        state: &crate::server::state::AppState,
+        user: &crate::server::db::users::UserRow,
+    ) {
+        use crate::server::{
+            auth::{
+                google::{link_cookie, PendingLink, LINK_COOKIE, PROVIDER},
+                session::read_cookie,
+                set_cookie,
+            },
+            db::users::email_key,
+        };
+        let Some(parts) = use_context::<axum::http::request::Parts>() else {
+            return;
+        };
+        let pending: Option<PendingLink> = parts
+            .headers
+            .get_all(axum::http::header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| read_cookie(v, LINK_COOKIE))
+            .and_then(|token| state.auth.sessions.open(token));
+        let Some(pending) = pending else {
+            return;
+        };
+        set_cookie(&link_cookie("", 0, state.auth.sessions.secure()));
+        if email_key(&pending.email) != email_key(&user.email) || user.google_linked {
+            return;
+        }
+        match state
+            .db
+            .link_identity(user.id, PROVIDER, &pending.google_sub, &pending.email)
+            .await
+        {
+            Ok(()) => tracing::info!(
+                user_id = user.id,
+                "Google identity linked after the password"
+            ),
+            Err(error) => tracing::warn!(%error, "linking a Google identity failed"),
+        }
     }
 
     /// Whether `password` is the signed-in user's current password (read fresh from the

@@ -60,8 +60,11 @@ fn GoogleProblem() -> impl IntoView {
     let message = move || {
         query.read().get("google").map(|code| match code.as_str() {
             "denied" => "Google sign-in was cancelled.",
-            "unverified" => {
-                "This Google account's email is not verified, and an account with that email already exists. Sign in with your password."
+            "link" => {
+                "An account with this email already exists. Sign in with its password to link your Google account to it."
+            }
+            "taken" => {
+                "The account with this email is already linked to another Google account. Sign in with that one, or with your password."
             }
             _ => "Google sign-in did not work. Please try again.",
         })

@@ -1,11 +1,14 @@
 //! "Sign in with Google": the OAuth 2 authorization code flow with PKCE. The `state` and the
 //! PKCE verifier travel in a short-lived signed cookie scoped to these routes; the callback
 //! checks the state, exchanges the code, reads the userinfo endpoint, then signs the user in,
-//! linking or creating the account. Every failure ends on the sign-in page with a reason code
+//! linking or creating the account. An existing account is linked only when its email is
+//! proven; otherwise the identity waits for that account's password
+//! (`app::server::auth::google`). Every failure ends on the sign-in page with a reason code
 //! (`/signin?google=...`) and nothing else from the provider.
 
 use app::server::{
     auth::{
+        google::{link_cookie, PendingLink, LINK_SECS, PROVIDER},
         session::{now_secs, read_cookie},
         GoogleSettings,
     },
@@ -26,7 +29,6 @@ use serde::{Deserialize, Serialize};
 const FLOW_COOKIE: &str = "parlor_oauth";
 const FLOW_PATH: &str = "/auth/google";
 const FLOW_SECS: u64 = 600;
-const PROVIDER: &str = "google";
 
 /// What the flow cookie carries between the redirect and the callback.
 #[derive(Serialize, Deserialize)]
@@ -55,12 +57,14 @@ pub struct Callback {
 }
 
 /// Why a Google sign-in ended without signing in; the sign-in page explains each.
-#[derive(Debug, Clone, Copy)]
 enum Failure {
     /// The user declined at Google.
     Denied,
-    /// An account with this email exists and Google does not vouch for the address.
-    Unverified,
+    /// An account with this email exists whose email is not proven: enter its password to
+    /// link (the identity waits in a cookie).
+    LinkNeeded(String),
+    /// The account with this email already has another Google identity.
+    Taken,
     /// Anything else: bad state, bad code, provider unreachable.
     Failed,
 }
@@ -187,7 +191,8 @@ async fn finish(
 }
 
 /// The account for a Google identity: the linked one; else an existing account with the same
-/// email, linked only when Google has verified that email; else a new account.
+/// email, linked only when both Google and the account have proven that email (else the
+/// identity waits for the account's password); else a new account.
 async fn resolve_account(
     state: &AppState,
     info: UserInfo,
@@ -204,8 +209,19 @@ async fn resolve_account(
     let email = app::accounts::validate::email(&info.email)
         .map_err(|_| (Failure::Failed, "provider sent an invalid email"))?;
     if let Some(user) = db.user_by_email(&email).await.map_err(db_failed)? {
-        if !info.email_verified {
-            return Err((Failure::Unverified, "unverified email matches an account"));
+        if user.google_linked {
+            return Err((Failure::Taken, "the account has another Google identity"));
+        }
+        if !(info.email_verified && user.email_verified) {
+            let pending = state.auth.sessions.sign(&PendingLink {
+                google_sub: info.sub.clone(),
+                email: email.clone(),
+                exp: now_secs() + LINK_SECS,
+            });
+            return Err((
+                Failure::LinkNeeded(pending),
+                "the account's password is needed",
+            ));
         }
         db.link_identity(user.id, PROVIDER, &info.sub, &email)
             .await
@@ -237,14 +253,19 @@ async fn resolve_account(
 }
 
 fn fail(failure: Failure, state: &AppState, why: &str) -> Response {
-    tracing::info!(?failure, why, "Google sign-in did not complete");
     let code = match failure {
         Failure::Denied => "denied",
-        Failure::Unverified => "unverified",
+        Failure::LinkNeeded(_) => "link",
+        Failure::Taken => "taken",
         Failure::Failed => "failed",
     };
+    tracing::info!(code, why, "Google sign-in did not complete");
     let mut response = Redirect::to(&format!("/signin?google={code}")).into_response();
     append_cookie(&mut response, &flow_cookie(state, "", 0));
+    if let Failure::LinkNeeded(token) = &failure {
+        let secure = state.auth.sessions.secure();
+        append_cookie(&mut response, &link_cookie(token, LINK_SECS, secure));
+    }
     response
 }
 

@@ -736,3 +736,117 @@ async fn a_socket_closes_when_its_session_expires() {
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
 }
+
+#[tokio::test]
+async fn parallel_wrong_passwords_get_only_the_allowed_number_of_tries() {
+    let app = TestApp::spawn().await;
+    app.person("Ann").await;
+    let attempts: Vec<_> = (0..25)
+        .map(|i| {
+            let (client, url) = (app.client.clone(), app.url("/api/auth/sign_in"));
+            tokio::spawn(async move {
+                client
+                    .post(url)
+                    .form(&[
+                        ("email", "ann@example.com"),
+                        ("password", &format!("wrong {i}")),
+                    ])
+                    .send()
+                    .await
+                    .unwrap()
+                    .status()
+                    .as_u16()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for attempt in attempts {
+        statuses.push(attempt.await.unwrap());
+    }
+    let tried = statuses.iter().filter(|s| **s == 401).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((tried, limited), (5, 20), "{statuses:?}");
+}
+
+#[tokio::test]
+async fn every_password_check_is_limited_per_account() {
+    let app = TestApp::spawn().await;
+    let ann = app.person("Ann").await;
+    for _ in 0..5 {
+        let response = app
+            .call_as(&ann, "/api/account/delete", &[("confirmation", "not it")])
+            .await;
+        assert_eq!(response.status(), 422);
+    }
+    // Even the right password waits now: guessing is over for a while.
+    let response = app
+        .call_as(&ann, "/api/account/delete", &[("confirmation", PASSWORD)])
+        .await;
+    assert_eq!(response.status(), 429);
+    assert!(response.headers().contains_key("retry-after"));
+    let response = app
+        .call_as(
+            &ann,
+            "/api/account/password",
+            &[
+                ("current_password", PASSWORD),
+                ("new_password", "a brand new password"),
+            ],
+        )
+        .await;
+    assert_eq!(response.status(), 429);
+    // The account is still there.
+    assert_eq!(
+        app.ok_as(&ann, "/api/auth/session", &[]).await["user"]["id"],
+        ann.id
+    );
+}
+
+/// A sign-in attempt (for a new unknown email each time, so only the address limit counts).
+async fn sign_in_from(app: &TestApp, forwarded_for: &str) -> u16 {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    app.client
+        .post(app.url("/api/auth/sign_in"))
+        .header("x-forwarded-for", forwarded_for)
+        .form(&[
+            ("email", format!("nobody{n}@example.com").as_str()),
+            ("password", "whatever it is"),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn forwarded_addresses_count_only_from_trusted_proxies_and_ipv6_by_64() {
+    let behind_proxy = TestApp::spawn_with(|c| {
+        c.auth_attempts_per_ip = 2;
+        c.trusted_proxies =
+            app::server::auth::proxy::TrustedProxies::parse("127.0.0.1, ::1").unwrap();
+    })
+    .await;
+    for _ in 0..2 {
+        assert_eq!(sign_in_from(&behind_proxy, "198.51.100.1").await, 401);
+    }
+    assert_eq!(sign_in_from(&behind_proxy, "198.51.100.1").await, 429);
+    // Another client behind the same proxy has its own count.
+    assert_eq!(sign_in_from(&behind_proxy, "198.51.100.2").await, 401);
+    // IPv6 clients count per /64.
+    for _ in 0..2 {
+        assert_eq!(sign_in_from(&behind_proxy, "2001:db8:0:1::1").await, 401);
+    }
+    assert_eq!(
+        sign_in_from(&behind_proxy, "2001:db8:0:1:ffff::9").await,
+        429
+    );
+    assert_eq!(sign_in_from(&behind_proxy, "2001:db8:0:2::1").await, 401);
+
+    // Without trusted proxies the header is anyone's to write, and ignored.
+    let direct = TestApp::spawn_with(|c| c.auth_attempts_per_ip = 2).await;
+    assert_eq!(sign_in_from(&direct, "198.51.100.1").await, 401);
+    assert_eq!(sign_in_from(&direct, "198.51.100.2").await, 401);
+    assert_eq!(sign_in_from(&direct, "198.51.100.3").await, 429);
+}

@@ -129,20 +129,92 @@ async fn first_google_sign_in_creates_an_account() {
 }
 
 #[tokio::test]
-async fn a_verified_google_email_links_the_existing_account() {
+async fn a_password_account_is_linked_only_after_its_password_is_entered() {
     let app = app_with_google().await;
     let owner = app.browser();
     app.sign_up(&owner, "Gina@Example.com", "Gina", "correct horse battery")
         .await;
     let id = app.me(&owner).await["id"].clone();
 
+    // Google vouches for the email, but the account never proved it: no silent link.
     let browser = app.browser();
     let callback = consent(&app, &browser, Consent::default()).await;
-    assert_eq!(finish(&browser, &callback).await, "/");
+    assert_eq!(finish(&browser, &callback).await, "/signin?google=link");
+    assert_eq!(app.me(&browser).await, Value::Null);
+    let html = browser
+        .get(app.url("/signin?google=link"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Sign in with its password to link"), "{html}");
+    assert_eq!(app.me(&owner).await["google_linked"], false);
+
+    // The owner enters the account's password in that browser: now it is linked.
+    let response = app
+        .call(
+            &browser,
+            "/api/auth/sign_in",
+            &[
+                ("email", "gina@example.com"),
+                ("password", "correct horse battery"),
+            ],
+        )
+        .await;
+    assert!(response.status().is_success(), "{}", response.status());
     let me = app.me(&browser).await;
     assert_eq!(me["id"], id);
     assert_eq!(me["google_linked"], true);
     assert_eq!(me["has_password"], true);
+    // From now on Google alone signs in to it.
+    let later = app.browser();
+    let callback = consent(&app, &later, Consent::default()).await;
+    assert_eq!(finish(&later, &callback).await, "/");
+    assert_eq!(app.me(&later).await["id"], id);
+}
+
+#[tokio::test]
+async fn a_squatter_who_signed_up_with_someone_elses_email_never_gets_their_google_identity() {
+    let app = app_with_google().await;
+    let squatter = app.browser();
+    app.sign_up(
+        &squatter,
+        "gina@example.com",
+        "Not Gina",
+        "squatters password",
+    )
+    .await;
+    // The real Gina uses Google: she is not let into the squatter's account...
+    let gina = app.browser();
+    let callback = consent(&app, &gina, Consent::default()).await;
+    assert_eq!(finish(&gina, &callback).await, "/signin?google=link");
+    assert_eq!(app.me(&gina).await, Value::Null);
+    // ...and the squatter signing in (in their own browser, without her pending identity)
+    // links nothing.
+    let response = app
+        .call(
+            &squatter,
+            "/api/auth/sign_in",
+            &[
+                ("email", "gina@example.com"),
+                ("password", "squatters password"),
+            ],
+        )
+        .await;
+    assert!(response.status().is_success());
+    assert_eq!(app.me(&squatter).await["google_linked"], false);
+    // A wrong password in Gina's browser links nothing either.
+    let response = app
+        .call(
+            &gina,
+            "/api/auth/sign_in",
+            &[("email", "gina@example.com"), ("password", "a wrong guess")],
+        )
+        .await;
+    assert_eq!(response.status(), 401);
+    assert_eq!(app.me(&squatter).await["google_linked"], false);
 }
 
 #[tokio::test]
@@ -165,20 +237,29 @@ async fn an_unverified_google_email_does_not_take_over_an_existing_account() {
         },
     )
     .await;
-    assert_eq!(
-        finish(&browser, &callback).await,
-        "/signin?google=unverified"
-    );
+    assert_eq!(finish(&browser, &callback).await, "/signin?google=link");
     assert_eq!(app.me(&browser).await, Value::Null);
-    let html = browser
-        .get(app.url("/signin?google=unverified"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(html.contains("is not verified"), "{html}");
+}
+
+#[tokio::test]
+async fn an_account_keeps_at_most_one_google_identity() {
+    let app = app_with_google().await;
+    let first = app.browser();
+    let callback = consent(&app, &first, Consent::default()).await;
+    assert_eq!(finish(&first, &callback).await, "/");
+    // Another Google account claiming the same (verified) email.
+    let second = app.browser();
+    let callback = consent(
+        &app,
+        &second,
+        Consent {
+            sub: "google-sub-2",
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(finish(&second, &callback).await, "/signin?google=taken");
+    assert_eq!(app.me(&second).await, Value::Null);
 }
 
 #[tokio::test]

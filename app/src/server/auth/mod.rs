@@ -1,8 +1,10 @@
 //! Accounts and sessions on the server: password hashing, session tokens and cookies, rate
 //! limits, and the helpers server functions use to find the signed-in user of a request.
 
+pub mod google;
 pub mod password;
 pub mod principal;
+pub mod proxy;
 pub mod rate_limit;
 pub mod session;
 
@@ -31,6 +33,8 @@ pub struct Auth {
     pub guests: Guests,
     /// New guests per client address.
     pub guest_limiter: Box<dyn Limiter>,
+    /// Reverse proxies whose forwarding headers name the client (`PARLOR_TRUSTED_PROXIES`).
+    pub proxies: proxy::TrustedProxies,
     /// Google sign-in, when configured.
     pub google: Option<GoogleSettings>,
 }
@@ -102,12 +106,20 @@ pub fn require_user() -> Result<SessionUser, AppError> {
     request_user().ok_or(AppError::Unauthorized)
 }
 
-/// The address of the peer that sent the current request. Proxy headers are not trusted.
+/// The address of the client that sent the current request: the connection's peer, or, when
+/// that is a trusted proxy, the client it names (see [`proxy`]).
 pub fn client_ip() -> Option<IpAddr> {
-    use_context::<Parts>()?
-        .extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip())
+    let parts = use_context::<Parts>()?;
+    let ConnectInfo(peer) = parts.extensions.get::<ConnectInfo<SocketAddr>>()?;
+    Some(match use_context::<crate::server::state::AppState>() {
+        Some(state) => state.auth.proxies.client(peer.ip(), &parts.headers),
+        None => peer.ip(),
+    })
+}
+
+/// The key limits count the current client under (IPv6 grouped by /64).
+pub fn client_key() -> String {
+    client_ip().map(rate_limit::address_key).unwrap_or_default()
 }
 
 /// Signs the user in on this response: a fresh session cookie for `token_version`.

@@ -1,18 +1,21 @@
 //! Fixed-window rate limits keyed by string (a client address, an account). [`Limiter`] is
 //! the interface the rest of the server counts through; [`RateLimiter`] keeps this instance's
-//! counters in memory. Expired windows are pruned as the map grows, so memory stays bounded
-//! by the number of active keys.
+//! counters in memory. Memory is bounded without ever scanning the whole map: windows expire
+//! in the order they started (a queue), and past a hard cap the oldest window is dropped.
+//! Client addresses become keys through [`address_key`]: IPv6 clients are grouped by /64, the
+//! block one subscriber usually holds.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
+    net::IpAddr,
     sync::Mutex,
     time::{Duration, Instant},
 };
 
 /// Counting attempts against a limit.
 pub trait Limiter: Send + Sync + std::fmt::Debug {
-    /// Counts one attempt for `key`. `Err(wait)` when the key is over its limit: the caller
-    /// should try again after `wait`.
+    /// Counts one attempt for `key`, atomically with the check. `Err(wait)` when the key is
+    /// over its limit (and nothing was counted): try again after `wait`.
     fn hit(&self, key: &str) -> Result<(), Duration>;
     /// Like [`hit`](Self::hit) but only checks, without counting.
     fn check(&self, key: &str) -> Result<(), Duration>;
@@ -20,11 +23,23 @@ pub trait Limiter: Send + Sync + std::fmt::Debug {
     fn reset(&self, key: &str);
 }
 
+/// The most keys one limiter keeps; beyond it the oldest window is forgotten.
+pub const MAX_KEYS: usize = 100_000;
+
 #[derive(Debug)]
 pub struct RateLimiter {
     max: u32,
     window: Duration,
-    entries: Mutex<HashMap<String, Entry>>,
+    cap: usize,
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    entries: HashMap<String, Entry>,
+    /// `(window start, key)` in the order windows started; an item whose key has a newer
+    /// window (or none) is stale and skipped.
+    order: VecDeque<(Instant, String)>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -33,44 +48,73 @@ struct Entry {
     count: u32,
 }
 
-/// Prune expired windows whenever the map reaches this size (then doubles of what is left).
-const PRUNE_AT: usize = 1024;
+impl Inner {
+    /// Drops windows that ended by `now`, and the oldest ones while over `cap`.
+    fn prune(&mut self, now: Instant, window: Duration, cap: usize) {
+        while let Some((start, key)) = self.order.front() {
+            let current = self.entries.get(key).map(|e| e.start);
+            let stale = current != Some(*start);
+            let expired = now >= *start + window;
+            if !(stale || expired || self.entries.len() > cap) {
+                break;
+            }
+            if !stale {
+                self.entries.remove(key);
+            }
+            self.order.pop_front();
+        }
+    }
+}
 
 impl RateLimiter {
     pub fn new(max: u32, window: Duration) -> Self {
+        Self::with_cap(max, window, MAX_KEYS)
+    }
+
+    pub fn with_cap(max: u32, window: Duration, cap: usize) -> Self {
         Self {
             max,
             window,
-            entries: Mutex::new(HashMap::new()),
+            cap,
+            inner: Mutex::default(),
         }
     }
 
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     fn hit_at(&self, key: &str, now: Instant) -> Result<(), Duration> {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if entries.len() >= PRUNE_AT && !entries.contains_key(key) {
-            let window = self.window;
-            entries.retain(|_, e| now < e.start + window);
+        let mut inner = self.lock();
+        inner.prune(now, self.window, self.cap);
+        let window = self.window;
+        let fresh = match inner.entries.get_mut(key) {
+            Some(entry) if now < entry.start + window => {
+                if entry.count >= self.max {
+                    return Err(entry.start + window - now);
+                }
+                entry.count += 1;
+                false
+            }
+            _ => true,
+        };
+        if fresh {
+            inner.entries.insert(
+                key.to_string(),
+                Entry {
+                    start: now,
+                    count: 1,
+                },
+            );
+            inner.order.push_back((now, key.to_string()));
+            inner.prune(now, window, self.cap);
         }
-        let entry = entries.entry(key.to_string()).or_insert(Entry {
-            start: now,
-            count: 0,
-        });
-        if now >= entry.start + self.window {
-            *entry = Entry {
-                start: now,
-                count: 0,
-            };
-        }
-        if entry.count >= self.max {
-            return Err(entry.start + self.window - now);
-        }
-        entry.count += 1;
         Ok(())
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.entries.lock().unwrap().len()
+        self.lock().entries.len()
     }
 }
 
@@ -81,8 +125,8 @@ impl Limiter for RateLimiter {
 
     fn check(&self, key: &str) -> Result<(), Duration> {
         let now = Instant::now();
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        match entries.get(key) {
+        let inner = self.lock();
+        match inner.entries.get(key) {
             Some(e) if now < e.start + self.window && e.count >= self.max => {
                 Err(e.start + self.window - now)
             }
@@ -91,10 +135,23 @@ impl Limiter for RateLimiter {
     }
 
     fn reset(&self, key: &str) {
-        self.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(key);
+        // Its queue item goes stale and is skipped later.
+        self.lock().entries.remove(key);
+    }
+}
+
+/// The limiter key of a client address: IPv4 as is, IPv6 by its /64 prefix (one subscriber
+/// usually holds a whole /64, so each of its addresses must not count apart).
+pub fn address_key(ip: IpAddr) -> String {
+    match ip {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
     }
 }
 
@@ -130,17 +187,55 @@ mod tests {
         assert!(limiter.check("acct").is_err());
         limiter.reset("acct");
         assert!(limiter.check("acct").is_ok());
+        limiter.hit("acct").unwrap();
+        assert!(limiter.hit("acct").is_err(), "a reset key counts afresh");
     }
 
     #[test]
-    fn expired_windows_are_pruned() {
-        let limiter = RateLimiter::new(5, Duration::from_secs(1));
+    fn expired_windows_go_in_order_and_the_map_never_passes_its_cap() {
+        let limiter = RateLimiter::with_cap(5, Duration::from_secs(1), 100);
         let t0 = Instant::now();
-        for i in 0..PRUNE_AT {
+        for i in 0..100 {
             limiter.hit_at(&format!("k{i}"), t0).unwrap();
         }
-        limiter.hit_at("new", t0 + Duration::from_secs(2)).unwrap();
+        assert_eq!(limiter.len(), 100);
+        // Over the cap, the oldest window goes.
+        limiter.hit_at("one more", t0).unwrap();
+        assert_eq!(limiter.len(), 100);
+        assert!(!limiter.lock().entries.contains_key("k0"));
+        // Once the windows end, everything but the newest key is gone.
+        limiter.hit_at("late", t0 + Duration::from_secs(2)).unwrap();
         assert_eq!(limiter.len(), 1);
+        assert_eq!(limiter.lock().order.len(), 1);
+    }
+
+    #[test]
+    fn parallel_attempts_never_pass_the_limit() {
+        let limiter = std::sync::Arc::new(RateLimiter::new(5, Duration::from_secs(60)));
+        let allowed: usize = (0..25)
+            .map(|_| {
+                let limiter = limiter.clone();
+                std::thread::spawn(move || limiter.hit("account").is_ok())
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|t| usize::from(t.join().unwrap()))
+            .sum();
+        assert_eq!(allowed, 5);
+    }
+
+    #[test]
+    fn ipv6_clients_are_grouped_by_64() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(address_key(a), address_key(b));
+        assert_ne!(address_key(a), address_key(c));
+        assert_eq!(address_key("203.0.113.7".parse().unwrap()), "203.0.113.7");
+        assert_eq!(
+            address_key("::ffff:203.0.113.7".parse().unwrap()),
+            "203.0.113.7"
+        );
     }
 
     #[test]
