@@ -18,7 +18,7 @@ use super::{devices, engine, Engine, Signal};
 /// The height of the recorded picture; each video is scaled to it.
 const HEIGHT: f64 = 480.0;
 /// Frames drawn per second.
-const FPS: f64 = 25.0;
+const FPS: f64 = 20.0;
 
 struct Recording {
     recorder: MediaRecorder,
