@@ -9,7 +9,7 @@
 #![recursion_limit = "256"]
 
 pub mod accounts;
-mod call;
+mod calls;
 mod components;
 pub mod error;
 pub mod friends;
@@ -21,7 +21,7 @@ mod realtime;
 #[cfg(feature = "ssr")]
 pub mod server;
 pub mod status;
-pub mod webm;
+pub mod webrtc;
 pub mod wire;
 
 use leptos::prelude::*;

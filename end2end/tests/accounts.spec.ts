@@ -18,7 +18,7 @@ test('sign up, sign out, and sign in again; a wrong password says so', async ({ 
   await expect(page).toHaveURL(/\/$/);
 
   await page.getByRole('button', { name: 'Sign out', exact: true }).click();
-  await expect(page.getByRole('link', { name: 'Sign in' })).toBeVisible();
+  await expect(page.getByRole('banner').getByRole('link', { name: 'Sign in' })).toBeVisible();
   await expect(page.getByTestId('signed-in-name')).toHaveCount(0);
 
   await signIn(page, email, 'not my password');
@@ -89,7 +89,7 @@ test('deleting the account signs out and the account is gone', async ({ page }) 
   const danger = page.getByRole('region', { name: 'Delete account' });
   await danger.getByLabel('Password').fill(PASSWORD);
   await danger.getByRole('button', { name: 'Delete my account' }).click();
-  await expect(page.getByRole('link', { name: 'Sign in' })).toBeVisible();
+  await expect(page.getByRole('banner').getByRole('link', { name: 'Sign in' })).toBeVisible();
   await signIn(page, email, PASSWORD);
   await expect(page.getByRole('alert').filter({ hasText: 'Email or password is incorrect.' })).toBeVisible();
 });
@@ -140,4 +140,24 @@ test.describe('without JavaScript', () => {
     await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await expect(page.getByTestId('signed-in-name')).toHaveText('No Script');
   });
+});
+
+test('the Friends card on the home page leads to sign-up, and once signed in to your friends', async ({ page }) => {
+  await page.goto('/');
+  await hydrated(page);
+  const friends = page.getByTestId('way-friends');
+  await friends.getByRole('link', { name: 'Create account' }).click();
+  await expect(page).toHaveURL(/\/signup$/);
+  await expect(page.getByRole('heading', { level: 1 })).toHaveText('Create an account');
+
+  await signUp(page, uniqueEmail('cara'), 'Cara');
+  await page.goto('/');
+  await hydrated(page);
+  await expect(friends.getByRole('link', { name: 'Create account' })).toHaveCount(0);
+  await friends.getByRole('link', { name: 'Your friends' }).click();
+  await expect(page).toHaveURL(/\/friends$/);
+  await expect(page.getByRole('heading', { name: 'Friends', level: 1 })).toBeVisible();
+  // Strangers and codes are not there yet, and say so.
+  await page.goto('/');
+  await expect(page.getByRole('main').getByText('Coming soon')).toHaveCount(2);
 });

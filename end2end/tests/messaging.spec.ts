@@ -1,49 +1,8 @@
 // Friends and messages with two people in two browsers: a request and its acceptance appear
 // live, messages go both ways, receipts and typing show, presence follows the other person,
 // and someone who drops off the network gets every message exactly once when back.
-import { expect, test, type Browser, type Page } from '@playwright/test';
-import { hydrated, signUp, unique, uniqueEmail } from './support';
-
-type Person = { page: Page; name: string; close: () => Promise<void>; setOffline: (o: boolean) => Promise<void> };
-
-async function person(browser: Browser, who: string, tag: string): Promise<Person> {
-  const context = await browser.newContext();
-  const page = await context.newPage();
-  const name = `${who} ${tag}`;
-  await signUp(page, uniqueEmail(who.toLowerCase()), name);
-  return { page, name, close: () => context.close(), setOffline: (o) => context.setOffline(o) };
-}
-
-async function openFriends(p: Person) {
-  await p.page.getByRole('link', { name: 'Friends' }).click();
-  await expect(p.page.getByRole('heading', { name: 'Friends', level: 1 })).toBeVisible();
-  await hydrated(p.page);
-}
-
-/** `a` finds `b` and asks; `b`, already on the friends page, sees it live and accepts. */
-async function befriend(a: Person, b: Person) {
-  await openFriends(a);
-  await openFriends(b);
-  await a.page.getByLabel('Name or exact email').fill(b.name);
-  await a.page.getByRole('button', { name: 'Search' }).click();
-  const row = a.page.getByTestId('search-results').getByTestId('person').filter({ hasText: b.name });
-  await row.getByRole('button', { name: 'Add friend' }).click();
-  await expect(a.page.getByTestId('friends-notice')).toHaveText('Friend request sent.');
-  await expect(a.page.getByTestId('outgoing')).toContainText(b.name);
-
-  const request = b.page.getByTestId('incoming').getByTestId('request').filter({ hasText: a.name });
-  await request.getByRole('button', { name: 'Accept' }).click();
-  await expect(b.page.getByTestId('friends').getByTestId('friend').filter({ hasText: a.name })).toBeVisible();
-  // The sender's page updates without a reload.
-  await expect(a.page.getByTestId('friends').getByTestId('friend').filter({ hasText: b.name })).toBeVisible();
-  await expect(a.page.getByTestId('outgoing')).toHaveCount(0);
-}
-
-async function openConversation(p: Person, withName: string) {
-  await p.page.getByTestId('friend').filter({ hasText: withName }).getByRole('link', { name: 'Message' }).click();
-  await expect(p.page).toHaveURL(/\/messages\/\d+$/);
-  await expect(p.page.getByTestId('conversation-title')).toHaveText(withName);
-}
+import { expect, test } from '@playwright/test';
+import { befriend, hydrated, openConversation, person, unique, type Person } from './support';
 
 async function send(p: Person, text: string) {
   await p.page.getByLabel('Message', { exact: true }).fill(text);

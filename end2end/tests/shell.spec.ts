@@ -45,7 +45,9 @@ test('navigation stays client-side and the status page reads SQLite through a se
   const serverFn = page.waitForResponse(
     (r) => r.url().includes('/api/status') && r.request().method() === 'POST',
   );
-  await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Status' }).click();
+  // An operator's page: linked from the footer, not the main navigation.
+  await expect(page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Status' })).toHaveCount(0);
+  await page.getByRole('contentinfo').getByRole('link', { name: 'Server status' }).click();
   const response = await serverFn;
   expect(response.status()).toBe(200);
   const body = await response.json();
@@ -56,7 +58,10 @@ test('navigation stays client-side and the status page reads SQLite through a se
   await expect(page.getByRole('heading', { level: 1 })).toHaveText('Server status');
   await expect(page.getByTestId('database')).toHaveText(body.database);
   await expect(page.getByTestId('migrations')).toContainText('instance');
-  await expect(page.getByRole('link', { name: 'Status' })).toHaveAttribute('aria-current', 'page');
+  await expect(page.getByRole('contentinfo').getByRole('link', { name: 'Server status' })).toHaveAttribute(
+    'aria-current',
+    'page',
+  );
 
   await page.goBack();
   await expect(page.getByRole('heading', { level: 1 })).toHaveText('Video chat you host yourself');

@@ -1,5 +1,6 @@
 //! The frame around every page: skip link, header with the main navigation, the `<main>`
-//! landmark and the footer. Also marks the body once the page has hydrated.
+//! landmark and the footer (with the operator's status page). Also marks the body once the
+//! page has hydrated.
 
 use leptos::prelude::*;
 use leptos_router::components::A;
@@ -15,7 +16,7 @@ pub fn Layout(children: Children) -> impl IntoView {
     let auth = use_auth();
     let realtime = use_realtime();
     let signed_in = move || auth.session.with(|s| s.user.is_some());
-    crate::call::provide_call();
+    crate::calls::provide_call();
     // The real-time channel is open while someone is signed in.
     realtime.follow(Signal::derive(move || {
         auth.session.with(|s| s.user.as_ref().map(|u| u.id))
@@ -82,9 +83,6 @@ pub fn Layout(children: Children) -> impl IntoView {
                             </A>
                         </li>
                     </Show>
-                    <li>
-                        <A href="/status">"Status"</A>
-                    </li>
                 </ul>
             </nav>
             <AccountMenu />
@@ -93,9 +91,12 @@ pub fn Layout(children: Children) -> impl IntoView {
         <main id="main" tabindex="-1" node_ref=main>
             {children()}
         </main>
-        <crate::call::CallOverlay />
+        <crate::calls::CallOverlay />
         <footer class="site-footer">
-            <p>"Parlor · open-source video chat you host yourself"</p>
+            <p>
+                "Parlor · open-source video chat you host yourself · "
+                <A href="/status">"Server status"</A>
+            </p>
         </footer>
     }
 }

@@ -418,7 +418,7 @@ fn FriendRow(state: Friends, friend: Friend) -> impl IntoView {
         }
     };
     let name = user.display_name;
-    let call = crate::call::use_call();
+    let call = crate::calls::use_call();
     view! {
         <li class="person" data-testid="friend" data-online=online.to_string()>
             <span class="avatar" aria-hidden="true">

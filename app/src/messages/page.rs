@@ -521,7 +521,7 @@ fn CallButtons(
     detail: RwSignal<Option<ConversationDetail>>,
     read_only: Memo<Option<Option<String>>>,
 ) -> impl IntoView {
-    let call = crate::call::use_call();
+    let call = crate::calls::use_call();
     let start = move |video: bool| {
         if let Some(peer) = detail.with_untracked(|d| d.as_ref().map(|d| d.peer.clone())) {
             call.start(peer, video);

@@ -1,10 +1,16 @@
-//! The landing page: what Parlor is and the three ways to meet someone.
+//! The landing page: what Parlor is and the three ways to meet someone, each card leading to
+//! its way in (those still being built say so).
 
 use leptos::prelude::*;
 use leptos_meta::Title;
+use leptos_router::components::A;
+
+use crate::accounts::session::use_auth;
 
 #[component]
 pub fn HomePage() -> impl IntoView {
+    let auth = use_auth();
+    let signed_in = move || auth.session.with(|s| s.user.is_some());
     view! {
         <Title text="" />
         <section class="hero" aria-labelledby="home-title">
@@ -17,12 +23,25 @@ pub fn HomePage() -> impl IntoView {
         <section aria-labelledby="ways-title">
             <h2 id="ways-title">"Three ways to meet"</h2>
             <ul class="cards">
-                <li class="card">
+                <li class="card" data-testid="way-friends">
                     <h3>"Friends"</h3>
                     <p>
                         "An account, friend requests, messages that wait for you, and calls that ring."
                     </p>
-                    <p class="badge">"Coming soon"</p>
+                    <p class="card-actions">
+                        <Show
+                            when=signed_in
+                            fallback=|| {
+                                view! {
+                                    <A href="/signup" attr:class="button primary">"Create account"</A>
+                                    " or "
+                                    <A href="/signin">"sign in"</A>
+                                }
+                            }
+                        >
+                            <A href="/friends" attr:class="button primary">"Your friends"</A>
+                        </Show>
+                    </p>
                 </li>
                 <li class="card">
                     <h3>"Strangers"</h3>

@@ -11,29 +11,30 @@ const DURATION: u32 = 0x4489;
 /// All value bits set: an element whose size is not known (a live stream's segment).
 const UNKNOWN: u64 = (1 << 56) - 1;
 
-/// An element ID: 1 to 4 bytes, marker bits kept. Returns `(id, length)`.
-fn read_id(data: &[u8], at: usize) -> Option<(u32, usize)> {
-    let first = *data.get(at)?;
-    let len = first.leading_zeros() as usize + 1;
-    if len > 4 {
+/// A variable-length integer's bytes (its length is told by the first byte's leading zeros),
+/// at most `max` of them.
+fn vint(data: &[u8], at: usize, max: usize) -> Option<&[u8]> {
+    let len = data.get(at)?.leading_zeros() as usize + 1;
+    if len > max {
         return None;
     }
-    let bytes = data.get(at..at + len)?;
+    data.get(at..at + len)
+}
+
+/// An element ID: 1 to 4 bytes, marker bits kept. Returns `(id, length)`.
+fn read_id(data: &[u8], at: usize) -> Option<(u32, usize)> {
+    let bytes = vint(data, at, 4)?;
     Some((
         bytes.iter().fold(0u32, |v, b| (v << 8) | u32::from(*b)),
-        len,
+        bytes.len(),
     ))
 }
 
 /// A size: 1 to 8 bytes, marker bit removed. Returns `(size, length)`; an all-ones value is
 /// [`UNKNOWN`] whatever its length.
 fn read_size(data: &[u8], at: usize) -> Option<(u64, usize)> {
-    let first = *data.get(at)?;
-    let len = first.leading_zeros() as usize + 1;
-    if len > 8 {
-        return None;
-    }
-    let bytes = data.get(at..at + len)?;
+    let bytes = vint(data, at, 8)?;
+    let (first, len) = (bytes[0], bytes.len());
     let mask = if len == 8 { 0 } else { 0xFFu8 >> len };
     let value = bytes[1..]
         .iter()

@@ -1,0 +1,309 @@
+//! Calls in the page: the call's state as signals ([`CallUi`], provided once by the layout),
+//! the friends' way to call over the `/ws` socket (`call_*` messages of `crate::protocol`),
+//! and the call window's components. Media, devices, chat and recording are the engine's
+//! (`crate::webrtc`); this module only says who calls whom and shows it.
+
+mod chat;
+mod quality;
+mod settings;
+mod window;
+
+use std::rc::Rc;
+
+use leptos::prelude::*;
+
+pub use window::CallOverlay;
+
+use crate::{
+    protocol::{CallEndReason, ClientMsg, ServerMsg},
+    realtime::{use_realtime, Realtime},
+    webrtc::{Engine, Link, Signal, Signaling},
+    wire::{CallId, CallPeer, UserCard},
+};
+
+/// Where this tab's call stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Phase {
+    Idle,
+    /// This tab is calling; the other side rings.
+    Calling,
+    /// Someone calls this tab.
+    Incoming,
+    /// Answered (or opened without ringing): the engine connects; see [`Engine::link`].
+    InCall,
+    /// The call ended (the reason, in words), shown for a moment.
+    Ended(String),
+}
+
+/// The panels that open over the video.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Panel {
+    Chat,
+    Quality,
+    Settings,
+}
+
+#[derive(Clone, Copy)]
+pub struct CallUi {
+    pub phase: RwSignal<Phase>,
+    pub call_id: RwSignal<Option<CallId>>,
+    pub peer: RwSignal<Option<CallPeer>>,
+    pub video: RwSignal<bool>,
+    pub engine: Engine,
+    /// The open panel, if any.
+    pub panel: RwSignal<Option<Panel>>,
+    /// How many chat lines the user has seen (the rest are unread).
+    pub chat_seen: RwSignal<usize>,
+    /// The `request_id` of this tab's `call_start` still waiting for its answer.
+    request: RwSignal<Option<u32>>,
+    last_request: StoredValue<u32>,
+    realtime: Realtime,
+}
+
+pub fn use_call() -> CallUi {
+    use_context::<CallUi>().expect("CallUi is provided by the layout")
+}
+
+/// Creates the call state and listens for call messages; the layout calls it once.
+pub fn provide_call() -> CallUi {
+    let realtime = use_realtime();
+    let ui = CallUi {
+        phase: RwSignal::new(Phase::Idle),
+        call_id: RwSignal::new(None),
+        peer: RwSignal::new(None),
+        video: RwSignal::new(true),
+        engine: Engine::new(),
+        panel: RwSignal::new(None),
+        chat_seen: RwSignal::new(0),
+        request: RwSignal::new(None),
+        last_request: StoredValue::new(0),
+        realtime,
+    };
+    realtime.subscribe(move |message| ui.on_message(message));
+    provide_context(ui);
+    ui
+}
+
+fn reason_text(reason: CallEndReason) -> &'static str {
+    match reason {
+        CallEndReason::Rejected => "Call declined",
+        CallEndReason::Cancelled => "Call cancelled",
+        CallEndReason::NoAnswer => "No answer",
+        CallEndReason::Busy => "Busy: they are in another call",
+        CallEndReason::HungUp => "Call ended",
+        CallEndReason::AnsweredElsewhere => "Answered on another device",
+        CallEndReason::ConnectionLost => "Connection lost",
+        CallEndReason::NotAllowed => "You cannot call this person",
+    }
+}
+
+/// The engine's signaling over the `/ws` socket, for calls the server set up (friends, and
+/// calls opened without ringing).
+struct SocketChannel {
+    ui: CallUi,
+}
+
+impl Signaling for SocketChannel {
+    fn send(&self, signal: &Signal) {
+        if let (Some(call_id), Ok(data)) = (
+            self.ui.call_id.get_untracked(),
+            serde_json::to_string(signal),
+        ) {
+            self.ui.send(&ClientMsg::CallSignal { call_id, data });
+        }
+    }
+
+    fn give_up(&self, why: &str) {
+        self.ui.hang_up();
+        self.ui.phase.set(Phase::Ended(why.into()));
+    }
+}
+
+impl CallUi {
+    pub fn busy(self) -> bool {
+        !matches!(self.phase.get_untracked(), Phase::Idle | Phase::Ended(_))
+    }
+
+    /// Sends on the socket now; returns whether it went out.
+    fn send(self, message: &ClientMsg) -> bool {
+        self.realtime.send(message)
+    }
+
+    /// The other side's name.
+    pub fn peer_name(self) -> String {
+        self.peer
+            .with(|p| p.as_ref().map(|p| p.name().to_string()).unwrap_or_default())
+    }
+
+    /// A new call: fresh state, and the engine shows this side's camera.
+    fn begin(self, phase: Phase, call_id: Option<CallId>, peer: CallPeer, video: bool) {
+        self.phase.set(phase);
+        self.call_id.set(call_id);
+        self.peer.set(Some(peer));
+        self.video.set(video);
+        self.panel.set(None);
+        self.chat_seen.set(0);
+        self.engine.open(Rc::new(SocketChannel { ui: self }), video);
+    }
+
+    /// Rings a friend.
+    pub fn start(self, peer: UserCard, video: bool) {
+        if self.busy() {
+            return;
+        }
+        let request_id = self.last_request.get_value().wrapping_add(1);
+        self.last_request.set_value(request_id);
+        self.request.set(Some(request_id));
+        let to = peer.id;
+        self.begin(Phase::Calling, None, CallPeer::Friend { user: peer }, video);
+        let sent = self.send(&ClientMsg::CallStart {
+            request_id,
+            to,
+            video,
+        });
+        if !sent {
+            // Nothing would ever answer it.
+            self.end("Not connected right now: try again in a moment".into());
+        }
+    }
+
+    pub fn accept(self) {
+        let Some(call_id) = self.call_id.get_untracked() else {
+            return;
+        };
+        self.engine.stop_ring();
+        self.phase.set(Phase::InCall);
+        self.engine.link.set(Link::Connecting);
+        self.send(&ClientMsg::CallAccept { call_id });
+    }
+
+    /// Declines a ringing call, cancels one this tab is making, or hangs up.
+    pub fn hang_up(self) {
+        if let Some(call_id) = self.call_id.get_untracked() {
+            let message = if self.phase.get_untracked() == Phase::Incoming {
+                ClientMsg::CallReject { call_id }
+            } else {
+                ClientMsg::CallHangup { call_id }
+            };
+            self.send(&message);
+        }
+        self.end("Call ended".into());
+    }
+
+    fn end(self, why: String) {
+        // A recording in progress is saved by the engine, not lost.
+        self.engine.close();
+        self.request.set(None);
+        self.call_id.set(None);
+        self.panel.set(None);
+        self.phase.set(Phase::Ended(why));
+        let phase = self.phase;
+        set_timeout(
+            move || {
+                if matches!(phase.get_untracked(), Phase::Ended(_)) {
+                    phase.set(Phase::Idle);
+                }
+            },
+            std::time::Duration::from_secs(4),
+        );
+    }
+
+    fn ours(self, call_id: &CallId) -> bool {
+        self.call_id.get_untracked() == Some(*call_id)
+    }
+
+    /// Connects the engine, with the server's STUN/TURN servers.
+    fn connect(self, you_offer: bool) {
+        self.engine
+            .connect(you_offer, self.realtime.ice_servers.get_untracked());
+    }
+
+    fn on_message(self, message: &ServerMsg) {
+        match message {
+            ServerMsg::CallRinging {
+                request_id,
+                call_id,
+                peer,
+                video,
+            } => {
+                if self.phase.get_untracked() == Phase::Calling
+                    && self.request.get_untracked() == Some(*request_id)
+                {
+                    self.request.set(None);
+                    self.call_id.set(Some(*call_id));
+                    self.peer.set(Some(peer.clone()));
+                    self.video.set(*video);
+                } else {
+                    // Cancelled before the server said it rings: cancel it there too.
+                    self.send(&ClientMsg::CallHangup { call_id: *call_id });
+                }
+            }
+            ServerMsg::CallRefused { request_id, reason }
+                if self.request.get_untracked() == Some(*request_id) =>
+            {
+                self.end(reason_text(*reason).into());
+            }
+            ServerMsg::CallIncoming {
+                call_id,
+                from,
+                video,
+            } => {
+                if self.busy() {
+                    return;
+                }
+                // A preview of yourself before answering.
+                self.begin(Phase::Incoming, Some(*call_id), from.clone(), *video);
+                self.engine.ring();
+            }
+            ServerMsg::CallAccepted { call_id, you_offer } if self.ours(call_id) => {
+                self.phase.set(Phase::InCall);
+                self.connect(*you_offer);
+            }
+            ServerMsg::CallOpened {
+                call_id,
+                peer,
+                video,
+                you_offer,
+            } => {
+                if self.busy() {
+                    self.send(&ClientMsg::CallHangup { call_id: *call_id });
+                    return;
+                }
+                self.begin(Phase::InCall, Some(*call_id), peer.clone(), *video);
+                self.connect(*you_offer);
+            }
+            ServerMsg::CallSignal { call_id, data } if self.ours(call_id) => {
+                match serde_json::from_str::<Signal>(data) {
+                    Ok(signal) => self.engine.receive(signal),
+                    Err(error) => leptos::logging::warn!("unreadable call signal: {error}"),
+                }
+            }
+            ServerMsg::CallEnded { call_id, reason } if self.ours(call_id) => {
+                self.end(reason_text(*reason).into());
+            }
+            ServerMsg::CallPeerConnection { call_id, connected } if self.ours(call_id) => {
+                if *connected {
+                    // The other side is back on a new socket: the offering side renegotiates.
+                    self.engine.restart_ice();
+                    if self.engine.media_connected() {
+                        self.engine.link.set(Link::Connected);
+                    }
+                } else {
+                    self.engine.link.set(Link::Reconnecting);
+                }
+            }
+            ServerMsg::CallResumed { call_id } if self.ours(call_id) => {
+                self.engine.restart_ice();
+            }
+            ServerMsg::Welcome { .. } => {
+                // The socket came back: carry on the call on it.
+                if let (Some(call_id), Phase::InCall) =
+                    (self.call_id.get_untracked(), self.phase.get_untracked())
+                {
+                    self.send(&ClientMsg::CallResume { call_id });
+                }
+            }
+            _ => {}
+        }
+    }
+}

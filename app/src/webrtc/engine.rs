@@ -1,0 +1,269 @@
+//! The call itself: the signaling channel, the camera peer connection and the order in which
+//! the other side's signals are applied; connection state, ICE restarts and the end of a call.
+//! Helpers for video elements and tracks that the other modules share.
+
+use std::{cell::RefCell, collections::VecDeque, rc::Rc, time::Duration};
+
+use leptos::prelude::*;
+use wasm_bindgen::{closure::Closure, JsCast, JsValue};
+use web_sys::{
+    HtmlMediaElement, MediaStream, MediaStreamTrack, RtcDataChannelEvent, RtcPeerConnection,
+    RtcPeerConnectionState, RtcTrackEvent,
+};
+
+use super::{
+    chat, devices, negotiation::Negotiation, ring, screen, stats, Engine, Link, Signal, Signaling,
+};
+use crate::protocol::IceServer;
+
+#[derive(Default)]
+struct State {
+    channel: Option<Rc<dyn Signaling>>,
+    video: bool,
+    ice_servers: Vec<IceServer>,
+    camera: Option<Negotiation>,
+    you_offer: bool,
+    /// Signals waiting for the camera connection, applied one at a time.
+    queue: VecDeque<Signal>,
+    pumping: bool,
+    remote: Option<MediaStream>,
+}
+
+thread_local! {
+    static STATE: RefCell<State> = RefCell::new(State::default());
+}
+
+fn with<T>(f: impl FnOnce(&mut State) -> T) -> T {
+    STATE.with_borrow_mut(f)
+}
+
+/// Sends a signal to the other side through the call's channel.
+pub fn send(signal: &Signal) {
+    if let Some(channel) = with(|s| s.channel.clone()) {
+        channel.send(signal);
+    }
+}
+
+/// The STUN/TURN servers of the call.
+pub fn ice_servers() -> Vec<IceServer> {
+    with(|s| s.ice_servers.clone())
+}
+
+pub fn camera_pc() -> Option<RtcPeerConnection> {
+    with(|s| s.camera.as_ref().map(|c| c.pc().clone()))
+}
+
+/// The other side's camera and microphone, once they arrive.
+pub fn remote() -> Option<MediaStream> {
+    with(|s| s.remote.clone())
+}
+
+pub fn element(id: &str) -> Option<HtmlMediaElement> {
+    document().get_element_by_id(id)?.dyn_into().ok()
+}
+
+/// Shows a stream in the video element with this id (or empties it).
+pub fn show(id: &str, stream: Option<&MediaStream>) {
+    if let Some(video) = element(id) {
+        video.set_src_object(stream);
+        if stream.is_some() {
+            let _ = video.play();
+        }
+    }
+}
+
+pub fn tracks(stream: &MediaStream) -> Vec<MediaStreamTrack> {
+    stream
+        .get_tracks()
+        .iter()
+        .filter_map(|t| t.dyn_into().ok())
+        .collect()
+}
+
+pub fn open(engine: Engine, channel: Rc<dyn Signaling>, video: bool) {
+    with(|s| {
+        s.channel = Some(channel.clone());
+        s.video = video;
+    });
+    leptos::task::spawn_local(async move {
+        if let Err(error) = devices::local_media(engine, video).await {
+            leptos::logging::warn!("camera/microphone unavailable: {error:?}");
+            // Only if this call is still on (another may have begun meanwhile).
+            let current = with(|s| {
+                s.channel
+                    .as_ref()
+                    .is_some_and(|c| std::ptr::addr_eq(Rc::as_ptr(c), Rc::as_ptr(&channel)))
+            });
+            if !current {
+                return;
+            }
+            channel.give_up(
+                "Your camera or microphone is not available. Check the browser's permissions.",
+            );
+        }
+    });
+}
+
+pub fn connect(engine: Engine, you_offer: bool, ice_servers: Vec<IceServer>) {
+    leptos::task::spawn_local(async move {
+        let video = with(|s| s.video);
+        // The same stream as the preview's (asked for once per call).
+        let Ok(stream) = devices::local_media(engine, video).await else {
+            return;
+        };
+        with(|s| s.ice_servers = ice_servers.clone());
+        let camera = match Negotiation::new(&ice_servers, |ice| send(&Signal::Candidate { ice })) {
+            Ok(camera) => camera,
+            Err(error) => {
+                leptos::logging::warn!("no peer connection: {error:?}");
+                if let Some(channel) = with(|s| s.channel.clone()) {
+                    channel.give_up("This browser cannot make calls.");
+                }
+                return;
+            }
+        };
+        let pc = camera.pc().clone();
+        let on_track = Closure::<dyn FnMut(RtcTrackEvent)>::new(|event: RtcTrackEvent| {
+            if let Ok(stream) = event.streams().get(0).dyn_into::<MediaStream>() {
+                show("remote-video", Some(&stream));
+                with(|s| s.remote = Some(stream));
+            }
+        });
+        pc.set_ontrack(Some(on_track.as_ref().unchecked_ref()));
+        let watched = pc.clone();
+        let on_state = Closure::<dyn FnMut()>::new(move || match watched.connection_state() {
+            RtcPeerConnectionState::Connected => engine.link.set(Link::Connected),
+            RtcPeerConnectionState::Disconnected => {
+                engine.link.set(Link::Reconnecting);
+                // Give the network a moment, then restart ICE if it did not come back.
+                let pc = watched.clone();
+                set_timeout(
+                    move || {
+                        if pc.connection_state() == RtcPeerConnectionState::Disconnected {
+                            restart_ice(engine);
+                        }
+                    },
+                    Duration::from_secs(2),
+                );
+            }
+            RtcPeerConnectionState::Failed => {
+                engine.link.set(Link::Failed);
+                restart_ice(engine);
+            }
+            _ => {}
+        });
+        pc.set_onconnectionstatechange(Some(on_state.as_ref().unchecked_ref()));
+        // The chat channel: the offering side opens it, the other receives it.
+        if you_offer {
+            chat::attach(engine, pc.create_data_channel("chat"));
+        } else {
+            let on_channel = Closure::<dyn FnMut(RtcDataChannelEvent)>::new(
+                move |event: RtcDataChannelEvent| chat::attach(engine, event.channel()),
+            );
+            pc.set_ondatachannel(Some(on_channel.as_ref().unchecked_ref()));
+            camera.keep(on_channel);
+        }
+        camera.keep(on_track);
+        camera.keep(on_state);
+        for track in tracks(&stream) {
+            pc.add_track_0(&track, &stream);
+        }
+        with(|s| {
+            s.camera = Some(camera.clone());
+            s.you_offer = you_offer;
+        });
+        apply_local_state(engine);
+        if you_offer {
+            offer(&camera, false).await;
+        }
+        pump(engine).await;
+    });
+}
+
+async fn offer(camera: &Negotiation, ice_restart: bool) {
+    match camera.offer(ice_restart).await {
+        Ok(sdp) => send(&Signal::Offer { sdp }),
+        Err(error) => leptos::logging::warn!("creating an offer failed: {error:?}"),
+    }
+}
+
+pub fn receive(engine: Engine, signal: Signal) {
+    with(|s| s.queue.push_back(signal));
+    leptos::task::spawn_local(pump(engine));
+}
+
+async fn pump(engine: Engine) {
+    let Some(camera) = with(|s| (!s.pumping).then(|| s.camera.clone()).flatten()) else {
+        return;
+    };
+    with(|s| s.pumping = true);
+    while let Some(signal) = with(|s| s.queue.pop_front()) {
+        if let Err(error) = apply(engine, &camera, signal).await {
+            leptos::logging::warn!("call signaling failed: {error:?}");
+        }
+    }
+    with(|s| s.pumping = false);
+}
+
+async fn apply(engine: Engine, camera: &Negotiation, signal: Signal) -> Result<(), JsValue> {
+    match signal {
+        Signal::Offer { sdp } => {
+            let sdp = camera.answer(&sdp).await?;
+            send(&Signal::Answer { sdp });
+        }
+        Signal::Answer { sdp } => camera.accept(&sdp).await?,
+        Signal::Candidate { ice } => camera.add_candidate(ice).await?,
+        Signal::Media { .. } | Signal::Recording { .. } => {}
+        other => screen::receive(engine, other).await?,
+    }
+    Ok(())
+}
+
+pub fn media_connected() -> bool {
+    camera_pc().is_some_and(|pc| pc.connection_state() == RtcPeerConnectionState::Connected)
+}
+
+/// After a network change: the offering side renegotiates with fresh ICE candidates.
+pub fn restart_ice(_engine: Engine) {
+    let Some(camera) = with(|s| s.you_offer.then(|| s.camera.clone()).flatten()) else {
+        return;
+    };
+    leptos::task::spawn_local(async move { offer(&camera, true).await });
+}
+
+/// Applies mute and camera-off to the local tracks and tells the other side.
+pub fn apply_local_state(engine: Engine) {
+    let (muted, camera_off) = (
+        engine.muted.get_untracked(),
+        engine.camera_off.get_untracked(),
+    );
+    if let Some(stream) = devices::local() {
+        for track in tracks(&stream) {
+            track.set_enabled(if track.kind() == "audio" {
+                !muted
+            } else {
+                !camera_off
+            });
+        }
+    }
+    send(&Signal::Media { muted, camera_off });
+}
+
+pub fn close() {
+    ring::stop();
+    stats::forget();
+    screen::close_all();
+    chat::close();
+    devices::release();
+    let camera = with(|s| {
+        s.channel = None;
+        s.remote = None;
+        s.queue.clear();
+        s.you_offer = false;
+        s.camera.take()
+    });
+    if let Some(camera) = camera {
+        camera.close();
+    }
+    show("remote-video", None);
+}

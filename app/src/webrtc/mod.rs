@@ -1,0 +1,303 @@
+//! The WebRTC call engine: camera and screen peer connections, devices, in-call chat,
+//! recording, stats, ICE restarts and the ring tone, driven through web-sys. It knows nothing
+//! of how the two browsers found each other: it sends its [`Signal`]s through a
+//! [`Signaling`] channel (the `/ws` socket for friends; a mailbox or another transport for
+//! other ways to meet) and is fed the other side's with [`Engine::receive`].
+//!
+//! [`Engine`] is a handle of signals the call UI reads; it exists on the server too (where
+//! every method does nothing), so views render alike on both sides. The browser pieces live in
+//! the `hydrate`-only modules below. Browser objects are not `Send`: they live in
+//! thread-locals, one call per tab.
+
+#[cfg(feature = "hydrate")]
+mod chat;
+#[cfg(feature = "hydrate")]
+mod devices;
+#[cfg(feature = "hydrate")]
+mod engine;
+#[cfg(feature = "hydrate")]
+mod negotiation;
+#[cfg(feature = "hydrate")]
+mod recording;
+#[cfg(feature = "hydrate")]
+mod ring;
+#[cfg(feature = "hydrate")]
+mod screen;
+mod signal;
+#[cfg(feature = "hydrate")]
+mod stats;
+pub mod webm;
+
+use std::rc::Rc;
+
+use leptos::prelude::*;
+
+pub use signal::{Ice, Signal};
+
+use crate::protocol::IceServer;
+
+/// The longest in-call chat line, in characters.
+pub const MAX_CHAT_CHARS: usize = 1000;
+
+/// How the engine reaches the other browser. Each way to meet implements it over its own
+/// transport; the engine is fed the other side's signals with [`Engine::receive`].
+pub trait Signaling {
+    /// Sends one signal to the other side (dropped if the channel cannot carry it yet).
+    fn send(&self, signal: &Signal);
+    /// The engine cannot carry on (no camera or microphone): end the call, saying why.
+    fn give_up(&self, why: &str);
+}
+
+/// The media connection's state, once the call is answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Link {
+    Connecting,
+    Connected,
+    /// The connection dropped; ICE is being restarted.
+    Reconnecting,
+    /// The media connection failed; the offering side renegotiates with fresh candidates
+    /// (the call ends if the other side does not come back).
+    Failed,
+}
+
+/// The quality panel's figures, read from `getStats` every second.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Quality {
+    pub rtt_ms: Option<f64>,
+    pub kbps_in: Option<f64>,
+    pub kbps_out: Option<f64>,
+    pub loss_percent: Option<f64>,
+    pub resolution: Option<(u32, u32)>,
+}
+
+/// A camera or microphone the browser offers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Device {
+    /// `videoinput` or `audioinput`.
+    pub kind: String,
+    pub id: String,
+    pub label: String,
+}
+
+/// The engine, as the UI sees it: what it shows, and what it may ask for.
+#[derive(Clone, Copy)]
+pub struct Engine {
+    pub link: RwSignal<Link>,
+    pub muted: RwSignal<bool>,
+    pub camera_off: RwSignal<bool>,
+    pub peer_muted: RwSignal<bool>,
+    pub peer_camera_off: RwSignal<bool>,
+    /// In-call chat over the data channel (never stored): `(mine, text)`.
+    pub chat: RwSignal<Vec<(bool, String)>>,
+    /// Why something the user asked for did not happen (chat, recording).
+    pub chat_error: RwSignal<Option<String>>,
+    /// When this tab started recording (ms since the epoch), while it records.
+    pub recording_since: RwSignal<Option<f64>>,
+    /// Seconds recorded, ticking while recording.
+    pub recorded_secs: RwSignal<u64>,
+    pub peer_recording: RwSignal<bool>,
+    pub sharing: RwSignal<bool>,
+    pub peer_sharing: RwSignal<bool>,
+    pub quality: RwSignal<Quality>,
+    pub devices: RwSignal<Vec<Device>>,
+    /// The devices in use.
+    pub camera: RwSignal<Option<String>>,
+    pub microphone: RwSignal<Option<String>>,
+}
+
+impl Engine {
+    pub fn new() -> Self {
+        Self {
+            link: RwSignal::new(Link::Connecting),
+            muted: RwSignal::new(false),
+            camera_off: RwSignal::new(false),
+            peer_muted: RwSignal::new(false),
+            peer_camera_off: RwSignal::new(false),
+            chat: RwSignal::new(Vec::new()),
+            chat_error: RwSignal::new(None),
+            recording_since: RwSignal::new(None),
+            recorded_secs: RwSignal::new(0),
+            peer_recording: RwSignal::new(false),
+            sharing: RwSignal::new(false),
+            peer_sharing: RwSignal::new(false),
+            quality: RwSignal::new(Quality::default()),
+            devices: RwSignal::new(Vec::new()),
+            camera: RwSignal::new(None),
+            microphone: RwSignal::new(None),
+        }
+    }
+
+    /// Forgets the previous call's state (the device list and choice stay).
+    fn reset(self) {
+        self.link.set(Link::Connecting);
+        for flag in [
+            self.muted,
+            self.camera_off,
+            self.peer_muted,
+            self.peer_camera_off,
+            self.peer_recording,
+            self.sharing,
+            self.peer_sharing,
+        ] {
+            flag.set(false);
+        }
+        self.chat.set(Vec::new());
+        self.chat_error.set(None);
+        self.recording_since.set(None);
+        self.quality.set(Quality::default());
+    }
+
+    /// A new call begins over `channel`: shows this side's camera (a preview while it rings).
+    pub fn open(self, channel: Rc<dyn Signaling>, video: bool) {
+        self.reset();
+        #[cfg(feature = "hydrate")]
+        engine::open(self, channel, video);
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (channel, video);
+    }
+
+    /// Both sides are there: build the peer connection. `you_offer` makes this side the one
+    /// that offers, opens the chat channel and restarts ICE after a network change.
+    pub fn connect(self, you_offer: bool, ice_servers: Vec<IceServer>) {
+        self.link.set(Link::Connecting);
+        #[cfg(feature = "hydrate")]
+        engine::connect(self, you_offer, ice_servers);
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (you_offer, ice_servers);
+    }
+
+    /// A signal from the other side, applied in order.
+    pub fn receive(self, signal: Signal) {
+        match signal {
+            Signal::Media { muted, camera_off } => {
+                self.peer_muted.set(muted);
+                self.peer_camera_off.set(camera_off);
+            }
+            Signal::Recording { on } => self.peer_recording.set(on),
+            #[cfg(feature = "hydrate")]
+            signal => engine::receive(self, signal),
+            #[cfg(not(feature = "hydrate"))]
+            _ => {}
+        }
+    }
+
+    /// The other side's connection came back or changed: the offering side renegotiates
+    /// with fresh candidates.
+    pub fn restart_ice(self) {
+        #[cfg(feature = "hydrate")]
+        engine::restart_ice(self);
+    }
+
+    /// Whether media is flowing (the peer connection says connected).
+    pub fn media_connected(self) -> bool {
+        #[cfg(feature = "hydrate")]
+        return engine::media_connected();
+        #[cfg(not(feature = "hydrate"))]
+        false
+    }
+
+    /// Ends the call's media: recording saved, tracks stopped, connections closed.
+    pub fn close(self) {
+        #[cfg(feature = "hydrate")]
+        {
+            if self.recording_since.get_untracked().is_some() {
+                recording::stop(self);
+            }
+            engine::close();
+        }
+    }
+
+    pub fn toggle_mute(self) {
+        self.muted.update(|m| *m = !*m);
+        #[cfg(feature = "hydrate")]
+        engine::apply_local_state(self);
+    }
+
+    pub fn toggle_camera(self) {
+        self.camera_off.update(|c| *c = !*c);
+        #[cfg(feature = "hydrate")]
+        engine::apply_local_state(self);
+    }
+
+    /// Uses another camera (`videoinput`) or microphone (`audioinput`) in place of the
+    /// current one, without renegotiating the call.
+    pub fn switch_device(self, kind: &'static str, id: String) {
+        #[cfg(feature = "hydrate")]
+        devices::switch(self, kind, id);
+        #[cfg(not(feature = "hydrate"))]
+        let _ = (kind, id);
+    }
+
+    /// Starts or stops sharing the screen.
+    pub fn toggle_screen(self) {
+        #[cfg(feature = "hydrate")]
+        if self.sharing.get_untracked() {
+            screen::stop(self);
+        } else {
+            screen::share(self);
+        }
+    }
+
+    /// Starts or stops recording the call to a WebM file (downloaded when stopped).
+    pub fn toggle_recording(self) {
+        #[cfg(feature = "hydrate")]
+        if self.recording_since.get_untracked().is_some() {
+            recording::stop(self);
+        } else if let Err(error) = recording::start(self) {
+            leptos::logging::warn!("recording failed: {error:?}");
+            self.chat_error
+                .set(Some("This browser cannot record the call.".into()));
+        }
+    }
+
+    /// Sends a chat line to the other side, peer to peer. Returns whether it went.
+    pub fn say(self, text: &str) -> bool {
+        let text = text.trim();
+        if text.is_empty() {
+            return false;
+        }
+        if text.chars().count() > MAX_CHAT_CHARS {
+            self.chat_error.set(Some(format!(
+                "A chat message can have at most {MAX_CHAT_CHARS} characters."
+            )));
+            return false;
+        }
+        #[cfg(feature = "hydrate")]
+        let sent = chat::say(text);
+        #[cfg(not(feature = "hydrate"))]
+        let sent = false;
+        if sent {
+            self.chat.update(|c| c.push((true, text.to_string())));
+            self.chat_error.set(None);
+        } else {
+            self.chat_error
+                .set(Some("The chat is not connected yet.".into()));
+        }
+        sent
+    }
+
+    /// Reads `getStats` once into [`Engine::quality`].
+    pub fn read_quality(self) {
+        #[cfg(feature = "hydrate")]
+        if let Some(pc) = engine::camera_pc() {
+            stats::read(self, pc);
+        }
+    }
+
+    /// Rings until [`Engine::stop_ring`] (or the call closes).
+    pub fn ring(self) {
+        #[cfg(feature = "hydrate")]
+        ring::start();
+    }
+
+    pub fn stop_ring(self) {
+        #[cfg(feature = "hydrate")]
+        ring::stop();
+    }
+}
+
+impl Default for Engine {
+    fn default() -> Self {
+        Self::new()
+    }
+}

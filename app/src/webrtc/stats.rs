@@ -1,0 +1,74 @@
+//! The quality panel's figures from `getStats`: round trip, bitrates (from the previous
+//! reading), packet loss and the received resolution.
+
+use std::cell::Cell;
+
+use leptos::prelude::*;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use web_sys::RtcPeerConnection;
+
+use super::{Engine, Quality};
+
+thread_local! {
+    /// The previous reading: `(time ms, bytes in, bytes out)`, for bitrates.
+    static LAST: Cell<Option<(f64, f64, f64)>> = const { Cell::new(None) };
+}
+
+/// Forgets the previous reading (a new call starts from scratch).
+pub fn forget() {
+    LAST.set(None);
+}
+
+pub fn read(engine: Engine, pc: RtcPeerConnection) {
+    leptos::task::spawn_local(async move {
+        let Ok(report) = JsFuture::from(pc.get_stats()).await else {
+            return;
+        };
+        let report: js_sys::Map = report.unchecked_into();
+        let get = |o: &JsValue, k: &str| js_sys::Reflect::get(o, &k.into()).ok();
+        let num = |o: &JsValue, k: &str| get(o, k).and_then(|v| v.as_f64());
+        let text = |o: &JsValue, k: &str| get(o, k).and_then(|v| v.as_string());
+        let mut quality = Quality::default();
+        let (mut bytes_in, mut bytes_out, mut lost, mut received) = (0.0, 0.0, 0.0, 0.0);
+        let mut now = 0.0;
+        report.for_each(&mut |stat, _| {
+            now = num(&stat, "timestamp").unwrap_or(now);
+            match text(&stat, "type").as_deref() {
+                Some("candidate-pair")
+                    if get(&stat, "nominated").and_then(|v| v.as_bool()) == Some(true) =>
+                {
+                    if let Some(rtt) = num(&stat, "currentRoundTripTime") {
+                        quality.rtt_ms = Some(rtt * 1000.0);
+                    }
+                }
+                Some("inbound-rtp") => {
+                    bytes_in += num(&stat, "bytesReceived").unwrap_or(0.0);
+                    lost += num(&stat, "packetsLost").unwrap_or(0.0);
+                    received += num(&stat, "packetsReceived").unwrap_or(0.0);
+                    if text(&stat, "kind").as_deref() == Some("video") {
+                        if let (Some(w), Some(h)) =
+                            (num(&stat, "frameWidth"), num(&stat, "frameHeight"))
+                        {
+                            quality.resolution = Some((w as u32, h as u32));
+                        }
+                    }
+                }
+                Some("outbound-rtp") => bytes_out += num(&stat, "bytesSent").unwrap_or(0.0),
+                _ => {}
+            }
+        });
+        if let Some((then, before_in, before_out)) = LAST.get() {
+            let secs = (now - then) / 1000.0;
+            if secs > 0.0 {
+                quality.kbps_in = Some((bytes_in - before_in) * 8.0 / 1000.0 / secs);
+                quality.kbps_out = Some((bytes_out - before_out) * 8.0 / 1000.0 / secs);
+            }
+        }
+        LAST.set(Some((now, bytes_in, bytes_out)));
+        if received + lost > 0.0 {
+            quality.loss_percent = Some(lost * 100.0 / (received + lost));
+        }
+        engine.quality.set(quality);
+    });
+}
