@@ -20,6 +20,13 @@ const HEIGHT: f64 = 480.0;
 /// Frames drawn per second.
 const FPS: f64 = 20.0;
 
+/// The audio node that paints while the tab is hidden, and its handler.
+type AudioClock = (ScriptProcessorNode, Closure<dyn FnMut()>);
+/// Draws the next frame of the composed picture.
+type Paint = Rc<dyn Fn()>;
+/// The recorder's `dataavailable` and `stop` handlers.
+type RecorderHandlers = (Closure<dyn FnMut(web_sys::BlobEvent)>, Closure<dyn FnMut()>);
+
 struct Recording {
     recorder: MediaRecorder,
     mixer: AudioContext,
@@ -27,8 +34,8 @@ struct Recording {
     picture: MediaStream,
     timers: [IntervalHandle; 2],
     /// The audio clock that paints while the tab is hidden, if WebAudio gave one.
-    clock: Option<(ScriptProcessorNode, Closure<dyn FnMut()>)>,
-    handlers: (Closure<dyn FnMut(web_sys::BlobEvent)>, Closure<dyn FnMut()>),
+    clock: Option<AudioClock>,
+    handlers: RecorderHandlers,
 }
 
 thread_local! {
@@ -67,7 +74,7 @@ fn draw(context: &CanvasRenderingContext2d, video: Option<&HtmlVideoElement>, x:
 
 /// The other side's video on the left and this side's on the right, on a canvas; returns the
 /// canvas's stream and what paints it.
-fn compose() -> Result<(MediaStream, Rc<dyn Fn()>), JsValue> {
+fn compose() -> Result<(MediaStream, Paint), JsValue> {
     let (remote, local) = (video("remote-video"), video("local-video"));
     let (remote_width, local_width) = (scaled_width(remote.as_ref()), scaled_width(local.as_ref()));
     let canvas: HtmlCanvasElement = document().create_element("canvas")?.dyn_into()?;
@@ -90,10 +97,7 @@ fn compose() -> Result<(MediaStream, Rc<dyn Fn()>), JsValue> {
 
 /// Paints while the tab is hidden, at the pace of the audio clock (2048 samples: about 23
 /// times a second at 48 kHz). The node must reach the output to run: through silence.
-fn audio_clock(
-    mixer: &AudioContext,
-    paint: Rc<dyn Fn()>,
-) -> Result<(ScriptProcessorNode, Closure<dyn FnMut()>), JsValue> {
+fn audio_clock(mixer: &AudioContext, paint: Paint) -> Result<AudioClock, JsValue> {
     let node = mixer.create_script_processor_with_buffer_size(2048)?;
     let silence = mixer.create_gain()?;
     silence.gain().set_value(0.0);
