@@ -66,6 +66,8 @@ test('profile changes persist, and a new password replaces the old one', async (
   await expect(page.getByTestId('signed-in-name')).toHaveText('Daniel 🚀');
   await page.reload();
   await expect(page.getByRole('region', { name: 'Display name' }).getByLabel('Display name')).toHaveValue('Daniel 🚀');
+  // The server-rendered form is there before it is live: wait, or the click posts it natively.
+  await hydrated(page);
 
   const passwordForm = page.getByRole('region', { name: 'Change password' });
   await passwordForm.getByLabel('Current password').fill(PASSWORD);

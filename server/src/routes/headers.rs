@@ -14,7 +14,7 @@ use axum::{
 /// What the site may use: calls need the camera, the microphone and screen capture.
 pub const PERMISSIONS_POLICY: &str = "camera=(self), microphone=(self), display-capture=(self), \
      fullscreen=(self), autoplay=(self), geolocation=(), payment=(), usb=(), serial=(), \
-     bluetooth=(), midi=(), magnetometer=(), gyroscope=(), accelerometer=(), interest-cohort=()";
+     midi=(), magnetometer=(), gyroscope=(), accelerometer=()";
 
 /// Browsers remember for a year to use HTTPS only (sent only when served over HTTPS).
 pub const HSTS: &str = "max-age=31536000";

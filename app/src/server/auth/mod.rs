@@ -69,19 +69,24 @@ impl std::fmt::Debug for GoogleSettings {
 #[derive(Debug, Clone)]
 pub struct AuthUser(pub SessionUser);
 
+/// What extractors answer when the request has no one they accept.
+pub type Rejection = (axum::http::StatusCode, axum::Json<AppError>);
+
+/// A value the session layer put into the request's extensions, or 401.
+pub(crate) fn from_session_layer<T: Clone + Send + Sync + 'static>(
+    parts: &Parts,
+) -> Result<T, Rejection> {
+    parts.extensions.get::<T>().cloned().ok_or((
+        axum::http::StatusCode::UNAUTHORIZED,
+        axum::Json(AppError::Unauthorized),
+    ))
+}
+
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for AuthUser {
-    type Rejection = (axum::http::StatusCode, axum::Json<AppError>);
+    type Rejection = Rejection;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<SessionUser>()
-            .cloned()
-            .map(AuthUser)
-            .ok_or((
-                axum::http::StatusCode::UNAUTHORIZED,
-                axum::Json(AppError::Unauthorized),
-            ))
+        from_session_layer(parts).map(AuthUser)
     }
 }
 

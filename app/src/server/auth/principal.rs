@@ -9,7 +9,6 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::session::{now_secs, SessionUser, Sessions};
-use crate::error::AppError;
 
 pub const GUEST_COOKIE: &str = "parlor_guest";
 
@@ -165,21 +164,13 @@ impl Guests {
 pub struct Authenticated(pub Principal);
 
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Authenticated {
-    type Rejection = (axum::http::StatusCode, axum::Json<AppError>);
+    type Rejection = super::Rejection;
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
         _: &S,
     ) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<Principal>()
-            .cloned()
-            .map(Authenticated)
-            .ok_or((
-                axum::http::StatusCode::UNAUTHORIZED,
-                axum::Json(AppError::Unauthorized),
-            ))
+        super::from_session_layer(parts).map(Authenticated)
     }
 }
 
