@@ -36,12 +36,15 @@ build: bootstrap
 e2e:
 	@scripts/e2e.sh
 
-## lint: rustfmt, and clippy on the server build (rustup's toolchain: Debian's rustc-web has
-## no clippy; its own target dir, as its rustc differs)
+## lint: rustfmt, and clippy on the server build and on the browser code (rustup's toolchain:
+## Debian's rustc-web has no clippy; its own target dir, as its rustc differs; the browser
+## code is linted for the host target, as rustup has no wasm32 std here)
 lint:
 	@$(ENV) cargo fmt --all --check && parlor_leptos_build_env && \
 	  PATH="$$HOME/.cargo/bin:$$PATH" RUSTUP_TOOLCHAIN=stable CARGO_TARGET_DIR=target/clippy \
-	  cargo clippy -p server -p app -p bench --features app/ssr --all-targets -- -D warnings
+	  cargo clippy -p server -p app -p bench --features app/ssr --all-targets -- -D warnings && \
+	  PATH="$$HOME/.cargo/bin:$$PATH" RUSTUP_TOOLCHAIN=stable CARGO_TARGET_DIR=target/clippy \
+	  cargo clippy -p app --features hydrate -- -D warnings
 
 fmt:
 	@$(ENV) cargo fmt --all
