@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every test Parlor has: builds the app, runs the Rust unit and integration tests, then the
-# browser tests in a loopback-only network namespace. Runs all suites even when one fails,
+# browser tests in a loopback-only network namespace, then builds the release site and server. Runs all suites even when one fails,
 # ends with each runner's own summary lines, and exits non-zero if anything failed.
 set -uo pipefail
 
@@ -29,9 +29,17 @@ step "Browser tests (Playwright + Chromium, loopback-only network namespace)"
 scripts/e2e.sh "$@" 2>&1 | tee "$logs/e2e.txt"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
+# What `make run` serves: a release-only build failure has happened before, so CI builds it.
+step "Release build (what make run serves: cargo leptos build --release)"
+cargo leptos build --release 2>&1 | tee "$logs/release.txt"
+release_status=${PIPESTATUS[0]}
+[ "$release_status" -eq 0 ] || status=1
+
 step "Summary"
 echo "Rust (cargo test):"
 grep -E '^test result:|^error(\[|:)' "$logs/rust.txt" | sed 's/^/  /'
 echo "Browser (Playwright):"
 grep -E '^\s+[0-9]+ (passed|failed|flaky|skipped|did not run)|^Error:' "$logs/e2e.txt" | sed 's/^ */  /'
+echo "Release build:"
+if [ "$release_status" -eq 0 ]; then echo "  ok"; else echo "  FAILED (see above)"; fi
 exit "$status"
