@@ -48,14 +48,7 @@ async fn sign_up_signs_in_and_the_session_names_the_user() {
     );
 
     // The server renders the signed-in state into the page itself.
-    let html = browser
-        .get(app.url("/"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app.page(&browser, "/").await;
     assert!(html.contains("signed-in-name"), "{html}");
 }
 
@@ -103,14 +96,7 @@ async fn unicode_and_sql_looking_names_are_kept_as_typed() {
     assert_eq!(me["display_name"], name);
     assert_eq!(me["email"], "zoë@exämple.de");
     // Shown as text, never as markup.
-    let html = browser
-        .get(app.url("/profile"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app.page(&browser, "/profile").await;
     assert!(!html.contains("<b>'"), "{html}");
 }
 
@@ -142,24 +128,13 @@ async fn sign_in_gives_the_same_answer_for_unknown_email_and_wrong_password() {
 
     let browser = app.browser();
     let wrong = error(
-        app.call(
-            &browser,
-            "/api/auth/sign_in",
-            &[("email", "ann@example.com"), ("password", "wrong password")],
-        )
-        .await,
+        app.sign_in(&browser, "ann@example.com", "wrong password")
+            .await,
     )
     .await;
     let unknown = error(
-        app.call(
-            &browser,
-            "/api/auth/sign_in",
-            &[
-                ("email", "nobody@example.com"),
-                ("password", "wrong password"),
-            ],
-        )
-        .await,
+        app.sign_in(&browser, "nobody@example.com", "wrong password")
+            .await,
     )
     .await;
     assert_eq!(wrong, (401, Value::String("WrongCredentials".into())));
@@ -167,13 +142,7 @@ async fn sign_in_gives_the_same_answer_for_unknown_email_and_wrong_password() {
     assert_eq!(app.me(&browser).await, Value::Null);
 
     // Any case of the email works with the right password.
-    let response = app
-        .call(
-            &browser,
-            "/api/auth/sign_in",
-            &[("email", " ANN@example.com "), ("password", PASSWORD)],
-        )
-        .await;
+    let response = app.sign_in(&browser, " ANN@example.com ", PASSWORD).await;
     assert!(ok(&response), "{}", response.status());
     assert_eq!(app.me(&browser).await["display_name"], "Ann");
 }
@@ -182,26 +151,10 @@ async fn sign_in_gives_the_same_answer_for_unknown_email_and_wrong_password() {
 async fn sign_in_rejects_empty_and_oversized_input_without_hashing_it() {
     let app = TestApp::spawn().await;
     let browser = app.browser();
-    let (status, body) = error(
-        app.call(
-            &browser,
-            "/api/auth/sign_in",
-            &[("email", ""), ("password", "")],
-        )
-        .await,
-    )
-    .await;
+    let (status, body) = error(app.sign_in(&browser, "", "").await).await;
     assert_eq!(status, 422, "{body}");
     let long = "x".repeat(10_000);
-    let (status, _) = error(
-        app.call(
-            &browser,
-            "/api/auth/sign_in",
-            &[("email", "a@example.com"), ("password", &long)],
-        )
-        .await,
-    )
-    .await;
+    let (status, _) = error(app.sign_in(&browser, "a@example.com", &long).await).await;
     assert_eq!(status, 401);
     // A missing argument is a clear error, not a crash.
     let (status, body) = error(
@@ -236,22 +189,10 @@ async fn repeated_failures_lock_the_account_for_a_while_with_a_clear_wait() {
     let browser = app.browser();
     // The default allows 5 failures per account in 15 minutes.
     for _ in 0..5 {
-        let r = app
-            .call(
-                &browser,
-                "/api/auth/sign_in",
-                &[("email", "ann@example.com"), ("password", "nope nope")],
-            )
-            .await;
+        let r = app.sign_in(&browser, "ann@example.com", "nope nope").await;
         assert_eq!(r.status(), 401);
     }
-    let response = app
-        .call(
-            &browser,
-            "/api/auth/sign_in",
-            &[("email", "ann@example.com"), ("password", PASSWORD)],
-        )
-        .await;
+    let response = app.sign_in(&browser, "ann@example.com", PASSWORD).await;
     assert_eq!(response.status(), 429);
     let retry: u64 = response.headers()["retry-after"]
         .to_str()
@@ -271,13 +212,7 @@ async fn a_client_address_is_limited_across_accounts() {
     // The default allows 30 attempts per address in 10 minutes.
     for i in 0..30 {
         let email = format!("user{i}@example.com");
-        let r = app
-            .call(
-                &browser,
-                "/api/auth/sign_in",
-                &[("email", &email), ("password", "nope nope")],
-            )
-            .await;
+        let r = app.sign_in(&browser, &email, "nope nope").await;
         assert_eq!(r.status(), 401, "attempt {i}");
     }
     let response = app
@@ -384,13 +319,7 @@ async fn sign_out_everywhere_ends_every_session_and_old_tokens_stay_dead() {
     assert!(ok(&app
         .sign_up(&laptop, "ann@example.com", "Ann", PASSWORD)
         .await));
-    assert!(ok(&app
-        .call(
-            &phone,
-            "/api/auth/sign_in",
-            &[("email", "ann@example.com"), ("password", PASSWORD)]
-        )
-        .await));
+    assert!(ok(&app.sign_in(&phone, "ann@example.com", PASSWORD).await));
     assert_eq!(app.me(&phone).await["display_name"], "Ann");
 
     assert!(ok(&app
@@ -400,13 +329,7 @@ async fn sign_out_everywhere_ends_every_session_and_old_tokens_stay_dead() {
     assert_eq!(app.me(&phone).await, Value::Null);
 
     // Signing in again works, with a new token version.
-    assert!(ok(&app
-        .call(
-            &phone,
-            "/api/auth/sign_in",
-            &[("email", "ann@example.com"), ("password", PASSWORD)]
-        )
-        .await));
+    assert!(ok(&app.sign_in(&phone, "ann@example.com", PASSWORD).await));
     assert_eq!(app.me(&phone).await["display_name"], "Ann");
 }
 
@@ -418,13 +341,7 @@ async fn changing_the_password_needs_the_current_one_and_ends_other_sessions() {
     assert!(ok(&app
         .sign_up(&laptop, "ann@example.com", "Ann", PASSWORD)
         .await));
-    assert!(ok(&app
-        .call(
-            &phone,
-            "/api/auth/sign_in",
-            &[("email", "ann@example.com"), ("password", PASSWORD)]
-        )
-        .await));
+    assert!(ok(&app.sign_in(&phone, "ann@example.com", PASSWORD).await));
 
     let (status, body) = error(
         app.call(
@@ -457,20 +374,10 @@ async fn changing_the_password_needs_the_current_one_and_ends_other_sessions() {
     assert_eq!(app.me(&phone).await, Value::Null);
     // Only the new password works now.
     let fresh = app.browser();
-    let old = app
-        .call(
-            &fresh,
-            "/api/auth/sign_in",
-            &[("email", "ann@example.com"), ("password", PASSWORD)],
-        )
-        .await;
+    let old = app.sign_in(&fresh, "ann@example.com", PASSWORD).await;
     assert_eq!(old.status(), 401);
     let new = app
-        .call(
-            &fresh,
-            "/api/auth/sign_in",
-            &[("email", "ann@example.com"), ("password", "new password!")],
-        )
+        .sign_in(&fresh, "ann@example.com", "new password!")
         .await;
     assert!(ok(&new));
 }

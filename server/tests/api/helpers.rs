@@ -111,6 +111,33 @@ impl TestApp {
         .await
     }
 
+    /// Signs in `client`'s cookie jar with email and password; returns the response.
+    pub async fn sign_in(
+        &self,
+        client: &reqwest::Client,
+        email: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        self.call(
+            client,
+            "/api/auth/sign_in",
+            &[("email", email), ("password", password)],
+        )
+        .await
+    }
+
+    /// The HTML of page `path` as `client` (with its cookies) sees it.
+    pub async fn page(&self, client: &reqwest::Client, path: &str) -> String {
+        client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request sent")
+            .text()
+            .await
+            .expect("a page")
+    }
+
     /// The signed-in user as `/api/auth/session` reports it (JSON `null` when signed out).
     pub async fn me(&self, client: &reqwest::Client) -> serde_json::Value {
         let response = self.call(client, "/api/auth/session", &[]).await;

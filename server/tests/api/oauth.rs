@@ -141,27 +141,13 @@ async fn a_password_account_is_linked_only_after_its_password_is_entered() {
     let callback = consent(&app, &browser, Consent::default()).await;
     assert_eq!(finish(&browser, &callback).await, "/signin?google=link");
     assert_eq!(app.me(&browser).await, Value::Null);
-    let html = browser
-        .get(app.url("/signin?google=link"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let html = app.page(&browser, "/signin?google=link").await;
     assert!(html.contains("Sign in with its password to link"), "{html}");
     assert_eq!(app.me(&owner).await["google_linked"], false);
 
     // The owner enters the account's password in that browser: now it is linked.
     let response = app
-        .call(
-            &browser,
-            "/api/auth/sign_in",
-            &[
-                ("email", "gina@example.com"),
-                ("password", "correct horse battery"),
-            ],
-        )
+        .sign_in(&browser, "gina@example.com", "correct horse battery")
         .await;
     assert!(response.status().is_success(), "{}", response.status());
     let me = app.me(&browser).await;
@@ -194,24 +180,13 @@ async fn a_squatter_who_signed_up_with_someone_elses_email_never_gets_their_goog
     // ...and the squatter signing in (in their own browser, without her pending identity)
     // links nothing.
     let response = app
-        .call(
-            &squatter,
-            "/api/auth/sign_in",
-            &[
-                ("email", "gina@example.com"),
-                ("password", "squatters password"),
-            ],
-        )
+        .sign_in(&squatter, "gina@example.com", "squatters password")
         .await;
     assert!(response.status().is_success());
     assert_eq!(app.me(&squatter).await["google_linked"], false);
     // A wrong password in Gina's browser links nothing either.
     let response = app
-        .call(
-            &gina,
-            "/api/auth/sign_in",
-            &[("email", "gina@example.com"), ("password", "a wrong guess")],
-        )
+        .sign_in(&gina, "gina@example.com", "a wrong guess")
         .await;
     assert_eq!(response.status(), 401);
     assert_eq!(app.me(&squatter).await["google_linked"], false);
