@@ -359,8 +359,8 @@ mod imp {
     ) {
         use crate::server::{
             auth::{
-                google::{link_cookie, PendingLink, LINK_COOKIE, PROVIDER},
-                session::read_cookie,
+                cookies::GOOGLE_LINK,
+                google::{PendingLink, PROVIDER},
                 set_cookie,
             },
             db::users::email_key,
@@ -368,17 +368,14 @@ mod imp {
         let Some(parts) = use_context::<axum::http::request::Parts>() else {
             return;
         };
-        let pending: Option<PendingLink> = parts
-            .headers
-            .get_all(axum::http::header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(|v| read_cookie(v, LINK_COOKIE))
-            .and_then(|token| state.auth.sessions.open(token));
+        let secure = state.auth.sessions.secure();
+        let pending: Option<PendingLink> = GOOGLE_LINK
+            .from_headers(&parts.headers, secure)
+            .and_then(|token| state.auth.sessions.open(&token));
         let Some(pending) = pending else {
             return;
         };
-        set_cookie(&link_cookie("", 0, state.auth.sessions.secure()));
+        set_cookie(&GOOGLE_LINK.remove(secure));
         if email_key(&pending.email) != email_key(&user.email) || user.google_linked {
             return;
         }

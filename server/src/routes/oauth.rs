@@ -8,8 +8,9 @@
 
 use app::server::{
     auth::{
-        google::{link_cookie, PendingLink, LINK_SECS, PROVIDER},
-        session::{now_secs, read_cookie},
+        cookies::{GOOGLE_LINK, OAUTH_FLOW},
+        google::{PendingLink, LINK_SECS, PROVIDER},
+        session::now_secs,
         GoogleSettings,
     },
     db::users::{CreateUserError, UserRow},
@@ -26,8 +27,6 @@ use oauth2::{
 };
 use serde::{Deserialize, Serialize};
 
-const FLOW_COOKIE: &str = "parlor_oauth";
-const FLOW_PATH: &str = "/auth/google";
 const FLOW_SECS: u64 = 600;
 
 /// What the flow cookie carries between the redirect and the callback.
@@ -151,12 +150,9 @@ async fn finish(
         };
         return Err((failure, "the provider returned an error"));
     }
-    let flow: Flow = headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| read_cookie(v, FLOW_COOKIE))
-        .and_then(|token| state.auth.sessions.open(token))
+    let flow: Flow = OAUTH_FLOW
+        .from_headers(headers, state.auth.sessions.secure())
+        .and_then(|token| state.auth.sessions.open(&token))
         .ok_or((Failure::Failed, "missing or expired flow cookie"))?;
     if callback.state.as_deref() != Some(flow.state.as_str()) {
         return Err((Failure::Failed, "state mismatch"));
@@ -264,20 +260,13 @@ fn fail(failure: Failure, state: &AppState, why: &str) -> Response {
     append_cookie(&mut response, &flow_cookie(state, "", 0));
     if let Failure::LinkNeeded(token) = &failure {
         let secure = state.auth.sessions.secure();
-        append_cookie(&mut response, &link_cookie(token, LINK_SECS, secure));
+        append_cookie(&mut response, &GOOGLE_LINK.set(token, LINK_SECS, secure));
     }
     response
 }
 
 fn flow_cookie(state: &AppState, value: &str, max_age: u64) -> String {
-    format!(
-        "{FLOW_COOKIE}={value}; Path={FLOW_PATH}; HttpOnly; SameSite=Lax; Max-Age={max_age}{}",
-        if state.auth.sessions.secure() {
-            "; Secure"
-        } else {
-            ""
-        }
-    )
+    OAUTH_FLOW.set(value, max_age, state.auth.sessions.secure())
 }
 
 fn append_cookie(response: &mut Response, cookie: &str) {

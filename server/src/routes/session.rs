@@ -6,8 +6,7 @@
 
 use app::server::{
     auth::{
-        principal::GUEST_COOKIE,
-        session::{read_cookie, SESSION_COOKIE},
+        cookies::{GUEST, SESSION},
         Principal, SessionUser,
     },
     state::AppState,
@@ -79,29 +78,18 @@ async fn check_session(state: &AppState, token: &str) -> Checked {
     )
 }
 
-fn read_request_cookie(request: &Request, name: &str) -> Option<String> {
-    request
-        .headers()
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| read_cookie(v, name))
-        .filter(|t| !t.is_empty())
-        .map(str::to_string)
-}
-
 pub async fn layer(State(state): State<AppState>, mut request: Request, next: Next) -> Response {
     // Static assets never need the user: skip the database round trip.
     if request.uri().path().starts_with("/pkg/") {
         return next.run(request).await;
     }
-    // (A function, not a closure: a borrow of the request must not live across an await.)
+    let sessions = &state.auth.sessions;
+    let secure = sessions.secure();
     let (token, guest_token) = (
-        read_request_cookie(&request, SESSION_COOKIE),
-        read_request_cookie(&request, GUEST_COOKIE),
+        SESSION.from_headers(request.headers(), secure),
+        GUEST.from_headers(request.headers(), secure),
     );
 
-    let sessions = &state.auth.sessions;
     let mut action = CookieAction::None;
     if let Some(token) = token {
         match check_session(&state, &token).await {
@@ -141,21 +129,21 @@ pub async fn layer(State(state): State<AppState>, mut request: Request, next: Ne
 
     let mut response = next.run(request).await;
     // A handler that set a cookie itself (sign-in, sign-out, a new guest) has the last word.
-    let handler_set = |name: &str| {
+    let handler_set = |cookie: app::server::auth::cookies::Cookie| {
         response
             .headers()
             .get_all(header::SET_COOKIE)
             .iter()
-            .any(|v| v.as_bytes().starts_with(format!("{name}=").as_bytes()))
+            .any(|v| cookie.is_set_by(v.as_bytes(), secure))
     };
     let session_cookie = match action {
-        _ if handler_set(SESSION_COOKIE) => None,
+        _ if handler_set(SESSION) => None,
         CookieAction::None => None,
         CookieAction::Renew(token) => Some(sessions.cookie(&token)),
         CookieAction::Remove => Some(sessions.removal_cookie()),
     };
     let guest_cookie = match guest_action {
-        _ if handler_set(GUEST_COOKIE) => None,
+        _ if handler_set(GUEST) => None,
         CookieAction::None => None,
         CookieAction::Renew(token) => Some(guests.cookie(&token)),
         CookieAction::Remove => Some(guests.removal_cookie()),

@@ -123,8 +123,43 @@ async fn the_server_speaks_https_with_the_configured_certificate() {
         .await
         .unwrap();
     assert!(response.status().is_success(), "{}", response.status());
+    // Signing up over HTTPS: the session cookie is `__Host-` prefixed (the browser then
+    // insists on Secure, Path=/ and no Domain) and Secure.
     let cookie = response.headers()["set-cookie"].to_str().unwrap();
-    assert!(cookie.contains("; Secure"), "{cookie}");
+    assert!(cookie.starts_with("__Host-parlor_session="), "{cookie}");
+    assert!(
+        cookie.contains("; Path=/;") && cookie.contains("; Secure"),
+        "{cookie}"
+    );
+    assert!(!cookie.to_lowercase().contains("domain="), "{cookie}");
+    let token = cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .strip_prefix("__Host-parlor_session=")
+        .unwrap();
+    let me = |cookie: String| {
+        let client = &client;
+        let url = format!("{base}/api/auth/session");
+        async move {
+            let response = client
+                .post(url)
+                .header("cookie", cookie)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .send()
+                .await
+                .unwrap();
+            response.text().await.unwrap()
+        }
+    };
+    assert!(me(format!("__Host-parlor_session={token}"))
+        .await
+        .contains("tls@example.com"));
+    // The same token under the plain name (what a sibling subdomain or a plain-http page
+    // could plant) is not a session over https.
+    assert!(!me(format!("parlor_session={token}"))
+        .await
+        .contains("tls@example.com"));
     // Plain HTTP on the same port gets nowhere; a client that does not trust the certificate
     // refuses it.
     assert!(

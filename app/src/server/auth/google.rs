@@ -6,8 +6,6 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The cookie holding a Google identity waiting to be linked.
-pub const LINK_COOKIE: &str = "parlor_google_link";
 /// How long it waits.
 pub const LINK_SECS: u64 = 600;
 /// The provider name identities are stored under.
@@ -20,12 +18,4 @@ pub struct PendingLink {
     pub google_sub: String,
     pub email: String,
     pub exp: u64,
-}
-
-/// The `Set-Cookie` value carrying (or, with an empty token and 0, removing) a pending link.
-pub fn link_cookie(token: &str, max_age: u64, secure: bool) -> String {
-    format!(
-        "{LINK_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{}",
-        if secure { "; Secure" } else { "" }
-    )
 }

@@ -1,6 +1,7 @@
 //! Accounts and sessions on the server: password hashing, session tokens and cookies, rate
 //! limits, and the helpers server functions use to find the signed-in user of a request.
 
+pub mod cookies;
 pub mod google;
 pub mod password;
 pub mod principal;

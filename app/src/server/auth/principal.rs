@@ -10,8 +10,6 @@ use serde::{Deserialize, Serialize};
 
 use super::session::{now_secs, SessionUser, Sessions};
 
-pub const GUEST_COOKIE: &str = "parlor_guest";
-
 /// A guest's random id (128 bits from the OS).
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct GuestId(pub u128);
@@ -135,26 +133,11 @@ impl Guests {
     }
 
     pub fn cookie(&self, token: &str) -> String {
-        format!(
-            "{GUEST_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
-            self.ttl.as_secs(),
-            if self.sessions.secure() {
-                "; Secure"
-            } else {
-                ""
-            }
-        )
+        super::cookies::GUEST.set(token, self.ttl.as_secs(), self.sessions.secure())
     }
 
     pub fn removal_cookie(&self) -> String {
-        format!(
-            "{GUEST_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}",
-            if self.sessions.secure() {
-                "; Secure"
-            } else {
-                ""
-            }
-        )
+        super::cookies::GUEST.remove(self.sessions.secure())
     }
 }
 

@@ -8,8 +8,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-pub const SESSION_COOKIE: &str = "parlor_session";
-
 /// The signed content of a session token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Claims {
@@ -136,19 +134,12 @@ impl Sessions {
 
     /// The `Set-Cookie` value that stores a session token.
     pub fn cookie(&self, token: &str) -> String {
-        format!(
-            "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax; Max-Age={}{}",
-            self.ttl.as_secs(),
-            if self.secure { "; Secure" } else { "" }
-        )
+        super::cookies::SESSION.set(token, self.ttl.as_secs(), self.secure)
     }
 
     /// The `Set-Cookie` value that removes the session cookie.
     pub fn removal_cookie(&self) -> String {
-        format!(
-            "{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}",
-            if self.secure { "; Secure" } else { "" }
-        )
+        super::cookies::SESSION.remove(self.secure)
     }
 }
 
@@ -166,14 +157,6 @@ pub fn random_secret_hex() -> String {
     let mut bytes = [0u8; 32];
     OsRng.fill_bytes(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// The value of cookie `name` in a `Cookie` request header, if present.
-pub fn read_cookie<'a>(header: &'a str, name: &str) -> Option<&'a str> {
-    header.split(';').find_map(|pair| {
-        let (k, v) = pair.trim().split_once('=')?;
-        (k == name).then_some(v)
-    })
 }
 
 /// The signed-in user of a request, put in the request's extensions by the session layer
@@ -246,12 +229,5 @@ mod tests {
         assert!(!plain.contains("Secure"));
         let secure = Sessions::new(&[7u8; 32], Duration::from_secs(60), true).cookie("t");
         assert!(secure.ends_with("; Secure"));
-    }
-
-    #[test]
-    fn cookies_are_read_from_the_header() {
-        let header = "a=1; parlor_session=tok.en.x; b=2";
-        assert_eq!(read_cookie(header, SESSION_COOKIE), Some("tok.en.x"));
-        assert_eq!(read_cookie("a=1", SESSION_COOKIE), None);
     }
 }
