@@ -92,7 +92,17 @@ impl Application {
             path: db_path.clone(),
             source,
         })?;
-        tracing::info!(path = %db_path.display(), "database ready");
+        // The operator's facts (the public status page only says whether all is well).
+        match db.status().await {
+            Ok(status) => tracing::info!(
+                path = %db_path.display(),
+                version = env!("CARGO_PKG_VERSION"),
+                sqlite = %status.engine_version,
+                schema = status.migrations.last().map_or(0, |m| m.0),
+                "database ready"
+            ),
+            Err(error) => tracing::warn!(%error, "database ready, but its status is unreadable"),
+        }
 
         let listener =
             TcpListener::bind(config.addr)

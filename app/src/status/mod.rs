@@ -1,4 +1,4 @@
-//! The operator's status page: version, database and applied migrations.
+//! The public status page: is Parlor healthy (and nothing an attacker could use).
 
 pub mod api;
 pub mod page;

@@ -75,6 +75,14 @@ impl Db {
             .map(|_| ())
     }
 
+    /// The database's clock (RFC 3339, UTC, seconds): a round trip that also says when.
+    pub async fn now(&self) -> Result<String, DbError> {
+        let (now,): (String,) = sqlx::query_as("SELECT strftime('%Y-%m-%dT%H:%M:%SZ', 'now')")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(now)
+    }
+
     /// Closes every connection; later queries fail. Used at shutdown.
     pub async fn close(&self) {
         self.pool.close().await;
