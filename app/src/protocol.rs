@@ -75,6 +75,25 @@ pub enum ClientMsg {
 
 /// A STUN or TURN server, in the shape `RTCPeerConnection` takes. Its `Debug` hides the
 /// credential (configuration gets logged).
+impl ClientMsg {
+    /// The message's `type` on the wire (for metrics and logs).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Ping => "ping",
+            Self::Resume { .. } => "resume",
+            Self::Send { .. } => "send",
+            Self::Typing { .. } => "typing",
+            Self::Receipt { .. } => "receipt",
+            Self::CallStart { .. } => "call_start",
+            Self::CallAccept { .. } => "call_accept",
+            Self::CallReject { .. } => "call_reject",
+            Self::CallHangup { .. } => "call_hangup",
+            Self::CallSignal { .. } => "call_signal",
+            Self::CallResume { .. } => "call_resume",
+        }
+    }
+}
+
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IceServer {
     pub urls: Vec<String>,
@@ -206,6 +225,32 @@ pub enum ServerMsg {
     },
 }
 
+impl ServerMsg {
+    /// The message's `type` on the wire (for metrics and logs).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Welcome { .. } => "welcome",
+            Self::Pong => "pong",
+            Self::Backlog { .. } => "backlog",
+            Self::Message { .. } => "message",
+            Self::Receipt { .. } => "receipt",
+            Self::Typing { .. } => "typing",
+            Self::Presence { .. } => "presence",
+            Self::FriendsChanged => "friends_changed",
+            Self::CallRinging { .. } => "call_ringing",
+            Self::CallRefused { .. } => "call_refused",
+            Self::CallIncoming { .. } => "call_incoming",
+            Self::CallAccepted { .. } => "call_accepted",
+            Self::CallOpened { .. } => "call_opened",
+            Self::CallResumed { .. } => "call_resumed",
+            Self::CallEnded { .. } => "call_ended",
+            Self::CallSignal { .. } => "call_signal",
+            Self::CallPeerConnection { .. } => "call_peer_connection",
+            Self::Error { .. } => "error",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CallEndReason {
@@ -284,6 +329,66 @@ mod tests {
         assert_eq!(frame, r#"{"type":"typing","conversation_id":3}"#);
         let back: ServerMsg = serde_json::from_str(r#"{"type":"pong"}"#).unwrap();
         assert_eq!(back, ServerMsg::Pong);
+    }
+
+    #[test]
+    fn kinds_name_the_wire_type() {
+        fn wire_type<T: Serialize>(message: &T) -> String {
+            serde_json::to_value(message).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+        let id = CallId(7);
+        for message in [
+            ClientMsg::Ping,
+            ClientMsg::Resume { after: 0 },
+            ClientMsg::Typing { conversation_id: 1 },
+            ClientMsg::Receipt {
+                conversation_id: 1,
+                delivered_up_to: 0,
+                read_up_to: 0,
+            },
+            ClientMsg::CallStart {
+                request_id: 1,
+                to: 2,
+                video: true,
+            },
+            ClientMsg::CallAccept { call_id: id },
+            ClientMsg::CallReject { call_id: id },
+            ClientMsg::CallHangup { call_id: id },
+            ClientMsg::CallSignal {
+                call_id: id,
+                data: String::new(),
+            },
+            ClientMsg::CallResume { call_id: id },
+        ] {
+            assert_eq!(message.kind(), wire_type(&message));
+        }
+        for message in [
+            ServerMsg::Pong,
+            ServerMsg::FriendsChanged,
+            ServerMsg::Typing {
+                conversation_id: 1,
+                user_id: 2,
+            },
+            ServerMsg::CallResumed { call_id: id },
+            ServerMsg::CallPeerConnection {
+                call_id: id,
+                connected: true,
+            },
+            ServerMsg::CallRefused {
+                request_id: 1,
+                reason: CallEndReason::Busy,
+            },
+            ServerMsg::Error {
+                code: ErrorCode::Invalid,
+                message: String::new(),
+                client_id: None,
+            },
+        ] {
+            assert_eq!(message.kind(), wire_type(&message));
+        }
     }
 
     #[test]

@@ -79,6 +79,9 @@ pub struct Config {
     /// `PARLOR_ICE_SERVERS`: STUN/TURN servers for calls, as a JSON array of
     /// `{"urls": [...], "username": ..., "credential": ...}`.
     pub ice_servers: Vec<app::protocol::IceServer>,
+    /// `PARLOR_METRICS_TOKEN`: `GET /metrics` answers only requests with
+    /// `Authorization: Bearer <token>` (at least 16 characters); unset, it is not served.
+    pub metrics_token: Option<Secret>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -159,6 +162,8 @@ pub const DEFAULT_AUTH_FAILURES_PER_ACCOUNT: u32 = 5;
 pub const DEFAULT_GUEST_DAYS: u64 = 7;
 pub const DEFAULT_GUESTS_PER_IP: u32 = 30;
 pub const MIN_SECRET_BYTES: usize = 32;
+/// The shortest metrics token accepted.
+pub const MIN_METRICS_TOKEN_CHARS: usize = 16;
 pub const DEFAULT_WS_HEARTBEAT_MS: u64 = 25_000;
 pub const DEFAULT_WS_MESSAGES_PER_SEC: u32 = 20;
 pub const DEFAULT_CALL_RING_SECS: u64 = 30;
@@ -245,6 +250,18 @@ impl Config {
                 })
             }
             _ => {}
+        }
+        let metrics_token = get("PARLOR_METRICS_TOKEN").map(Secret);
+        if metrics_token.as_ref().is_some_and(|t| {
+            t.0.len() < MIN_METRICS_TOKEN_CHARS || t.0.contains(char::is_whitespace)
+        }) {
+            return Err(ConfigError::Invalid {
+                key: "PARLOR_METRICS_TOKEN",
+                value: "[redacted]".into(),
+                reason: format!(
+                    "use at least {MIN_METRICS_TOKEN_CHARS} characters without spaces, e.g. `openssl rand -hex 24`"
+                ),
+            });
         }
         let session_days = parse_number(
             "PARLOR_SESSION_DAYS",
@@ -434,6 +451,7 @@ impl Config {
             call_ring,
             call_grace,
             ice_servers,
+            metrics_token,
         })
     }
 
@@ -473,6 +491,7 @@ impl Config {
             call_ring: Duration::from_secs(DEFAULT_CALL_RING_SECS),
             call_grace: Duration::from_secs(DEFAULT_CALL_GRACE_SECS),
             ice_servers: Vec::new(),
+            metrics_token: None,
         }
     }
 
@@ -714,6 +733,15 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(!err.contains("short-secret"), "{err}");
+        let err = from(&[("PARLOR_METRICS_TOKEN", "tiny-token")])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("invalid PARLOR_METRICS_TOKEN="), "{err}");
+        assert!(!err.contains("tiny-token"), "{err}");
+        let token = "m".repeat(24);
+        let config = from(&[("PARLOR_METRICS_TOKEN", &token)]).unwrap();
+        assert_eq!(config.metrics_token.as_ref().unwrap().expose(), token);
+        assert!(!format!("{config:?}").contains(&token));
     }
 
     #[test]

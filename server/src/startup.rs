@@ -12,11 +12,12 @@ use std::{
 
 use app::server::{
     auth::{
-        rate_limit::RateLimiter,
+        rate_limit::{Counted, Limiter, RateLimiter},
         session::{random_secret_hex, Sessions},
         Auth, GoogleSettings, Guests,
     },
     db::{Db, DbError, MigrateError},
+    metrics::Metrics,
     state::{AppState, Limits},
 };
 use leptos::prelude::LeptosOptions;
@@ -125,7 +126,8 @@ impl Application {
             );
         }
         let leptos_options = leptos_options(&config, addr);
-        let auth = Arc::new(build_auth(&config)?);
+        let metrics = Arc::new(Metrics::default());
+        let auth = Arc::new(build_auth(&config, &metrics)?);
         let hub = Arc::new(app::server::hub::Hub::default());
         let state = AppState {
             leptos_options,
@@ -147,14 +149,29 @@ impl Application {
             )),
             limits: Arc::new(Limits {
                 // Two sockets' full rate, over ten seconds.
-                principal_messages: Box::new(RateLimiter::new(
+                principal_messages: limiter(
+                    &metrics,
+                    "principal_messages",
                     config.ws_messages_per_sec.saturating_mul(20),
                     Duration::from_secs(10),
-                )),
-                friend_changes: per_minute(config.friend_changes_per_min),
-                searches_per_user: per_minute(config.searches_per_min),
-                searches_per_address: per_minute(config.searches_per_ip_per_min),
+                ),
+                friend_changes: per_minute(
+                    &metrics,
+                    "friend_changes",
+                    config.friend_changes_per_min,
+                ),
+                searches_per_user: per_minute(
+                    &metrics,
+                    "searches_per_user",
+                    config.searches_per_min,
+                ),
+                searches_per_address: per_minute(
+                    &metrics,
+                    "searches_per_address",
+                    config.searches_per_ip_per_min,
+                ),
             }),
+            metrics,
         };
         Ok(Self {
             listener,
@@ -230,11 +247,19 @@ impl Application {
     }
 }
 
-fn per_minute(max: u32) -> Box<RateLimiter> {
-    Box::new(RateLimiter::new(max, Duration::from_secs(60)))
+/// A limit of `max` per `window`, its refusals counted as `name`.
+fn limiter(metrics: &Metrics, name: &'static str, max: u32, window: Duration) -> Box<dyn Limiter> {
+    Box::new(Counted::new(
+        RateLimiter::new(max, window),
+        metrics.limit(name),
+    ))
 }
 
-fn build_auth(config: &Config) -> Result<Auth, StartupError> {
+fn per_minute(metrics: &Metrics, name: &'static str, max: u32) -> Box<dyn Limiter> {
+    limiter(metrics, name, max, Duration::from_secs(60))
+}
+
+fn build_auth(config: &Config, metrics: &Metrics) -> Result<Auth, StartupError> {
     let secret = match &config.session_secret {
         Some(secret) => secret.expose().as_bytes().to_vec(),
         None => development_secret(&config.data_dir.join("session.key"))?,
@@ -251,19 +276,25 @@ fn build_auth(config: &Config) -> Result<Auth, StartupError> {
     Ok(Auth {
         guests: Guests::new(sessions.clone(), config.guest_ttl),
         proxies: config.trusted_proxies.clone(),
-        guest_limiter: Box::new(RateLimiter::new(
+        guest_limiter: limiter(
+            metrics,
+            "guests_per_address",
             config.guests_per_ip,
             Duration::from_secs(3600),
-        )),
+        ),
         sessions,
-        ip_limiter: Box::new(RateLimiter::new(
+        ip_limiter: limiter(
+            metrics,
+            "auth_per_address",
             config.auth_attempts_per_ip,
             Duration::from_secs(600),
-        )),
-        account_limiter: Box::new(RateLimiter::new(
+        ),
+        account_limiter: limiter(
+            metrics,
+            "auth_per_account",
             config.auth_failures_per_account,
             Duration::from_secs(900),
-        )),
+        ),
         google,
     })
 }

@@ -35,7 +35,7 @@ pub struct SocketRef {
 /// Reaching people's sockets, wherever they are connected. Sending never waits.
 pub trait Delivery: Send + Sync {
     /// Queues a serialised message for every socket of `to`; how many got it.
-    fn send_frame(&self, to: PrincipalId, frame: &Utf8Bytes) -> usize;
+    fn send_frame(&self, to: PrincipalId, frame: &Frame) -> usize;
     /// Queues a message for one socket of `to`; whether it is still there.
     fn send_to_socket(&self, to: PrincipalId, socket: SocketRef, message: &ServerMsg) -> bool;
     /// Queues a message for every socket of `to` but one.
@@ -81,11 +81,18 @@ pub const QUEUE_DEPTH: usize = 256;
 
 const SHARDS: usize = 32;
 
+/// A serialised `ServerMsg`, serialised once and shared by every recipient.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    pub text: Utf8Bytes,
+    /// Its `type`, for the writer's metrics.
+    pub kind: &'static str,
+}
+
 /// What a socket's writer is asked to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outbound {
-    /// A serialised `ServerMsg` (serialised once, shared by every recipient).
-    Text(Utf8Bytes),
+    Text(Frame),
     /// A close frame; the writer stops after it.
     Close(u16, &'static str),
 }
@@ -130,13 +137,19 @@ impl std::fmt::Debug for Hub {
 }
 
 /// Serialises a message once, for any number of recipients.
-pub fn encode(message: &ServerMsg) -> Utf8Bytes {
+pub fn encode(message: &ServerMsg) -> Frame {
     match serde_json::to_string(message) {
-        Ok(text) => text.into(),
+        Ok(text) => Frame {
+            text: text.into(),
+            kind: message.kind(),
+        },
         Err(error) => {
             // Plain data with string keys cannot fail to serialise; keep going regardless.
             tracing::error!(%error, "serialising a server message failed");
-            Utf8Bytes::from_static(r#"{"type":"pong"}"#)
+            Frame {
+                text: Utf8Bytes::from_static(r#"{"type":"pong"}"#),
+                kind: "pong",
+            }
         }
     }
 }
@@ -237,7 +250,7 @@ impl Hub {
         socket.instance == self.instance
     }
 
-    fn send_where(&self, who: PrincipalId, frame: &Utf8Bytes, pick: impl Fn(u64) -> bool) -> usize {
+    fn send_where(&self, who: PrincipalId, frame: &Frame, pick: impl Fn(u64) -> bool) -> usize {
         let mut sent = 0;
         for conn in self.conns(who).into_iter().filter(|c| pick(c.id)) {
             match conn.queue.try_send(Outbound::Text(frame.clone())) {
@@ -287,7 +300,7 @@ impl Hub {
 }
 
 impl Delivery for Hub {
-    fn send_frame(&self, to: PrincipalId, frame: &Utf8Bytes) -> usize {
+    fn send_frame(&self, to: PrincipalId, frame: &Frame) -> usize {
         self.send_where(to, frame, |_| true)
     }
 
@@ -341,7 +354,10 @@ mod tests {
         assert!(hub.is_online(1) && !hub.is_online(2));
 
         assert_eq!(hub.send_to(ANN, &ServerMsg::Pong), 2);
-        let pong = Outbound::Text(r#"{"type":"pong"}"#.into());
+        let pong = Outbound::Text(Frame {
+            text: r#"{"type":"pong"}"#.into(),
+            kind: "pong",
+        });
         assert_eq!(a.queue.recv().await, Some(pong.clone()));
         assert_eq!(b.queue.recv().await, Some(pong));
 

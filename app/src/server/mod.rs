@@ -1,11 +1,12 @@
 //! Server-only code (feature `ssr`): the shared state handed to routes and server functions,
-//! the database, accounts, sessions and guests, the real-time hub, and calls.
+//! the database, accounts, sessions and guests, the real-time hub, calls, and metrics.
 
 pub mod auth;
 pub mod calls;
 pub mod db;
 pub mod headers;
 pub mod hub;
+pub mod metrics;
 pub mod realtime;
 pub mod socket_caps;
 pub mod state;

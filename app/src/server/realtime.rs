@@ -295,6 +295,7 @@ impl Session {
         {
             Ok((message, true)) => {
                 tracing::debug!(conversation_id, message_id = message.id, "message stored");
+                self.state.metrics.message_stored();
                 self.state
                     .delivery
                     .send_to_users(&[user, peer], &ServerMsg::Message { message });

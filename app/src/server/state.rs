@@ -37,6 +37,8 @@ pub struct AppState {
     pub socket_caps: Arc<super::socket_caps::SocketCaps>,
     /// Limits that hold across sockets and requests.
     pub limits: Arc<Limits>,
+    /// What `/metrics` reports.
+    pub metrics: Arc<super::metrics::Metrics>,
 }
 
 /// Limits on what one person or address may do, over all their sockets and requests.

@@ -1,10 +1,11 @@
-//! The HTTP surface: health probes, then the Leptos pages and server functions, then static
+//! The HTTP surface: health probes and metrics, then the Leptos pages and server functions, then static
 //! files and the 404 page. Every request gets an id and a tracing span, and every response
 //! protective headers.
 
 mod api_errors;
 mod headers;
 mod health;
+mod metrics;
 mod oauth;
 mod origin;
 mod session;
@@ -44,7 +45,15 @@ pub fn router(state: AppState, config: &Config) -> Router {
     let routes = ROUTES.get_or_init(|| generate_route_list(App)).clone();
     let leptos_options = state.leptos_options.clone();
 
-    Router::new()
+    let mut router = Router::new();
+    if let Some(token) = &config.metrics_token {
+        let token = metrics::MetricsToken(token.expose().into());
+        router = router.route(
+            "/metrics",
+            get(metrics::serve).layer(axum::Extension(token)),
+        );
+    }
+    router
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/ws", get(ws::upgrade))
@@ -66,6 +75,10 @@ pub fn router(state: AppState, config: &Config) -> Router {
             session::layer,
         ))
         .layer(middleware::from_fn_with_state(allowed, origin::layer))
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
+        ))
         .with_state(state)
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {

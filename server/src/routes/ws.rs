@@ -11,6 +11,7 @@ use app::{
     server::{
         auth::{Authenticated, Principal, SessionUser},
         hub::Outbound,
+        metrics::Metrics,
         realtime::Session,
         state::AppState,
     },
@@ -49,6 +50,7 @@ pub async fn upgrade(
         Ok(slot) => slot,
         Err(reached) => {
             tracing::info!(%reached, "socket refused");
+            state.metrics.refused("socket_cap");
             let mut response = (
                 StatusCode::TOO_MANY_REQUESTS,
                 axum::Json(AppError::RateLimited(CAP_RETRY_SECS)),
@@ -75,8 +77,8 @@ pub async fn upgrade(
 
 /// Why the reader stopped.
 enum End {
-    /// The client closed, vanished or failed; nothing more to send.
-    Gone,
+    /// The client closed, vanished or failed (why, for metrics); nothing more to send.
+    Gone(&'static str),
     /// Close the socket with this code and reason.
     Close(u16, &'static str),
 }
@@ -88,6 +90,11 @@ async fn run(socket: WebSocket, principal: Principal, state: AppState) {
         .user()
         .map_or((0, ""), |u| (u.token_version, u.session_id.as_str()));
     let registration = state.hub.register(who, token_version, session_id);
+    // Off the gauge when this function ends, however it ends.
+    let _open = state.metrics.socket_opened(match who {
+        app::server::auth::PrincipalId::User(_) => "member",
+        app::server::auth::PrincipalId::Guest(_) => "guest",
+    });
     let conn_id = registration.socket.conn;
     let session = Session {
         principal,
@@ -106,7 +113,12 @@ async fn run(socket: WebSocket, principal: Principal, state: AppState) {
     }
 
     let (sink, stream) = socket.split();
-    let mut writer = tokio::spawn(write(sink, registration.queue, state.heartbeat));
+    let mut writer = tokio::spawn(write(
+        sink,
+        registration.queue,
+        state.heartbeat,
+        state.metrics.clone(),
+    ));
     // A user's socket lives no longer than its session.
     let expiry = session_expiry(session.principal.user());
     // A session ended (sign out, sign out everywhere) between the upgrade and the moment this
@@ -118,18 +130,21 @@ async fn run(socket: WebSocket, principal: Principal, state: AppState) {
     let end = tokio::select! {
         end = async {
             if revoked {
-                return End::Close(close::SESSION_ENDED, "session ended");
+                return End::Close(close::SESSION_ENDED, "session_ended");
             }
             read(stream, &session, &state).await
         } => end,
-        () = expiry => End::Close(close::SESSION_ENDED, "session expired"),
-        _ = &mut writer => End::Gone,
+        () = expiry => End::Close(close::SESSION_ENDED, "session_expired"),
+        _ = &mut writer => End::Gone("write_failed"),
         () = registration.close.notified() => if state.hub.shutting_down() {
-            End::Close(close::GOING_AWAY, "server stopping")
+            End::Close(close::GOING_AWAY, "server_stopping")
         } else {
-            End::Close(close::SESSION_ENDED, "session ended")
+            End::Close(close::SESSION_ENDED, "session_ended")
         },
     };
+    state.metrics.socket_closed(match end {
+        End::Gone(reason) | End::Close(_, reason) => reason,
+    });
     if let End::Close(code, reason) = end {
         tracing::debug!(conn_id, code, reason, "closing socket");
         // The writer sends the close frame after what is already queued, then stops.
@@ -178,23 +193,28 @@ async fn write(
     mut sink: futures::stream::SplitSink<WebSocket, Message>,
     mut queue: mpsc::Receiver<Outbound>,
     heartbeat: Duration,
+    metrics: std::sync::Arc<Metrics>,
 ) {
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
     loop {
-        let message = tokio::select! {
+        let (message, kind) = tokio::select! {
             frame = queue.recv() => match frame {
-                Some(Outbound::Text(text)) => Message::Text(text),
-                Some(Outbound::Close(code, reason)) => Message::Close(Some(CloseFrame {
+                Some(Outbound::Text(frame)) => (Message::Text(frame.text), Some(frame.kind)),
+                Some(Outbound::Close(code, reason)) => (Message::Close(Some(CloseFrame {
                     code,
                     reason: Utf8Bytes::from_static(reason),
-                })),
+                })), None),
                 None => return,
             },
-            _ = ping.tick() => Message::Ping(Default::default()),
+            _ = ping.tick() => (Message::Ping(Default::default()), None),
         };
         let closing = matches!(message, Message::Close(_));
         match tokio::time::timeout(WRITE_TIMEOUT, sink.send(message)).await {
-            Ok(Ok(())) if !closing => {}
+            Ok(Ok(())) if !closing => {
+                if let Some(kind) = kind {
+                    metrics.frame_out(kind);
+                }
+            }
             _ => return,
         }
     }
@@ -237,6 +257,7 @@ async fn read(
     state: &AppState,
 ) -> End {
     let mut bucket = Bucket::new(state.socket_rate);
+    let flooding = state.metrics.limit("socket_messages");
     // Frames dropped in a row for flooding; a client that keeps going after being told is
     // closed.
     let mut dropped = 0u32;
@@ -246,9 +267,9 @@ async fn read(
         let frame = match tokio::time::timeout(state.heartbeat * 2, stream.next()).await {
             Err(_) => {
                 tracing::debug!("no frame for two heartbeats: dropping the socket");
-                return End::Gone;
+                return End::Gone("heartbeat_timeout");
             }
-            Ok(None) => return End::Gone,
+            Ok(None) => return End::Gone("client_gone"),
             Ok(Some(Err(error))) => return read_error(error),
             Ok(Some(Ok(frame))) => frame,
         };
@@ -256,10 +277,12 @@ async fn read(
             Message::Text(text) => text,
             Message::Binary(_) => Utf8Bytes::from_static(""),
             Message::Ping(_) | Message::Pong(_) => continue,
-            Message::Close(_) => return End::Gone,
+            Message::Close(_) => return End::Gone("client_closed"),
         };
         if !bucket.take() {
             dropped += 1;
+            flooding.inc();
+            state.metrics.frame_in("dropped");
             // A dropped `send` stays in the browser's outbox: name it, so it goes again later.
             let client_id = match serde_json::from_str::<ClientMsg>(&text) {
                 Ok(ClientMsg::Send { client_id, .. }) => Some(client_id),
@@ -273,7 +296,7 @@ async fn read(
                 });
             }
             if dropped > state.socket_rate.saturating_mul(3).max(10) {
-                return End::Close(close::POLICY, "too many messages");
+                return End::Close(close::POLICY, "too_many_messages");
             }
             continue;
         }
@@ -281,12 +304,16 @@ async fn read(
         match serde_json::from_str::<ClientMsg>(&text) {
             // Boxed: database work needs large futures, and an idle socket should not carry
             // that space all its life (it is allocated only while a message is handled).
-            Ok(message) => Box::pin(session.handle(message)).await,
+            Ok(message) => {
+                state.metrics.frame_in(message.kind());
+                Box::pin(session.handle(message)).await
+            }
             Err(error) => {
+                state.metrics.frame_in("malformed");
                 bad_frames += 1;
                 tracing::debug!(%error, bad_frames, "malformed frame");
                 if bad_frames > MAX_BAD_FRAMES {
-                    return End::Close(close::POLICY, "too many malformed frames");
+                    return End::Close(close::POLICY, "too_many_malformed_frames");
                 }
                 session.reply(&error_frame(
                     ErrorCode::BadFrame,
@@ -309,10 +336,10 @@ fn error_frame(code: ErrorCode, message: &str) -> ServerMsg {
 fn read_error(error: axum::Error) -> End {
     let inner = error.into_inner();
     match inner.downcast_ref::<tungstenite::Error>() {
-        Some(tungstenite::Error::Capacity(_)) => End::Close(close::TOO_BIG, "frame too big"),
+        Some(tungstenite::Error::Capacity(_)) => End::Close(close::TOO_BIG, "frame_too_big"),
         _ => {
             tracing::debug!(error = %inner, "socket read failed");
-            End::Gone
+            End::Gone("read_failed")
         }
     }
 }

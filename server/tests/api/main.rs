@@ -10,6 +10,7 @@ mod health;
 mod helpers;
 mod limits;
 mod messaging;
+mod metrics;
 mod oauth;
 mod pages;
 mod people;

@@ -23,6 +23,33 @@ pub trait Limiter: Send + Sync + std::fmt::Debug {
     fn reset(&self, key: &str);
 }
 
+/// A limiter whose refusals are counted in the metrics (`parlor_rate_limited_total{limit}`).
+#[derive(Debug)]
+pub struct Counted<L> {
+    inner: L,
+    refused: crate::server::metrics::LimitCounter,
+}
+
+impl<L: Limiter> Counted<L> {
+    pub fn new(inner: L, refused: crate::server::metrics::LimitCounter) -> Self {
+        Self { inner, refused }
+    }
+}
+
+impl<L: Limiter> Limiter for Counted<L> {
+    fn hit(&self, key: &str) -> Result<(), Duration> {
+        self.inner.hit(key).inspect_err(|_| self.refused.inc())
+    }
+
+    fn check(&self, key: &str) -> Result<(), Duration> {
+        self.inner.check(key).inspect_err(|_| self.refused.inc())
+    }
+
+    fn reset(&self, key: &str) {
+        self.inner.reset(key);
+    }
+}
+
 /// The most keys one limiter keeps; beyond it the oldest window is forgotten.
 pub const MAX_KEYS: usize = 100_000;
 

@@ -34,6 +34,15 @@ pub enum CallContext {
 }
 
 impl CallContext {
+    /// The way of meeting, as metrics name it.
+    pub fn kind(self) -> &'static str {
+        match self {
+            CallContext::Friends { .. } => "friends",
+            CallContext::Stranger { .. } => "stranger",
+            CallContext::Code { .. } => "code",
+        }
+    }
+
     /// The record to store for a call that ended with `outcome`, if this context keeps one.
     fn record(
         self,
@@ -101,6 +110,8 @@ pub struct Effects {
     pub record: Option<StoredRecord>,
     pub ring_timer: Option<CallId>,
     pub grace_timer: Option<CallId>,
+    /// A call ended: its way of meeting and outcome (for metrics).
+    pub ended: Option<(&'static str, CallOutcome)>,
 }
 
 /// Why a friends call may not be placed.
@@ -159,6 +170,9 @@ pub fn carry_out(
             after(state, state.calls.grace_time(), move |calls| {
                 calls.grace_expired(id)
             });
+        }
+        if let Some((context, outcome)) = effects.ended {
+            state.metrics.call_ended(context, outcome);
         }
         if let Some(stored) = effects.record {
             store(state, stored).await;

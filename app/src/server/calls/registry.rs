@@ -155,6 +155,7 @@ impl Call {
             Phase::Active { since } => since.elapsed().as_secs() as i64,
             Phase::Ringing => 0,
         };
+        effects.ended = Some((self.context.kind(), outcome));
         effects.record = self.context.record(
             self.caller.who(),
             self.id,

@@ -75,6 +75,14 @@ impl Db {
             .map(|_| ())
     }
 
+    /// How many pool connections are open and idle now (for metrics).
+    pub fn pool_use(&self) -> crate::server::metrics::PoolUse {
+        crate::server::metrics::PoolUse {
+            open: self.pool.size(),
+            idle: self.pool.num_idle() as u32,
+        }
+    }
+
     /// The database's clock (RFC 3339, UTC, seconds): a round trip that also says when.
     pub async fn now(&self) -> Result<String, DbError> {
         let (now,): (String,) = sqlx::query_as("SELECT strftime('%Y-%m-%dT%H:%M:%SZ', 'now')")
