@@ -4,6 +4,7 @@
 mod auth;
 mod binary;
 mod calls;
+mod decoders;
 mod friends;
 mod guests;
 mod health;
