@@ -2,6 +2,7 @@
 //! queries the app runs. Queries are checked at run time (`query_as`), not by macros, so the
 //! same code can later run on PostgreSQL too.
 
+pub mod cache;
 pub mod messages;
 pub mod social;
 pub mod users;
@@ -21,8 +22,10 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite"
 #[derive(Clone, Debug)]
 pub struct Db {
     pub(crate) pool: SqlitePool,
-    /// Users recently read for a session check (see [`users::UserCache`]).
-    pub(crate) users: std::sync::Arc<users::UserCache>,
+    /// Users recently read for a session check (see [`cache`]).
+    pub(crate) users: std::sync::Arc<cache::ReadCache<i64, users::UserRow>>,
+    /// Sessions recently found not revoked.
+    pub(crate) live_sessions: std::sync::Arc<cache::ReadCache<String, ()>>,
 }
 
 /// What [`Db::status`] reads.
@@ -53,6 +56,7 @@ impl Db {
         Ok(Self {
             pool,
             users: Default::default(),
+            live_sessions: Default::default(),
         })
     }
 

@@ -1,12 +1,6 @@
 //! Users and their linked identities. Rows here hold secrets (the password hash): they never
 //! leave the server; `api` maps them to wire types.
 
-use std::{
-    collections::HashMap,
-    sync::Mutex,
-    time::{Duration, Instant},
-};
-
 use sqlx::FromRow;
 
 use super::{Db, DbError};
@@ -22,59 +16,6 @@ pub struct UserRow {
     pub token_version: i64,
     /// Whether a Google identity is linked.
     pub google_linked: bool,
-}
-
-/// How long a user read for a session check is reused. Changes made through this instance
-/// drop the entry at once; other instances (when several share a database) see them within
-/// this time.
-pub const SESSION_CACHE_TTL: Duration = Duration::from_secs(5);
-const SESSION_CACHE_MAX: usize = 100_000;
-
-/// Users recently read for session checks. Every request with a session cookie (and every
-/// socket connecting, possibly thousands at once after a restart) needs the user's current
-/// token version; this keeps that to one query per user per few seconds.
-#[derive(Debug, Default)]
-pub struct UserCache {
-    entries: Mutex<HashMap<i64, (UserRow, Instant)>>,
-    /// Bumped by every change: a row read before a change is not cached after it.
-    changes: std::sync::atomic::AtomicU64,
-}
-
-impl UserCache {
-    fn changes(&self) -> u64 {
-        self.changes.load(std::sync::atomic::Ordering::SeqCst)
-    }
-
-    fn get(&self, id: i64) -> Option<UserRow> {
-        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        entries
-            .get(&id)
-            .filter(|(_, at)| at.elapsed() < SESSION_CACHE_TTL)
-            .map(|(row, _)| row.clone())
-    }
-
-    fn put(&self, row: UserRow, read_after: u64) {
-        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
-        if self.changes() != read_after {
-            return;
-        }
-        if entries.len() >= SESSION_CACHE_MAX {
-            entries.retain(|_, (_, at)| at.elapsed() < SESSION_CACHE_TTL);
-            if entries.len() >= SESSION_CACHE_MAX {
-                entries.clear();
-            }
-        }
-        entries.insert(row.id, (row, Instant::now()));
-    }
-
-    fn forget(&self, id: i64) {
-        self.changes
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        self.entries
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
-    }
 }
 
 /// What creating a user can run into besides database trouble.
@@ -108,15 +49,15 @@ impl Db {
             .await
     }
 
-    /// The user, for a session check: reused for a few seconds (see [`UserCache`]).
+    /// The user, for a session check: reused for a few seconds (see [`super::cache`]).
     pub async fn session_user(&self, id: i64) -> Result<Option<UserRow>, DbError> {
-        if let Some(row) = self.users.get(id) {
+        if let Some(row) = self.users.get(&id) {
             return Ok(Some(row));
         }
         let read_after = self.users.changes();
         let row = self.user_by_id(id).await?;
         if let Some(row) = &row {
-            self.users.put(row.clone(), read_after);
+            self.users.put(id, row.clone(), read_after);
         }
         Ok(row)
     }
@@ -136,15 +77,29 @@ impl Db {
         .bind(expires_at as i64)
         .execute(&self.pool)
         .await?;
+        // After the write: a check that read before it is not cached after it.
+        self.live_sessions.forget(&session_id.to_string());
         Ok(())
     }
 
-    /// Whether a session was ended on the server.
+    /// Whether a session was ended on the server. A session found live is reused for a few
+    /// seconds (see [`super::cache`]); revoking it through this instance forgets that at once.
     pub async fn session_revoked(&self, session_id: &str) -> Result<bool, DbError> {
-        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM revoked_sessions WHERE session_id = ?)")
-            .bind(session_id)
-            .fetch_one(&self.pool)
-            .await
+        let key = session_id.to_string();
+        if self.live_sessions.get(&key).is_some() {
+            return Ok(false);
+        }
+        let read_after = self.live_sessions.changes();
+        let revoked: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM revoked_sessions WHERE session_id = ?)",
+        )
+        .bind(session_id)
+        .fetch_one(&self.pool)
+        .await?;
+        if !revoked {
+            self.live_sessions.put(key, (), read_after);
+        }
+        Ok(revoked)
     }
 
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>, DbError> {
@@ -192,7 +147,7 @@ impl Db {
             .execute(&self.pool)
             .await
             .map(|_| ());
-        self.users.forget(id);
+        self.users.forget(&id);
         result
     }
 
@@ -206,7 +161,7 @@ impl Db {
         .bind(id)
         .fetch_one(&self.pool)
         .await;
-        self.users.forget(id);
+        self.users.forget(&id);
         result
     }
 
@@ -218,7 +173,7 @@ impl Db {
         .bind(id)
         .fetch_one(&self.pool)
         .await;
-        self.users.forget(id);
+        self.users.forget(&id);
         result
     }
 
@@ -229,7 +184,7 @@ impl Db {
             .execute(&self.pool)
             .await
             .map(|_| ());
-        self.users.forget(id);
+        self.users.forget(&id);
         result
     }
 
@@ -267,7 +222,7 @@ impl Db {
         .execute(&self.pool)
         .await
         .map(|_| ())?;
-        self.users.forget(user_id);
+        self.users.forget(&user_id);
         Ok(())
     }
 
@@ -423,10 +378,36 @@ mod cache_tests {
         let before = db.users.changes();
         let stale = db.user_by_id(bob.id).await.unwrap().unwrap();
         db.set_display_name(bob.id, "Robert").await.unwrap();
-        db.users.put(stale, before);
+        db.users.put(bob.id, stale, before);
         assert_eq!(
             db.session_user(bob.id).await.unwrap().unwrap().display_name,
             "Robert"
+        );
+    }
+
+    #[tokio::test]
+    async fn live_sessions_are_cached_until_revoked_through_the_app() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open_sqlite(&dir.path().join("parlor.db"))
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        let sid = "0123456789abcdef0123456789abcdef";
+        assert!(!db.session_revoked(sid).await.unwrap());
+        // Cached: the database is not asked again for a few seconds...
+        sqlx::query("INSERT INTO revoked_sessions (session_id, expires_at) VALUES (?, ?)")
+            .bind(sid)
+            .bind(i64::MAX)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        assert!(!db.session_revoked(sid).await.unwrap());
+        // ...but a revocation made through the app counts at once.
+        db.revoke_session(sid, u64::MAX / 4).await.unwrap();
+        assert!(db.session_revoked(sid).await.unwrap());
+        assert!(
+            db.session_revoked(sid).await.unwrap(),
+            "revoked is never cached as live"
         );
     }
 }
