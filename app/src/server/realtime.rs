@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use super::{
     auth::{Principal, PrincipalId},
     calls::{carry_out, friends_call, CallError, Effects, FriendsRefusal, Party},
-    db::messages::StoreError,
+    db::writer::{Post, PostError, Posted},
     hub::{encode, Outbound, SocketRef},
     state::AppState,
 };
@@ -21,6 +21,9 @@ use crate::{
 
 /// Messages sent per `Backlog` answer, at most.
 pub const BACKLOG_BATCH: i64 = 200;
+
+const NOT_YOURS: &str = "This conversation does not exist or is not yours.";
+const TRY_AGAIN: &str = "The server could not do that right now. Please try again.";
 /// The most one `Backlog` answer holds, in bytes of JSON: well inside a socket's write buffer
 /// (256 KiB), whatever the messages contain. The browser asks again for the rest.
 pub const BACKLOG_MAX_BYTES: usize = 128 * 1024;
@@ -216,11 +219,7 @@ impl Session {
     ) -> impl FnOnce(super::db::DbError) + '_ {
         move |e| {
             tracing::error!(error = %e, "{doing} failed");
-            self.reply(&error(
-                ErrorCode::Unavailable,
-                "The server could not do that right now. Please try again.",
-                client_id,
-            ));
+            self.reply(&error(ErrorCode::Unavailable, TRY_AGAIN, client_id));
         }
     }
 
@@ -257,11 +256,7 @@ impl Session {
                 }
             },
             Ok(None) => {
-                self.reply(&error(
-                    ErrorCode::NotFound,
-                    "This conversation does not exist or is not yours.",
-                    client_id.cloned(),
-                ));
+                self.reply(&error(ErrorCode::NotFound, NOT_YOURS, client_id.cloned()));
                 None
             }
             Err(e) => {
@@ -284,16 +279,15 @@ impl Session {
                 return;
             }
         };
-        let Some(peer) = self.postable(user, conversation_id, Some(&client_id)).await else {
-            return;
+        let post = Post {
+            conversation: conversation_id,
+            sender: user,
+            client_id,
+            body: body.to_string(),
         };
-        match self
-            .state
-            .db
-            .store_message(conversation_id, user, &client_id, body)
-            .await
-        {
-            Ok((message, true)) => {
+        let client_id = Some(post.client_id.clone());
+        match self.state.db.post_message(post).await {
+            Ok(Posted::New { message, peer }) => {
                 tracing::debug!(conversation_id, message_id = message.id, "message stored");
                 self.state.metrics.message_stored();
                 self.state
@@ -301,13 +295,21 @@ impl Session {
                     .send_to_users(&[user, peer], &ServerMsg::Message { message });
             }
             // A resend of a stored message: this socket learns it arrived; nobody gets it twice.
-            Ok((message, false)) => self.reply(&ServerMsg::Message { message }),
-            Err(StoreError::ClientIdReused) => self.reply(&error(
+            Ok(Posted::Again(message)) => self.reply(&ServerMsg::Message { message }),
+            Err(PostError::NotFound) => {
+                self.reply(&error(ErrorCode::NotFound, NOT_YOURS, client_id))
+            }
+            Err(PostError::NotAllowed(reason)) => {
+                self.reply(&error(ErrorCode::NotAllowed, reason, client_id))
+            }
+            Err(PostError::ClientIdReused) => self.reply(&error(
                 ErrorCode::Invalid,
                 "This message id was already used for another conversation.",
-                Some(client_id),
+                client_id,
             )),
-            Err(StoreError::Db(e)) => self.unavailable("storing a message", Some(client_id))(e),
+            Err(PostError::Unavailable) => {
+                self.reply(&error(ErrorCode::Unavailable, TRY_AGAIN, client_id))
+            }
         }
     }
 

@@ -636,7 +636,12 @@ async fn catching_up_on_many_large_messages_comes_in_frames_the_socket_can_carry
     for i in 0..200 {
         app.state
             .db
-            .store_message(conversation, ann.id, &format!("big{i}"), &body)
+            .post_message(app::server::db::writer::Post {
+                conversation,
+                sender: ann.id,
+                client_id: format!("big{i}"),
+                body: body.clone(),
+            })
             .await
             .unwrap();
     }

@@ -3,7 +3,11 @@
 
 use sqlx::FromRow;
 
-use super::{social::ordered, Db, DbError};
+use super::{
+    social::ordered,
+    writer::{Post, PostError, Posted},
+    Db, DbError,
+};
 use crate::{
     messages::api::{ConversationDetail, ConversationSummary},
     wire::{CallId, CallOutcome, CallRecord, MessageView, UserCard},
@@ -20,9 +24,9 @@ pub struct PostingRights {
 }
 
 #[derive(FromRow)]
-struct MessageRow {
+pub(super) struct MessageRow {
     id: i64,
-    conversation_id: i64,
+    pub(super) conversation_id: i64,
     sender_id: i64,
     client_id: String,
     body: String,
@@ -54,17 +58,47 @@ impl From<MessageRow> for MessageView {
     }
 }
 
-const MESSAGE_COLUMNS: &str =
+pub(super) const MESSAGE_COLUMNS: &str =
     "id, conversation_id, sender_id, client_id, body, created_at, call_outcome, call_secs, call_video";
 
-/// What storing a message can run into besides database trouble.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// The sender already used this client id for a message elsewhere.
-    #[error("client id reused in another conversation")]
-    ClientIdReused,
-    #[error(transparent)]
-    Db(#[from] DbError),
+/// [`Db::posting_rights`] on any connection (the message writer asks inside its transaction).
+pub(super) async fn posting_rights<'e, E>(
+    executor: E,
+    conversation: i64,
+    me: i64,
+) -> Result<Option<PostingRights>, DbError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+{
+    let row: Option<(i64, bool, bool, bool)> = sqlx::query_as(
+        "SELECT peer, \
+           EXISTS (SELECT 1 FROM blocks WHERE blocker = ?2 AND blocked = peer), \
+           EXISTS (SELECT 1 FROM blocks WHERE blocker = peer AND blocked = ?2), \
+           EXISTS (SELECT 1 FROM friendships WHERE user_a = min(?2, peer) \
+                   AND user_b = max(?2, peer)) \
+         FROM (SELECT CASE WHEN user_a = ?2 THEN user_b ELSE user_a END AS peer \
+               FROM conversations WHERE id = ?1 AND (user_a = ?2 OR user_b = ?2))",
+    )
+    .bind(conversation)
+    .bind(me)
+    .fetch_optional(executor)
+    .await?;
+    Ok(row.map(|(peer, i_blocked, they_blocked, friends)| {
+        let refusal = if i_blocked {
+            Some("You blocked this person. Unblock them on the Friends page to talk again.")
+        } else if they_blocked {
+            Some("You can no longer send messages to this person.")
+        } else if !friends {
+            Some("You are no longer friends: this conversation is read-only.")
+        } else {
+            None
+        };
+        PostingRights {
+            peer,
+            refusal: refusal.map(str::to_string),
+            blocked: i_blocked || they_blocked,
+        }
+    }))
 }
 
 impl Db {
@@ -93,35 +127,7 @@ impl Db {
         conversation: i64,
         me: i64,
     ) -> Result<Option<PostingRights>, DbError> {
-        let row: Option<(i64, bool, bool, bool)> = sqlx::query_as(
-            "SELECT peer, \
-               EXISTS (SELECT 1 FROM blocks WHERE blocker = ?2 AND blocked = peer), \
-               EXISTS (SELECT 1 FROM blocks WHERE blocker = peer AND blocked = ?2), \
-               EXISTS (SELECT 1 FROM friendships WHERE user_a = min(?2, peer) \
-                       AND user_b = max(?2, peer)) \
-             FROM (SELECT CASE WHEN user_a = ?2 THEN user_b ELSE user_a END AS peer \
-                   FROM conversations WHERE id = ?1 AND (user_a = ?2 OR user_b = ?2))",
-        )
-        .bind(conversation)
-        .bind(me)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|(peer, i_blocked, they_blocked, friends)| {
-            let refusal = if i_blocked {
-                Some("You blocked this person. Unblock them on the Friends page to talk again.")
-            } else if they_blocked {
-                Some("You can no longer send messages to this person.")
-            } else if !friends {
-                Some("You are no longer friends: this conversation is read-only.")
-            } else {
-                None
-            };
-            PostingRights {
-                peer,
-                refusal: refusal.map(str::to_string),
-                blocked: i_blocked || they_blocked,
-            }
-        }))
+        posting_rights(&self.pool, conversation, me).await
     }
 
     pub async fn conversation_detail(
@@ -261,40 +267,12 @@ impl Db {
         Ok(rows.into_iter().map(MessageView::from).collect())
     }
 
-    /// Stores a message, or finds the one this sender already stored under `client_id` (a
-    /// resend). Returns it and whether it is new. The caller checked membership and rights.
-    /// A trigger moves the conversation's newest message and the sender's receipts.
-    pub async fn store_message(
-        &self,
-        conversation: i64,
-        sender: i64,
-        client_id: &str,
-        body: &str,
-    ) -> Result<(MessageView, bool), StoreError> {
-        let inserted: Option<MessageRow> = sqlx::query_as(&format!(
-            "INSERT INTO messages (conversation_id, sender_id, client_id, body) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (sender_id, client_id) DO NOTHING RETURNING {MESSAGE_COLUMNS}"
-        ))
-        .bind(conversation)
-        .bind(sender)
-        .bind(client_id)
-        .bind(body)
-        .fetch_optional(&self.pool)
-        .await?;
-        if let Some(row) = inserted {
-            return Ok((row.into(), true));
-        }
-        let existing: MessageRow = sqlx::query_as(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender_id = ? AND client_id = ?"
-        ))
-        .bind(sender)
-        .bind(client_id)
-        .fetch_one(&self.pool)
-        .await?;
-        if existing.conversation_id != conversation {
-            return Err(StoreError::ClientIdReused);
-        }
-        Ok((existing.into(), false))
+    /// Stores a message (or finds the one this sender already stored under `client_id`, a
+    /// resend), after checking in the same transaction that the sender may post there. Goes
+    /// through the batching writer ([`super::writer`]). A trigger moves the conversation's
+    /// newest message and the sender's receipts.
+    pub async fn post_message(&self, post: Post) -> Result<Posted, PostError> {
+        self.writer.post(post).await
     }
 
     /// Stores how a call went, as a message from the caller in their conversation.

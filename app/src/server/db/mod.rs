@@ -6,6 +6,7 @@ pub mod cache;
 pub mod messages;
 pub mod social;
 pub mod users;
+pub mod writer;
 
 use std::{path::Path, str::FromStr, time::Duration};
 
@@ -26,6 +27,8 @@ pub struct Db {
     pub(crate) users: std::sync::Arc<cache::ReadCache<i64, users::UserRow>>,
     /// Sessions recently found not revoked.
     pub(crate) live_sessions: std::sync::Arc<cache::ReadCache<String, ()>>,
+    /// Stores conversation messages in batches.
+    pub(crate) writer: writer::MessageWriter,
 }
 
 /// What [`Db::status`] reads.
@@ -54,6 +57,7 @@ impl Db {
             .connect_with(options)
             .await?;
         Ok(Self {
+            writer: writer::MessageWriter::start(pool.clone()),
             pool,
             users: Default::default(),
             live_sessions: Default::default(),

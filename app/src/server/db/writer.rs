@@ -1,0 +1,302 @@
+//! Conversation messages are stored by one writer task, in batches. SQLite takes one writer
+//! at a time anyway; here the messages that arrive while one transaction commits go together
+//! in the next (up to [`MAX_BATCH`]), so a busy server pays one commit for many messages
+//! instead of one each, and a quiet one writes each message at once (no waiting to fill a
+//! batch). Each message's posting rights are checked in the same transaction as its insert, so
+//! a block or unfriend cannot slip in between. A sender hears back only after the commit: the
+//! durability is that of one write per message.
+
+use sqlx::SqlitePool;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    messages::{posting_rights, MessageRow, MESSAGE_COLUMNS},
+    DbError,
+};
+use crate::wire::MessageView;
+
+/// The most messages written in one transaction.
+pub const MAX_BATCH: usize = 128;
+/// Messages waiting for the writer; senders wait (briefly) when it is full.
+const QUEUE: usize = 4096;
+
+/// A message to store.
+#[derive(Debug, Clone)]
+pub struct Post {
+    pub conversation: i64,
+    pub sender: i64,
+    pub client_id: String,
+    pub body: String,
+}
+
+/// What storing a message did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Posted {
+    /// Stored now; `peer`, the conversation's other member, should get it too.
+    New { message: MessageView, peer: i64 },
+    /// Stored before under this client id (a resend): nobody gets it twice.
+    Again(MessageView),
+}
+
+/// Why a message was not stored.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PostError {
+    /// No such conversation, or not the sender's.
+    #[error("no such conversation")]
+    NotFound,
+    /// The sender may read but not post (blocked, no longer friends): why, in words for them.
+    #[error("{0}")]
+    NotAllowed(String),
+    /// The sender already used this client id for a message elsewhere.
+    #[error("client id reused in another conversation")]
+    ClientIdReused,
+    /// The database failed (logged where it happened).
+    #[error("the database is unavailable")]
+    Unavailable,
+}
+
+struct Job {
+    post: Post,
+    done: oneshot::Sender<Result<Posted, PostError>>,
+}
+
+/// The handle to the writer task; cheap to clone. The task ends when every handle is gone.
+#[derive(Debug, Clone)]
+pub struct MessageWriter {
+    queue: mpsc::Sender<Job>,
+}
+
+impl MessageWriter {
+    /// Starts the writer on `pool` (inside a tokio runtime).
+    pub fn start(pool: SqlitePool) -> Self {
+        let (queue, jobs) = mpsc::channel(QUEUE);
+        tokio::spawn(run(pool, jobs));
+        Self { queue }
+    }
+
+    /// Stores a message (or finds its earlier copy) once its batch has committed.
+    pub async fn post(&self, post: Post) -> Result<Posted, PostError> {
+        let (done, answer) = oneshot::channel();
+        self.queue
+            .send(Job { post, done })
+            .await
+            .map_err(|_| PostError::Unavailable)?;
+        answer.await.unwrap_or(Err(PostError::Unavailable))
+    }
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Job").field("post", &self.post).finish()
+    }
+}
+
+async fn run(pool: SqlitePool, mut jobs: mpsc::Receiver<Job>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while let Some(job) = jobs.recv().await {
+        batch.push(job);
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let answers = match write(&pool, &batch).await {
+            Ok(answers) => answers,
+            Err(error) => {
+                tracing::error!(%error, messages = batch.len(), "storing messages failed");
+                vec![Err(PostError::Unavailable); batch.len()]
+            }
+        };
+        for (job, answer) in batch.drain(..).zip(answers) {
+            // A sender that went away meanwhile: its message is stored all the same.
+            let _ = job.done.send(answer);
+        }
+    }
+}
+
+/// One transaction for the whole batch; a database failure fails all of it (nothing is half
+/// stored, and every sender is told).
+async fn write(
+    pool: &SqlitePool,
+    batch: &[Job],
+) -> Result<Vec<Result<Posted, PostError>>, DbError> {
+    // IMMEDIATE: take the write lock first, instead of failing to upgrade a read later.
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut answers = Vec::with_capacity(batch.len());
+    for job in batch {
+        answers.push(post_one(&mut tx, &job.post).await?);
+    }
+    tx.commit().await?;
+    Ok(answers)
+}
+
+async fn post_one(
+    tx: &mut sqlx::SqliteConnection,
+    post: &Post,
+) -> Result<Result<Posted, PostError>, DbError> {
+    let Some(rights) = posting_rights(&mut *tx, post.conversation, post.sender).await? else {
+        return Ok(Err(PostError::NotFound));
+    };
+    if let Some(refusal) = rights.refusal {
+        return Ok(Err(PostError::NotAllowed(refusal)));
+    }
+    let inserted: Option<MessageRow> = sqlx::query_as(&format!(
+        "INSERT INTO messages (conversation_id, sender_id, client_id, body) VALUES (?, ?, ?, ?) \
+         ON CONFLICT (sender_id, client_id) DO NOTHING RETURNING {MESSAGE_COLUMNS}"
+    ))
+    .bind(post.conversation)
+    .bind(post.sender)
+    .bind(&post.client_id)
+    .bind(&post.body)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(row) = inserted {
+        return Ok(Ok(Posted::New {
+            message: row.into(),
+            peer: rights.peer,
+        }));
+    }
+    let existing: MessageRow = sqlx::query_as(&format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender_id = ? AND client_id = ?"
+    ))
+    .bind(post.sender)
+    .bind(&post.client_id)
+    .fetch_one(&mut *tx)
+    .await?;
+    Ok(if existing.conversation_id == post.conversation {
+        Ok(Posted::Again(existing.into()))
+    } else {
+        Err(PostError::ClientIdReused)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::db::Db;
+
+    async fn friends() -> (tempfile::TempDir, Db, i64, i64, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open_sqlite(&dir.path().join("parlor.db"))
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        let ann = db
+            .create_user("ann@example.com", false, "Ann", None)
+            .await
+            .unwrap();
+        let bob = db
+            .create_user("bob@example.com", false, "Bob", None)
+            .await
+            .unwrap();
+        db.send_friend_request(ann.id, bob.id).await.unwrap();
+        let conversation = db.accept_friend_request(bob.id, ann.id).await.unwrap();
+        (dir, db, ann.id, bob.id, conversation)
+    }
+
+    fn post(conversation: i64, sender: i64, client_id: &str) -> Post {
+        Post {
+            conversation,
+            sender,
+            client_id: client_id.into(),
+            body: format!("text of {client_id}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_burst_is_stored_once_each_with_refusals_kept_to_their_own_message() {
+        let (_dir, db, ann, bob, conversation) = friends().await;
+        // Far more than one batch, all at once; among them a resend of the same id, a
+        // conversation that is not theirs, and an id used in another conversation.
+        let mut posts: Vec<Post> = (0..300)
+            .map(|n| {
+                post(
+                    conversation,
+                    if n % 2 == 0 { ann } else { bob },
+                    &format!("m{n}"),
+                )
+            })
+            .collect();
+        posts.push(post(conversation, ann, "m0"));
+        posts.push(post(conversation + 1, ann, "elsewhere"));
+        let tasks: Vec<_> = posts
+            .iter()
+            .cloned()
+            .map(|p| {
+                let db = db.clone();
+                tokio::spawn(async move { db.post_message(p).await })
+            })
+            .collect();
+        let mut answers = Vec::new();
+        for task in tasks {
+            answers.push(task.await.unwrap());
+        }
+
+        let mut ids = std::collections::HashSet::new();
+        let mut again = 0;
+        for (post, answer) in posts.iter().zip(&answers) {
+            match answer {
+                Ok(Posted::New { message, peer }) => {
+                    assert!(ids.insert(message.id), "id {} twice", message.id);
+                    assert_eq!(message.client_id, post.client_id);
+                    assert_eq!(message.body, post.body);
+                    assert_eq!(*peer, if post.sender == ann { bob } else { ann });
+                }
+                Ok(Posted::Again(message)) => {
+                    again += 1;
+                    assert_eq!(message.client_id, "m0");
+                }
+                Err(PostError::NotFound) => assert_eq!(post.client_id, "elsewhere"),
+                Err(other) => panic!("{}: {other:?}", post.client_id),
+            }
+        }
+        assert_eq!((ids.len(), again), (300, 1));
+        let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(stored, 300);
+
+        assert_eq!(
+            db.post_message(post(conversation, bob, "m0")).await,
+            Ok(Posted::New {
+                message: db
+                    .messages_after(bob, 0, 1000)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .find(|m| m.sender_id == bob && m.client_id == "m0")
+                    .unwrap(),
+                peer: ann,
+            }),
+            "client ids are per sender"
+        );
+    }
+
+    #[tokio::test]
+    async fn rights_are_checked_in_the_writing_transaction() {
+        let (_dir, db, ann, bob, conversation) = friends().await;
+        db.block(bob.max(ann), bob.min(ann)).await.unwrap();
+        let refused = db.post_message(post(conversation, ann, "x")).await;
+        assert!(
+            matches!(refused, Err(PostError::NotAllowed(_))),
+            "{refused:?}"
+        );
+        let other = db
+            .post_message(post(conversation, bob, "y"))
+            .await
+            .unwrap_err();
+        assert!(matches!(other, PostError::NotAllowed(_)), "{other:?}");
+    }
+
+    #[tokio::test]
+    async fn a_closed_database_fails_the_batch_with_unavailable() {
+        let (_dir, db, ann, _bob, conversation) = friends().await;
+        db.close().await;
+        assert_eq!(
+            db.post_message(post(conversation, ann, "z")).await,
+            Err(PostError::Unavailable)
+        );
+    }
+}
