@@ -18,7 +18,7 @@ use app::server::{
     },
     db::{Db, DbError, MigrateError},
     metrics::Metrics,
-    state::{AppState, Limits},
+    state::{AppState, Limits, Shared},
 };
 use leptos::prelude::LeptosOptions;
 use tokio::net::TcpListener;
@@ -129,7 +129,7 @@ impl Application {
         let metrics = Arc::new(Metrics::default());
         let auth = Arc::new(build_auth(&config, &metrics)?);
         let hub = Arc::new(app::server::hub::Hub::default());
-        let state = AppState {
+        let state = AppState::new(Shared {
             leptos_options,
             db,
             auth,
@@ -172,7 +172,7 @@ impl Application {
                 ),
             }),
             metrics,
-        };
+        });
         Ok(Self {
             listener,
             tls,

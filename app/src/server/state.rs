@@ -14,8 +14,34 @@ use super::{
 };
 use crate::error::AppError;
 
-#[derive(Clone, FromRef)]
-pub struct AppState {
+/// The shared state: one allocation behind a reference count, since every request clones it
+/// several times (each layer and extractor takes its own copy).
+#[derive(Clone)]
+pub struct AppState(Arc<Shared>);
+
+impl AppState {
+    pub fn new(shared: Shared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// Leptos's handlers find their options in the state.
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct Shared {
     pub leptos_options: LeptosOptions,
     pub db: Db,
     pub auth: Arc<Auth>,
