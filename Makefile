@@ -8,7 +8,7 @@ ENV := source scripts/env.sh &&
 ## run: build the release app and serve it (http://127.0.0.1:3000 unless PARLOR_ADDR says otherwise)
 run: bootstrap
 	@$(ENV) echo "==> Building Parlor (release; the first build takes ~10 min on 2 cores)" && \
-	  cargo leptos build --release
+	  parlor_release_build
 	@$(ENV) LEPTOS_SITE_ROOT=target/site LEPTOS_ENV=PROD exec target/release/parlor
 
 ## test: every test: Rust unit + integration, then Playwright in a loopback-only namespace
@@ -21,7 +21,7 @@ bootstrap:
 
 ## bench: measure the real-time channel (release build, 10 000 sockets; prints figures)
 bench: bootstrap
-	@$(ENV) cargo leptos build --release && parlor_leptos_build_env && \
+	@$(ENV) parlor_release_build && parlor_leptos_build_env && \
 	  cargo build --release -p bench && target/release/channel-bench $(BENCH_ARGS)
 
 ## dev: rebuild and reload on every change (cargo leptos watch)

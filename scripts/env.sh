@@ -11,6 +11,12 @@ esac
 # Lets Debian's stable compiler accept -Z build-std. Keep it set for EVERY cargo command:
 # build scripts rerun when it changes.
 export RUSTC_BOOTSTRAP=1
+# The release site (what `make run` serves): content-hashed file names (cached for a year) and
+# brotli/gzip copies of every file; the server reads `target/site/hash.txt` to link the
+# hashed names.
+parlor_release_build() {
+  LEPTOS_HASH_FILES=true cargo leptos build --release --precompress "$@"
+}
 # What cargo-leptos exports for a dev build of the server. `make test` runs `cargo test` with
 # the same values so the tests reuse the build instead of compiling a second dependency graph.
 parlor_leptos_build_env() {

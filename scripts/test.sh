@@ -30,8 +30,8 @@ scripts/e2e.sh "$@" 2>&1 | tee "$logs/e2e.txt"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
 # What `make run` serves: a release-only build failure has happened before, so CI builds it.
-step "Release build (what make run serves: cargo leptos build --release)"
-cargo leptos build --release 2>&1 | tee "$logs/release.txt"
+step "Release build (what make run serves: parlor_release_build in scripts/env.sh)"
+parlor_release_build 2>&1 | tee "$logs/release.txt"
 release_status=${PIPESTATUS[0]}
 [ "$release_status" -eq 0 ] || status=1
 

@@ -25,7 +25,7 @@ pub mod webrtc;
 pub mod wire;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
 use leptos_router::{
     components::{ParentRoute, Route, Router, Routes},
     path, SsrMode,
@@ -54,6 +54,8 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                     content="Parlor: self-hosted video chat with friends, strangers, or a one-time code."
                 />
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
+                // `/pkg/parlor.css`, or its hashed name in a release build.
+                <HashedStylesheet options=options.clone() id="leptos" />
                 <AutoReload options=options.clone() />
                 <HydrationScripts options />
                 <MetaTags />
@@ -72,7 +74,6 @@ pub fn App() -> impl IntoView {
     let unread = realtime::provide_realtime().unread;
 
     view! {
-        <Stylesheet id="leptos" href="/pkg/parlor.css" />
         // Unread messages lead the title, so they show on the tab.
         <Title formatter=move |title: String| {
             let title = if title.is_empty() { "Parlor".to_string() } else { format!("{title} · Parlor") };

@@ -1,6 +1,7 @@
 //! Parlor's server: configuration, telemetry, startup and the HTTP routes that are not pages.
 //! The binary in `main.rs` only wires these together.
 
+mod assets;
 pub mod config;
 mod routes;
 pub mod startup;

@@ -24,6 +24,7 @@ use leptos::prelude::LeptosOptions;
 use tokio::net::TcpListener;
 
 use crate::{
+    assets::Bundle,
     config::{Config, MIN_SECRET_BYTES},
     routes,
 };
@@ -117,15 +118,15 @@ impl Application {
             source,
         })?;
 
-        let bundle = config.site_root.join("pkg/parlor.js");
-        if !bundle.exists() {
+        let bundle = Bundle::find(&config.site_root, OUTPUT_NAME);
+        if !bundle.js.exists() {
             // Pages still render, but nothing hydrates: say why before someone debugs it.
             tracing::warn!(
-                missing = %bundle.display(),
+                missing = %bundle.js.display(),
                 "the built site is missing (LEPTOS_SITE_ROOT): run `cargo leptos build` first"
             );
         }
-        let leptos_options = leptos_options(&config, addr);
+        let leptos_options = leptos_options(&config, addr, &bundle);
         let metrics = Arc::new(Metrics::default());
         let auth = Arc::new(build_auth(&config, &metrics)?);
         let hub = Arc::new(app::server::hub::Hub::default());
@@ -366,17 +367,25 @@ fn development_secret(path: &Path) -> Result<Vec<u8>, StartupError> {
     }
 }
 
-fn leptos_options(config: &Config, addr: SocketAddr) -> LeptosOptions {
+/// The name of the site's JS, wasm and CSS files (`name` in the workspace's leptos metadata).
+const OUTPUT_NAME: &str = "parlor";
+
+fn leptos_options(config: &Config, addr: SocketAddr, bundle: &Bundle) -> LeptosOptions {
     // cargo-leptos passes its settings (reload port, environment) in LEPTOS_* variables; start
     // from those and put our own validated values on top.
     let mut options = leptos::config::get_configuration(None)
         .map(|conf| conf.leptos_options)
         .unwrap_or_else(|error| {
             tracing::warn!(%error, "ignoring malformed LEPTOS_* settings");
-            LeptosOptions::builder().output_name("parlor").build()
+            LeptosOptions::builder().output_name(OUTPUT_NAME).build()
         });
-    options.output_name = "parlor".into();
+    options.output_name = OUTPUT_NAME.into();
     options.site_root = config.site_root.to_string_lossy().as_ref().into();
     options.site_addr = addr;
+    // The site says whether its names are hashed (see `assets`), not the environment.
+    options.hash_files = bundle.hash_file.is_some();
+    if let Some(hash_file) = &bundle.hash_file {
+        options.hash_file = hash_file.to_string_lossy().as_ref().into();
+    }
     options
 }

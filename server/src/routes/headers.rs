@@ -1,12 +1,14 @@
 //! Headers every response carries for the browser's protection: what the page may use
 //! (camera, microphone and screen for calls, nothing else), HTTPS only from now on when served
 //! over HTTPS, and no caching of anything personal (pages seen with a session or guest cookie,
-//! and every server function's answer). The page's Content-Security-Policy is set where the
-//! page is rendered (it carries that response's nonce): see `app::shell`.
+//! and every server function's answer). The browser bundle under `/pkg/` is cached for a year
+//! when its name carries its content hash, and revalidated otherwise (see `crate::assets`).
+//! The page's Content-Security-Policy is set where the page is rendered (it carries that
+//! response's nonce): see `app::shell`.
 
 use axum::{
     extract::{Request, State},
-    http::{header, HeaderValue},
+    http::{header, HeaderValue, StatusCode},
     middleware::Next,
     response::Response,
 };
@@ -34,8 +36,13 @@ pub async fn layer(State(policy): State<HeaderPolicy>, request: Request, next: N
             .iter()
             .filter_map(|v| v.to_str().ok())
             .any(|v| v.contains("parlor_session=") || v.contains("parlor_guest="));
-    let assets = path.starts_with("/pkg/");
+    // The browser bundle (`crate::assets`): `Some(hashed)` for a file under /pkg/.
+    let bundle_file = path
+        .strip_prefix("/pkg/")
+        .map(|file| crate::assets::is_hashed(file.rsplit('/').next().unwrap_or(file)));
+    let assets = bundle_file.is_some();
     let mut response = next.run(request).await;
+    let found = response.status().is_success() || response.status() == StatusCode::NOT_MODIFIED;
     let headers = response.headers_mut();
     headers.insert(
         "permissions-policy",
@@ -49,6 +56,16 @@ pub async fn layer(State(policy): State<HeaderPolicy>, request: Request, next: N
     }
     if personal && !assets {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if let (Some(hashed), true) = (bundle_file, found) {
+        let policy = if hashed {
+            crate::assets::IMMUTABLE
+        } else {
+            crate::assets::REVALIDATE
+        };
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(policy));
+        // The same URL answers brotli, gzip or plain bytes depending on the request.
+        headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     }
     response
 }

@@ -1,6 +1,7 @@
 //! Integration tests: the real application on port 0 with a fresh database each, driven over
 //! HTTP; and the real binary, for what happens before the server can start.
 
+mod assets;
 mod auth;
 mod binary;
 mod calls;
