@@ -24,13 +24,13 @@ bench: bootstrap
 	@$(ENV) parlor_release_build && parlor_leptos_build_env && \
 	  cargo build --release -p bench && target/release/channel-bench $(BENCH_ARGS)
 
-## dev: rebuild and reload on every change (cargo leptos watch)
+## dev: rebuild and reload on every change (cargo leptos watch --split)
 dev: bootstrap
-	@$(ENV) cargo leptos watch
+	@$(ENV) parlor_watch
 
 ## build: dev build of server, wasm and the test stand-ins
 build: bootstrap
-	@$(ENV) cargo leptos build && parlor_leptos_build_env && cargo build -p testkit --bin stand-in-idp
+	@$(ENV) parlor_build && parlor_leptos_build_env && cargo build -p testkit --bin stand-in-idp
 
 ## e2e: only the browser tests, against the current dev build (`make build` first)
 e2e:

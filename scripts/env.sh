@@ -11,11 +11,15 @@ esac
 # Lets Debian's stable compiler accept -Z build-std. Keep it set for EVERY cargo command:
 # build scripts rerun when it changes.
 export RUSTC_BOOTSTRAP=1
-# The release site (what `make run` serves): content-hashed file names (cached for a year) and
-# brotli/gzip copies of every file; the server reads `target/site/hash.txt` to link the
-# hashed names.
+# The builds, with the flags every one of them needs. `--split`: pages and the call code are
+# split points (`#[lazy_route]`, `wasm_split`), and without it the wasm imports a chunk loader
+# that is not there (nothing hydrates). The release site (what `make run` serves) also gets
+# content-hashed file names (cached for a year) and brotli/gzip copies of every file; the
+# server reads `target/site/hash.txt` to link the hashed names.
+parlor_build() { cargo leptos build --split "$@"; }
+parlor_watch() { cargo leptos watch --split "$@"; }
 parlor_release_build() {
-  LEPTOS_HASH_FILES=true cargo leptos build --release --precompress "$@"
+  LEPTOS_HASH_FILES=true cargo leptos build --release --split --precompress "$@"
 }
 # What cargo-leptos exports for a dev build of the server. `make test` runs `cargo test` with
 # the same values so the tests reuse the build instead of compiling a second dependency graph.

@@ -14,8 +14,8 @@ logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT
 status=0
 
-step "Building the app (cargo leptos build: server + wasm)"
-if ! { cargo leptos build && (parlor_leptos_build_env && cargo build -p testkit --bin stand-in-idp); } \
+step "Building the app (cargo leptos build --split: server + wasm)"
+if ! { parlor_build && (parlor_leptos_build_env && cargo build -p testkit --bin stand-in-idp); } \
   2>&1 | tee "$logs/build.txt"; then
   echo "build failed: the tests cannot run" >&2
   exit 1

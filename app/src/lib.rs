@@ -28,7 +28,7 @@ use leptos::prelude::*;
 use leptos_meta::{provide_meta_context, HashedStylesheet, MetaTags, Title};
 use leptos_router::{
     components::{ParentRoute, Route, Router, Routes},
-    path, SsrMode,
+    lazy_route, path, Lazy, LazyRoute, SsrMode,
 };
 
 use accounts::{profile::ProfilePage, sign_in::SignInPage, sign_up::SignUpPage};
@@ -84,20 +84,98 @@ pub fn App() -> impl IntoView {
         } />
         <Router>
             <Layout>
+                // The pages a visitor opens first are in the main bundle; the others are
+                // loaded when first visited (see `Friends` below).
                 <Routes fallback=NotFound>
                     <Route path=path!("") view=HomePage />
                     <Route path=path!("/signin") view=SignInPage />
                     <Route path=path!("/signup") view=SignUpPage />
-                    <Route path=path!("/profile") view=ProfilePage />
-                    <Route path=path!("/friends") view=FriendsPage />
-                    <ParentRoute path=path!("/messages") view=MessagesLayout>
+                    <Route path=path!("/profile") view={Lazy::<Profile>::new()} />
+                    <Route path=path!("/friends") view={Lazy::<Friends>::new()} />
+                    <ParentRoute path=path!("/messages") view={Lazy::<Messages>::new()}>
                         <Route path=path!("") view=NoConversation />
-                        <Route path=path!(":id") view=ConversationPage />
+                        <Route path=path!(":id") view={Lazy::<Conversation>::new()} />
                     </ParentRoute>
                     // Async: the page arrives complete, so it reads well without JavaScript.
-                    <Route path=path!("/status") view=StatusPage ssr=SsrMode::Async />
+                    <Route path=path!("/status") view={Lazy::<Status>::new()} ssr=SsrMode::Async />
                 </Routes>
             </Layout>
         </Router>
+    }
+}
+
+// Pages split off the main bundle: `#[lazy_route]` makes each `view` a split point, so the
+// page's code (and what only it uses) becomes a wasm chunk of its own
+// (`cargo leptos build --split`), loaded when the page is first visited. The server renders
+// them like any page and names their chunks in `<link rel="preload">` so hydration does not
+// wait for them. They take no route data: each page loads its own.
+
+/// `/friends`: search, requests, the friends list.
+struct Friends;
+
+#[lazy_route]
+impl LazyRoute for Friends {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <FriendsPage /> }.into_any()
+    }
+}
+
+/// `/messages`: the conversation list around the open conversation.
+struct Messages;
+
+#[lazy_route]
+impl LazyRoute for Messages {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <MessagesLayout /> }.into_any()
+    }
+}
+
+/// `/messages/:id`: one conversation.
+struct Conversation;
+
+#[lazy_route]
+impl LazyRoute for Conversation {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <ConversationPage /> }.into_any()
+    }
+}
+
+/// `/profile`: the account's settings.
+struct Profile;
+
+#[lazy_route]
+impl LazyRoute for Profile {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <ProfilePage /> }.into_any()
+    }
+}
+
+/// `/status`: the operator's status page.
+struct Status;
+
+#[lazy_route]
+impl LazyRoute for Status {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <StatusPage /> }.into_any()
     }
 }

@@ -2,6 +2,10 @@
 //! the friends' way to call over the `/ws` socket (`call_*` messages of `crate::protocol`),
 //! and the call window's components. Media, devices, chat and recording are the engine's
 //! (`crate::webrtc`); this module only says who calls whom and shows it.
+//!
+//! Like the engine's browser half, the call window's panels and buttons are a wasm chunk of
+//! their own ([`load_controls`]), loaded when a call begins or ahead of it for whoever is
+//! signed in ([`CallUi::preload`]); the first page a visitor opens does not carry them.
 
 mod chat;
 mod quality;
@@ -10,7 +14,7 @@ mod window;
 
 use std::rc::Rc;
 
-use leptos::prelude::*;
+use leptos::{prelude::*, wasm_split::SplitLoaderError};
 
 pub use window::CallOverlay;
 
@@ -54,6 +58,10 @@ pub struct CallUi {
     pub panel: RwSignal<Option<Panel>>,
     /// How many chat lines the user has seen (the rest are unread).
     pub chat_seen: RwSignal<usize>,
+    /// The call window's panels and buttons, once their chunk has loaded.
+    controls: RwSignal<Option<Controls>>,
+    /// Whether the chunk was asked for (or has loaded).
+    controls_asked: StoredValue<bool>,
     /// The `request_id` of this tab's `call_start` still waiting for its answer.
     request: RwSignal<Option<u32>>,
     last_request: StoredValue<u32>,
@@ -75,6 +83,8 @@ pub fn provide_call() -> CallUi {
         engine: Engine::new(),
         panel: RwSignal::new(None),
         chat_seen: RwSignal::new(0),
+        controls: RwSignal::new(None),
+        controls_asked: StoredValue::new(false),
         request: RwSignal::new(None),
         last_request: StoredValue::new(0),
         realtime,
@@ -82,6 +92,16 @@ pub fn provide_call() -> CallUi {
     realtime.subscribe(move |message| ui.on_message(message));
     provide_context(ui);
     ui
+}
+
+/// Renders the call window's panels and buttons.
+type Controls = fn(CallUi) -> AnyView;
+
+/// The split point of the call window's chunk: only this function reaches its panels and
+/// buttons (`window::controls`), so they leave the main bundle (`cargo leptos build --split`).
+#[leptos::wasm_split::wasm_split(call_controls, wasm_split_path = ::leptos::wasm_split, fallible)]
+fn load_controls() -> Result<Controls, SplitLoaderError> {
+    Ok(window::controls)
 }
 
 fn reason_text(reason: CallEndReason) -> &'static str {
@@ -120,6 +140,25 @@ impl Signaling for SocketChannel {
 }
 
 impl CallUi {
+    /// Loads the call's code (engine and window) now, so the next call does not wait for it.
+    pub fn preload(self) {
+        Engine::preload();
+        if self.controls_asked.get_value() {
+            return;
+        }
+        self.controls_asked.set_value(true);
+        leptos::task::spawn_local(async move {
+            match load_controls().await {
+                Ok(controls) => self.controls.set(Some(controls)),
+                Err(error) => {
+                    // The next call tries again.
+                    leptos::logging::error!("the call window could not load: {error}");
+                    self.controls_asked.set_value(false);
+                }
+            }
+        });
+    }
+
     pub fn busy(self) -> bool {
         !matches!(self.phase.get_untracked(), Phase::Idle | Phase::Ended(_))
     }
@@ -137,6 +176,7 @@ impl CallUi {
 
     /// A new call: fresh state, and the engine shows this side's camera.
     fn begin(self, phase: Phase, call_id: Option<CallId>, peer: CallPeer, video: bool) {
+        self.preload();
         self.phase.set(phase);
         self.call_id.set(call_id);
         self.peer.set(Some(peer));

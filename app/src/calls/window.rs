@@ -50,7 +50,6 @@ pub fn CallOverlay() -> impl IntoView {
     let ended = move || matches!(ui.phase.get(), Phase::Ended(_));
     // Before an answer there is only yourself to see.
     let preview = move || matches!(ui.phase.get(), Phase::Calling | Phase::Incoming);
-    let answered = move || ui.phase.get() == Phase::InCall;
     view! {
         <Show when=move || ui.phase.get() != Phase::Idle>
             <section
@@ -103,21 +102,33 @@ pub fn CallOverlay() -> impl IntoView {
                         })}
                     </p>
                 </div>
-                <Show when=answered>
-                    <CallChat ui />
-                </Show>
-                <Show when=move || ui.panel.get() == Some(Panel::Quality)>
-                    <QualityPanel ui />
-                </Show>
-                <Show when=move || !ended()>
-                    <DevicePicker ui />
-                </Show>
-                <Show when=move || !ended()>
-                    <ControlBar ui />
-                </Show>
+                // The panels and buttons: their own wasm chunk (see `super::load_controls`).
+                {move || ui.controls.get().map(|controls| controls(ui))}
             </section>
         </Show>
     }
+}
+
+/// The call's panels and its button bar, below the video and the status lines. Part of the
+/// chunk that loads when a call first needs it.
+pub fn controls(ui: CallUi) -> AnyView {
+    let ended = move || matches!(ui.phase.get(), Phase::Ended(_));
+    let answered = move || ui.phase.get() == Phase::InCall;
+    view! {
+        <Show when=answered>
+            <CallChat ui />
+        </Show>
+        <Show when=move || ui.panel.get() == Some(Panel::Quality)>
+            <QualityPanel ui />
+        </Show>
+        <Show when=move || !ended()>
+            <DevicePicker ui />
+        </Show>
+        <Show when=move || !ended()>
+            <ControlBar ui />
+        </Show>
+    }
+    .into_any()
 }
 
 /// One toolbar button: an icon and a short label that is also its accessible name.

@@ -16,7 +16,13 @@ pub fn Layout(children: Children) -> impl IntoView {
     let auth = use_auth();
     let realtime = use_realtime();
     let signed_in = move || auth.session.with(|s| s.user.is_some());
-    crate::calls::provide_call();
+    let call = crate::calls::provide_call();
+    // Whoever is signed in may be called: load the call's code once the page is up.
+    Effect::new(move |_| {
+        if signed_in() {
+            call.preload();
+        }
+    });
     // The real-time channel is open while someone is signed in.
     realtime.follow(Signal::derive(move || {
         auth.session.with(|s| s.user.as_ref().map(|u| u.id))

@@ -6,9 +6,12 @@
 //!
 //! [`Engine`] is a handle of signals the call UI reads; it exists on the server too (where
 //! every method does nothing), so views render alike on both sides. The browser pieces live in
-//! the `hydrate`-only modules below. Browser objects are not `Send`: they live in
+//! the `hydrate`-only modules below, which are a wasm chunk of their own, loaded when a call
+//! first needs them (see `browser`). Browser objects are not `Send`: they live in
 //! thread-locals, one call per tab.
 
+#[cfg(feature = "hydrate")]
+mod browser;
 #[cfg(feature = "hydrate")]
 mod chat;
 #[cfg(feature = "hydrate")]
@@ -151,7 +154,7 @@ impl Engine {
     pub fn open(self, channel: Rc<dyn Signaling>, video: bool) {
         self.reset();
         #[cfg(feature = "hydrate")]
-        engine::open(self, channel, video);
+        browser::run(move |b| (b.open)(self, channel, video));
         #[cfg(not(feature = "hydrate"))]
         let _ = (channel, video);
     }
@@ -161,7 +164,7 @@ impl Engine {
     pub fn connect(self, you_offer: bool, ice_servers: Vec<IceServer>) {
         self.link.set(Link::Connecting);
         #[cfg(feature = "hydrate")]
-        engine::connect(self, you_offer, ice_servers);
+        browser::run(move |b| (b.connect)(self, you_offer, ice_servers));
         #[cfg(not(feature = "hydrate"))]
         let _ = (you_offer, ice_servers);
     }
@@ -175,7 +178,7 @@ impl Engine {
             }
             Signal::Recording { on } => self.peer_recording.set(on),
             #[cfg(feature = "hydrate")]
-            signal => engine::receive(self, signal),
+            signal => browser::run(move |b| (b.receive)(self, signal)),
             #[cfg(not(feature = "hydrate"))]
             _ => {}
         }
@@ -185,13 +188,13 @@ impl Engine {
     /// with fresh candidates.
     pub fn restart_ice(self) {
         #[cfg(feature = "hydrate")]
-        engine::restart_ice(self);
+        browser::run_if_started(move |b| (b.restart_ice)(self));
     }
 
     /// Whether media is flowing (the peer connection says connected).
     pub fn media_connected(self) -> bool {
         #[cfg(feature = "hydrate")]
-        return engine::media_connected();
+        return browser::ask(|b| (b.media_connected)());
         #[cfg(not(feature = "hydrate"))]
         false
     }
@@ -199,31 +202,26 @@ impl Engine {
     /// Ends the call's media: recording saved, tracks stopped, connections closed.
     pub fn close(self) {
         #[cfg(feature = "hydrate")]
-        {
-            if self.recording_since.get_untracked().is_some() {
-                recording::stop(self);
-            }
-            engine::close();
-        }
+        browser::run_if_started(move |b| (b.close)(self));
     }
 
     pub fn toggle_mute(self) {
         self.muted.update(|m| *m = !*m);
         #[cfg(feature = "hydrate")]
-        engine::apply_local_state(self);
+        browser::run_if_started(move |b| (b.apply_local_state)(self));
     }
 
     pub fn toggle_camera(self) {
         self.camera_off.update(|c| *c = !*c);
         #[cfg(feature = "hydrate")]
-        engine::apply_local_state(self);
+        browser::run_if_started(move |b| (b.apply_local_state)(self));
     }
 
     /// Uses another camera (`videoinput`) or microphone (`audioinput`) in place of the
     /// current one, without renegotiating the call.
     pub fn switch_device(self, kind: &'static str, id: String) {
         #[cfg(feature = "hydrate")]
-        devices::switch(self, kind, id);
+        browser::run(move |b| (b.switch_device)(self, kind, id));
         #[cfg(not(feature = "hydrate"))]
         let _ = (kind, id);
     }
@@ -231,23 +229,13 @@ impl Engine {
     /// Starts or stops sharing the screen.
     pub fn toggle_screen(self) {
         #[cfg(feature = "hydrate")]
-        if self.sharing.get_untracked() {
-            screen::stop(self);
-        } else {
-            screen::share(self);
-        }
+        browser::run(move |b| (b.toggle_screen)(self));
     }
 
     /// Starts or stops recording the call to a WebM file (downloaded when stopped).
     pub fn toggle_recording(self) {
         #[cfg(feature = "hydrate")]
-        if self.recording_since.get_untracked().is_some() {
-            recording::stop(self);
-        } else if let Err(error) = recording::start(self) {
-            leptos::logging::warn!("recording failed: {error:?}");
-            self.chat_error
-                .set(Some("This browser cannot record the call.".into()));
-        }
+        browser::run(move |b| (b.toggle_recording)(self));
     }
 
     /// Sends a chat line to the other side, peer to peer. Returns whether it went.
@@ -263,7 +251,7 @@ impl Engine {
             return false;
         }
         #[cfg(feature = "hydrate")]
-        let sent = chat::say(text);
+        let sent = browser::ask(|b| (b.say)(text));
         #[cfg(not(feature = "hydrate"))]
         let sent = false;
         if sent {
@@ -279,20 +267,26 @@ impl Engine {
     /// Reads `getStats` once into [`Engine::quality`].
     pub fn read_quality(self) {
         #[cfg(feature = "hydrate")]
-        if let Some(pc) = engine::camera_pc() {
-            stats::read(self, pc);
-        }
+        browser::run_if_started(move |b| (b.read_quality)(self));
     }
 
     /// Rings until [`Engine::stop_ring`] (or the call closes).
     pub fn ring(self) {
         #[cfg(feature = "hydrate")]
-        ring::start();
+        browser::run(|b| (b.ring)());
     }
 
     pub fn stop_ring(self) {
         #[cfg(feature = "hydrate")]
-        ring::stop();
+        browser::run_if_started(|b| (b.stop_ring)());
+    }
+}
+
+impl Engine {
+    /// Loads the browser half now (a separate wasm chunk), so a call starts without waiting.
+    pub fn preload() {
+        #[cfg(feature = "hydrate")]
+        browser::preload();
     }
 }
 
