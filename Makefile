@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 ENV := source scripts/env.sh &&
 
-.PHONY: run test bootstrap build dev lint fmt e2e bench clean
+.PHONY: run test bootstrap build dev lint fmt e2e bench lighthouse clean
 
 ## run: build the release app and serve it (http://127.0.0.1:3000 unless PARLOR_ADDR says otherwise)
 run: bootstrap
@@ -23,6 +23,12 @@ bootstrap:
 bench: bootstrap
 	@$(ENV) parlor_release_build && parlor_leptos_build_env && \
 	  cargo build --release -p bench && target/release/channel-bench $(BENCH_ARGS)
+
+## lighthouse: build the release site and measure its first page load (Lighthouse, mobile
+## profile, home and sign-in pages, loopback-only namespace; prints scores, passes or fails
+## nothing). Paths in LIGHTHOUSE_ARGS, e.g. `make lighthouse LIGHTHOUSE_ARGS=/signup`
+lighthouse: bootstrap
+	@$(ENV) parlor_release_build && scripts/lighthouse.sh $(LIGHTHOUSE_ARGS)
 
 ## dev: rebuild and reload on every change (cargo leptos watch --split)
 dev: bootstrap

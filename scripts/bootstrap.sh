@@ -62,14 +62,17 @@ wbg_version=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/,""); p
 cargo_install wasm-bindgen-cli "$wbg_version" wasm-bindgen "about 6 min on 2 cores"
 rm -rf "$PARLOR_TOOLS/build"
 
-# --- npm packages (wasm-opt from binaryen, Playwright's test runner) ------------------------
+# --- npm packages (wasm-opt from binaryen, Playwright's test runner, Lighthouse) -------------
+# Both files are compared: package.json carries `overrides` the lock file depends on.
 node_dir="$PARLOR_TOOLS/node"
 mkdir -p "$node_dir"
 if ! cmp -s "$here/end2end/package-lock.json" "$node_dir/package-lock.json" || \
+   ! cmp -s "$here/end2end/package.json" "$node_dir/package.json" || \
    [ ! -d "$node_dir/node_modules" ]; then
-  step "Installing npm packages (binaryen, @playwright/test) into $node_dir"
+  step "Installing npm packages (binaryen, @playwright/test, lighthouse) into $node_dir"
   cp "$here/end2end/package.json" "$here/end2end/package-lock.json" "$node_dir/"
-  (cd "$node_dir" && npm ci --no-audit --no-fund)
+  # A failed install is retried by the next bootstrap, not taken for done.
+  (cd "$node_dir" && npm ci --no-audit --no-fund) || { rm -f "$node_dir/package-lock.json"; exit 1; }
 else
   note "npm packages: present"
 fi
