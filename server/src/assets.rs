@@ -62,7 +62,16 @@ impl Bundle {
             }
         }
     }
+
+    /// Whether the bundle was built without `--split`: its JS then imports the chunk loader
+    /// under a placeholder name no browser can load, and no page hydrates.
+    pub fn built_without_split(&self) -> bool {
+        std::fs::read_to_string(&self.js).is_ok_and(|js| js.contains(SPLIT_PLACEHOLDER))
+    }
 }
+
+/// The module wasm-bindgen imports the chunk loader from until `--split` gives it its name.
+const SPLIT_PLACEHOLDER: &str = "__wasm_split_placeholder__";
 
 /// Whether a file name carries a content hash the way cargo-leptos writes it: a 22-character
 /// URL-safe base64 MD5 before the extension (`parlor.7dbhnJQ0QmbqtXoVXDFBzw.wasm`).
@@ -110,6 +119,22 @@ mod tests {
         let bundle = Bundle::find(site.path(), "parlor");
         assert_eq!(bundle.hash_file, None);
         assert_eq!(bundle.js, site.path().join("pkg/parlor.js"));
+    }
+
+    #[test]
+    fn a_bundle_built_without_split_is_told() {
+        let site = tempfile::tempdir().unwrap();
+        std::fs::create_dir(site.path().join("pkg")).unwrap();
+        let bundle = Bundle::find(site.path(), "parlor");
+        assert!(!bundle.built_without_split(), "no bundle at all");
+        std::fs::write(&bundle.js, "import * as import1 from \"./__wasm_split.js\"").unwrap();
+        assert!(!bundle.built_without_split());
+        std::fs::write(
+            &bundle.js,
+            "import * as import1 from \"__wasm_split_placeholder__\"",
+        )
+        .unwrap();
+        assert!(bundle.built_without_split());
     }
 
     #[test]

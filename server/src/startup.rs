@@ -123,7 +123,13 @@ impl Application {
             // Pages still render, but nothing hydrates: say why before someone debugs it.
             tracing::warn!(
                 missing = %bundle.js.display(),
-                "the built site is missing (LEPTOS_SITE_ROOT): run `cargo leptos build` first"
+                "the built site is missing (LEPTOS_SITE_ROOT): run `cargo leptos build --split` first"
+            );
+        } else if bundle.built_without_split() {
+            tracing::warn!(
+                bundle = %bundle.js.display(),
+                "the site was built without `--split`: no page will hydrate; build it with \
+                 `cargo leptos build --split` (`parlor_build` in scripts/env.sh)"
             );
         }
         let leptos_options = leptos_options(&config, addr, &bundle);
