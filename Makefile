@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 ENV := source scripts/env.sh &&
 
-.PHONY: run test bootstrap build dev lint fmt e2e bench lighthouse clean
+.PHONY: run test bootstrap build dev lint fmt e2e bench soak lighthouse clean
 
 ## run: build the release app and serve it (http://127.0.0.1:3000 unless PARLOR_ADDR says otherwise)
 run: bootstrap
@@ -23,6 +23,12 @@ bootstrap:
 bench: bootstrap
 	@$(ENV) parlor_release_build && parlor_leptos_build_env && \
 	  cargo build --release -p bench && target/release/channel-bench $(BENCH_ARGS)
+
+## soak: Parlor under a mixed load for SOAK_MINUTES (30), memory printed every minute
+SOAK_MINUTES ?= 30
+soak: bootstrap
+	@$(ENV) parlor_release_build && parlor_leptos_build_env && \
+	  cargo build --release -p bench && target/release/channel-bench --soak $(SOAK_MINUTES)
 
 ## lighthouse: build the release site and measure its first page load (Lighthouse, mobile
 ## profile, home and sign-in pages, loopback-only namespace; prints scores, passes or fails

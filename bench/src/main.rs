@@ -4,7 +4,12 @@
 //! idle, round-trip and delivery latency under load); it does not pass or fail.
 //!
 //! `cargo run --release -p bench -- [--server target/release/parlor] [--sockets 10000]
-//! [--rate 10000] [--seconds 10]`, or `make bench`.
+//! [--rate 10000] [--seconds 10] [--pause SECS]`, or `make bench`; `--soak MINUTES` runs the
+//! soak ([`soak`]) instead, `make soak`. Every measurement is taken for the floor ([`floor`])
+//! in the same run too, and reported beside Parlor's.
+
+mod floor;
+mod soak;
 
 use std::{
     net::TcpListener,
@@ -25,6 +30,10 @@ struct Options {
     rate: usize,
     seconds: u64,
     pairs: usize,
+    /// Seconds to wait before Parlor's connects, for attaching a profiler.
+    pause: u64,
+    /// Minutes of soak instead of the measurements (`--soak 30`).
+    soak: u64,
 }
 
 fn options() -> Options {
@@ -34,6 +43,8 @@ fn options() -> Options {
         rate: 10_000,
         seconds: 10,
         pairs: 50,
+        pause: 0,
+        soak: 0,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
@@ -49,6 +60,8 @@ fn options() -> Options {
             "--rate" => o.rate = number(),
             "--seconds" => o.seconds = number() as u64,
             "--pairs" => o.pairs = number(),
+            "--pause" => o.pause = number() as u64,
+            "--soak" => o.soak = number() as u64,
             other => panic!("unknown option {other}"),
         }
     }
@@ -65,6 +78,24 @@ struct Server {
 
 impl Server {
     fn start(path: &str) -> Self {
+        Self::spawn(path, &[], |command| {
+            command
+                .env("PARLOR_LOG", "warn")
+                .env("PARLOR_AUTH_ATTEMPTS_PER_IP", "100000")
+                .env("PARLOR_WS_MESSAGES_PER_SEC", "10000")
+                // Thousands of sockets from one address and a few users: the load is the point.
+                .env("PARLOR_WS_SOCKETS_PER_IP", "1000000")
+                .env("PARLOR_WS_SOCKETS_PER_PRINCIPAL", "10000");
+        })
+    }
+
+    /// The floor ([`floor`]): this same program in its own process.
+    fn floor() -> Self {
+        let exe = std::env::current_exe().expect("the bench knows where it is");
+        Self::spawn(&exe.to_string_lossy(), &["--floor-server"], |_| {})
+    }
+
+    fn spawn(path: &str, args: &[&str], configure: impl FnOnce(&mut Command)) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -72,20 +103,17 @@ impl Server {
             .port();
         let addr = format!("127.0.0.1:{port}");
         let data = tempfile::tempdir().unwrap();
-        let child = Command::new(path)
+        let mut command = Command::new(path);
+        command
+            .args(args)
+            .arg(&addr)
             .env("PARLOR_ADDR", &addr)
             .env("PARLOR_DATA_DIR", data.path())
-            .env("PARLOR_LOG", "warn")
-            .env("PARLOR_AUTH_ATTEMPTS_PER_IP", "100000")
-            .env("PARLOR_WS_MESSAGES_PER_SEC", "10000")
-            // Thousands of sockets from one address and a few users: the load is the point.
-            .env("PARLOR_WS_SOCKETS_PER_IP", "1000000")
-            .env("PARLOR_WS_SOCKETS_PER_PRINCIPAL", "10000")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start {path}: {e} (build it: cargo leptos build --release)")
-            });
+            .stdout(Stdio::null());
+        configure(&mut command);
+        let child = command.spawn().unwrap_or_else(|e| {
+            panic!("cannot start {path}: {e} (build it: cargo leptos build --release)")
+        });
         let ticks = Command::new("getconf").arg("CLK_TCK").output().ok();
         let ticks_per_sec = ticks
             .and_then(|o| String::from_utf8(o.stdout).ok())
@@ -188,66 +216,57 @@ fn report(name: &str, value: String) {
     println!("{name:<48} {value}");
 }
 
-#[tokio::main]
-async fn main() {
-    let o = options();
-    let server = Server::start(&o.server);
-    let base = format!("http://{}", server.addr);
-    let http = reqwest::Client::new();
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    if args.get(1).map(String::as_str) == Some("--floor-server") {
+        runtime.block_on(floor::serve(&args[2]));
+        return;
+    }
+    runtime.block_on(run(options()));
+}
+
+/// What the channel costs, for Parlor and for the floor alike.
+struct Channel {
+    connect_ms_per_1000: f64,
+    kib_per_idle: f64,
+    idle_cpu_percent: f64,
+    rtt_p50_us: f64,
+    rtt_p99_us: f64,
+    cpu_per_100k_rtt: f64,
+}
+
+/// Waits until `server` accepts connections (and, for Parlor, is ready).
+async fn wait_ready(http: &reqwest::Client, server: &Server, parlor: bool) {
     let deadline = Instant::now() + Duration::from_secs(30);
-    while http
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .map(|r| r.status().is_success())
-        .ok()
-        != Some(true)
-    {
+    loop {
+        let up = if parlor {
+            http.get(format!("http://{}/readyz", server.addr))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success())
+        } else {
+            tokio::net::TcpStream::connect(&server.addr).await.is_ok()
+        };
+        if up {
+            return;
+        }
         assert!(Instant::now() < deadline, "the server did not become ready");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
 
-    // People: some to hold idle tabs, and pairs of friends who talk.
-    let idle_users = 20;
-    let mut users = Vec::new();
-    for n in 0..idle_users + 2 * o.pairs {
-        users.push(sign_up(&http, &base, n).await);
-    }
-    let mut conversations = Vec::new();
-    for p in 0..o.pairs {
-        let (a, b) = (&users[idle_users + 2 * p], &users[idle_users + 2 * p + 1]);
-        call(
-            &http,
-            &base,
-            &a.cookie,
-            "friends/request",
-            &[("user_id", &b.id.to_string())],
-        )
-        .await;
-        let c = call(
-            &http,
-            &base,
-            &b.cookie,
-            "friends/answer",
-            &[("user_id", &a.id.to_string()), ("accept", "true")],
-        )
-        .await;
-        conversations.push(c.as_i64().unwrap());
-    }
-    println!(
-        "Parlor real-time channel: {} ({} idle sockets, {} talking pairs)",
-        o.server, o.sockets, o.pairs
-    );
-    tokio::time::sleep(Duration::from_secs(1)).await;
-
-    // Idle connections, in two halves: memory is reported for the second half, so heap the
-    // sign-ups freed (argon2 uses 19 MiB per hash) and reuse does not flatter the figure.
-    let mut idle = Vec::with_capacity(o.sockets);
+/// Idle sockets (memory, connect CPU, idle CPU), then ping → pong round trips at the target
+/// rate over `2 × pairs` more. `cookies` are cycled over (empty for the floor). The idle
+/// sockets stay open, read by background tasks, until the server goes.
+async fn measure_channel(server: &Server, cookies: &[String], o: &Options) -> Channel {
+    // In two halves: memory is reported for the second half, so heap freed earlier (argon2
+    // uses 19 MiB per hash) and reuse do not flatter the figure.
     let half = o.sockets / 2;
     let connect_all = |count: usize, offset: usize| {
         let addr = server.addr.clone();
         let cookies: Vec<String> = (0..count)
-            .map(|i| users[(offset + i) % idle_users].cookie.clone())
+            .map(|i| cookies[(offset + i) % cookies.len()].clone())
             .collect();
         async move {
             let mut opened = Vec::with_capacity(count);
@@ -264,50 +283,28 @@ async fn main() {
             opened
         }
     };
-    let started = Instant::now();
+    let mut idle = Vec::with_capacity(o.sockets);
     let cpu_before = server.cpu();
     idle.extend(connect_all(half, 0).await);
+    let first_cpu = server.cpu() - cpu_before;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_half = server.rss_kib();
+    let cpu_before = server.cpu();
     idle.extend(connect_all(o.sockets - half, half).await);
-    let connect_secs = started.elapsed().as_secs_f64() - 1.0;
-    let connect_cpu = server.cpu() - cpu_before;
+    let connect_cpu = first_cpu + server.cpu() - cpu_before;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let rss_idle = server.rss_kib();
     // Keep reading so pings get their pongs.
     for mut ws in idle {
         tokio::spawn(async move { while let Some(Ok(_)) = ws.next().await {} });
     }
-    report("connects", format!("{} in {connect_secs:.2} s", o.sockets));
-    report(
-        "server CPU per 1 000 connects (incl. session check)",
-        format!(
-            "{:.0} ms",
-            connect_cpu * 1000.0 / (o.sockets as f64 / 1000.0)
-        ),
-    );
-    report(
-        "server memory per idle connection",
-        format!(
-            "{:.1} KiB ({:.0} MiB in all)",
-            (rss_idle - rss_half) / (o.sockets - half) as f64,
-            rss_idle / 1024.0
-        ),
-    );
-
     let cpu_before = server.cpu();
     tokio::time::sleep(Duration::from_secs(10)).await;
-    report(
-        "server CPU with all of them idle (10 s)",
-        format!("{:.2} %", (server.cpu() - cpu_before) * 10.0),
-    );
+    let idle_cpu_percent = (server.cpu() - cpu_before) * 10.0;
 
-    // Round trips (ping → pong) at the target rate across the talking sockets.
     let mut sockets = Vec::new();
-    for p in 0..o.pairs {
-        for side in 0..2 {
-            sockets.push(connect(&server.addr, &users[idle_users + 2 * p + side].cookie).await);
-        }
+    for n in 0..2 * o.pairs {
+        sockets.push(connect(&server.addr, &cookies[n % cookies.len()]).await);
     }
     let per_socket = (o.rate as f64 / sockets.len() as f64).max(1.0);
     let latencies = Arc::new(Mutex::new(Vec::new()));
@@ -356,27 +353,123 @@ async fn main() {
     let cpu = server.cpu() - cpu_before;
     let mut rtts = latencies.lock().await.clone();
     rtts.sort_by(f64::total_cmp);
-    let achieved = rtts.len() as f64 / o.seconds as f64;
-    report(
-        "ping round trips",
-        format!("{} ({achieved:.0}/s)", rtts.len()),
+    Channel {
+        connect_ms_per_1000: connect_cpu * 1000.0 / (o.sockets as f64 / 1000.0),
+        kib_per_idle: (rss_idle - rss_half) / (o.sockets - half) as f64,
+        idle_cpu_percent,
+        rtt_p50_us: percentile(&rtts, 0.5),
+        rtt_p99_us: percentile(&rtts, 0.99),
+        cpu_per_100k_rtt: cpu / rtts.len().max(1) as f64 * 100_000.0,
+    }
+}
+
+async fn run(o: Options) {
+    let http = reqwest::Client::new();
+    if o.soak > 0 {
+        let server = Server::start(&o.server);
+        wait_ready(&http, &server, true).await;
+        soak::run(&server, o.soak).await;
+        return;
+    }
+
+    // The floor first, alone on the machine.
+    let floor = {
+        let server = Server::floor();
+        wait_ready(&http, &server, false).await;
+        measure_channel(&server, &[String::new()], &o).await
+    };
+
+    let server = Server::start(&o.server);
+    wait_ready(&http, &server, true).await;
+    let base = format!("http://{}", server.addr);
+
+    // People: some to hold idle tabs, and pairs of friends who talk.
+    let idle_users = 20;
+    let mut users = Vec::new();
+    for n in 0..idle_users + 2 * o.pairs {
+        users.push(sign_up(&http, &base, n).await);
+    }
+    let mut conversations = Vec::new();
+    for p in 0..o.pairs {
+        let (a, b) = (&users[idle_users + 2 * p], &users[idle_users + 2 * p + 1]);
+        call(
+            &http,
+            &base,
+            &a.cookie,
+            "friends/request",
+            &[("user_id", &b.id.to_string())],
+        )
+        .await;
+        let c = call(
+            &http,
+            &base,
+            &b.cookie,
+            "friends/answer",
+            &[("user_id", &a.id.to_string()), ("accept", "true")],
+        )
+        .await;
+        conversations.push(c.as_i64().unwrap());
+    }
+    println!(
+        "Parlor real-time channel: {} ({} idle sockets, {} talking pairs, {} ping/s), beside \
+         the floor (a minimal tokio-tungstenite server) measured in the same run",
+        o.server, o.sockets, o.pairs, o.rate
+    );
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    if o.pause > 0 {
+        eprintln!(
+            "Parlor (pid {}) connects in {} s (--pause)",
+            server.child.id(),
+            o.pause
+        );
+        tokio::time::sleep(Duration::from_secs(o.pause)).await;
+    }
+    let cookies: Vec<String> = users[..idle_users]
+        .iter()
+        .map(|u| u.cookie.clone())
+        .collect();
+    let parlor = measure_channel(&server, &cookies, &o).await;
+    println!("{:<52} {:>12} {:>12} {:>7}", "", "Parlor", "floor", "ratio");
+    let row = |name: &str, ours: f64, floor: f64, unit: &str| {
+        println!(
+            "{name:<52} {:>12} {:>12} {:>6.2}×",
+            format!("{ours:.2} {unit}"),
+            format!("{floor:.2} {unit}"),
+            ours / floor
+        );
+    };
+    row(
+        "server CPU per 1 000 connects (Parlor: session check)",
+        parlor.connect_ms_per_1000,
+        floor.connect_ms_per_1000,
+        "ms",
+    );
+    row(
+        "server memory per idle connection",
+        parlor.kib_per_idle,
+        floor.kib_per_idle,
+        "KiB",
     );
     report(
-        "round trip p50 / p99",
+        "server CPU with all of them idle (10 s)",
         format!(
-            "{:.0} µs / {:.0} µs",
-            percentile(&rtts, 0.5),
-            percentile(&rtts, 0.99)
+            "{:.2} % (floor {:.2} %)",
+            parlor.idle_cpu_percent, floor.idle_cpu_percent
         ),
     );
-    report(
+    row("round trip p50", parlor.rtt_p50_us, floor.rtt_p50_us, "µs");
+    row("round trip p99", parlor.rtt_p99_us, floor.rtt_p99_us, "µs");
+    row(
         "server CPU seconds per 100 000 round trips",
-        format!("{:.2}", cpu / rtts.len().max(1) as f64 * 100_000.0),
+        parlor.cpu_per_100k_rtt,
+        floor.cpu_per_100k_rtt,
+        "s",
     );
     report(
         "server memory with all sockets after the load",
         format!("{:.0} MiB", server.rss_kib() / 1024.0),
     );
+    let run_for = Duration::from_secs(o.seconds);
 
     // Stored messages: each is a SQLite transaction, then a fan-out to both members.
     let mut pairs = Vec::new();
