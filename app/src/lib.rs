@@ -18,6 +18,7 @@ pub mod messages;
 mod pages;
 pub mod protocol;
 mod realtime;
+pub mod rendezvous;
 #[cfg(feature = "ssr")]
 pub mod server;
 pub mod status;

@@ -79,6 +79,18 @@ pub struct Config {
     /// `PARLOR_ICE_SERVERS`: STUN/TURN servers for calls, as a JSON array of
     /// `{"urls": [...], "username": ..., "credential": ...}`.
     pub ice_servers: Vec<app::protocol::IceServer>,
+    /// `PARLOR_CODE_TTL_SECS`: how long a rendezvous code (and its room, once both sides
+    /// left) lives.
+    pub code_ttl: Duration,
+    /// `PARLOR_CODE_DIGITS`: digits of a rendezvous code (4–8).
+    pub code_digits: u32,
+    /// `PARLOR_CODES_PER_IP_PER_MIN`: codes one address may mint per minute.
+    pub codes_per_ip_per_min: u32,
+    /// `PARLOR_REDEEMS_PER_IP_PER_MIN`: redeem attempts per address per minute; failed ones
+    /// are limited further, to a tenth of that per ten minutes.
+    pub redeems_per_ip_per_min: u32,
+    /// `PARLOR_RENDEZVOUS_UPGRADES_PER_IP_PER_MIN`: room sockets one address may open per minute.
+    pub rendezvous_upgrades_per_ip_per_min: u32,
     /// `PARLOR_METRICS_TOKEN`: `GET /metrics` answers only requests with
     /// `Authorization: Bearer <token>` (at least 16 characters); unset, it is not served.
     pub metrics_token: Option<Secret>,
@@ -251,6 +263,31 @@ impl Config {
             }
             _ => {}
         }
+        let code_ttl = Duration::from_secs(parse_number(
+            "PARLOR_CODE_TTL_SECS",
+            get("PARLOR_CODE_TTL_SECS"),
+            600,
+            10..=86_400,
+        )?);
+        let code_digits = parse_number("PARLOR_CODE_DIGITS", get("PARLOR_CODE_DIGITS"), 6, 4..=8)?;
+        let codes_per_ip_per_min = parse_number(
+            "PARLOR_CODES_PER_IP_PER_MIN",
+            get("PARLOR_CODES_PER_IP_PER_MIN"),
+            20,
+            1..=100_000,
+        )?;
+        let redeems_per_ip_per_min = parse_number(
+            "PARLOR_REDEEMS_PER_IP_PER_MIN",
+            get("PARLOR_REDEEMS_PER_IP_PER_MIN"),
+            20,
+            1..=100_000,
+        )?;
+        let rendezvous_upgrades_per_ip_per_min = parse_number(
+            "PARLOR_RENDEZVOUS_UPGRADES_PER_IP_PER_MIN",
+            get("PARLOR_RENDEZVOUS_UPGRADES_PER_IP_PER_MIN"),
+            60,
+            1..=100_000,
+        )?;
         let metrics_token = get("PARLOR_METRICS_TOKEN").map(Secret);
         if metrics_token.as_ref().is_some_and(|t| {
             t.0.len() < MIN_METRICS_TOKEN_CHARS || t.0.contains(char::is_whitespace)
@@ -451,6 +488,11 @@ impl Config {
             call_ring,
             call_grace,
             ice_servers,
+            code_ttl,
+            code_digits,
+            codes_per_ip_per_min,
+            redeems_per_ip_per_min,
+            rendezvous_upgrades_per_ip_per_min,
             metrics_token,
         })
     }
@@ -491,6 +533,11 @@ impl Config {
             call_ring: Duration::from_secs(DEFAULT_CALL_RING_SECS),
             call_grace: Duration::from_secs(DEFAULT_CALL_GRACE_SECS),
             ice_servers: Vec::new(),
+            code_ttl: Duration::from_secs(600),
+            code_digits: 6,
+            codes_per_ip_per_min: 20,
+            redeems_per_ip_per_min: 20,
+            rendezvous_upgrades_per_ip_per_min: 60,
             metrics_token: None,
         }
     }

@@ -18,7 +18,7 @@ use app::server::{
     },
     db::{Db, DbError, MigrateError},
     metrics::Metrics,
-    state::{AppState, Limits, Shared},
+    state::{AppState, Limits, RendezvousLimits, Shared},
 };
 use leptos::prelude::LeptosOptions;
 use tokio::net::TcpListener;
@@ -176,6 +176,33 @@ impl Application {
                     &metrics,
                     "searches_per_address",
                     config.searches_per_ip_per_min,
+                ),
+            }),
+            rooms: Arc::new(app::server::rendezvous::Rooms::new(
+                config.code_ttl,
+                config.code_digits,
+                app::server::rendezvous::MailboxLimits {
+                    frames: 128,
+                    bytes: 1024 * 1024,
+                },
+            )),
+            rendezvous_limits: Arc::new(RendezvousLimits {
+                mints: per_minute(&metrics, "codes_per_address", config.codes_per_ip_per_min),
+                redeems: per_minute(
+                    &metrics,
+                    "redeems_per_address",
+                    config.redeems_per_ip_per_min,
+                ),
+                failed_redeems: limiter(
+                    &metrics,
+                    "failed_redeems_per_address",
+                    (config.redeems_per_ip_per_min / 10).max(1),
+                    Duration::from_secs(600),
+                ),
+                upgrades: per_minute(
+                    &metrics,
+                    "rendezvous_upgrades_per_address",
+                    config.rendezvous_upgrades_per_ip_per_min,
                 ),
             }),
             metrics,

@@ -71,7 +71,14 @@ pub struct Metrics {
     refused: Family<ReasonLabels, Counter>,
     messages_stored: Counter,
     calls: Family<CallLabels, Counter>,
+    codes: Family<EventLabels, Counter>,
+    telemetry: Family<EventLabels, Counter>,
     db_pool: Family<PoolLabels, Gauge>,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct EventLabels {
+    event: &'static str,
 }
 
 fn http_histogram() -> Histogram {
@@ -145,6 +152,18 @@ impl Default for Metrics {
             "Calls ended, by way of meeting and outcome",
             Family::clone(&calls),
         );
+        let codes = Family::default();
+        registry.register(
+            "codes",
+            "Rendezvous codes by event (minted, redeemed, failed, expired)",
+            Family::clone(&codes),
+        );
+        let telemetry = Family::default();
+        registry.register(
+            "rendezvous_telemetry",
+            "Telemetry events rendezvous clients reported (ice-connected, ice-failed, other)",
+            Family::clone(&telemetry),
+        );
         let db_pool = Family::default();
         registry.register(
             "db_pool_connections",
@@ -163,6 +182,8 @@ impl Default for Metrics {
             refused,
             messages_stored,
             calls,
+            codes,
+            telemetry,
             db_pool,
         }
     }
@@ -243,6 +264,22 @@ impl Metrics {
         self.calls
             .get_or_create(&CallLabels { context, outcome })
             .inc();
+    }
+
+    /// A rendezvous code was `minted`, `redeemed`, `failed` (redeeming an unknown, used or
+    /// expired code) or `expired` (never redeemed).
+    pub fn code_event(&self, event: &'static str) {
+        self.codes.get_or_create(&EventLabels { event }).inc();
+    }
+
+    /// A rendezvous client's telemetry event (unknown ones count as `other`).
+    pub fn telemetry(&self, event: &str) {
+        let event = match event {
+            "ice-connected" => "ice-connected",
+            "ice-failed" => "ice-failed",
+            _ => "other",
+        };
+        self.telemetry.get_or_create(&EventLabels { event }).inc();
     }
 
     /// The text exposition, with what is read at scrape time (`pool`: connections open and

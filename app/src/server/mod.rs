@@ -8,6 +8,7 @@ pub mod headers;
 pub mod hub;
 pub mod metrics;
 pub mod realtime;
+pub mod rendezvous;
 pub mod socket_caps;
 pub mod state;
 

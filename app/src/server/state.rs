@@ -65,6 +65,19 @@ pub struct Shared {
     pub limits: Arc<Limits>,
     /// What `/metrics` reports.
     pub metrics: Arc<super::metrics::Metrics>,
+    /// Code rooms (`/rendezvous`).
+    pub rooms: Arc<super::rendezvous::Rooms>,
+    /// Per-address limits of the rendezvous API.
+    pub rendezvous_limits: Arc<RendezvousLimits>,
+}
+
+/// Per-address limits on minting, redeeming (failures counted apart) and joining rooms.
+#[derive(Debug)]
+pub struct RendezvousLimits {
+    pub mints: Box<dyn Limiter>,
+    pub redeems: Box<dyn Limiter>,
+    pub failed_redeems: Box<dyn Limiter>,
+    pub upgrades: Box<dyn Limiter>,
 }
 
 /// Limits on what one person or address may do, over all their sockets and requests.

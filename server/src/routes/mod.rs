@@ -3,11 +3,13 @@
 //! protective headers.
 
 mod api_errors;
+mod bucket;
 mod headers;
 mod health;
 mod metrics;
 mod oauth;
 mod origin;
+mod rendezvous;
 mod session;
 mod ws;
 
@@ -21,7 +23,7 @@ use axum::{
     extract::{MatchedPath, Request},
     http::{header, HeaderName, HeaderValue},
     middleware,
-    routing::get,
+    routing::{get, post},
     Router,
 };
 use leptos::prelude::provide_context;
@@ -57,6 +59,9 @@ pub fn router(state: AppState, config: &Config) -> Router {
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
         .route("/ws", get(ws::upgrade))
+        .route("/rendezvous/code", post(rendezvous::mint))
+        .route("/rendezvous/redeem", post(rendezvous::redeem))
+        .route("/rendezvous/ws", get(rendezvous::upgrade))
         .route("/auth/google", get(oauth::start))
         .route("/auth/google/callback", get(oauth::callback))
         .leptos_routes_with_context(

@@ -4,7 +4,9 @@
 //! queue; the reader enforces the frame size, the message rate and the heartbeat, and hands
 //! typed messages to `app::server::realtime`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::bucket::Bucket;
 
 use app::{
     protocol::{close, ClientMsg, ErrorCode, ServerMsg, MAX_FRAME_BYTES},
@@ -220,37 +222,6 @@ async fn write(
     }
 }
 
-/// A token bucket: `rate` messages per second, bursts of three seconds' worth.
-struct Bucket {
-    tokens: f64,
-    rate: f64,
-    last: Instant,
-}
-
-impl Bucket {
-    fn new(rate: u32) -> Self {
-        let rate = f64::from(rate);
-        Self {
-            tokens: rate * 3.0,
-            rate,
-            last: Instant::now(),
-        }
-    }
-
-    fn take(&mut self) -> bool {
-        let now = Instant::now();
-        let refill = now.duration_since(self.last).as_secs_f64() * self.rate;
-        self.tokens = (self.tokens + refill).min(self.rate * 3.0);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
-}
-
 async fn read(
     mut stream: futures::stream::SplitStream<WebSocket>,
     session: &Session,
@@ -341,17 +312,5 @@ fn read_error(error: axum::Error) -> End {
             tracing::debug!(error = %inner, "socket read failed");
             End::Gone("read_failed")
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_bucket_allows_bursts_then_the_rate() {
-        let mut bucket = Bucket::new(2);
-        assert!((0..6).all(|_| bucket.take()));
-        assert!(!bucket.take());
     }
 }

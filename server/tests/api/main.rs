@@ -16,4 +16,5 @@ mod metrics;
 mod oauth;
 mod pages;
 mod people;
+mod rendezvous;
 mod tls;

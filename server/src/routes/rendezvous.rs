@@ -1,0 +1,425 @@
+//! `/rendezvous`: the code API clients written for the seed's server speak, kept exactly:
+//! `POST /rendezvous/code` mints, `POST /rendezvous/redeem` redeems once, and
+//! `GET /rendezvous/ws?appID=…&side=A|B&sid=…` joins a side of the room (relay frames, the
+//! mailbox, telemetry). No account needed. Rooms and mailboxes live in
+//! `app::server::rendezvous`; this module speaks HTTP and WebSocket, and applies the
+//! per-address limits.
+
+use std::{collections::HashMap, net::SocketAddr, time::Duration};
+
+use app::{
+    rendezvous::{rfc3339, valid_code, AppId, Minted, RedeemRequest, Redeemed, Side},
+    server::{
+        auth::rate_limit::{address_key, Limiter},
+        hub::{Frame, Outbound, QUEUE_DEPTH},
+        rendezvous::{arm, ArmTimer, JoinError, Seat, SendError},
+        state::AppState,
+    },
+};
+use axum::{
+    body::Bytes,
+    extract::{
+        ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade},
+        ConnectInfo, Query, State,
+    },
+    http::{header, HeaderMap, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use super::bucket::Bucket;
+
+/// The largest frame a room socket accepts.
+pub const MAX_FRAME_BYTES: usize = 64 * 1024;
+/// Frames per second one room socket may send (bursts of three seconds' worth).
+const FRAMES_PER_SEC: u32 = 50;
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A JSON error body: `{"error": code, "message": words}`.
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, Json(json!({"error": code, "message": message}))).into_response()
+}
+
+/// The 429 answer when a limit refused (`Err(wait)`).
+fn too_many(verdict: Result<(), Duration>) -> Option<Response> {
+    verdict.err().map(|wait| {
+        let secs = wait.as_secs().max(1);
+        let mut response = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            &format!("Too many attempts from this address. Try again in {secs} s."),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        response
+    })
+}
+
+/// Counts an attempt against `limiter`; the 429 answer when over it.
+fn limited(limiter: &dyn Limiter, key: &str) -> Option<Response> {
+    too_many(limiter.hit(key))
+}
+
+fn client(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> String {
+    address_key(state.auth.proxies.client(peer.ip(), headers))
+}
+
+/// Arms a room's expiry; a code that expires unredeemed is counted.
+fn expire_later(state: &AppState, timer: ArmTimer) {
+    let metrics = state.metrics.clone();
+    arm(&state.rooms, timer, move |unredeemed| {
+        if unredeemed {
+            metrics.code_event("expired");
+        }
+    });
+}
+
+/// `POST /rendezvous/code` → `{"code","appID","expiresAt"}`.
+pub async fn mint(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    let key = client(&state, peer, &headers);
+    if let Some(response) = limited(state.rendezvous_limits.mints.as_ref(), &key) {
+        return response;
+    }
+    let Some((code, app_id, expires_at, timer)) = state.rooms.mint() else {
+        tracing::warn!("rendezvous: too many live codes to mint another");
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "busy",
+            "Too many codes are waiting right now. Try again in a minute.",
+        );
+    };
+    expire_later(&state, timer);
+    state.metrics.code_event("minted");
+    Json(Minted {
+        code,
+        app_id,
+        expires_at: rfc3339(expires_at),
+    })
+    .into_response()
+}
+
+/// `POST /rendezvous/redeem` with `{"code"}` → `{"appID","expiresAt"}` once, then `410`.
+pub async fn redeem(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "Send the code as JSON: {\"code\": \"123456\"} with Content-Type: application/json.",
+        );
+    }
+    let key = client(&state, peer, &headers);
+    let limits = &state.rendezvous_limits;
+    if let Some(response) = limited(limits.redeems.as_ref(), &key) {
+        return response;
+    }
+    // Failed guesses are limited much further than redeems: a live code must be hopeless
+    // to find by trying.
+    if let Some(response) = too_many(limits.failed_redeems.check(&key)) {
+        return response;
+    }
+    // An object with a string `code` (serde alone would also take `["123456"]`).
+    let request = match serde_json::from_slice::<Value>(&body) {
+        Ok(object @ Value::Object(_)) => serde_json::from_value::<RedeemRequest>(object).ok(),
+        _ => None,
+    };
+    let request = match request {
+        Some(request) => request,
+        None => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_request",
+                "The body must be a JSON object with a \"code\" string.",
+            )
+        }
+    };
+    if !valid_code(&request.code) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_code",
+            "A code is 4 to 8 digits.",
+        );
+    }
+    match state.rooms.redeem(&request.code) {
+        Some((app_id, expires_at)) => {
+            state.metrics.code_event("redeemed");
+            Json(Redeemed {
+                app_id,
+                expires_at: rfc3339(expires_at),
+            })
+            .into_response()
+        }
+        None => {
+            state.metrics.code_event("failed");
+            let _ = limits.failed_redeems.hit(&key);
+            error(
+                StatusCode::GONE,
+                "gone",
+                "This code was already used, has expired, or never existed.",
+            )
+        }
+    }
+}
+
+/// A session id as clients send it: 1 to 64 letters, digits, `-` or `_`.
+fn valid_session(sid: &str) -> bool {
+    (1..=64).contains(&sid.len())
+        && sid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// `GET /rendezvous/ws?appID=<uuid>&side=A|B&sid=<session id>`.
+pub async fn upgrade(
+    ws: WebSocketUpgrade,
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(query): Query<HashMap<String, String>>,
+) -> Response {
+    let Some(room) = query.get("appID").and_then(|v| v.parse::<AppId>().ok()) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad_app_id",
+            "appID must be the room's UUID.",
+        );
+    };
+    let Some(side) = query.get("side").and_then(|v| Side::parse(v)) else {
+        return error(StatusCode::BAD_REQUEST, "bad_side", "side must be A or B.");
+    };
+    let session = match query.get("sid") {
+        Some(sid) if !valid_session(sid) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "bad_sid",
+                "sid must be 1 to 64 letters, digits, - or _.",
+            )
+        }
+        sid => sid.cloned(),
+    };
+    let key = client(&state, peer, &headers);
+    if let Some(response) = limited(state.rendezvous_limits.upgrades.as_ref(), &key) {
+        return response;
+    }
+    if !state.rooms.exists(room) {
+        return error(
+            StatusCode::NOT_FOUND,
+            "no_room",
+            "No such room: it was never made, or it has expired.",
+        );
+    }
+    ws.read_buffer_size(1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(256 * 1024)
+        .max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| run(socket, state, room, side, session))
+}
+
+#[tracing::instrument(name = "room_socket", skip_all, fields(%room, ?side))]
+async fn run(socket: WebSocket, state: AppState, room: AppId, side: Side, session: Option<String>) {
+    let (queue, outbound) = mpsc::channel(QUEUE_DEPTH);
+    let (mut sink, stream) = socket.split();
+    let seat = match state
+        .rooms
+        .join(room, side, session.as_deref(), queue.clone())
+    {
+        Ok(seat) => seat,
+        Err(refused) => {
+            let reason = match refused {
+                JoinError::Busy => "side_busy",
+                JoinError::NoRoom => "no_room",
+            };
+            state.metrics.refused("rendezvous_side");
+            let _ = sink
+                .send(Message::Close(Some(CloseFrame {
+                    code: 1008,
+                    reason: Utf8Bytes::from_static(reason),
+                })))
+                .await;
+            return;
+        }
+    };
+    let _open = state.metrics.socket_opened("rendezvous");
+    let mut writer = tokio::spawn(write(sink, outbound, state.heartbeat));
+    let reason = tokio::select! {
+        reason = read(stream, &state, seat, &queue) => reason,
+        _ = &mut writer => "write_failed",
+    };
+    if reason == "frame_too_big" {
+        let _ = queue.try_send(Outbound::Close(1009, "frame_too_big"));
+        let _ = tokio::time::timeout(Duration::from_secs(2), &mut writer).await;
+    }
+    writer.abort();
+    state.metrics.socket_closed(reason);
+    if let Some(timer) = state.rooms.leave(seat) {
+        expire_later(&state, timer);
+    }
+}
+
+async fn write(
+    mut sink: futures::stream::SplitSink<WebSocket, Message>,
+    mut queue: mpsc::Receiver<Outbound>,
+    heartbeat: Duration,
+) {
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+    loop {
+        let message = tokio::select! {
+            frame = queue.recv() => match frame {
+                Some(Outbound::Text(frame)) => Message::Text(frame.text),
+                Some(Outbound::Close(code, reason)) => Message::Close(Some(CloseFrame {
+                    code,
+                    reason: Utf8Bytes::from_static(reason),
+                })),
+                None => return,
+            },
+            _ = ping.tick() => Message::Ping(Default::default()),
+        };
+        let closing = matches!(message, Message::Close(_));
+        match tokio::time::timeout(WRITE_TIMEOUT, sink.send(message)).await {
+            Ok(Ok(())) if !closing => {}
+            _ => return,
+        }
+    }
+}
+
+/// An error frame for this socket: `{"type":"error","code":…,"message":…}`.
+fn reply_error(queue: &mpsc::Sender<Outbound>, code: &str, message: &str) {
+    let frame = Frame {
+        text: json!({"type": "error", "code": code, "message": message})
+            .to_string()
+            .into(),
+        kind: "error",
+    };
+    let _ = queue.try_send(Outbound::Text(frame));
+}
+
+/// Reads frames until the socket ends; why it ended.
+async fn read(
+    mut stream: futures::stream::SplitStream<WebSocket>,
+    state: &AppState,
+    seat: Seat,
+    queue: &mpsc::Sender<Outbound>,
+) -> &'static str {
+    let mut bucket = Bucket::new(FRAMES_PER_SEC);
+    loop {
+        let frame = match tokio::time::timeout(state.heartbeat * 2, stream.next()).await {
+            Err(_) => return "heartbeat_timeout",
+            Ok(None) => return "client_gone",
+            Ok(Some(Err(error))) => {
+                let inner = error.into_inner();
+                return match inner.downcast_ref::<tungstenite::Error>() {
+                    Some(tungstenite::Error::Capacity(_)) => "frame_too_big",
+                    _ => "read_failed",
+                };
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let text = match frame {
+            Message::Text(text) => text,
+            Message::Binary(_) => {
+                reply_error(queue, "bad_frame", "Frames are JSON text.");
+                continue;
+            }
+            Message::Ping(_) | Message::Pong(_) => continue,
+            Message::Close(_) => return "client_closed",
+        };
+        if !bucket.take() {
+            reply_error(
+                queue,
+                "rate_limited",
+                "Too many frames; this one was dropped.",
+            );
+            continue;
+        }
+        handle(state, seat, queue, text);
+    }
+}
+
+fn handle(state: &AppState, seat: Seat, queue: &mpsc::Sender<Outbound>, text: Utf8Bytes) {
+    let Ok(Value::Object(frame)) = serde_json::from_str::<Value>(&text) else {
+        reply_error(
+            queue,
+            "bad_frame",
+            "A frame is a JSON object with a \"type\".",
+        );
+        return;
+    };
+    let rooms = &state.rooms;
+    let number = |key: &str| frame.get(key).and_then(Value::as_u64);
+    match frame.get("type").and_then(Value::as_str) {
+        Some(kind @ ("offer" | "answer" | "ice" | "sender_ready")) => {
+            let kind = match kind {
+                "offer" => "offer",
+                "answer" => "answer",
+                "ice" => "ice",
+                _ => "sender_ready",
+            };
+            state.metrics.frame_in(kind);
+            rooms.relay(seat, text, kind);
+        }
+        Some("send") => {
+            state.metrics.frame_in("send");
+            let to = frame
+                .get("to")
+                .and_then(Value::as_str)
+                .and_then(Side::parse);
+            let (Some(to), Some(payload)) = (to, frame.get("payload")) else {
+                reply_error(
+                    queue,
+                    "bad_frame",
+                    "send needs \"to\" (A or B) and a \"payload\".",
+                );
+                return;
+            };
+            if let Err(SendError::MailboxFull) = rooms.send(seat, to, &payload.to_string()) {
+                reply_error(
+                    queue,
+                    "mailbox_full",
+                    "The other side's mailbox is full: wait for it to read (delivered).",
+                );
+            }
+        }
+        Some("delivered") => {
+            state.metrics.frame_in("delivered");
+            match number("upTo") {
+                Some(up_to) => rooms.delivered(seat, up_to),
+                None => reply_error(queue, "bad_frame", "delivered needs \"upTo\" (a number)."),
+            }
+        }
+        Some("hello") => {
+            state.metrics.frame_in("hello");
+            rooms.hello(seat, number("deliveredUpTo").unwrap_or(0));
+        }
+        Some("telemetry") => {
+            state.metrics.frame_in("telemetry");
+            let event = frame.get("event").and_then(Value::as_str).unwrap_or("");
+            state.metrics.telemetry(event);
+        }
+        _ => {
+            state.metrics.frame_in("malformed");
+            reply_error(
+                queue,
+                "unknown_type",
+                "Known types: offer, answer, ice, sender_ready, send, delivered, hello, telemetry.",
+            );
+        }
+    }
+}
