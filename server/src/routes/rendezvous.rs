@@ -230,13 +230,23 @@ pub async fn upgrade(
         .max_write_buffer_size(256 * 1024)
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| run(socket, state, room, side, session))
+        .on_upgrade(move |socket| {
+            // Split first: the future would keep room for the whole socket all its life.
+            let (sink, stream) = socket.split();
+            run(sink, stream, state, room, side, session)
+        })
 }
 
 #[tracing::instrument(name = "room_socket", skip_all, fields(%room, ?side))]
-async fn run(socket: WebSocket, state: AppState, room: AppId, side: Side, session: Option<String>) {
+async fn run(
+    mut sink: futures::stream::SplitSink<WebSocket, Message>,
+    stream: futures::stream::SplitStream<WebSocket>,
+    state: AppState,
+    room: AppId,
+    side: Side,
+    session: Option<String>,
+) {
     let (queue, outbound) = mpsc::channel(QUEUE_DEPTH);
-    let (mut sink, stream) = socket.split();
     let seat = match state
         .rooms
         .join(room, side, session.as_deref(), queue.clone())

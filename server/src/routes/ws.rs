@@ -71,9 +71,15 @@ pub async fn upgrade(
         .max_write_buffer_size(256 * 1024)
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| async move {
-            run(socket, principal, state).await;
-            drop(slot);
+        .on_upgrade(move |socket| {
+            // Split before the session's future exists: a future keeps room for its
+            // arguments all its life, and the socket itself is a kilobyte (it moves to the
+            // halves' shared allocation).
+            let (sink, stream) = socket.split();
+            async move {
+                run(sink, stream, principal, state).await;
+                drop(slot);
+            }
         })
 }
 
@@ -86,7 +92,12 @@ enum End {
 }
 
 #[tracing::instrument(name = "socket", skip_all, fields(who = ?principal.id()))]
-async fn run(socket: WebSocket, principal: Principal, state: AppState) {
+async fn run(
+    sink: futures::stream::SplitSink<WebSocket, Message>,
+    stream: futures::stream::SplitStream<WebSocket>,
+    principal: Principal,
+    state: AppState,
+) {
     let who = principal.id();
     let (token_version, session_id) = principal
         .user()
@@ -114,7 +125,6 @@ async fn run(socket: WebSocket, principal: Principal, state: AppState) {
         Box::pin(session.announce_online()).await;
     }
 
-    let (sink, stream) = socket.split();
     let mut writer = tokio::spawn(write(
         sink,
         registration.queue,
