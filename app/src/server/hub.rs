@@ -16,7 +16,9 @@ use std::{
 };
 
 use axum::extract::ws::Utf8Bytes;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
+
+use super::queue::{self, TrySendError};
 
 use super::auth::PrincipalId;
 use crate::protocol::ServerMsg;
@@ -104,20 +106,20 @@ struct Conn {
     token_version: i64,
     /// The session the socket was opened with (its id as a number; 0 for guests).
     session: u128,
-    queue: mpsc::Sender<Outbound>,
+    queue: queue::Sender<Outbound>,
     close: Arc<Notify>,
 }
 
 /// What a socket gets when it joins the hub.
 pub struct Registration {
     pub socket: SocketRef,
-    pub queue: mpsc::Receiver<Outbound>,
+    pub queue: queue::Receiver<Outbound>,
     /// Notified when the hub wants this socket closed (too slow, or its session ended).
     pub close: Arc<Notify>,
     /// Whether this is the principal's first socket on this instance (they just came online).
     pub first: bool,
     /// A sender for the socket's own replies.
-    pub reply: mpsc::Sender<Outbound>,
+    pub reply: queue::Sender<Outbound>,
 }
 
 pub struct Hub {
@@ -183,7 +185,7 @@ impl Hub {
     /// Adds a socket of `who`; `token_version` and `session` are its session's (0 for
     /// guests).
     pub fn register(&self, who: PrincipalId, token_version: i64, session: &str) -> Registration {
-        let (queue, rx) = mpsc::channel(QUEUE_DEPTH);
+        let (queue, rx) = queue::queue(QUEUE_DEPTH);
         let close = Arc::new(Notify::new());
         let conn = Conn {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
@@ -255,11 +257,11 @@ impl Hub {
         for conn in self.conns(who).into_iter().filter(|c| pick(c.id)) {
             match conn.queue.try_send(Outbound::Text(frame.clone())) {
                 Ok(()) => sent += 1,
-                Err(mpsc::error::TrySendError::Full(_)) => {
+                Err(TrySendError::Full) => {
                     tracing::warn!(?who, conn = conn.id, "socket queue full: closing it");
                     conn.close.notify_one();
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => {}
+                Err(TrySendError::Closed) => {}
             }
         }
         sent

@@ -5,8 +5,6 @@
 //! itself (frames, limits, heartbeats) is the server binary's `routes::ws`; this part only
 //! sees typed messages, so it is independent of the transport.
 
-use tokio::sync::mpsc;
-
 use super::{
     auth::{Principal, PrincipalId},
     calls::{carry_out, friends_call, CallError, Effects, FriendsRefusal, Party},
@@ -49,7 +47,7 @@ pub struct Session {
     /// This socket's address.
     pub socket: SocketRef,
     pub state: AppState,
-    pub reply: mpsc::Sender<Outbound>,
+    pub reply: super::queue::Sender<Outbound>,
 }
 
 fn error(code: ErrorCode, message: impl Into<String>, client_id: Option<String>) -> ServerMsg {

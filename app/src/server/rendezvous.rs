@@ -16,7 +16,6 @@ use std::{
 };
 
 use axum::extract::ws::Utf8Bytes;
-use tokio::sync::mpsc;
 
 use super::hub::{Frame, Outbound};
 use crate::rendezvous::{AppId, Side};
@@ -57,7 +56,7 @@ pub struct Seat {
 struct Conn {
     id: u64,
     session: Option<String>,
-    queue: mpsc::Sender<Outbound>,
+    queue: super::queue::Sender<Outbound>,
     /// Whether this connection said `hello` (until then nothing from the mailbox goes out).
     greeted: bool,
     /// The highest sequence number sent on this connection.
@@ -255,7 +254,7 @@ impl Rooms {
         room: AppId,
         side: Side,
         session: Option<&str>,
-        queue: mpsc::Sender<Outbound>,
+        queue: super::queue::Sender<Outbound>,
     ) -> Result<Seat, JoinError> {
         let mut inner = self.lock();
         inner.next_conn += 1;

@@ -12,6 +12,7 @@ use app::{
     server::{
         auth::rate_limit::{address_key, Limiter},
         hub::{Frame, Outbound, QUEUE_DEPTH},
+        queue,
         rendezvous::{arm, ArmTimer, JoinError, Seat, SendError},
         state::AppState,
     },
@@ -28,7 +29,6 @@ use axum::{
 };
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio::sync::mpsc;
 
 use super::bucket::Bucket;
 
@@ -246,7 +246,7 @@ async fn run(
     side: Side,
     session: Option<String>,
 ) {
-    let (queue, outbound) = mpsc::channel(QUEUE_DEPTH);
+    let (queue, outbound) = queue::queue(QUEUE_DEPTH);
     let seat = match state
         .rooms
         .join(room, side, session.as_deref(), queue.clone())
@@ -286,7 +286,7 @@ async fn run(
 
 async fn write(
     mut sink: futures::stream::SplitSink<WebSocket, Message>,
-    mut queue: mpsc::Receiver<Outbound>,
+    mut queue: queue::Receiver<Outbound>,
     heartbeat: Duration,
 ) {
     let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
@@ -311,7 +311,7 @@ async fn write(
 }
 
 /// An error frame for this socket: `{"type":"error","code":…,"message":…}`.
-fn reply_error(queue: &mpsc::Sender<Outbound>, code: &str, message: &str) {
+fn reply_error(queue: &queue::Sender<Outbound>, code: &str, message: &str) {
     let frame = Frame {
         text: json!({"type": "error", "code": code, "message": message})
             .to_string()
@@ -326,7 +326,7 @@ async fn read(
     mut stream: futures::stream::SplitStream<WebSocket>,
     state: &AppState,
     seat: Seat,
-    queue: &mpsc::Sender<Outbound>,
+    queue: &queue::Sender<Outbound>,
 ) -> &'static str {
     let mut bucket = Bucket::new(FRAMES_PER_SEC);
     loop {
@@ -363,7 +363,7 @@ async fn read(
     }
 }
 
-fn handle(state: &AppState, seat: Seat, queue: &mpsc::Sender<Outbound>, text: Utf8Bytes) {
+fn handle(state: &AppState, seat: Seat, queue: &queue::Sender<Outbound>, text: Utf8Bytes) {
     let Ok(Value::Object(frame)) = serde_json::from_str::<Value>(&text) else {
         reply_error(
             queue,

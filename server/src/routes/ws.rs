@@ -30,7 +30,6 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use futures::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
 
 /// How long one write may take before the client counts as gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -203,7 +202,7 @@ async fn still_valid(state: &AppState, user: &SessionUser) -> bool {
 /// Writes queued frames and a ping every heartbeat, each with a deadline.
 async fn write(
     mut sink: futures::stream::SplitSink<WebSocket, Message>,
-    mut queue: mpsc::Receiver<Outbound>,
+    mut queue: app::server::queue::Receiver<Outbound>,
     heartbeat: Duration,
     metrics: std::sync::Arc<Metrics>,
 ) {
