@@ -5,10 +5,12 @@
 //!
 //! `cargo run --release -p bench -- [--server target/release/parlor] [--sockets 10000]
 //! [--rate 10000] [--seconds 10] [--pause SECS]`, or `make bench`; `--soak MINUTES` runs the
-//! soak ([`soak`]) instead, `make soak`. Every measurement is taken for the floor ([`floor`])
+//! soak ([`soak`]) instead, `make soak`; `--rendezvous ROOMS` the code rooms
+//! ([`rendezvous`]). Every measurement is taken for the floor ([`floor`])
 //! in the same run too, and reported beside Parlor's.
 
 mod floor;
+mod rendezvous;
 mod soak;
 
 use std::{
@@ -34,6 +36,8 @@ struct Options {
     pause: u64,
     /// Minutes of soak instead of the measurements (`--soak 30`).
     soak: u64,
+    /// Code rooms for the rendezvous mode instead of the channel (`--rendezvous 1000`).
+    rendezvous: usize,
 }
 
 fn options() -> Options {
@@ -45,6 +49,7 @@ fn options() -> Options {
         pairs: 50,
         pause: 0,
         soak: 0,
+        rendezvous: 0,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
@@ -62,6 +67,7 @@ fn options() -> Options {
             "--pairs" => o.pairs = number(),
             "--pause" => o.pause = number() as u64,
             "--soak" => o.soak = number() as u64,
+            "--rendezvous" => o.rendezvous = number(),
             other => panic!("unknown option {other}"),
         }
     }
@@ -77,6 +83,11 @@ struct Server {
 }
 
 impl Server {
+    /// Parlor with `configure`'s settings only.
+    fn start_with(path: &str, configure: impl FnOnce(&mut Command)) -> Self {
+        Self::spawn(path, &[], configure)
+    }
+
     fn start(path: &str) -> Self {
         Self::spawn(path, &[], |command| {
             command
@@ -365,6 +376,10 @@ async fn measure_channel(server: &Server, cookies: &[String], o: &Options) -> Ch
 
 async fn run(o: Options) {
     let http = reqwest::Client::new();
+    if o.rendezvous > 0 {
+        rendezvous::run(&o, o.rendezvous).await;
+        return;
+    }
     if o.soak > 0 {
         let server = Server::start(&o.server);
         wait_ready(&http, &server, true).await;
