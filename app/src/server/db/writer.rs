@@ -91,8 +91,40 @@ impl std::fmt::Debug for Job {
     }
 }
 
+/// The two members of conversations the writer has seen (members never change; an entry
+/// for a conversation that went is harmless: the insert checks it exists).
+#[derive(Default)]
+struct Members(std::collections::HashMap<i64, (i64, i64)>);
+
+impl Members {
+    async fn peer(
+        &mut self,
+        tx: &mut sqlx::SqliteConnection,
+        conversation: i64,
+        me: i64,
+    ) -> Result<i64, DbError> {
+        let (a, b) = match self.0.get(&conversation) {
+            Some(&members) => members,
+            None => {
+                let members: (i64, i64) =
+                    sqlx::query_as("SELECT user_a, user_b FROM conversations WHERE id = ?")
+                        .bind(conversation)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                if self.0.len() >= 100_000 {
+                    self.0.clear();
+                }
+                self.0.insert(conversation, members);
+                members
+            }
+        };
+        Ok(if a == me { b } else { a })
+    }
+}
+
 async fn run(pool: SqlitePool, mut jobs: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
+    let mut members = Members::default();
     while let Some(job) = jobs.recv().await {
         batch.push(job);
         while batch.len() < MAX_BATCH {
@@ -101,7 +133,7 @@ async fn run(pool: SqlitePool, mut jobs: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let answers = match write(&pool, &batch).await {
+        let answers = match write(&pool, &batch, &mut members).await {
             Ok(answers) => answers,
             Err(error) => {
                 tracing::error!(%error, messages = batch.len(), "storing messages failed");
@@ -120,42 +152,56 @@ async fn run(pool: SqlitePool, mut jobs: mpsc::Receiver<Job>) {
 async fn write(
     pool: &SqlitePool,
     batch: &[Job],
+    members: &mut Members,
 ) -> Result<Vec<Result<Posted, PostError>>, DbError> {
     // IMMEDIATE: take the write lock first, instead of failing to upgrade a read later.
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
     let mut answers = Vec::with_capacity(batch.len());
     for job in batch {
-        answers.push(post_one(&mut tx, &job.post).await?);
+        answers.push(post_one(&mut tx, &job.post, members).await?);
     }
     tx.commit().await?;
     Ok(answers)
 }
 
+/// The insert, only where the sender may post: a member, friends with the other, no block
+/// either way (the same rules as [`posting_rights`], which says why when nothing is stored).
+const INSERT_IF_ALLOWED: &str = "INSERT INTO messages (conversation_id, sender_id, client_id, body) \
+     SELECT ?1, ?2, ?3, ?4 FROM conversations c \
+     WHERE c.id = ?1 AND (c.user_a = ?2 OR c.user_b = ?2) \
+       AND EXISTS (SELECT 1 FROM friendships f \
+                   WHERE f.user_a = min(c.user_a, c.user_b) AND f.user_b = max(c.user_a, c.user_b)) \
+       AND NOT EXISTS (SELECT 1 FROM blocks b \
+                       WHERE (b.blocker = c.user_a AND b.blocked = c.user_b) \
+                          OR (b.blocker = c.user_b AND b.blocked = c.user_a)) \
+     ON CONFLICT (sender_id, client_id) DO NOTHING RETURNING ";
+
 async fn post_one(
     tx: &mut sqlx::SqliteConnection,
     post: &Post,
+    members: &mut Members,
 ) -> Result<Result<Posted, PostError>, DbError> {
+    // One statement in the usual case; the reason is looked up only when nothing is stored.
+    let inserted: Option<MessageRow> =
+        sqlx::query_as(&format!("{INSERT_IF_ALLOWED}{MESSAGE_COLUMNS}"))
+            .bind(post.conversation)
+            .bind(post.sender)
+            .bind(&post.client_id)
+            .bind(&post.body)
+            .fetch_optional(&mut *tx)
+            .await?;
+    if let Some(row) = inserted {
+        let peer = members.peer(tx, post.conversation, post.sender).await?;
+        return Ok(Ok(Posted::New {
+            message: row.into(),
+            peer,
+        }));
+    }
     let Some(rights) = posting_rights(&mut *tx, post.conversation, post.sender).await? else {
         return Ok(Err(PostError::NotFound));
     };
     if let Some(refusal) = rights.refusal {
         return Ok(Err(PostError::NotAllowed(refusal)));
-    }
-    let inserted: Option<MessageRow> = sqlx::query_as(&format!(
-        "INSERT INTO messages (conversation_id, sender_id, client_id, body) VALUES (?, ?, ?, ?) \
-         ON CONFLICT (sender_id, client_id) DO NOTHING RETURNING {MESSAGE_COLUMNS}"
-    ))
-    .bind(post.conversation)
-    .bind(post.sender)
-    .bind(&post.client_id)
-    .bind(&post.body)
-    .fetch_optional(&mut *tx)
-    .await?;
-    if let Some(row) = inserted {
-        return Ok(Ok(Posted::New {
-            message: row.into(),
-            peer: rights.peer,
-        }));
     }
     let existing: MessageRow = sqlx::query_as(&format!(
         "SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender_id = ? AND client_id = ?"
