@@ -216,6 +216,20 @@ async fn connect(addr: &str, cookie: &str) -> Ws {
     ws
 }
 
+/// Reads JSON frames until one `pick` accepts; `None` when the socket ends or `within` passes.
+async fn until(ws: &mut Ws, within: Duration, pick: impl Fn(&Value) -> bool) -> Option<Value> {
+    let deadline = Instant::now() + within;
+    while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline.into(), ws.next()).await {
+        if let Message::Text(text) = frame {
+            let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+            if pick(&value) {
+                return Some(value);
+            }
+        }
+    }
+    None
+}
+
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;

@@ -23,18 +23,9 @@ async fn open(url: String) -> Ws {
         .0
 }
 
-/// Reads frames until one `pick` accepts; `None` when the socket ends or 10 s pass.
+/// Reads frames until one `pick` accepts (10 s at most).
 async fn until(ws: &mut Ws, pick: impl Fn(&Value) -> bool) -> Option<Value> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline.into(), ws.next()).await {
-        if let Message::Text(text) = frame {
-            let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-            if pick(&value) {
-                return Some(value);
-            }
-        }
-    }
-    None
+    super::until(ws, Duration::from_secs(10), pick).await
 }
 
 struct Figures {

@@ -20,16 +20,7 @@ use testkit::client::Ws;
 
 /// Reads frames until one `pick` accepts (5 s at most).
 async fn until(ws: &mut Ws, pick: impl Fn(&Value) -> bool) -> Option<Value> {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while let Ok(Some(Ok(frame))) = tokio::time::timeout_at(deadline.into(), ws.next()).await {
-        if let Message::Text(text) = frame {
-            let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-            if pick(&value) {
-                return Some(value);
-            }
-        }
-    }
-    None
+    super::until(ws, Duration::from_secs(5), pick).await
 }
 
 /// Counts what the load did, for the report.

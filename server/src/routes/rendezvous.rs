@@ -30,13 +30,15 @@ use axum::{
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 
-use super::bucket::Bucket;
+use super::{
+    bucket::Bucket,
+    ws::{small_frames, write},
+};
 
 /// The largest frame a room socket accepts.
 pub const MAX_FRAME_BYTES: usize = 64 * 1024;
 /// Frames per second one room socket may send (bursts of three seconds' worth).
 const FRAMES_PER_SEC: u32 = 50;
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A JSON error body: `{"error": code, "message": words}`.
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
@@ -225,16 +227,11 @@ pub async fn upgrade(
             "No such room: it was never made, or it has expired.",
         );
     }
-    ws.read_buffer_size(1024)
-        .write_buffer_size(0)
-        .max_write_buffer_size(256 * 1024)
-        .max_message_size(MAX_FRAME_BYTES)
-        .max_frame_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| {
-            // Split first: the future would keep room for the whole socket all its life.
-            let (sink, stream) = socket.split();
-            run(sink, stream, state, room, side, session)
-        })
+    small_frames(ws, MAX_FRAME_BYTES).on_upgrade(move |socket| {
+        // Split first: the future would keep room for the whole socket all its life.
+        let (sink, stream) = socket.split();
+        run(sink, stream, state, room, side, session)
+    })
 }
 
 #[tracing::instrument(name = "room_socket", skip_all, fields(%room, ?side))]
@@ -268,7 +265,12 @@ async fn run(
         }
     };
     let _open = state.metrics.socket_opened("rendezvous");
-    let mut writer = tokio::spawn(write(sink, outbound, state.heartbeat));
+    let mut writer = tokio::spawn(write(
+        sink,
+        outbound,
+        state.heartbeat,
+        state.metrics.clone(),
+    ));
     let reason = tokio::select! {
         reason = read(stream, &state, seat, &queue) => reason,
         _ = &mut writer => "write_failed",
@@ -281,32 +283,6 @@ async fn run(
     state.metrics.socket_closed(reason);
     if let Some(timer) = state.rooms.leave(seat) {
         expire_later(&state, timer);
-    }
-}
-
-async fn write(
-    mut sink: futures::stream::SplitSink<WebSocket, Message>,
-    mut queue: queue::Receiver<Outbound>,
-    heartbeat: Duration,
-) {
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
-    loop {
-        let message = tokio::select! {
-            frame = queue.recv() => match frame {
-                Some(Outbound::Text(frame)) => Message::Text(frame.text),
-                Some(Outbound::Close(code, reason)) => Message::Close(Some(CloseFrame {
-                    code,
-                    reason: Utf8Bytes::from_static(reason),
-                })),
-                None => return,
-            },
-            _ = ping.tick() => Message::Ping(Default::default()),
-        };
-        let closing = matches!(message, Message::Close(_));
-        match tokio::time::timeout(WRITE_TIMEOUT, sink.send(message)).await {
-            Ok(Ok(())) if !closing => {}
-            _ => return,
-        }
     }
 }
 

@@ -63,23 +63,27 @@ pub async fn upgrade(
             return response;
         }
     };
-    // tungstenite's defaults are sized for bulk transfer (128 KiB read buffer per socket, 64
-    // MiB messages); ours are small text frames, and tens of thousands of sockets must fit.
+    small_frames(ws, MAX_FRAME_BYTES).on_upgrade(move |socket| {
+        // Split before the session's future exists: a future keeps room for its
+        // arguments all its life, and the socket itself is a kilobyte (it moves to the
+        // halves' shared allocation).
+        let (sink, stream) = socket.split();
+        async move {
+            run(sink, stream, principal, state).await;
+            drop(slot);
+        }
+    })
+}
+
+/// Socket settings for small text frames of at most `max` bytes. tungstenite's defaults are
+/// sized for bulk transfer (128 KiB read buffer per socket, 64 MiB messages); tens of
+/// thousands of our sockets must fit.
+pub(super) fn small_frames(ws: WebSocketUpgrade, max: usize) -> WebSocketUpgrade {
     ws.read_buffer_size(1024)
         .write_buffer_size(0)
         .max_write_buffer_size(256 * 1024)
-        .max_message_size(MAX_FRAME_BYTES)
-        .max_frame_size(MAX_FRAME_BYTES)
-        .on_upgrade(move |socket| {
-            // Split before the session's future exists: a future keeps room for its
-            // arguments all its life, and the socket itself is a kilobyte (it moves to the
-            // halves' shared allocation).
-            let (sink, stream) = socket.split();
-            async move {
-                run(sink, stream, principal, state).await;
-                drop(slot);
-            }
-        })
+        .max_message_size(max)
+        .max_frame_size(max)
 }
 
 /// Why the reader stopped.
@@ -199,8 +203,9 @@ async fn still_valid(state: &AppState, user: &SessionUser) -> bool {
     current && matches!(state.db.session_revoked(&user.session_id).await, Ok(false))
 }
 
-/// Writes queued frames and a ping every heartbeat, each with a deadline.
-async fn write(
+/// Writes queued frames and a ping every heartbeat, each with a deadline (for room sockets
+/// too).
+pub(super) async fn write(
     mut sink: futures::stream::SplitSink<WebSocket, Message>,
     mut queue: app::server::queue::Receiver<Outbound>,
     heartbeat: Duration,
