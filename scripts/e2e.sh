@@ -9,18 +9,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source=scripts/env.sh
 source "$here/scripts/env.sh"
 
-if [ -z "${PARLOR_IN_NETNS:-}" ]; then
-  unshare_flags=(--net)
-  # Without root, a user namespace maps us to root inside so we may configure `lo`.
-  [ "$(id -u)" -eq 0 ] || unshare_flags=(--net --map-root-user)
-  exec unshare "${unshare_flags[@]}" env PARLOR_IN_NETNS=1 "$0" "$@"
-fi
-
-ip link set lo up
-if ip -o link show | grep -v ': lo:' | grep -q .; then
-  echo "refusing to run: the test namespace has an interface other than lo" >&2
-  exit 1
-fi
+parlor_loopback_only "$0" "$@"
 
 data=$(mktemp -d -t parlor-e2e-XXXXXX)
 trap 'rm -rf "$data"' EXIT

@@ -29,3 +29,20 @@ parlor_leptos_build_env() {
     LEPTOS_BIN_DIR=server LEPTOS_JS_MINIFY=false LEPTOS_HASH_FILES=false \
     RUSTFLAGS="--cfg erase_components"
 }
+
+# Re-runs the calling script (give it "$0" "$@") in a fresh network namespace whose only
+# interface is loopback, unless already inside one; then refuses to go on if anything but lo
+# is there. No test or measurement traffic, WebRTC included, can leave the machine.
+parlor_loopback_only() {
+  if [ -z "${PARLOR_IN_NETNS:-}" ]; then
+    local unshare_flags=(--net)
+    # Without root, a user namespace maps us to root inside so we may configure `lo`.
+    [ "$(id -u)" -eq 0 ] || unshare_flags=(--net --map-root-user)
+    exec unshare "${unshare_flags[@]}" env PARLOR_IN_NETNS=1 "$@"
+  fi
+  ip link set lo up
+  if ip -o link show | grep -v ': lo:' | grep -q .; then
+    echo "refusing to run: the namespace has an interface other than lo" >&2
+    exit 1
+  fi
+}
