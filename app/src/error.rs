@@ -69,11 +69,22 @@ impl FromServerFnError for AppError {
         match value {
             ServerFnErrorErr::Args(msg)
             | ServerFnErrorErr::MissingArg(msg)
-            | ServerFnErrorErr::Deserialization(msg) => AppError::BadRequest(msg),
+            | ServerFnErrorErr::Deserialization(msg) => AppError::BadRequest(shortened(msg)),
             ServerFnErrorErr::Request(_) | ServerFnErrorErr::Response(_) => AppError::Network,
             _ => AppError::Internal,
         }
     }
+}
+
+/// Decoder messages may quote the input: a caller's 70 KB value must not come back in full
+/// (an error that large was also answered as an internal one).
+fn shortened(mut message: String) -> String {
+    const MAX: usize = 200;
+    if message.len() > MAX {
+        message.truncate(message.floor_char_boundary(MAX));
+        message.push('…');
+    }
+    message
 }
 
 impl AppError {

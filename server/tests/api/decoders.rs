@@ -487,3 +487,19 @@ async fn probe_long_delete() {
         eprintln!("PROBE {n}: {status} {}", &text[..text.len().min(200)]);
     }
 }
+
+#[tokio::test]
+async fn an_undecodable_argument_that_is_quoted_back_is_cut_short() {
+    let app = TestApp::spawn().await;
+    let person = app.person("Echo").await;
+    // Two values under an empty key: the decoder's message quotes them.
+    let huge = "x".repeat(70_000);
+    let response = app
+        .call_as(&person, "/api/account/delete", &[("", &huge), ("", &huge)])
+        .await;
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    assert_eq!(status, 400, "{}", &text[..text.len().min(300)]);
+    assert!(text.len() < 1024, "{} bytes back", text.len());
+    clear_error(status, &text).unwrap();
+}
