@@ -439,3 +439,25 @@ async fn rooms_expire_after_their_time_to_live_once_empty() {
     assert_eq!(app.side_refused(&format!("appID={room}&side=A")).await, 404);
     assert_eq!(app.state.rooms.counts(), (0, 0));
 }
+
+#[tokio::test]
+async fn a_flood_on_one_room_socket_is_refused_with_a_clear_error_and_it_keeps_serving() {
+    let app = TestApp::spawn().await;
+    let room = app.room().await;
+    let mut a = app.side(&room, "A", "flood").await;
+    let mut b = app.side(&room, "B", "peer").await;
+    next_of(&mut b, "room_full").await;
+    // Far past the burst (150 frames) at once.
+    for _ in 0..400 {
+        send(
+            &mut a,
+            json!({"type": "telemetry", "event": "ice-connected"}),
+        )
+        .await;
+    }
+    assert_eq!(next_of(&mut a, "error").await["code"], "rate_limited");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Refilled: the socket still relays.
+    send(&mut a, json!({"type": "offer", "sdp": "after"})).await;
+    assert_eq!(next_of(&mut b, "offer").await["sdp"], "after");
+}
