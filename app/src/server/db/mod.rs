@@ -67,6 +67,17 @@ impl Db {
         })
     }
 
+    /// A migrated database in a fresh temporary directory (kept while the directory lives).
+    #[cfg(test)]
+    pub async fn for_tests() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Db::open_sqlite(&dir.path().join("parlor.db"))
+            .await
+            .unwrap();
+        db.migrate().await.unwrap();
+        (dir, db)
+    }
+
     /// The pool itself, for tests that need to reach behind the queries (to inject a failure,
     /// or count rows).
     pub fn pool_for_tests(&self) -> SqlitePool {

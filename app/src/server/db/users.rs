@@ -328,11 +328,7 @@ mod cache_tests {
 
     #[tokio::test]
     async fn session_reads_are_cached_but_never_outlive_a_change() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open_sqlite(&dir.path().join("parlor.db"))
-            .await
-            .unwrap();
-        db.migrate().await.unwrap();
+        let (_dir, db) = Db::for_tests().await;
         let ann = db
             .create_user("ann@example.com", false, "Ann", None)
             .await
@@ -387,11 +383,7 @@ mod cache_tests {
 
     #[tokio::test]
     async fn live_sessions_are_cached_until_revoked_through_the_app() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open_sqlite(&dir.path().join("parlor.db"))
-            .await
-            .unwrap();
-        db.migrate().await.unwrap();
+        let (_dir, db) = Db::for_tests().await;
         let sid = "0123456789abcdef0123456789abcdef";
         assert!(!db.session_revoked(sid).await.unwrap());
         // Cached: the database is not asked again for a few seconds...

@@ -223,11 +223,7 @@ mod tests {
     use crate::server::db::Db;
 
     async fn friends() -> (tempfile::TempDir, Db, i64, i64, i64) {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Db::open_sqlite(&dir.path().join("parlor.db"))
-            .await
-            .unwrap();
-        db.migrate().await.unwrap();
+        let (dir, db) = Db::for_tests().await;
         let ann = db
             .create_user("ann@example.com", false, "Ann", None)
             .await
