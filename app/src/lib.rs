@@ -1,15 +1,16 @@
 //! Parlor's application, shared by the server (SSR, feature `ssr`) and the browser (feature
 //! `hydrate`). Each way to meet has its own module with its pages and server functions
-//! ([`friends`], [`messages`], calls in `calls` on the shared WebRTC engine; strangers and
-//! codes are next, for accounts and [`guests`] alike), beside [`accounts`]. [`protocol`] and
-//! [`wire`] are what the browser and the server say to each other. Server-only code lives
-//! under [`server`], behind the one `ssr` gate.
+//! ([`friends`], [`messages`], calls in `calls` on the shared WebRTC engine, [`codes`];
+//! strangers are next), for accounts and [`guests`] alike, beside [`accounts`]. [`protocol`],
+//! [`rendezvous`] and [`wire`] are what the browser and the server say to each other.
+//! Server-only code lives under [`server`], behind the one `ssr` gate.
 
 // Deeply nested views have deeply nested types; release builds need more room for them.
 #![recursion_limit = "256"]
 
 pub mod accounts;
 mod calls;
+pub mod codes;
 mod components;
 pub mod error;
 pub mod friends;
@@ -93,6 +94,8 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/signup") view=SignUpPage />
                     <Route path=path!("/profile") view={Lazy::<Profile>::new()} />
                     <Route path=path!("/friends") view={Lazy::<Friends>::new()} />
+                    <Route path=path!("/code") view={Lazy::<Code>::new()} />
+                    <Route path=path!("/code/new") view={Lazy::<NewCode>::new()} />
                     <ParentRoute path=path!("/messages") view={Lazy::<Messages>::new()}>
                         <Route path=path!("") view=NoConversation />
                         <Route path=path!(":id") view={Lazy::<Conversation>::new()} />
@@ -122,6 +125,34 @@ impl LazyRoute for Friends {
 
     fn view(_this: Self) -> AnyView {
         view! { <FriendsPage /> }.into_any()
+    }
+}
+
+/// `/code`: make a code or join with one, and the code call around the call window.
+struct Code;
+
+#[lazy_route]
+impl LazyRoute for Code {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <codes::page::CodePage /> }.into_any()
+    }
+}
+
+/// `/code/new`: the same page, making a code at once (the home page's button).
+struct NewCode;
+
+#[lazy_route]
+impl LazyRoute for NewCode {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <codes::page::CodePage create=true /> }.into_any()
     }
 }
 

@@ -62,6 +62,10 @@ pub struct CallUi {
     controls: RwSignal<Option<Controls>>,
     /// Whether the chunk was asked for (or has loaded).
     controls_asked: StoredValue<bool>,
+    /// Words both sides see when the call is end-to-end verified (code calls).
+    pub verification: RwSignal<Option<String>>,
+    /// What hanging up does for a call another way to meet set up (not over the socket).
+    external: StoredValue<Option<Rc<dyn Fn()>>, LocalStorage>,
     /// The `request_id` of this tab's `call_start` still waiting for its answer.
     request: RwSignal<Option<u32>>,
     last_request: StoredValue<u32>,
@@ -85,6 +89,8 @@ pub fn provide_call() -> CallUi {
         chat_seen: RwSignal::new(0),
         controls: RwSignal::new(None),
         controls_asked: StoredValue::new(false),
+        verification: RwSignal::new(None),
+        external: StoredValue::new_local(None),
         request: RwSignal::new(None),
         last_request: StoredValue::new(0),
         realtime,
@@ -175,7 +181,14 @@ impl CallUi {
     }
 
     /// A new call: fresh state, and the engine shows this side's camera.
-    fn begin(self, phase: Phase, call_id: Option<CallId>, peer: CallPeer, video: bool) {
+    fn begin(
+        self,
+        phase: Phase,
+        call_id: Option<CallId>,
+        peer: CallPeer,
+        video: bool,
+        channel: Rc<dyn Signaling>,
+    ) {
         self.preload();
         self.phase.set(phase);
         self.call_id.set(call_id);
@@ -183,7 +196,37 @@ impl CallUi {
         self.video.set(video);
         self.panel.set(None);
         self.chat_seen.set(0);
-        self.engine.open(Rc::new(SocketChannel { ui: self }), video);
+        self.engine.open(channel, video);
+    }
+
+    /// A call another way to meet set up and carries (a code room): in call at once, with
+    /// `channel` for the engine's signals; `on_hang_up` runs when this side hangs up. The
+    /// caller connects the engine. `verification`: words both sides see.
+    pub fn open_external(
+        self,
+        label: &str,
+        verification: Option<String>,
+        channel: Rc<dyn Signaling>,
+        on_hang_up: Rc<dyn Fn()>,
+    ) {
+        let peer = CallPeer::Anonymous {
+            label: label.to_string(),
+        };
+        self.begin(Phase::InCall, None, peer, true, channel);
+        self.external.set_value(Some(on_hang_up));
+        self.verification.set(verification);
+    }
+
+    /// The call [`CallUi::open_external`] opened ended from elsewhere (the other side hung
+    /// up, the room closed), saying why.
+    pub fn end_external(self, why: &str) {
+        if self.external.with_value(Option::is_some) {
+            self.end(why.to_string());
+        }
+    }
+
+    fn socket_channel(self) -> Rc<dyn Signaling> {
+        Rc::new(SocketChannel { ui: self })
     }
 
     /// Rings a friend.
@@ -195,7 +238,8 @@ impl CallUi {
         self.last_request.set_value(request_id);
         self.request.set(Some(request_id));
         let to = peer.id;
-        self.begin(Phase::Calling, None, CallPeer::Friend { user: peer }, video);
+        let peer = CallPeer::Friend { user: peer };
+        self.begin(Phase::Calling, None, peer, video, self.socket_channel());
         let sent = self.send(&ClientMsg::CallStart {
             request_id,
             to,
@@ -226,6 +270,9 @@ impl CallUi {
                 ClientMsg::CallHangup { call_id }
             };
             self.send(&message);
+        } else if let Some(hang_up) = self.external.get_value() {
+            self.external.set_value(None);
+            hang_up();
         }
         self.end("Call ended".into());
     }
@@ -235,6 +282,8 @@ impl CallUi {
         self.engine.close();
         self.request.set(None);
         self.call_id.set(None);
+        self.external.set_value(None);
+        self.verification.set(None);
         self.panel.set(None);
         self.phase.set(Phase::Ended(why));
         let phase = self.phase;
@@ -292,7 +341,14 @@ impl CallUi {
                     return;
                 }
                 // A preview of yourself before answering.
-                self.begin(Phase::Incoming, Some(*call_id), from.clone(), *video);
+                let channel = self.socket_channel();
+                self.begin(
+                    Phase::Incoming,
+                    Some(*call_id),
+                    from.clone(),
+                    *video,
+                    channel,
+                );
                 self.engine.ring();
             }
             ServerMsg::CallAccepted { call_id, you_offer } if self.ours(call_id) => {
@@ -309,7 +365,8 @@ impl CallUi {
                     self.send(&ClientMsg::CallHangup { call_id: *call_id });
                     return;
                 }
-                self.begin(Phase::InCall, Some(*call_id), peer.clone(), *video);
+                let channel = self.socket_channel();
+                self.begin(Phase::InCall, Some(*call_id), peer.clone(), *video, channel);
                 self.connect(*you_offer);
             }
             ServerMsg::CallSignal { call_id, data } if self.ours(call_id) => {

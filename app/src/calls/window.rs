@@ -81,6 +81,13 @@ pub fn CallOverlay() -> impl IntoView {
                 </div>
                 <div class="call-top">
                     <p class="call-status" role="status" data-testid="call-status">{status}</p>
+                    {move || ui.verification.get().map(|words| view! {
+                        <p class="call-note verification">
+                            <label for="call-verification">"Verification"</label>
+                            " "
+                            <output id="call-verification" data-testid="verification">{words}</output>
+                        </p>
+                    })}
                     <p class="call-note" data-testid="peer-state">
                         {move || match (engine.peer_muted.get(), engine.peer_camera_off.get()) {
                             (true, true) => format!("{} muted and turned the camera off", peer_name()),

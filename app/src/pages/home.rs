@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 use leptos_meta::Title;
-use leptos_router::components::A;
+use leptos_router::{components::A, hooks::use_navigate};
 
 use crate::accounts::session::use_auth;
 
@@ -48,12 +48,40 @@ pub fn HomePage() -> impl IntoView {
                     <p>"Random matching by shared interests, with next, report and block."</p>
                     <p class="badge">"Coming soon"</p>
                 </li>
-                <li class="card">
-                    <h3>"Codes"</h3>
+                <li class="card" data-testid="way-codes">
+                    <h3>"Meet with a code"</h3>
                     <p>"A short single-use code pairs two browsers, no account needed."</p>
-                    <p class="badge">"Coming soon"</p>
+                    <p class="card-actions">
+                        <A href="/code/new" attr:class="button primary">"Create a code"</A>
+                    </p>
+                    <JoinWithCode />
                 </li>
             </ul>
         </section>
+    }
+}
+
+/// The joiner's field: the code goes to `/code` in the URL's fragment, which browsers never
+/// send to a server (the button waits for the page to run, so no form post carries it).
+#[component]
+fn JoinWithCode() -> impl IntoView {
+    let ready = RwSignal::new(false);
+    Effect::new(move |_| ready.set(true));
+    let input = NodeRef::<leptos::html::Input>::new();
+    let navigate = use_navigate();
+    view! {
+        <form
+            class="inline join-form"
+            on:submit=move |ev: leptos::ev::SubmitEvent| {
+                ev.prevent_default();
+                let typed = input.get().map(|i| i.value()).unwrap_or_default();
+                let code: String = typed.chars().filter(|c| !c.is_whitespace()).collect();
+                navigate(&format!("/code#join-{code}"), Default::default());
+            }
+        >
+            <label for="home-code">"Code"</label>
+            <input id="home-code" node_ref=input inputmode="numeric" autocomplete="off" placeholder="482 913 7150" />
+            <button type="submit" disabled=move || !ready.get()>"Join"</button>
+        </form>
     }
 }

@@ -461,3 +461,47 @@ async fn a_flood_on_one_room_socket_is_refused_with_a_clear_error_and_it_keeps_s
     send(&mut a, json!({"type": "offer", "sdp": "after"})).await;
     assert_eq!(next_of(&mut b, "offer").await["sdp"], "after");
 }
+
+#[tokio::test]
+async fn a_code_call_gets_the_stun_turn_servers_only_for_a_live_room() {
+    let servers = vec![app::protocol::IceServer {
+        urls: vec!["turn:turn.example.org:3478".into()],
+        username: Some("parlor".into()),
+        credential: Some("s3cret".into()),
+    }];
+    let configured = servers.clone();
+    let app = TestApp::spawn_with(move |c| {
+        c.ice_servers = configured;
+        c.code_ttl = Duration::from_millis(300);
+    })
+    .await;
+    // No account and no cookie: anyone in a room.
+    let stranger = app.browser();
+    let room = app.room().await;
+    let ask = |id: String| {
+        let (app, stranger) = (&app, &stranger);
+        async move {
+            let response = app
+                .call(stranger, "/api/codes/ice", &[("app_id", id.as_str())])
+                .await;
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap())
+        }
+    };
+    let (status, body) = ask(room.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    let got: Vec<app::protocol::IceServer> = serde_json::from_str(&body).unwrap();
+    assert_eq!(got, servers);
+    // Not for a made-up room, nor a malformed id, nor a room that has gone.
+    for bad in [
+        "0f6c1d2e-1111-4222-8333-444455556666".to_string(),
+        "not-a-room".to_string(),
+        String::new(),
+    ] {
+        let (status, body) = ask(bad.clone()).await;
+        assert_eq!(status, 404, "{bad}: {body}");
+        assert!(!body.contains("turn.example.org"), "{body}");
+    }
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(ask(room).await.0, 404, "the room expired");
+}
