@@ -67,6 +67,10 @@ export default defineConfig({
         LEPTOS_SITE_ROOT: process.env.PARLOR_E2E_SITE_ROOT ?? '../target/site',
         // Every test signs in from 127.0.0.1: the per-address limit is tested in Rust.
         PARLOR_AUTH_ATTEMPTS_PER_IP: '10000',
+        // Likewise codes: the code tests make, redeem and miss codes from one address.
+        PARLOR_CODES_PER_IP_PER_MIN: '1000',
+        PARLOR_REDEEMS_PER_IP_PER_MIN: '1000',
+        PARLOR_RENDEZVOUS_UPGRADES_PER_IP_PER_MIN: '1000',
         // A short heartbeat: a connection cut by a test is noticed within seconds.
         PARLOR_WS_HEARTBEAT_MS: '2000',
         // Unanswered calls give up sooner than the default 30 s.

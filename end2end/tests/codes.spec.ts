@@ -1,7 +1,9 @@
 // Meet with a code, no accounts: one browser makes a code, another types it (or opens the
-// link) and both land in a call whose signaling only they can read. Wrong secrets, used and
-// made-up codes, and reloads mid-call. Chromium's fake camera, in the loopback namespace.
+// link) and both land in a call whose signaling only they can read, and can send files.
+// Wrong secrets, used and made-up codes, and reloads mid-call. Chromium's fake camera, in the
+// loopback namespace.
 import { expect, test, type Browser, type Page } from '@playwright/test';
+import * as fs from 'node:fs';
 import { hydrated } from './support';
 
 async function visitor(browser: Browser): Promise<Page> {
@@ -30,6 +32,14 @@ async function joinCode(page: Page, code: string) {
   await card.getByRole('button', { name: 'Join' }).click();
 }
 
+/** Everything a page says to the server: request URLs and bodies, and socket frames. */
+function wiretap(page: Page) {
+  const said: string[] = [];
+  page.on('request', (r) => said.push(`${r.method()} ${r.url()} ${r.postData() ?? ''}`));
+  page.on('websocket', (ws) => ws.on('framesent', (f) => said.push(`ws ${ws.url()} ${f.payload}`)));
+  return said;
+}
+
 async function expectLiveVideo(page: Page) {
   const video = page.getByTestId('remote-video');
   await expect.poll(() => video.evaluate((v: HTMLVideoElement) => v.videoWidth), { timeout: 20_000 }).toBeGreaterThan(0);
@@ -45,10 +55,12 @@ test('create a code, join it: video both ways, chat, equal verification words, h
   test.setTimeout(90_000);
   const ann = await visitor(browser);
   const bob = await visitor(browser);
+  const annSaid = wiretap(ann);
+  const bobSaid = wiretap(bob);
   const code = await createCode(ann);
   // The countdown, the link with the code in its fragment, and the QR code.
   await expect(ann.getByRole('timer')).toHaveText(/Works once, for (10:00|9:\d\d) more\./);
-  const link = await ann.getByLabel('Link').inputValue();
+  const link = await ann.getByRole('textbox', { name: 'Link' }).inputValue();
   expect(link).toMatch(new RegExp(`/code#${code.replaceAll(' ', '')}$`));
   await expect(ann.getByRole('img', { name: 'QR code of the link' })).toBeVisible();
   await ann.getByRole('button', { name: 'Copy code' }).click();
@@ -75,6 +87,36 @@ test('create a code, join it: video both ways, chat, equal verification words, h
   await bob.getByLabel('Message').press('Enter');
   await expect(ann.getByTestId('call-chat')).toContainText('Your contact: Loud and clear');
 
+  // A file, larger than the channel may hold at once: it arrives whole, byte for byte.
+  const bytes = Buffer.alloc(3 * 1024 * 1024 + 123);
+  for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 31 + (i >> 11)) & 0xff;
+  await ann.getByLabel('Send a file').setInputFiles({ name: 'report.bin', mimeType: 'application/octet-stream', buffer: bytes });
+  const save = bob.getByRole('link', { name: 'Save report.bin' });
+  await expect(save).toBeVisible({ timeout: 20_000 });
+  await expect(ann.getByTestId('call-file').filter({ hasText: 'report.bin' })).toContainText('Sent');
+  const [download] = await Promise.all([bob.waitForEvent('download'), save.click()]);
+  expect(download.suggestedFilename()).toBe('report.bin');
+  const saved = fs.readFileSync((await download.path())!);
+  expect(saved.length).toBe(bytes.length);
+  expect(saved.equals(bytes)).toBe(true);
+
+  // What the server saw: the room's six digits (redeemed), never the whole code; and in the
+  // room's mailbox only the handshake and sealed frames, never an offer, answer or candidate.
+  const digits = code.replaceAll(' ', '');
+  const said = [...annSaid, ...bobSaid];
+  expect(said.filter((s) => s.includes(digits))).toEqual([]);
+  expect(bobSaid.filter((s) => s.includes('/rendezvous/redeem'))).toEqual([
+    expect.stringMatching(new RegExp(`"code":"${digits.slice(0, 6)}"}$`)),
+  ]);
+  const mailbox = said.filter((s) => s.startsWith('ws ') && s.includes('/rendezvous/ws'));
+  const sends = mailbox.filter((s) => s.includes('"type":"send"'));
+  expect(sends.length).toBeGreaterThan(5);
+  for (const frame of mailbox) {
+    expect(frame).not.toMatch(/sdp|candidate|fingerprint|offer|answer/i);
+  }
+  const kinds = new Set(sends.map((s) => JSON.parse(s.slice(s.indexOf(' {') + 1)).payload.t));
+  expect([...kinds].sort()).toEqual(['ok', 'pake', 'sealed']);
+
   await bob.getByRole('button', { name: 'Hang up' }).click();
   await expect(ann.getByTestId('call-status')).toHaveText('They hung up');
   await expect(ann.getByTestId('code-status')).toHaveText('The call ended: they hung up.');
@@ -91,7 +133,7 @@ test('the link fills the code in; a second join and a made-up code get clear err
   const bob = await visitor(browser);
   const eve = await visitor(browser);
   await createCode(ann);
-  const link = await ann.getByLabel('Link').inputValue();
+  const link = await ann.getByRole('textbox', { name: 'Link' }).inputValue();
 
   await bob.goto(link);
   await hydrated(bob);

@@ -1,5 +1,6 @@
 //! The chat panel: lines straight between the two browsers during the call, gone when it
-//! ends. Kept in the page while closed, so a draft survives and new lines count as unread.
+//! ends, and files sent the same way (with their progress, and a link to save what came).
+//! Kept in the page while closed, so a draft survives and new lines count as unread.
 
 use leptos::prelude::*;
 
@@ -56,7 +57,94 @@ pub fn CallChat(ui: CallUi) -> impl IntoView {
                 />
                 <button type="submit">"Send"</button>
             </form>
+            <Files ui />
             <p class="form-error" role="alert">{move || engine.chat_error.get()}</p>
         </div>
+    }
+}
+
+/// "Megabytes" for people: one decimal under 10 MB.
+fn size_text(bytes: u64) -> String {
+    let mb = bytes as f64 / 1_000_000.0;
+    if bytes < 1_000 {
+        format!("{bytes} B")
+    } else if mb < 1.0 {
+        format!("{:.0} kB", bytes as f64 / 1_000.0)
+    } else if mb < 10.0 {
+        format!("{mb:.1} MB")
+    } else {
+        format!("{mb:.0} MB")
+    }
+}
+
+/// Send a file; the files of this call, sent and received.
+#[component]
+fn Files(ui: CallUi) -> impl IntoView {
+    let engine = ui.engine;
+    view! {
+        <div class="call-files">
+            <label class="button" for="call-file-input">"Send a file"</label>
+            <input
+                id="call-file-input"
+                class="visually-hidden"
+                type="file"
+                on:change=move |ev| {
+                    #[cfg(feature = "hydrate")]
+                    {
+                        use wasm_bindgen::JsCast;
+                        let Some(input) = ev
+                            .target()
+                            .and_then(|t| t.dyn_into::<web_sys::HtmlInputElement>().ok())
+                        else {
+                            return;
+                        };
+                        if let Some(files) = input.files() {
+                            for i in 0..files.length() {
+                                if let Some(file) = files.get(i) {
+                                    engine.send_file(file);
+                                }
+                            }
+                        }
+                        // The same file can be chosen again.
+                        input.set_value("");
+                    }
+                    #[cfg(not(feature = "hydrate"))]
+                    let _ = (ev, engine);
+                }
+            />
+            <ul class="call-file-list" data-testid="call-files">
+                <For each=move || engine.transfers.get() key=|t| (t.id, t.mine, t.done, t.url.clone(), t.failed.clone()) let:t>
+                    <li class:mine=t.mine data-testid="call-file">
+                        <span class="call-file-name">{t.name.clone()}</span>
+                        " "
+                        <span class="muted">{size_text(t.size)}</span>
+                        " "
+                        {match (&t.failed, &t.url) {
+                            (Some(why), _) => view! { <span class="form-error">{why.clone()}</span> }.into_any(),
+                            (None, Some(url)) => view! {
+                                <a href=url.clone() download=t.name.clone()>{format!("Save {}", t.name)}</a>
+                            }
+                                .into_any(),
+                            (None, None) if t.sent() => view! { <span>"Sent"</span> }.into_any(),
+                            (None, None) => view! {
+                                <progress max=t.size.to_string() value=t.done.to_string() aria-label=format!("{} progress", t.name)></progress>
+                            }
+                                .into_any(),
+                        }}
+                    </li>
+                </For>
+            </ul>
+        </div>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes_read_like_people_say_them() {
+        assert_eq!(super::size_text(512), "512 B");
+        assert_eq!(super::size_text(42_000), "42 kB");
+        assert_eq!(super::size_text(3_145_728), "3.1 MB");
+        assert_eq!(super::size_text(250_000_000), "250 MB");
     }
 }

@@ -12,7 +12,9 @@ use std::{
 
 use leptos::{prelude::*, wasm_split::SplitLoaderError};
 
-use super::{chat, devices, engine, recording, ring, screen, stats, Engine, Signal, Signaling};
+use super::{
+    chat, devices, engine, files, recording, ring, screen, stats, Engine, Signal, Signaling,
+};
 use crate::protocol::IceServer;
 
 /// The chunk's entry points: the `hydrate`-only modules of `webrtc`, as [`Engine`] uses them.
@@ -28,6 +30,7 @@ pub struct Browser {
     pub toggle_screen: fn(Engine),
     pub toggle_recording: fn(Engine),
     pub say: fn(&str) -> bool,
+    pub send_file: fn(Engine, web_sys::File),
     pub read_quality: fn(Engine),
     pub ring: fn(),
     pub stop_ring: fn(),
@@ -69,6 +72,12 @@ fn load() -> Result<&'static Browser, SplitLoaderError> {
             }
         },
         say: chat::say,
+        send_file: |engine, file| match engine::camera_pc() {
+            Some(pc) if engine::media_connected() => files::send(engine, &pc, file),
+            _ => engine
+                .chat_error
+                .set(Some("Files can be sent once the call is connected.".into())),
+        },
         read_quality: |engine| {
             if let Some(pc) = engine::camera_pc() {
                 stats::read(engine, pc);

@@ -12,7 +12,8 @@ use web_sys::{
 };
 
 use super::{
-    chat, devices, negotiation::Negotiation, ring, screen, stats, Engine, Link, Signal, Signaling,
+    chat, devices, files, negotiation::Negotiation, ring, screen, stats, Engine, Link, Signal,
+    Signaling,
 };
 use crate::protocol::IceServer;
 
@@ -153,16 +154,25 @@ pub fn connect(engine: Engine, you_offer: bool, ice_servers: Vec<IceServer>) {
             _ => {}
         });
         pc.set_onconnectionstatechange(Some(on_state.as_ref().unchecked_ref()));
-        // The chat channel: the offering side opens it, the other receives it.
+        // The chat channel: the offering side opens it, the other receives it. Either side
+        // opens a channel of its own for each file it sends.
         if you_offer {
             chat::attach(engine, pc.create_data_channel("chat"));
-        } else {
-            let on_channel = Closure::<dyn FnMut(RtcDataChannelEvent)>::new(
-                move |event: RtcDataChannelEvent| chat::attach(engine, event.channel()),
-            );
-            pc.set_ondatachannel(Some(on_channel.as_ref().unchecked_ref()));
-            camera.keep(on_channel);
         }
+        let on_channel =
+            Closure::<dyn FnMut(RtcDataChannelEvent)>::new(move |event: RtcDataChannelEvent| {
+                let channel = event.channel();
+                let label = channel.label();
+                if label == "chat" && !you_offer {
+                    chat::attach(engine, channel);
+                } else if label.starts_with("file:") {
+                    files::receive(engine, channel);
+                } else {
+                    channel.close();
+                }
+            });
+        pc.set_ondatachannel(Some(on_channel.as_ref().unchecked_ref()));
+        camera.keep(on_channel);
         camera.keep(on_track);
         camera.keep(on_state);
         for track in tracks(&stream) {
@@ -254,6 +264,7 @@ pub fn close() {
     stats::forget();
     screen::close_all();
     chat::close();
+    files::close();
     devices::release();
     let camera = with(|s| {
         s.channel = None;

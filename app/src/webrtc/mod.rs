@@ -19,6 +19,8 @@ mod devices;
 #[cfg(feature = "hydrate")]
 mod engine;
 #[cfg(feature = "hydrate")]
+mod files;
+#[cfg(feature = "hydrate")]
 mod negotiation;
 #[cfg(feature = "hydrate")]
 mod recording;
@@ -49,6 +51,32 @@ pub trait Signaling {
     fn send(&self, signal: &Signal);
     /// The engine cannot carry on (no camera or microphone): end the call, saying why.
     fn give_up(&self, why: &str);
+}
+
+/// The largest file one side may send the other during a call (it is held in memory).
+pub const MAX_FILE_BYTES: u64 = 500_000_000;
+
+/// A file sent or received during the call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transfer {
+    pub id: u32,
+    /// Sent by this side.
+    pub mine: bool,
+    pub name: String,
+    pub size: u64,
+    /// Bytes sent or received so far.
+    pub done: u64,
+    /// A received file, ready to save (an object URL).
+    pub url: Option<String>,
+    /// Why it did not arrive.
+    pub failed: Option<String>,
+}
+
+impl Transfer {
+    /// Whether all of a file this side sent has gone out.
+    pub fn sent(&self) -> bool {
+        self.mine && self.done == self.size
+    }
 }
 
 /// The media connection's state, once the call is answered.
@@ -92,6 +120,8 @@ pub struct Engine {
     pub peer_camera_off: RwSignal<bool>,
     /// In-call chat over the data channel (never stored): `(mine, text)`.
     pub chat: RwSignal<Vec<(bool, String)>>,
+    /// Files sent and received during the call, with their progress.
+    pub transfers: RwSignal<Vec<Transfer>>,
     /// Why something the user asked for did not happen (chat, recording).
     pub chat_error: RwSignal<Option<String>>,
     /// When this tab started recording (ms since the epoch), while it records.
@@ -117,6 +147,7 @@ impl Engine {
             peer_muted: RwSignal::new(false),
             peer_camera_off: RwSignal::new(false),
             chat: RwSignal::new(Vec::new()),
+            transfers: RwSignal::new(Vec::new()),
             chat_error: RwSignal::new(None),
             recording_since: RwSignal::new(None),
             recorded_secs: RwSignal::new(0),
@@ -145,6 +176,7 @@ impl Engine {
             flag.set(false);
         }
         self.chat.set(Vec::new());
+        self.transfers.set(Vec::new());
         self.chat_error.set(None);
         self.recording_since.set(None);
         self.quality.set(Quality::default());
@@ -262,6 +294,13 @@ impl Engine {
                 .set(Some("The chat is not connected yet.".into()));
         }
         sent
+    }
+
+    /// Sends a file to the other side over a data channel of its own, with progress in
+    /// [`Engine::transfers`].
+    #[cfg(feature = "hydrate")]
+    pub fn send_file(self, file: web_sys::File) {
+        browser::run(move |b| (b.send_file)(self, file));
     }
 
     /// Reads `getStats` once into [`Engine::quality`].
