@@ -217,3 +217,19 @@ test('reloading either side rejoins the room and the call comes back', async ({ 
   await expect(ann.getByLabel('Verification')).toHaveText(words);
   for (const page of [ann, bob]) await page.context().close();
 });
+
+test('a code nobody used expires with a clear message and a way to make another', async ({ browser }) => {
+  const ann = await visitor(browser);
+  await ann.clock.install();
+  const code = await createCode(ann);
+  await ann.clock.fastForward('09:00');
+  await expect(ann.getByRole('timer')).toHaveText(/Works once, for (1:00|0:5\d) more\./);
+  await ann.clock.fastForward('01:05');
+  await expect(ann.getByTestId('code-status')).toHaveText('Your code expired before anyone used it. Make a new one.');
+  await expect(ann.getByLabel('Your code')).toHaveCount(0);
+  // A new code is one click away, and it is another code.
+  await ann.getByRole('button', { name: 'Create a code' }).click();
+  await expect(ann.getByLabel('Your code')).toHaveText(/^\d{3} \d{3} \d{4}$/);
+  expect(await ann.getByLabel('Your code').textContent()).not.toBe(code);
+  await ann.context().close();
+});
