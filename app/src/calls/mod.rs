@@ -65,7 +65,8 @@ pub struct CallUi {
     /// Words both sides see when the call is end-to-end verified (code calls).
     pub verification: RwSignal<Option<String>>,
     /// What hanging up does for a call another way to meet set up (not over the socket).
-    external: StoredValue<Option<Rc<dyn Fn()>>, LocalStorage>,
+    /// (A plain `fn`: the state is also made on the server, where it must be `Send`.)
+    external: StoredValue<Option<fn()>>,
     /// The `request_id` of this tab's `call_start` still waiting for its answer.
     request: RwSignal<Option<u32>>,
     last_request: StoredValue<u32>,
@@ -90,7 +91,7 @@ pub fn provide_call() -> CallUi {
         controls: RwSignal::new(None),
         controls_asked: StoredValue::new(false),
         verification: RwSignal::new(None),
-        external: StoredValue::new_local(None),
+        external: StoredValue::new(None),
         request: RwSignal::new(None),
         last_request: StoredValue::new(0),
         realtime,
@@ -207,7 +208,7 @@ impl CallUi {
         label: &str,
         verification: Option<String>,
         channel: Rc<dyn Signaling>,
-        on_hang_up: Rc<dyn Fn()>,
+        on_hang_up: fn(),
     ) {
         let peer = CallPeer::Anonymous {
             label: label.to_string(),

@@ -530,12 +530,7 @@ fn established(keys: Keys) {
     };
     ui.shown.set(None);
     ui.stage.set(Stage::Call);
-    call.open_external(
-        "Your contact",
-        Some(words),
-        Rc::new(Channel),
-        Rc::new(hang_up),
-    );
+    call.open_external("Your contact", Some(words), Rc::new(Channel), hang_up);
     if creator {
         // Whoever connected to the old connection of this side builds a new one.
         send_inner(&Inner::Join { gen: random_u32() });

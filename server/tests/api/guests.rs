@@ -142,7 +142,7 @@ async fn guests_are_refused_by_every_function_that_needs_an_account() {
     let app = TestApp::spawn().await;
     let guest = app.guest().await;
     // Functions anyone may call: reading the session, signing up or in (or out), the status
-    // page, and becoming a guest.
+    // page, becoming a guest, and a code room's STUN/TURN servers (codes need no account).
     let public = [
         "/api/auth/session",
         "/api/auth/sign_up",
@@ -150,6 +150,7 @@ async fn guests_are_refused_by_every_function_that_needs_an_account() {
         "/api/auth/sign_out",
         "/api/status",
         "/api/guest/start",
+        "/api/codes/ice",
     ];
     // Every argument any function takes, well-formed, so nothing fails before the check of
     // who is asking (unknown fields are ignored).
