@@ -61,6 +61,8 @@ export default defineConfig({
       stderr: 'pipe',
       env: {
         PARLOR_ADDR: `127.0.0.1:${port}`,
+        // The built-in TURN server, beside it (not on the default 3478 another run may hold).
+        PARLOR_TURN_ADDR: `127.0.0.1:${port + 2}`,
         PARLOR_PUBLIC_URL: baseURL,
         PARLOR_DATA_DIR: dataDir,
         PARLOR_LOG: process.env.PARLOR_LOG ?? 'warn',

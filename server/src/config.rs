@@ -94,6 +94,25 @@ pub struct Config {
     /// `PARLOR_METRICS_TOKEN`: `GET /metrics` answers only requests with
     /// `Authorization: Bearer <token>` (at least 16 characters); unset, it is not served.
     pub metrics_token: Option<Secret>,
+    /// The built-in TURN server (`PARLOR_TURN`, on by default), or `None`.
+    pub turn: Option<TurnSettings>,
+}
+
+/// `PARLOR_TURN_*`: the built-in TURN server.
+#[derive(Clone, Debug)]
+pub struct TurnSettings {
+    /// `PARLOR_TURN_ADDR`: where it listens (UDP).
+    pub addr: SocketAddr,
+    /// `PARLOR_TURN_PUBLIC_IP`: the address browsers reach it at.
+    pub public_ip: std::net::IpAddr,
+    /// `PARLOR_TURN_RELAY_PORTS`: the relay port range, inclusive.
+    pub relay_ports: (u16, u16),
+    /// `PARLOR_TURN_SECRET`: shared with an external TURN server if any; generated if unset.
+    pub secret: Option<Secret>,
+    /// `PARLOR_TURN_CREDENTIAL_SECS`: how long minted TURN credentials work.
+    pub credential_ttl: Duration,
+    /// `PARLOR_TURN_ALLOWED_PEERS`: address blocks it may relay to besides public addresses.
+    pub allowed_peers: Vec<app::server::auth::proxy::Cidr>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -426,6 +445,7 @@ impl Config {
             None => Vec::new(),
             Some(value) => parse_ice_servers(&value)?,
         };
+        let turn = parse_turn(&get, addr)?;
         let google = match (get("PARLOR_GOOGLE_CLIENT_ID"), get("PARLOR_GOOGLE_CLIENT_SECRET")) {
             (None, None) => None,
             (Some(client_id), Some(secret)) => {
@@ -494,6 +514,7 @@ impl Config {
             redeems_per_ip_per_min,
             rendezvous_upgrades_per_ip_per_min,
             metrics_token,
+            turn,
         })
     }
 
@@ -539,6 +560,7 @@ impl Config {
             redeems_per_ip_per_min: 20,
             rendezvous_upgrades_per_ip_per_min: 60,
             metrics_token: None,
+            turn: None,
         }
     }
 
@@ -546,6 +568,89 @@ impl Config {
     pub fn https(&self) -> bool {
         self.public_url.starts_with("https://")
     }
+}
+
+fn parse_turn(
+    get: &impl Fn(&'static str) -> Option<String>,
+    addr: SocketAddr,
+) -> Result<Option<TurnSettings>, ConfigError> {
+    match get("PARLOR_TURN").as_deref() {
+        None | Some("on") => {}
+        Some("off") => return Ok(None),
+        Some(other) => return Err(invalid("PARLOR_TURN", other, "expected on or off")),
+    }
+    // Beside the HTTP server; a free port when that one is picked freely too (tests).
+    let turn_addr = match get("PARLOR_TURN_ADDR") {
+        None => SocketAddr::new(addr.ip(), if addr.port() == 0 { 0 } else { 3478 }),
+        Some(value) => value.parse().map_err(|_| {
+            invalid(
+                "PARLOR_TURN_ADDR",
+                &value,
+                "expected an IP address and port, e.g. 0.0.0.0:3478",
+            )
+        })?,
+    };
+    let public_ip = match get("PARLOR_TURN_PUBLIC_IP") {
+        Some(value) => value
+            .parse()
+            .map_err(|_| invalid("PARLOR_TURN_PUBLIC_IP", &value, "expected an IP address"))?,
+        None if turn_addr.ip().is_unspecified() => {
+            return Err(ConfigError::Missing {
+                key: "PARLOR_TURN_PUBLIC_IP",
+                reason: "PARLOR_TURN_ADDR listens on every address, so say which one browsers \
+                         reach (or PARLOR_TURN=off)",
+            })
+        }
+        None => turn_addr.ip(),
+    };
+    let relay_ports = match get("PARLOR_TURN_RELAY_PORTS") {
+        None => (49152, 65535),
+        Some(value) => value
+            .split_once('-')
+            .and_then(|(low, high)| Some((low.trim().parse().ok()?, high.trim().parse().ok()?)))
+            .filter(|&(low, high): &(u16, u16)| low >= 1024 && low <= high)
+            .ok_or_else(|| {
+                invalid(
+                    "PARLOR_TURN_RELAY_PORTS",
+                    &value,
+                    "expected a range of ports from 1024 up, e.g. 49152-65535",
+                )
+            })?,
+    };
+    let secret = match get("PARLOR_TURN_SECRET") {
+        None => None,
+        Some(value) if value.len() >= 32 => Some(Secret(value)),
+        Some(_) => {
+            return Err(ConfigError::Invalid {
+                key: "PARLOR_TURN_SECRET",
+                value: "[redacted]".into(),
+                reason: "at least 32 characters (openssl rand -hex 32)".into(),
+            })
+        }
+    };
+    let credential_ttl = Duration::from_secs(parse_number(
+        "PARLOR_TURN_CREDENTIAL_SECS",
+        get("PARLOR_TURN_CREDENTIAL_SECS"),
+        3 * 3600,
+        60..=86_400,
+    )?);
+    let allowed_peers = match get("PARLOR_TURN_ALLOWED_PEERS") {
+        None => Vec::new(),
+        Some(list) => list
+            .split(',')
+            .filter(|item| !item.trim().is_empty())
+            .map(|item| item.trim().parse())
+            .collect::<Result<_, String>>()
+            .map_err(|reason| invalid("PARLOR_TURN_ALLOWED_PEERS", &list, &reason))?,
+    };
+    Ok(Some(TurnSettings {
+        addr: turn_addr,
+        public_ip,
+        relay_ports,
+        secret,
+        credential_ttl,
+        allowed_peers,
+    }))
 }
 
 fn parse_addr(value: &str) -> Result<SocketAddr, ConfigError> {
@@ -841,5 +946,65 @@ mod tests {
         let google = config.google.unwrap();
         assert_eq!(google.auth_url, "http://127.0.0.1:9000/authorize");
         assert_eq!(google.token_url, GOOGLE_TOKEN_URL);
+    }
+
+    #[test]
+    fn the_turn_server_is_on_beside_the_http_server_and_its_settings_are_checked() {
+        let turn = from(&[]).unwrap().turn.expect("on by default");
+        assert_eq!(turn.addr.to_string(), "127.0.0.1:3478");
+        assert_eq!(turn.public_ip.to_string(), "127.0.0.1");
+        assert_eq!(turn.relay_ports, (49152, 65535));
+        assert_eq!(turn.credential_ttl, Duration::from_secs(3 * 3600));
+        let free = from(&[("PARLOR_ADDR", "127.0.0.1:0")])
+            .unwrap()
+            .turn
+            .unwrap();
+        assert_eq!(free.addr.port(), 0);
+        assert!(from(&[("PARLOR_TURN", "off")]).unwrap().turn.is_none());
+        let set = from(&[
+            ("PARLOR_TURN_ADDR", "0.0.0.0:3478"),
+            ("PARLOR_TURN_PUBLIC_IP", "203.0.113.7"),
+            ("PARLOR_TURN_RELAY_PORTS", "50000-50100"),
+            ("PARLOR_TURN_ALLOWED_PEERS", "10.1.0.0/16, 192.168.5.5"),
+        ])
+        .unwrap()
+        .turn
+        .unwrap();
+        assert_eq!(set.public_ip.to_string(), "203.0.113.7");
+        assert_eq!(set.relay_ports, (50000, 50100));
+        assert_eq!(set.allowed_peers.len(), 2);
+        for (vars, key) in [
+            (vec![("PARLOR_TURN", "maybe")], "PARLOR_TURN"),
+            (vec![("PARLOR_TURN_ADDR", "3478")], "PARLOR_TURN_ADDR"),
+            (
+                vec![("PARLOR_TURN_ADDR", "0.0.0.0:3478")],
+                "PARLOR_TURN_PUBLIC_IP",
+            ),
+            (
+                vec![("PARLOR_TURN_RELAY_PORTS", "60000-50000")],
+                "PARLOR_TURN_RELAY_PORTS",
+            ),
+            (
+                vec![("PARLOR_TURN_RELAY_PORTS", "80-90")],
+                "PARLOR_TURN_RELAY_PORTS",
+            ),
+            (vec![("PARLOR_TURN_SECRET", "short")], "PARLOR_TURN_SECRET"),
+            (
+                vec![("PARLOR_TURN_CREDENTIAL_SECS", "5")],
+                "PARLOR_TURN_CREDENTIAL_SECS",
+            ),
+            (
+                vec![("PARLOR_TURN_ALLOWED_PEERS", "10.0.0.0/33")],
+                "PARLOR_TURN_ALLOWED_PEERS",
+            ),
+        ] {
+            let error = from(&vars).unwrap_err().to_string();
+            assert!(error.contains(key), "{vars:?}: {error}");
+        }
+        // A secret never appears in an error.
+        let error = from(&[("PARLOR_TURN_SECRET", "hunter2")])
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("hunter2"), "{error}");
     }
 }

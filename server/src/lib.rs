@@ -7,6 +7,7 @@ mod routes;
 pub mod startup;
 pub mod telemetry;
 mod tls;
+pub mod turn;
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.
 pub async fn shutdown_signal() {

@@ -44,6 +44,8 @@ pub enum StartupError {
     Tls(String),
     #[error("cannot listen on {addr} (PARLOR_ADDR): {}", describe_bind_error(.source))]
     Bind { addr: SocketAddr, source: io::Error },
+    #[error("cannot start the TURN server on {addr} (PARLOR_TURN_ADDR, or PARLOR_TURN=off): {}", describe_bind_error(.source))]
+    Turn { addr: SocketAddr, source: io::Error },
 }
 
 fn describe_bind_error(error: &io::Error) -> String {
@@ -65,6 +67,7 @@ pub struct Application {
     addr: SocketAddr,
     state: AppState,
     config: Config,
+    turn: Option<Arc<crate::turn::Turn>>,
 }
 
 impl Application {
@@ -134,6 +137,15 @@ impl Application {
         }
         let leptos_options = leptos_options(&config, addr, &bundle);
         let metrics = Arc::new(Metrics::default());
+        let turn = start_turn(&config, &metrics).await?;
+        let mut ice_servers = app::server::state::IceServers {
+            configured: config.ice_servers.clone(),
+            turn: None,
+        };
+        if let Some(turn) = &turn {
+            let turn = turn.clone();
+            ice_servers.turn = Some(Box::new(move |principal| turn.ice_server(principal)));
+        }
         let auth = Arc::new(build_auth(&config, &metrics)?);
         let hub = Arc::new(app::server::hub::Hub::default());
         let state = AppState::new(Shared {
@@ -143,7 +155,7 @@ impl Application {
             delivery: hub.clone(),
             presence: hub.clone(),
             hub,
-            ice_servers: Arc::new(config.ice_servers.clone()),
+            ice_servers: Arc::new(ice_servers),
             calls: Arc::new(app::server::calls::LocalCalls::new(
                 config.call_ring,
                 config.call_grace,
@@ -213,7 +225,13 @@ impl Application {
             addr,
             state,
             config,
+            turn,
         })
+    }
+
+    /// The built-in TURN server's address, if it runs.
+    pub fn turn_addr(&self) -> Option<SocketAddr> {
+        self.turn.as_ref().map(|t| t.addr)
     }
 
     /// The address actually bound (the real port when the configuration asked for port 0).
@@ -275,10 +293,51 @@ impl Application {
                 Ok(())
             }
         };
+        if let Some(turn) = &self.turn {
+            turn.close().await;
+        }
         self.state.db.close().await;
         tracing::info!("stopped");
         result
     }
+}
+
+/// Starts the built-in TURN server, unless it is off.
+async fn start_turn(
+    config: &Config,
+    metrics: &Arc<Metrics>,
+) -> Result<Option<Arc<crate::turn::Turn>>, StartupError> {
+    let Some(settings) = &config.turn else {
+        return Ok(None);
+    };
+    let secret = match &settings.secret {
+        Some(secret) => secret.expose().as_bytes().to_vec(),
+        // Credentials are re-minted on every connection: a fresh secret per start is enough.
+        None => {
+            use ring::rand::SecureRandom;
+            let mut bytes = vec![0u8; 32];
+            ring::rand::SystemRandom::new()
+                .fill(&mut bytes)
+                .expect("the OS has randomness");
+            bytes
+        }
+    };
+    let turn_config = crate::turn::TurnConfig {
+        addr: settings.addr,
+        public_ip: settings.public_ip,
+        relay_ports: settings.relay_ports,
+        secret: crate::turn::TurnSecret::new(&secret),
+        credential_ttl: settings.credential_ttl,
+        allowed_peers: settings.allowed_peers.clone(),
+    };
+    let turn = crate::turn::Turn::start(&turn_config, metrics.clone())
+        .await
+        .map_err(|source| StartupError::Turn {
+            addr: settings.addr,
+            source,
+        })?;
+    tracing::info!(addr = %turn.addr, public_ip = %settings.public_ip, "TURN server ready");
+    Ok(Some(Arc::new(turn)))
 }
 
 /// A limit of `max` per `window`, its refusals counted as `name`.

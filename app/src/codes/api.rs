@@ -24,6 +24,6 @@ mod imp {
         if !state.rooms.exists(room) {
             return Err(gone());
         }
-        Ok(state.ice_servers.to_vec())
+        Ok(state.ice_servers.for_principal("code"))
     }
 }

@@ -74,6 +74,8 @@ pub struct Metrics {
     codes: Family<EventLabels, Counter>,
     telemetry: Family<EventLabels, Counter>,
     db_pool: Family<PoolLabels, Gauge>,
+    turn_allocations: Gauge,
+    turn_relayed: Counter,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -170,8 +172,23 @@ impl Default for Metrics {
             "Database pool connections, by state (idle, in_use), when scraped",
             Family::clone(&db_pool),
         );
+        let turn_allocations = Gauge::default();
+        registry.register(
+            "turn_allocations",
+            "Relay allocations of the built-in TURN server open now",
+            turn_allocations.clone(),
+        );
+        let turn_relayed = Counter::default();
+        registry.register_with_unit(
+            "turn_relayed",
+            "Bytes the built-in TURN server relayed between a client and its peers",
+            Unit::Bytes,
+            turn_relayed.clone(),
+        );
         Self {
             registry,
+            turn_allocations,
+            turn_relayed,
             http,
             sockets_open,
             socket_connects,
@@ -249,6 +266,15 @@ impl Metrics {
 
     pub fn refused(&self, reason: &'static str) {
         self.refused.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    /// A TURN relay allocation opened (`1`) or closed (`-1`).
+    pub fn turn_allocation(&self, change: i64) {
+        self.turn_allocations.inc_by(change);
+    }
+
+    pub fn turn_relayed(&self, bytes: u64) {
+        self.turn_relayed.inc_by(bytes);
     }
 
     pub fn message_stored(&self) {

@@ -54,7 +54,7 @@ pub struct Shared {
     /// The calls ringing or running (today: in this instance's memory).
     pub calls: Arc<dyn CallRegistry>,
     /// STUN/TURN servers handed to browsers for calls.
-    pub ice_servers: Arc<Vec<crate::protocol::IceServer>>,
+    pub ice_servers: Arc<IceServers>,
     /// How often sockets are pinged; two silent intervals close one.
     pub heartbeat: std::time::Duration,
     /// Messages per second one socket may send (bursts up to three seconds' worth).
@@ -69,6 +69,29 @@ pub struct Shared {
     pub rooms: Arc<super::rendezvous::Rooms>,
     /// Per-address limits of the rendezvous API.
     pub rendezvous_limits: Arc<RendezvousLimits>,
+}
+
+/// Mints a TURN server entry with credentials for one principal.
+pub type MintTurn = Box<dyn Fn(&str) -> crate::protocol::IceServer + Send + Sync>;
+
+/// The STUN/TURN servers handed to browsers: the configured ones (`PARLOR_ICE_SERVERS`) and,
+/// with the built-in TURN server, an entry with short-lived credentials minted for whoever
+/// asks.
+#[derive(Default)]
+pub struct IceServers {
+    pub configured: Vec<crate::protocol::IceServer>,
+    pub turn: Option<MintTurn>,
+}
+
+impl IceServers {
+    /// The list for `principal` (a name that goes into the TURN username: `u42`, `guest`).
+    pub fn for_principal(&self, principal: &str) -> Vec<crate::protocol::IceServer> {
+        let mut list = self.configured.clone();
+        if let Some(mint) = &self.turn {
+            list.push(mint(principal));
+        }
+        list
+    }
 }
 
 /// Per-address limits on minting, redeeming (failures counted apart) and joining rooms.

@@ -122,7 +122,10 @@ async fn run(
     session.reply(&ServerMsg::Welcome {
         user_id: who.user(),
         heartbeat_ms: state.heartbeat.as_millis() as u64,
-        ice_servers: state.ice_servers.to_vec(),
+        ice_servers: state.ice_servers.for_principal(&match who {
+            app::server::auth::PrincipalId::User(id) => format!("u{id}"),
+            app::server::auth::PrincipalId::Guest(_) => "guest".into(),
+        }),
     });
     if registration.first {
         Box::pin(session.announce_online()).await;

@@ -10,6 +10,8 @@ use tokio::{sync::oneshot, task::JoinHandle};
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The built-in TURN server's address, when the test turned it on.
+    pub turn_addr: Option<SocketAddr>,
     pub client: reqwest::Client,
     pub state: AppState,
     data_dir: Option<TempDir>,
@@ -41,6 +43,7 @@ impl TestApp {
             .await
             .expect("the application builds");
         let addr = app.local_addr();
+        let turn_addr = app.turn_addr();
         let state = app.state().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(app.run_until(async {
@@ -48,6 +51,7 @@ impl TestApp {
         }));
         Self {
             addr,
+            turn_addr,
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()

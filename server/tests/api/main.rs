@@ -18,3 +18,4 @@ mod pages;
 mod people;
 mod rendezvous;
 mod tls;
+mod turn;

@@ -1,0 +1,245 @@
+//! The built-in TURN server (webrtc-rs `turn`, in this process): a UDP listener, relay
+//! sockets from a port range, short-lived REST credentials ([`credentials`]), a peer policy
+//! that keeps relayed data away from private networks ([`peers`]), and the ICE server entry
+//! handed to browsers. Allocations and relayed bytes are counted in `/metrics`.
+
+pub mod credentials;
+pub mod peers;
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+    time::Duration,
+};
+
+use app::{protocol::IceServer, server::metrics::Metrics};
+use async_trait::async_trait;
+use tokio::net::UdpSocket;
+use turn::{
+    relay::RelayAddressGenerator,
+    server::{
+        config::{ConnConfig, ServerConfig},
+        Server,
+    },
+};
+use webrtc_util::Conn;
+
+pub use credentials::TurnSecret;
+use credentials::{now_secs, RestAuth};
+use peers::PeerPolicy;
+
+/// How the TURN server is set up (from `crate::config`).
+#[derive(Clone, Debug)]
+pub struct TurnConfig {
+    /// Where it listens (UDP).
+    pub addr: SocketAddr,
+    /// The address browsers reach it at, and relay addresses carry.
+    pub public_ip: IpAddr,
+    /// Relay ports (inclusive).
+    pub relay_ports: (u16, u16),
+    pub secret: TurnSecret,
+    /// How long minted credentials work.
+    pub credential_ttl: Duration,
+    /// Peer blocks allowed besides public addresses.
+    pub allowed_peers: Vec<app::server::auth::proxy::Cidr>,
+}
+
+/// The running TURN server, and what mints credentials for it.
+pub struct Turn {
+    server: Server,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    public: SocketAddr,
+    secret: TurnSecret,
+    ttl: Duration,
+}
+
+impl std::fmt::Debug for Turn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Turn")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+pub const REALM: &str = "parlor";
+
+impl Turn {
+    pub async fn start(config: &TurnConfig, metrics: Arc<Metrics>) -> std::io::Result<Self> {
+        let socket = UdpSocket::bind(config.addr).await?;
+        let addr = socket.local_addr()?;
+        let relays = Relays {
+            bind_ip: config.addr.ip(),
+            public_ip: config.public_ip,
+            ports: config.relay_ports,
+            policy: PeerPolicy::new(config.allowed_peers.clone()),
+            metrics: metrics.clone(),
+        };
+        let server = Server::new(ServerConfig {
+            conn_configs: vec![ConnConfig {
+                conn: Arc::new(socket),
+                relay_addr_generator: Box::new(relays),
+            }],
+            realm: REALM.into(),
+            auth_handler: Arc::new(RestAuth {
+                secret: config.secret.clone(),
+                metrics,
+            }),
+            channel_bind_timeout: Duration::ZERO,
+            alloc_close_notify: None,
+        })
+        .await
+        .map_err(std::io::Error::other)?;
+        Ok(Self {
+            server,
+            addr,
+            public: SocketAddr::new(config.public_ip, addr.port()),
+            secret: config.secret.clone(),
+            ttl: config.credential_ttl,
+        })
+    }
+
+    /// An ICE server entry for `principal`, with credentials that work for a few hours.
+    pub fn ice_server(&self, principal: &str) -> IceServer {
+        let (username, credential) = self.secret.mint(principal, now_secs() + self.ttl.as_secs());
+        IceServer {
+            urls: vec![format!("turn:{}?transport=udp", self.public)],
+            username: Some(username),
+            credential: Some(credential),
+        }
+    }
+
+    pub async fn close(&self) {
+        if let Err(error) = self.server.close().await {
+            tracing::warn!(%error, "closing the TURN server");
+        }
+    }
+}
+
+/// Relay sockets: one per allocation, from the port range, behind the peer policy.
+struct Relays {
+    bind_ip: IpAddr,
+    public_ip: IpAddr,
+    ports: (u16, u16),
+    policy: PeerPolicy,
+    metrics: Arc<Metrics>,
+}
+
+#[async_trait]
+impl RelayAddressGenerator for Relays {
+    fn validate(&self) -> Result<(), turn::Error> {
+        Ok(())
+    }
+
+    async fn allocate_conn(
+        &self,
+        _use_ipv4: bool,
+        requested_port: u16,
+    ) -> Result<(Arc<dyn Conn + Send + Sync>, SocketAddr), turn::Error> {
+        let (low, high) = self.ports;
+        let mut candidates: Vec<u16> = if requested_port != 0 {
+            vec![requested_port]
+        } else {
+            (0..16)
+                .map(|_| low + (rand_u16() % (high - low).saturating_add(1).max(1)))
+                .collect()
+        };
+        candidates.dedup();
+        for port in candidates {
+            if !(low..=high).contains(&port) {
+                continue;
+            }
+            let Ok(socket) = UdpSocket::bind(SocketAddr::new(self.bind_ip, port)).await else {
+                continue;
+            };
+            let relay = SocketAddr::new(self.public_ip, socket.local_addr()?.port());
+            self.policy.add_own(relay);
+            self.metrics.turn_allocation(1);
+            let conn = Guarded {
+                socket,
+                relay,
+                policy: self.policy.clone(),
+                metrics: self.metrics.clone(),
+            };
+            return Ok((Arc::new(conn), relay));
+        }
+        Err(turn::Error::ErrMaxRetriesExceeded)
+    }
+}
+
+fn rand_u16() -> u16 {
+    use ring::rand::SecureRandom;
+    let mut bytes = [0u8; 2];
+    ring::rand::SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("the OS has randomness");
+    u16::from_le_bytes(bytes)
+}
+
+/// A relay socket that sends to and hears from allowed peers only, and counts the bytes.
+struct Guarded {
+    socket: UdpSocket,
+    relay: SocketAddr,
+    policy: PeerPolicy,
+    metrics: Arc<Metrics>,
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        self.policy.remove_own(self.relay);
+        self.metrics.turn_allocation(-1);
+    }
+}
+
+#[async_trait]
+impl Conn for Guarded {
+    async fn connect(&self, addr: SocketAddr) -> webrtc_util::Result<()> {
+        Ok(self.socket.connect(addr).await?)
+    }
+
+    async fn recv(&self, buf: &mut [u8]) -> webrtc_util::Result<usize> {
+        Ok(self.recv_from(buf).await?.0)
+    }
+
+    async fn recv_from(&self, buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
+        loop {
+            let (n, from) = self.socket.recv_from(buf).await?;
+            if self.policy.allows(from) {
+                self.metrics.turn_relayed(n as u64);
+                return Ok((n, from));
+            }
+            self.metrics.refused("turn_peer_denied");
+        }
+    }
+
+    async fn send(&self, buf: &[u8]) -> webrtc_util::Result<usize> {
+        Ok(self.socket.send(buf).await?)
+    }
+
+    async fn send_to(&self, buf: &[u8], target: SocketAddr) -> webrtc_util::Result<usize> {
+        if !self.policy.allows(target) {
+            // Dropped, as a firewall would: the client learns nothing of the network.
+            self.metrics.refused("turn_peer_denied");
+            return Ok(buf.len());
+        }
+        let n = self.socket.send_to(buf, target).await?;
+        self.metrics.turn_relayed(n as u64);
+        Ok(n)
+    }
+
+    fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {
+        Ok(self.socket.local_addr()?)
+    }
+
+    fn remote_addr(&self) -> Option<SocketAddr> {
+        None
+    }
+
+    async fn close(&self) -> webrtc_util::Result<()> {
+        Ok(())
+    }
+
+    fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {
+        self
+    }
+}

@@ -1,0 +1,206 @@
+//! The built-in TURN server: credentials minted per principal reach the browser, allocations
+//! relay between two clients through it (its own relay addresses are allowed peers even on
+//! loopback), other loopback or private peers are never relayed to, and expired, forged or
+//! malformed credentials are refused. A real TURN client (webrtc-rs) over real UDP.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use app::{protocol::ServerMsg, server::metrics::PoolUse};
+use server::{
+    config::{Secret, TurnSettings},
+    turn::{credentials::now_secs, TurnSecret},
+};
+use tokio::net::UdpSocket;
+use turn::client::{Client, ClientConfig};
+use webrtc_util::Conn;
+
+use crate::helpers::TestApp;
+
+const SECRET: &str = "a-turn-secret-of-at-least-32-characters";
+
+async fn turn_app(allowed_peers: &str) -> TestApp {
+    let allowed = allowed_peers
+        .split(',')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.parse().unwrap())
+        .collect();
+    TestApp::spawn_with(move |c| {
+        c.turn = Some(TurnSettings {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            public_ip: "127.0.0.1".parse().unwrap(),
+            relay_ports: (20_000, 60_000),
+            secret: Some(Secret::new(SECRET)),
+            credential_ttl: Duration::from_secs(3 * 3600),
+            allowed_peers: allowed,
+        })
+    })
+    .await
+}
+
+async fn client(app: &TestApp, username: &str, password: &str) -> Client {
+    let turn = app.turn_addr.unwrap().to_string();
+    let conn = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let client = Client::new(ClientConfig {
+        stun_serv_addr: turn.clone(),
+        turn_serv_addr: turn,
+        username: username.into(),
+        password: password.into(),
+        realm: "parlor".into(),
+        software: "parlor-test".into(),
+        rto_in_ms: 0,
+        conn,
+        vnet: None,
+    })
+    .await
+    .unwrap();
+    client.listen().await.unwrap();
+    client
+}
+
+fn credentials(principal: &str, expires: u64) -> (String, String) {
+    TurnSecret::new(SECRET.as_bytes()).mint(principal, expires)
+}
+
+/// Waits a moment for one datagram.
+async fn heard(conn: &(impl Conn + ?Sized), within: Duration) -> Option<(Vec<u8>, SocketAddr)> {
+    let mut buf = vec![0u8; 1500];
+    let (n, from) = tokio::time::timeout(within, conn.recv_from(&mut buf))
+        .await
+        .ok()?
+        .ok()?;
+    Some((buf[..n].to_vec(), from))
+}
+
+fn metrics(app: &TestApp) -> String {
+    app.state.metrics.render(PoolUse { open: 0, idle: 0 })
+}
+
+#[tokio::test]
+async fn signed_in_sockets_get_credentials_for_the_built_in_turn_server() {
+    let app = turn_app("").await;
+    let ann = app.person("Ann").await;
+    let mut tab = app.try_socket(Some(&ann.cookie)).await.unwrap();
+    let ServerMsg::Welcome { ice_servers, .. } = tab.next().await else {
+        panic!("expected a welcome");
+    };
+    let turn = ice_servers.last().expect("a TURN entry");
+    let port = app.turn_addr.unwrap().port();
+    assert_eq!(turn.urls, [format!("turn:127.0.0.1:{port}?transport=udp")]);
+    let username = turn.username.as_deref().unwrap();
+    let (expiry, principal) = username.split_once(':').unwrap();
+    assert_eq!(principal, format!("u{}", ann.id));
+    let lifetime = expiry.parse::<u64>().unwrap() - now_secs();
+    assert!((3 * 3600 - 60..=3 * 3600).contains(&lifetime), "{lifetime}");
+    // The password is the secret's HMAC of that username, and it allocates.
+    let password = turn.credential.clone().unwrap();
+    assert_eq!(
+        TurnSecret::new(SECRET.as_bytes()).password(username),
+        password
+    );
+    let client = client(&app, username, &password).await;
+    client
+        .allocate()
+        .await
+        .expect("an allocation with minted credentials");
+    client.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn two_clients_meet_through_their_relays_and_loopback_peers_are_never_reached() {
+    let app = turn_app("").await;
+    let (user_a, pass_a) = credentials("u1", now_secs() + 600);
+    let (user_b, pass_b) = credentials("u2", now_secs() + 600);
+    let a = client(&app, &user_a, &pass_a).await;
+    let b = client(&app, &user_b, &pass_b).await;
+    let relay_a = a.allocate().await.unwrap();
+    let relay_b = b.allocate().await.unwrap();
+    let (addr_a, addr_b) = (relay_a.local_addr().unwrap(), relay_b.local_addr().unwrap());
+    assert_eq!(addr_a.ip().to_string(), "127.0.0.1");
+    assert!(metrics(&app).contains("parlor_turn_allocations 2"));
+
+    // Each side sends once (which also permits the other), then both hear each other.
+    relay_a.send_to(b"hello from a", addr_b).await.unwrap();
+    relay_b.send_to(b"hello from b", addr_a).await.unwrap();
+    let mut got_a = None;
+    let mut got_b = None;
+    for _ in 0..10 {
+        relay_a.send_to(b"hello from a", addr_b).await.unwrap();
+        relay_b.send_to(b"hello from b", addr_a).await.unwrap();
+        got_b = got_b.or(heard(&relay_b, Duration::from_millis(200)).await);
+        got_a = got_a.or(heard(&relay_a, Duration::from_millis(200)).await);
+        if got_a.is_some() && got_b.is_some() {
+            break;
+        }
+    }
+    assert_eq!(
+        got_b.expect("b heard a"),
+        (b"hello from a".to_vec(), addr_a)
+    );
+    assert_eq!(
+        got_a.expect("a heard b"),
+        (b"hello from b".to_vec(), addr_b)
+    );
+    let relayed = metrics(&app);
+    assert!(
+        !relayed.contains("parlor_turn_relayed_bytes_total 0\n"),
+        "{relayed}"
+    );
+
+    // A plain socket on loopback (as the server's own services would be) hears nothing.
+    let target = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    for _ in 0..5 {
+        relay_a
+            .send_to(b"knock knock", target.local_addr().unwrap())
+            .await
+            .unwrap();
+    }
+    assert_eq!(heard(&target, Duration::from_millis(500)).await, None);
+    assert!(metrics(&app).contains("parlor_refused_total{reason=\"turn_peer_denied\"}"));
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_allowed_block_is_relayed_to_which_shows_the_policy_is_what_blocks() {
+    let app = turn_app("127.0.0.0/8").await;
+    let (user, pass) = credentials("u1", now_secs() + 600);
+    let a = client(&app, &user, &pass).await;
+    let relay = a.allocate().await.unwrap();
+    let target = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut got = None;
+    for _ in 0..10 {
+        relay
+            .send_to(b"knock knock", target.local_addr().unwrap())
+            .await
+            .unwrap();
+        got = heard(&target, Duration::from_millis(200)).await;
+        if got.is_some() {
+            break;
+        }
+    }
+    assert_eq!(got.expect("the allowed peer heard it").0, b"knock knock");
+    a.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn expired_forged_and_malformed_credentials_are_refused() {
+    let app = turn_app("").await;
+    let (expired_user, expired_pass) = credentials("u1", now_secs() - 1);
+    let (user, _) = credentials("u1", now_secs() + 600);
+    let forged = TurnSecret::new(b"another-secret-of-at-least-32-characters").password(&user);
+    let unsigned = credentials("u1", now_secs() + 600).1;
+    for (username, password, why) in [
+        (expired_user.as_str(), expired_pass.as_str(), "expired"),
+        (user.as_str(), forged.as_str(), "signed with another secret"),
+        ("u1", unsigned.as_str(), "no expiry"),
+        ("9999999999:", unsigned.as_str(), "no principal"),
+    ] {
+        let client = client(&app, username, password).await;
+        assert!(client.allocate().await.is_err(), "{why}");
+        client.close().await.unwrap();
+    }
+    let text = metrics(&app);
+    assert!(text.contains("turn_credentials_expired"), "{text}");
+    assert!(text.contains("turn_credentials_malformed"), "{text}");
+    assert!(text.contains("parlor_turn_allocations 0"), "{text}");
+}
