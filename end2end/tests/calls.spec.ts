@@ -281,3 +281,36 @@ test('a call survives one side losing the network for a moment, without anyone d
   await ann.close();
   await bob.close();
 });
+
+test('"Always relay calls" sends the call through the built-in TURN server, and video still flows', async ({ browser }) => {
+  test.setTimeout(90_000);
+  const tag = unique();
+  const ann = await person(browser, 'Ann', tag);
+  const bob = await person(browser, 'Bob', tag);
+  await befriendAndOpen(ann, bob);
+
+  await ann.page.getByRole('button', { name: 'Video call' }).click();
+  await ann.page.getByRole('button', { name: 'Settings' }).click();
+  await ann.page.getByLabel('Always relay calls').check();
+  await bob.page.getByRole('alertdialog', { name: 'Call' }).getByRole('button', { name: 'Accept' }).click();
+  await expect(ann.page.getByTestId('call-status')).toHaveText('Connected', { timeout: 20_000 });
+  await expect(bob.page.getByTestId('call-status')).toHaveText('Connected', { timeout: 20_000 });
+  await expectLiveVideo(ann.page);
+  await expectLiveVideo(bob.page);
+  // Both ends see the media take the relay (Ann offered no address of her own).
+  for (const p of [ann, bob]) {
+    await p.page.getByRole('button', { name: 'Quality' }).click();
+    await expect(p.page.getByTestId('quality-route')).toHaveText('Relayed through the server');
+  }
+  await bob.page.getByRole('button', { name: 'Hang up' }).click();
+
+  // The choice is kept in Ann's browser for the next call.
+  await ann.page.reload();
+  await hydrated(ann.page);
+  await ann.page.getByRole('button', { name: 'Video call' }).click();
+  await ann.page.getByRole('button', { name: 'Settings' }).click();
+  await expect(ann.page.getByLabel('Always relay calls')).toBeChecked();
+  await ann.page.getByRole('button', { name: 'Cancel' }).click();
+  await ann.close();
+  await bob.close();
+});

@@ -98,7 +98,30 @@ pub fn provide_call() -> CallUi {
     };
     realtime.subscribe(move |message| ui.on_message(message));
     provide_context(ui);
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| ui.engine.relay_only.set(remembered_relay_only()));
     ui
+}
+
+#[cfg(feature = "hydrate")]
+const RELAY_KEY: &str = "parlor.relay_only";
+
+/// The "Always relay calls" choice, kept in this browser.
+#[cfg(feature = "hydrate")]
+fn remembered_relay_only() -> bool {
+    window()
+        .local_storage()
+        .ok()
+        .flatten()
+        .and_then(|s| s.get_item(RELAY_KEY).ok().flatten())
+        .is_some_and(|v| v == "1")
+}
+
+#[cfg(feature = "hydrate")]
+fn remember_relay_only(on: bool) {
+    if let Some(storage) = window().local_storage().ok().flatten() {
+        let _ = storage.set_item(RELAY_KEY, if on { "1" } else { "0" });
+    }
 }
 
 /// Renders the call window's panels and buttons.

@@ -40,6 +40,14 @@ pub fn QualityPanel(ui: CallUi) -> impl IntoView {
                 <dd data-testid="quality-loss">
                     {move || engine.quality.get().loss_percent.map(|l| format!("{l:.1} %")).unwrap_or_else(|| "…".into())}
                 </dd>
+                <dt>"Route"</dt>
+                <dd data-testid="quality-route">
+                    {move || match engine.quality.get().relayed {
+                        Some(true) => "Relayed through the server",
+                        Some(false) => "Direct",
+                        None => "…",
+                    }}
+                </dd>
                 <dt>"Video received"</dt>
                 <dd data-testid="quality-resolution">
                     {move || engine.quality.get().resolution.map(|(w, h)| format!("{w}×{h}")).unwrap_or_else(|| "…".into())}

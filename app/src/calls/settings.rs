@@ -1,4 +1,5 @@
-//! The settings panel: which camera and microphone the call uses, switchable mid-call.
+//! The settings panel: which camera and microphone the call uses, switchable mid-call, and
+//! whether calls go through the server's relay only (kept in the browser).
 
 use leptos::prelude::*;
 
@@ -41,6 +42,25 @@ pub fn DevicePicker(ui: CallUi) -> impl IntoView {
                 {picker("videoinput", "Camera", engine.camera)}
                 {picker("audioinput", "Microphone", engine.microphone)}
             </div>
+            <p class="relay-setting">
+                <input
+                    id="relay-only"
+                    type="checkbox"
+                    prop:checked=move || engine.relay_only.get()
+                    on:change=move |ev| {
+                        let on = event_target_checked(&ev);
+                        engine.relay_only.set(on);
+                        #[cfg(feature = "hydrate")]
+                        super::remember_relay_only(on);
+                    }
+                />
+                " "
+                <label for="relay-only">"Always relay calls"</label>
+                <br />
+                <span class="muted small">
+                    "Media goes through this server, so the other person never learns your address. From the next connection on."
+                </span>
+            </p>
         </div>
     }
 }

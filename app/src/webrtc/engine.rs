@@ -22,6 +22,7 @@ struct State {
     channel: Option<Rc<dyn Signaling>>,
     video: bool,
     ice_servers: Vec<IceServer>,
+    relay_only: bool,
     camera: Option<Negotiation>,
     you_offer: bool,
     /// Signals waiting for the camera connection, applied one at a time.
@@ -48,6 +49,11 @@ pub fn send(signal: &Signal) {
 /// The STUN/TURN servers of the call.
 pub fn ice_servers() -> Vec<IceServer> {
     with(|s| s.ice_servers.clone())
+}
+
+/// Whether the call goes through TURN only.
+pub fn relay_only() -> bool {
+    with(|s| s.relay_only)
 }
 
 pub fn camera_pc() -> Option<RtcPeerConnection> {
@@ -112,8 +118,13 @@ pub fn connect(engine: Engine, you_offer: bool, ice_servers: Vec<IceServer>) {
         let Ok(stream) = devices::local_media(engine, video).await else {
             return;
         };
-        with(|s| s.ice_servers = ice_servers.clone());
-        let camera = match Negotiation::new(&ice_servers, |ice| send(&Signal::Candidate { ice })) {
+        let relay_only = engine.relay_only.get_untracked();
+        with(|s| {
+            s.ice_servers = ice_servers.clone();
+            s.relay_only = relay_only;
+        });
+        let on_candidate = |ice| send(&Signal::Candidate { ice });
+        let camera = match Negotiation::new(&ice_servers, relay_only, on_candidate) {
             Ok(camera) => camera,
             Err(error) => {
                 leptos::logging::warn!("no peer connection: {error:?}");

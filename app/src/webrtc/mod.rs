@@ -99,6 +99,8 @@ pub struct Quality {
     pub kbps_out: Option<f64>,
     pub loss_percent: Option<f64>,
     pub resolution: Option<(u32, u32)>,
+    /// Whether media goes through a TURN relay (`Some(true)`) or directly.
+    pub relayed: Option<bool>,
 }
 
 /// A camera or microphone the browser offers.
@@ -136,6 +138,9 @@ pub struct Engine {
     /// The devices in use.
     pub camera: RwSignal<Option<String>>,
     pub microphone: RwSignal<Option<String>>,
+    /// Calls go through the TURN server only (this side's addresses stay hidden); a
+    /// preference kept in the browser, used from the next connection on.
+    pub relay_only: RwSignal<bool>,
 }
 
 impl Engine {
@@ -158,6 +163,7 @@ impl Engine {
             devices: RwSignal::new(Vec::new()),
             camera: RwSignal::new(None),
             microphone: RwSignal::new(None),
+            relay_only: RwSignal::new(false),
         }
     }
 

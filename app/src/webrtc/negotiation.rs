@@ -6,8 +6,8 @@ use std::{any::Any, cell::RefCell, rc::Rc};
 use wasm_bindgen::{closure::Closure, JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::{
-    RtcConfiguration, RtcIceCandidateInit, RtcOfferOptions, RtcPeerConnection,
-    RtcPeerConnectionIceEvent, RtcSdpType, RtcSessionDescriptionInit,
+    RtcConfiguration, RtcIceCandidateInit, RtcIceTransportPolicy, RtcOfferOptions,
+    RtcPeerConnection, RtcPeerConnectionIceEvent, RtcSdpType, RtcSessionDescriptionInit,
 };
 
 use super::Ice;
@@ -31,12 +31,17 @@ struct State {
 
 impl Negotiation {
     /// A peer connection with these STUN/TURN servers (an empty list works on one network),
-    /// whose own candidates go to `on_candidate`.
+    /// whose own candidates go to `on_candidate`; `relay_only`: through TURN only, so the
+    /// other side never learns this side's addresses.
     pub fn new(
         ice_servers: &[IceServer],
+        relay_only: bool,
         on_candidate: impl Fn(Ice) + 'static,
     ) -> Result<Self, JsValue> {
         let config = RtcConfiguration::new();
+        if relay_only {
+            config.set_ice_transport_policy(RtcIceTransportPolicy::Relay);
+        }
         let servers = serde_json::to_string(ice_servers)
             .ok()
             .and_then(|json| js_sys::JSON::parse(&json).ok())

@@ -35,7 +35,7 @@ thread_local! {
 /// A screen connection whose candidates go out as `ScreenCandidate`s; `to_sharer` on the
 /// viewer's side.
 fn negotiation(to_sharer: bool) -> Result<Negotiation, JsValue> {
-    Negotiation::new(&engine::ice_servers(), move |ice| {
+    Negotiation::new(&engine::ice_servers(), engine::relay_only(), move |ice| {
         engine::send(&Signal::ScreenCandidate { ice, to_sharer })
     })
 }

@@ -32,6 +32,8 @@ pub fn read(engine: Engine, pc: RtcPeerConnection) {
         let mut quality = Quality::default();
         let (mut bytes_in, mut bytes_out, mut lost, mut received) = (0.0, 0.0, 0.0, 0.0);
         let mut now = 0.0;
+        let mut pair: Option<(String, String)> = None;
+        let mut relays = Vec::new();
         report.for_each(&mut |stat, _| {
             now = num(&stat, "timestamp").unwrap_or(now);
             match text(&stat, "type").as_deref() {
@@ -41,6 +43,21 @@ pub fn read(engine: Engine, pc: RtcPeerConnection) {
                     if let Some(rtt) = num(&stat, "currentRoundTripTime") {
                         quality.rtt_ms = Some(rtt * 1000.0);
                     }
+                    if let (Some(local), Some(remote)) = (
+                        text(&stat, "localCandidateId"),
+                        text(&stat, "remoteCandidateId"),
+                    ) {
+                        if get(&stat, "state").and_then(|v| v.as_string()).as_deref()
+                            == Some("succeeded")
+                        {
+                            pair = Some((local, remote));
+                        }
+                    }
+                }
+                Some("local-candidate" | "remote-candidate")
+                    if text(&stat, "candidateType").as_deref() == Some("relay") =>
+                {
+                    relays.extend(text(&stat, "id"));
                 }
                 Some("inbound-rtp") => {
                     bytes_in += num(&stat, "bytesReceived").unwrap_or(0.0);
@@ -66,6 +83,8 @@ pub fn read(engine: Engine, pc: RtcPeerConnection) {
             }
         }
         LAST.set(Some((now, bytes_in, bytes_out)));
+        quality.relayed =
+            pair.map(|(local, remote)| relays.contains(&local) || relays.contains(&remote));
         if received + lost > 0.0 {
             quality.loss_percent = Some(lost * 100.0 / (received + lost));
         }
