@@ -304,19 +304,24 @@ pub fn create(ui: CodeUi) {
             return ui.over("The server's answer was not understood.", true);
         };
         let code = FullCode::new(room_code, OsRng.next_u32());
-        let stored = Stored {
-            app_id: app_id.to_string(),
-            creator: true,
-            sid: random_hex(16),
-            room_code: code.room,
-            secret: code.secret,
-            expires_at: expires_at.to_string(),
-            handled: 0,
-            saved: Saved::default(),
-        };
-        store(&stored);
-        start(ui, stored);
+        enter(ui, true, app_id, code, expires_at);
     });
+}
+
+/// Takes this tab's new place in a room (kept for reloads) and enters it.
+fn enter(ui: CodeUi, creator: bool, app_id: &str, code: FullCode, expires_at: &str) {
+    let stored = Stored {
+        app_id: app_id.to_string(),
+        creator,
+        sid: random_hex(16),
+        room_code: code.room,
+        secret: code.secret,
+        expires_at: expires_at.to_string(),
+        handled: 0,
+        saved: Saved::default(),
+    };
+    store(&stored);
+    start(ui, stored);
 }
 
 /// Redeems the typed code and joins its room.
@@ -362,18 +367,7 @@ pub fn join(ui: CodeUi) {
             return ui.over("The server's answer was not understood.", true);
         };
         ui.draft.set(String::new());
-        let stored = Stored {
-            app_id: app_id.to_string(),
-            creator: false,
-            sid: random_hex(16),
-            room_code: code.room,
-            secret: code.secret,
-            expires_at: expires_at.to_string(),
-            handled: 0,
-            saved: Saved::default(),
-        };
-        store(&stored);
-        start(ui, stored);
+        enter(ui, false, app_id, code, expires_at);
     });
 }
 

@@ -128,12 +128,21 @@ pub fn send(engine: Engine, pc: &RtcPeerConnection, file: File) {
         });
     });
     channel.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+    let why = "The call's connection closed before the file was sent.";
+    keep(engine, id, channel, Box::new(on_open), why);
+}
+
+/// Keeps a file channel and its handler alive until it closes; a close before the end fails
+/// the transfer with `why`.
+fn keep(
+    engine: Engine,
+    id: u32,
+    channel: RtcDataChannel,
+    handler: Box<dyn std::any::Any>,
+    why: &'static str,
+) {
     let on_close = Closure::<dyn FnMut()>::new(move || {
-        fail(
-            engine,
-            id,
-            "The call's connection closed before the file was sent.",
-        );
+        fail(engine, id, why);
         forget(id);
     });
     channel.set_onclose(Some(on_close.as_ref().unchecked_ref()));
@@ -141,7 +150,7 @@ pub fn send(engine: Engine, pc: &RtcPeerConnection, file: File) {
         s.open.push(Open {
             id,
             channel,
-            _handlers: vec![Box::new(on_open), Box::new(on_close)],
+            _handlers: vec![handler, Box::new(on_close)],
         })
     });
 }
@@ -249,18 +258,8 @@ pub fn receive(engine: Engine, channel: RtcDataChannel) {
         }
     });
     channel.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-    let on_close = Closure::<dyn FnMut()>::new(move || {
-        fail(engine, id, "The file did not arrive completely.");
-        forget(id);
-    });
-    channel.set_onclose(Some(on_close.as_ref().unchecked_ref()));
-    STATE.with_borrow_mut(|s| {
-        s.open.push(Open {
-            id,
-            channel,
-            _handlers: vec![Box::new(on_message), Box::new(on_close)],
-        })
-    });
+    let why = "The file did not arrive completely.";
+    keep(engine, id, channel, Box::new(on_message), why);
 }
 
 fn finish(engine: Engine, id: u32, pieces: &js_sys::Array, kind: &str) {
