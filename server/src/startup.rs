@@ -337,7 +337,29 @@ async fn start_turn(
             source,
         })?;
     tracing::info!(addr = %turn.addr, public_ip = %settings.public_ip, "TURN server ready");
-    Ok(Some(Arc::new(turn)))
+    let turn = Arc::new(turn);
+    // Whether browsers will get relayed calls: checked once at start, told in the log.
+    let checked = turn.clone();
+    let metrics = metrics.clone();
+    metrics.turn_self_test(None);
+    tokio::spawn(async move {
+        match checked.self_test().await {
+            Ok(took) => {
+                metrics.turn_self_test(Some(true));
+                tracing::info!(?took, "TURN self-test passed: calls can be relayed")
+            }
+            Err(why) => {
+                metrics.turn_self_test(Some(false));
+                tracing::warn!(
+                    %why,
+                    "TURN self-test failed: calls that need a relay will not connect; check \
+                     PARLOR_TURN_PUBLIC_IP and that UDP {} and the relay ports are open",
+                    checked.addr.port()
+                )
+            }
+        }
+    });
+    Ok(Some(turn))
 }
 
 /// A limit of `max` per `window`, its refusals counted as `name`.

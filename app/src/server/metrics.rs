@@ -76,6 +76,7 @@ pub struct Metrics {
     db_pool: Family<PoolLabels, Gauge>,
     turn_allocations: Gauge,
     turn_relayed: Counter,
+    turn_self_test: Gauge,
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -185,8 +186,16 @@ impl Default for Metrics {
             Unit::Bytes,
             turn_relayed.clone(),
         );
+        let turn_self_test = Gauge::default();
+        registry.register(
+            "turn_self_test_ok",
+            "1 when the built-in TURN server's start-up self-test relayed, 0 when it failed, \
+             -1 while it runs",
+            turn_self_test.clone(),
+        );
         Self {
             registry,
+            turn_self_test,
             turn_allocations,
             turn_relayed,
             http,
@@ -271,6 +280,11 @@ impl Metrics {
     /// A TURN relay allocation opened (`1`) or closed (`-1`).
     pub fn turn_allocation(&self, change: i64) {
         self.turn_allocations.inc_by(change);
+    }
+
+    /// The TURN self-test's outcome: `None` while it runs.
+    pub fn turn_self_test(&self, ok: Option<bool>) {
+        self.turn_self_test.set(ok.map_or(-1, i64::from));
     }
 
     pub fn turn_relayed(&self, bytes: u64) {

@@ -64,6 +64,9 @@ impl std::fmt::Debug for Turn {
 
 pub const REALM: &str = "parlor";
 
+/// How long the start-up self-test may take before it counts as failed.
+const SELF_TEST_WITHIN: Duration = Duration::from_secs(5);
+
 impl Turn {
     pub async fn start(config: &TurnConfig, metrics: Arc<Metrics>) -> std::io::Result<Self> {
         let socket = UdpSocket::bind(config.addr).await?;
@@ -107,6 +110,88 @@ impl Turn {
             username: Some(username),
             credential: Some(credential),
         }
+    }
+
+    /// Checks that the server relays: two clients allocate through its public address with
+    /// fresh credentials and one sends to the other's relay, all within 5 s. The time that
+    /// took, or why not.
+    pub async fn self_test(&self) -> Result<Duration, String> {
+        tokio::time::timeout(SELF_TEST_WITHIN, self.relay_to_itself())
+            .await
+            .unwrap_or_else(|_| {
+                Err(format!(
+                    "no answer from {} within {SELF_TEST_WITHIN:?}",
+                    self.public
+                ))
+            })
+    }
+
+    async fn relay_to_itself(&self) -> Result<Duration, String> {
+        use turn::client::{Client, ClientConfig};
+        let started = std::time::Instant::now();
+        let server = self.public.to_string();
+        let mut clients = Vec::new();
+        let mut relays = Vec::new();
+        for _ in 0..2 {
+            let local = SocketAddr::new(
+                if self.public.is_ipv4() {
+                    IpAddr::from([0, 0, 0, 0])
+                } else {
+                    IpAddr::from([0u16; 8])
+                },
+                0,
+            );
+            let conn = Arc::new(UdpSocket::bind(local).await.map_err(|e| e.to_string())?);
+            let (username, password) = self.secret.mint("self-test", now_secs() + 60);
+            let client = Client::new(ClientConfig {
+                stun_serv_addr: server.clone(),
+                turn_serv_addr: server.clone(),
+                username,
+                password,
+                realm: REALM.into(),
+                software: "parlor self-test".into(),
+                rto_in_ms: 0,
+                conn,
+                vnet: None,
+            })
+            .await
+            .map_err(|e| e.to_string())?;
+            client.listen().await.map_err(|e| e.to_string())?;
+            let relay = client
+                .allocate()
+                .await
+                .map_err(|e| format!("no allocation: {e}"))?;
+            clients.push(client);
+            relays.push(relay);
+        }
+        let (a, b) = (&relays[0], &relays[1]);
+        let (addr_a, addr_b) = (
+            a.local_addr().map_err(|e| e.to_string())?,
+            b.local_addr().map_err(|e| e.to_string())?,
+        );
+        let mut buf = [0u8; 64];
+        let mut result = Err("nothing was relayed within 3 s".to_string());
+        for _ in 0..15 {
+            // Each send also permits the sender's peer.
+            let _ = b.send_to(b"permit", addr_a).await;
+            let _ = a.send_to(b"parlor self-test", addr_b).await;
+            if let Ok(Ok((n, _))) =
+                tokio::time::timeout(Duration::from_millis(200), b.recv_from(&mut buf)).await
+            {
+                if &buf[..n] == b"parlor self-test" {
+                    result = Ok(started.elapsed());
+                    break;
+                }
+            }
+        }
+        // Give the allocations back (a refresh with lifetime 0), then the clients.
+        for relay in &relays {
+            let _ = relay.close().await;
+        }
+        for client in clients {
+            let _ = client.close().await;
+        }
+        result
     }
 
     pub async fn close(&self) {

@@ -18,7 +18,29 @@ use crate::helpers::TestApp;
 
 const SECRET: &str = "a-turn-secret-of-at-least-32-characters";
 
+/// An app with the TURN server on, once its start-up self-test is over (so its allocations
+/// are not counted in a test's).
 async fn turn_app(allowed_peers: &str) -> TestApp {
+    let app = turn_app_starting(allowed_peers).await;
+    for _ in 0..50 {
+        let text = metrics(&app);
+        if sample(&text, "parlor_turn_self_test_ok") == Some(1)
+            && sample(&text, "parlor_turn_allocations") == Some(0)
+        {
+            return app;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the TURN self-test did not pass: {}", metrics(&app));
+}
+
+async fn turn_app_starting(allowed_peers: &str) -> TestApp {
+    turn_app_announcing("127.0.0.1", allowed_peers).await
+}
+
+/// An app whose TURN server listens on 127.0.0.1 and tells browsers it is at `public_ip`.
+async fn turn_app_announcing(public_ip: &str, allowed_peers: &str) -> TestApp {
+    let public_ip = public_ip.parse().unwrap();
     let allowed = allowed_peers
         .split(',')
         .filter(|p| !p.is_empty())
@@ -27,7 +49,7 @@ async fn turn_app(allowed_peers: &str) -> TestApp {
     TestApp::spawn_with(move |c| {
         c.turn = Some(TurnSettings {
             addr: "127.0.0.1:0".parse().unwrap(),
-            public_ip: "127.0.0.1".parse().unwrap(),
+            public_ip,
             relay_ports: (20_000, 60_000),
             secret: Some(Secret::new(SECRET)),
             credential_ttl: Duration::from_secs(3 * 3600),
@@ -75,6 +97,13 @@ fn metrics(app: &TestApp) -> String {
     app.state.metrics.render(PoolUse { open: 0, idle: 0 })
 }
 
+/// The value of the sample line `name <value>` (not its `# HELP` line).
+fn sample(text: &str, name: &str) -> Option<i64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.parse().ok())
+}
+
 #[tokio::test]
 async fn signed_in_sockets_get_credentials_for_the_built_in_turn_server() {
     let app = turn_app("").await;
@@ -116,7 +145,8 @@ async fn two_clients_meet_through_their_relays_and_loopback_peers_are_never_reac
     let relay_b = b.allocate().await.unwrap();
     let (addr_a, addr_b) = (relay_a.local_addr().unwrap(), relay_b.local_addr().unwrap());
     assert_eq!(addr_a.ip().to_string(), "127.0.0.1");
-    assert!(metrics(&app).contains("parlor_turn_allocations 2"));
+    let text = metrics(&app);
+    assert_eq!(sample(&text, "parlor_turn_allocations"), Some(2), "{text}");
 
     // Each side sends once (which also permits the other), then both hear each other.
     relay_a.send_to(b"hello from a", addr_b).await.unwrap();
@@ -202,5 +232,29 @@ async fn expired_forged_and_malformed_credentials_are_refused() {
     let text = metrics(&app);
     assert!(text.contains("turn_credentials_expired"), "{text}");
     assert!(text.contains("turn_credentials_malformed"), "{text}");
-    assert!(text.contains("parlor_turn_allocations 0"), "{text}");
+    assert_eq!(sample(&text, "parlor_turn_allocations"), Some(0), "{text}");
+}
+
+#[tokio::test]
+async fn the_server_checks_at_start_that_it_relays_and_gives_the_allocations_back() {
+    // `turn_app` waits for the self-test to pass and its allocations to be gone (and fails if
+    // they do not); the gauge says so too.
+    let app = turn_app("").await;
+    assert_eq!(sample(&metrics(&app), "parlor_turn_self_test_ok"), Some(1));
+}
+
+#[tokio::test]
+async fn a_server_announcing_an_address_it_is_not_reachable_at_fails_its_self_test() {
+    // Listening on 127.0.0.1, announcing 127.0.0.2: no browser could reach it there.
+    let app = turn_app_announcing("127.0.0.2", "").await;
+    assert_eq!(sample(&metrics(&app), "parlor_turn_self_test_ok"), Some(-1));
+    let mut outcome = None;
+    for _ in 0..80 {
+        outcome = sample(&metrics(&app), "parlor_turn_self_test_ok").filter(|v| *v != -1);
+        if outcome.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(outcome, Some(0), "the self-test should fail within its 5 s");
 }
