@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Every test Parlor has: builds the app, runs the Rust unit and integration tests, then the
-# browser tests in a loopback-only network namespace, then builds the release site and server. Runs all suites even when one fails,
+# browser tests in a loopback-only network namespace, the connectivity matrix, then builds the release site and server. Runs all suites even when one fails,
 # ends with each runner's own summary lines, and exits non-zero if anything failed.
 set -uo pipefail
 
@@ -29,6 +29,10 @@ step "Browser tests (Playwright + Chromium, loopback-only network namespace)"
 scripts/e2e.sh "$@" 2>&1 | tee "$logs/e2e.txt"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
+step "Connectivity matrix (two Chromiums behind routers in network namespaces: scripts/nat-matrix.sh)"
+scripts/nat-matrix.sh 2>&1 | tee "$logs/nat.txt"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+
 # What `make run` serves: a release-only build failure has happened before, so CI builds it.
 step "Release build (what make run serves: parlor_release_build in scripts/env.sh)"
 parlor_release_build 2>&1 | tee "$logs/release.txt"
@@ -40,6 +44,8 @@ echo "Rust (cargo test):"
 grep -E '^test result:|^error(\[|:)' "$logs/rust.txt" | sed 's/^/  /'
 echo "Browser (Playwright):"
 grep -E '^\s+[0-9]+ (passed|failed|flaky|skipped|did not run)|^Error:' "$logs/e2e.txt" | sed 's/^ */  /'
+echo "Connectivity matrix (Playwright):"
+grep -E '^\s+[0-9]+ (passed|failed|flaky|skipped|did not run)|^Error:|^  \{' "$logs/nat.txt" | sed 's/^ */  /'
 echo "Release build:"
 if [ "$release_status" -eq 0 ]; then echo "  ok"; else echo "  FAILED (see above)"; fi
 exit "$status"

@@ -1,6 +1,6 @@
 // What several specs do the same way: unique accounts, waiting for hydration, signing up,
 // people in browsers of their own, and making them friends.
-import { expect, type Browser, type Page } from '@playwright/test';
+import { expect, type Browser, type BrowserContextOptions, type Page } from '@playwright/test';
 
 export const PASSWORD = 'correct horse battery';
 
@@ -35,8 +35,13 @@ export type Person = {
   setOffline: (offline: boolean) => Promise<void>;
 };
 
-export async function person(browser: Browser, who: string, tag: string): Promise<Person> {
-  const context = await browser.newContext();
+export async function person(
+  browser: Browser,
+  who: string,
+  tag: string,
+  options?: BrowserContextOptions,
+): Promise<Person> {
+  const context = await browser.newContext(options);
   const page = await context.newPage();
   const name = `${who} ${tag}`;
   await signUp(page, uniqueEmail(who.toLowerCase()), name);

@@ -42,11 +42,7 @@ pub fn QualityPanel(ui: CallUi) -> impl IntoView {
                 </dd>
                 <dt>"Route"</dt>
                 <dd data-testid="quality-route">
-                    {move || match engine.quality.get().relayed {
-                        Some(true) => "Relayed through the server",
-                        Some(false) => "Direct",
-                        None => "…",
-                    }}
+                    {move || engine.quality.get().route.map_or("…", |r| r.label())}
                 </dd>
                 <dt>"Video received"</dt>
                 <dd data-testid="quality-resolution">

@@ -99,8 +99,43 @@ pub struct Quality {
     pub kbps_out: Option<f64>,
     pub loss_percent: Option<f64>,
     pub resolution: Option<(u32, u32)>,
-    /// Whether media goes through a TURN relay (`Some(true)`) or directly.
-    pub relayed: Option<bool>,
+    /// Which way the media goes, once a candidate pair carries it.
+    pub route: Option<Route>,
+}
+
+/// The way a call's media goes, from the candidate pair in use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// Host to host: the two browsers reach each other's own addresses.
+    Direct,
+    /// Directly, but through at least one NAT (a reflexive address on either end).
+    ThroughNat,
+    /// Through a TURN relay; `tcp` when this browser reaches its relay over TCP or TLS.
+    Relayed { tcp: bool },
+}
+
+impl Route {
+    /// The route of a candidate pair from its local candidate (type, and the protocol a relay
+    /// candidate reaches its server by) and its remote candidate's type.
+    pub fn of(local: Option<(&str, Option<&str>)>, remote: Option<&str>) -> Route {
+        match (local, remote) {
+            (Some(("relay", protocol)), _) => Route::Relayed {
+                tcp: matches!(protocol, Some("tcp" | "tls")),
+            },
+            (_, Some("relay")) => Route::Relayed { tcp: false },
+            (Some(("host", _)), Some("host")) => Route::Direct,
+            _ => Route::ThroughNat,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Route::Direct => "Direct",
+            Route::ThroughNat => "Direct, through NAT",
+            Route::Relayed { tcp: false } => "Relayed through the server",
+            Route::Relayed { tcp: true } => "Relayed through the server over TCP",
+        }
+    }
 }
 
 /// A camera or microphone the browser offers.
@@ -338,5 +373,35 @@ impl Engine {
 impl Default for Engine {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Route;
+
+    #[test]
+    fn a_candidate_pair_tells_its_route() {
+        assert_eq!(Route::of(Some(("host", None)), Some("host")), Route::Direct);
+        assert_eq!(
+            Route::of(Some(("srflx", None)), Some("host")),
+            Route::ThroughNat
+        );
+        assert_eq!(
+            Route::of(Some(("host", None)), Some("prflx")),
+            Route::ThroughNat
+        );
+        assert_eq!(
+            Route::of(Some(("relay", Some("udp"))), Some("srflx")),
+            Route::Relayed { tcp: false }
+        );
+        assert_eq!(
+            Route::of(Some(("relay", Some("tcp"))), Some("relay")),
+            Route::Relayed { tcp: true }
+        );
+        assert_eq!(
+            Route::of(Some(("prflx", None)), Some("relay")),
+            Route::Relayed { tcp: false }
+        );
     }
 }

@@ -8,7 +8,7 @@ use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use web_sys::RtcPeerConnection;
 
-use super::{Engine, Quality};
+use super::{Engine, Quality, Route};
 
 thread_local! {
     /// The previous reading: `(time ms, bytes in, bytes out)`, for bitrates.
@@ -33,7 +33,8 @@ pub fn read(engine: Engine, pc: RtcPeerConnection) {
         let (mut bytes_in, mut bytes_out, mut lost, mut received) = (0.0, 0.0, 0.0, 0.0);
         let mut now = 0.0;
         let mut pair: Option<(String, String)> = None;
-        let mut relays = Vec::new();
+        // Candidate id → (type, the protocol a local relay candidate reaches its server by).
+        let mut candidates = std::collections::HashMap::new();
         report.for_each(&mut |stat, _| {
             now = num(&stat, "timestamp").unwrap_or(now);
             match text(&stat, "type").as_deref() {
@@ -54,10 +55,12 @@ pub fn read(engine: Engine, pc: RtcPeerConnection) {
                         }
                     }
                 }
-                Some("local-candidate" | "remote-candidate")
-                    if text(&stat, "candidateType").as_deref() == Some("relay") =>
-                {
-                    relays.extend(text(&stat, "id"));
+                Some("local-candidate" | "remote-candidate") => {
+                    if let (Some(id), Some(kind)) =
+                        (text(&stat, "id"), text(&stat, "candidateType"))
+                    {
+                        candidates.insert(id, (kind, text(&stat, "relayProtocol")));
+                    }
                 }
                 Some("inbound-rtp") => {
                     bytes_in += num(&stat, "bytesReceived").unwrap_or(0.0);
@@ -83,8 +86,13 @@ pub fn read(engine: Engine, pc: RtcPeerConnection) {
             }
         }
         LAST.set(Some((now, bytes_in, bytes_out)));
-        quality.relayed =
-            pair.map(|(local, remote)| relays.contains(&local) || relays.contains(&remote));
+        quality.route = pair.map(|(local, remote)| {
+            let (local, remote) = (candidates.get(&local), candidates.get(&remote));
+            Route::of(
+                local.map(|(kind, relay_protocol)| (kind.as_str(), relay_protocol.as_deref())),
+                remote.map(|(kind, _)| kind.as_str()),
+            )
+        });
         if received + lost > 0.0 {
             quality.loss_percent = Some(lost * 100.0 / (received + lost));
         }

@@ -1,10 +1,11 @@
-//! The built-in TURN server (webrtc-rs `turn`, in this process): a UDP listener, relay
+//! The built-in TURN server (webrtc-rs `turn`, in this process): UDP and TCP listeners, relay
 //! sockets from a port range, short-lived REST credentials ([`credentials`]), a peer policy
 //! that keeps relayed data away from private networks ([`peers`]), and the ICE server entry
 //! handed to browsers. Allocations and relayed bytes are counted in `/metrics`.
 
 pub mod credentials;
 pub mod peers;
+pub mod tcp;
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -31,7 +32,7 @@ use peers::PeerPolicy;
 /// How the TURN server is set up (from `crate::config`).
 #[derive(Clone, Debug)]
 pub struct TurnConfig {
-    /// Where it listens (UDP).
+    /// Where it listens (UDP, and TCP on the same port).
     pub addr: SocketAddr,
     /// The address browsers reach it at, and relay addresses carry.
     pub public_ip: IpAddr,
@@ -69,7 +70,7 @@ const SELF_TEST_WITHIN: Duration = Duration::from_secs(5);
 
 impl Turn {
     pub async fn start(config: &TurnConfig, metrics: Arc<Metrics>) -> std::io::Result<Self> {
-        let socket = UdpSocket::bind(config.addr).await?;
+        let (socket, listener) = bind(config.addr).await?;
         let addr = socket.local_addr()?;
         let relays = Relays {
             bind_ip: config.addr.ip(),
@@ -79,10 +80,16 @@ impl Turn {
             metrics: metrics.clone(),
         };
         let server = Server::new(ServerConfig {
-            conn_configs: vec![ConnConfig {
-                conn: Arc::new(socket),
-                relay_addr_generator: Box::new(relays),
-            }],
+            conn_configs: vec![
+                ConnConfig {
+                    conn: Arc::new(socket),
+                    relay_addr_generator: Box::new(relays.clone()),
+                },
+                ConnConfig {
+                    conn: Arc::new(tcp::TcpTurn::new(listener)?),
+                    relay_addr_generator: Box::new(relays),
+                },
+            ],
             realm: REALM.into(),
             auth_handler: Arc::new(RestAuth {
                 secret: config.secret.clone(),
@@ -106,7 +113,10 @@ impl Turn {
     pub fn ice_server(&self, principal: &str) -> IceServer {
         let (username, credential) = self.secret.mint(principal, now_secs() + self.ttl.as_secs());
         IceServer {
-            urls: vec![format!("turn:{}?transport=udp", self.public)],
+            urls: vec![
+                format!("turn:{}?transport=udp", self.public),
+                format!("turn:{}?transport=tcp", self.public),
+            ],
             username: Some(username),
             credential: Some(credential),
         }
@@ -201,7 +211,26 @@ impl Turn {
     }
 }
 
+/// The UDP socket and TCP listener on one port (any free one, the same for both, when
+/// `addr` asks for port 0).
+async fn bind(addr: SocketAddr) -> std::io::Result<(UdpSocket, tokio::net::TcpListener)> {
+    let mut tries = 0;
+    loop {
+        let socket = UdpSocket::bind(addr).await?;
+        let port = socket.local_addr()?.port();
+        match tokio::net::TcpListener::bind(SocketAddr::new(addr.ip(), port)).await {
+            Ok(listener) => return Ok((socket, listener)),
+            Err(error) if addr.port() == 0 && tries < 10 => {
+                tracing::debug!(%error, port, "TCP port taken, another try");
+                tries += 1;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
 /// Relay sockets: one per allocation, from the port range, behind the peer policy.
+#[derive(Clone)]
 struct Relays {
     bind_ip: IpAddr,
     public_ip: IpAddr,

@@ -1,16 +1,22 @@
 //! The built-in TURN server: credentials minted per principal reach the browser, allocations
 //! relay between two clients through it (its own relay addresses are allowed peers even on
 //! loopback), other loopback or private peers are never relayed to, and expired, forged or
-//! malformed credentials are refused. A real TURN client (webrtc-rs) over real UDP.
+//! malformed credentials are refused. A real TURN client (webrtc-rs) over real UDP, and over
+//! TCP (framed as RFC 8656 says) where UDP is blocked.
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use app::{protocol::ServerMsg, server::metrics::PoolUse};
+use server::turn::tcp::{framed, read_frame};
 use server::{
     config::{Secret, TurnSettings},
     turn::{credentials::now_secs, TurnSecret},
 };
-use tokio::net::UdpSocket;
+use tokio::{
+    io::{AsyncReadExt, AsyncWriteExt},
+    net::{tcp, TcpStream, UdpSocket},
+    sync::Mutex,
+};
 use turn::client::{Client, ClientConfig};
 use webrtc_util::Conn;
 
@@ -60,8 +66,23 @@ async fn turn_app_announcing(public_ip: &str, allowed_peers: &str) -> TestApp {
 }
 
 async fn client(app: &TestApp, username: &str, password: &str) -> Client {
-    let turn = app.turn_addr.unwrap().to_string();
     let conn = Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    client_on(app, conn, username, password).await
+}
+
+/// A TURN client that reaches the server over TCP.
+async fn tcp_client(app: &TestApp, username: &str, password: &str) -> Client {
+    let stream = TcpStream::connect(app.turn_addr.unwrap()).await.unwrap();
+    client_on(app, Arc::new(TcpClient::new(stream)), username, password).await
+}
+
+async fn client_on(
+    app: &TestApp,
+    conn: Arc<dyn Conn + Send + Sync>,
+    username: &str,
+    password: &str,
+) -> Client {
+    let turn = app.turn_addr.unwrap().to_string();
     let client = Client::new(ClientConfig {
         stun_serv_addr: turn.clone(),
         turn_serv_addr: turn,
@@ -114,7 +135,13 @@ async fn signed_in_sockets_get_credentials_for_the_built_in_turn_server() {
     };
     let turn = ice_servers.last().expect("a TURN entry");
     let port = app.turn_addr.unwrap().port();
-    assert_eq!(turn.urls, [format!("turn:127.0.0.1:{port}?transport=udp")]);
+    assert_eq!(
+        turn.urls,
+        [
+            format!("turn:127.0.0.1:{port}?transport=udp"),
+            format!("turn:127.0.0.1:{port}?transport=tcp")
+        ]
+    );
     let username = turn.username.as_deref().unwrap();
     let (expiry, principal) = username.split_once(':').unwrap();
     assert_eq!(principal, format!("u{}", ann.id));
@@ -257,4 +284,168 @@ async fn a_server_announcing_an_address_it_is_not_reachable_at_fails_its_self_te
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(outcome, Some(0), "the self-test should fail within its 5 s");
+}
+
+/// A TURN client's TCP connection, seen by the webrtc-rs client as a datagram socket.
+struct TcpClient {
+    server: SocketAddr,
+    local: SocketAddr,
+    reader: Mutex<tcp::OwnedReadHalf>,
+    writer: Mutex<tcp::OwnedWriteHalf>,
+}
+
+impl TcpClient {
+    fn new(stream: TcpStream) -> Self {
+        let (server, local) = (stream.peer_addr().unwrap(), stream.local_addr().unwrap());
+        let (reader, writer) = stream.into_split();
+        Self {
+            server,
+            local,
+            reader: Mutex::new(reader),
+            writer: Mutex::new(writer),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Conn for TcpClient {
+    async fn connect(&self, _: SocketAddr) -> webrtc_util::Result<()> {
+        Ok(())
+    }
+    async fn recv(&self, buf: &mut [u8]) -> webrtc_util::Result<usize> {
+        Ok(self.recv_from(buf).await?.0)
+    }
+    async fn recv_from(&self, buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
+        let frame = read_frame(&mut *self.reader.lock().await)
+            .await
+            .ok_or(webrtc_util::Error::ErrUseClosedNetworkConn)?;
+        buf[..frame.len()].copy_from_slice(&frame);
+        Ok((frame.len(), self.server))
+    }
+    async fn send(&self, buf: &[u8]) -> webrtc_util::Result<usize> {
+        self.send_to(buf, self.server).await
+    }
+    async fn send_to(&self, buf: &[u8], _: SocketAddr) -> webrtc_util::Result<usize> {
+        self.writer
+            .lock()
+            .await
+            .write_all(&framed(buf))
+            .await
+            .map_err(|e| webrtc_util::Error::Other(e.to_string()))?;
+        Ok(buf.len())
+    }
+    fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {
+        Ok(self.local)
+    }
+    fn remote_addr(&self) -> Option<SocketAddr> {
+        Some(self.server)
+    }
+    async fn close(&self) -> webrtc_util::Result<()> {
+        let _ = self.writer.lock().await.shutdown().await;
+        Ok(())
+    }
+    fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {
+        self
+    }
+}
+
+#[tokio::test]
+async fn a_client_with_udp_blocked_allocates_over_tcp_and_meets_a_udp_client_through_the_relays() {
+    let app = turn_app("").await;
+    let (user_a, pass_a) = credentials("u1", now_secs() + 600);
+    let (user_b, pass_b) = credentials("u2", now_secs() + 600);
+    let a = tcp_client(&app, &user_a, &pass_a).await;
+    let b = client(&app, &user_b, &pass_b).await;
+    let relay_a = a.allocate().await.expect("an allocation over TCP");
+    let relay_b = b.allocate().await.unwrap();
+    let (addr_a, addr_b) = (relay_a.local_addr().unwrap(), relay_b.local_addr().unwrap());
+    let (mut got_a, mut got_b) = (None, None);
+    for _ in 0..10 {
+        relay_a.send_to(b"over tcp", addr_b).await.unwrap();
+        relay_b.send_to(b"over udp", addr_a).await.unwrap();
+        got_b = got_b.or(heard(&relay_b, Duration::from_millis(200)).await);
+        got_a = got_a.or(heard(&relay_a, Duration::from_millis(200)).await);
+        if got_a.is_some() && got_b.is_some() {
+            break;
+        }
+    }
+    assert_eq!(got_b.expect("b heard a"), (b"over tcp".to_vec(), addr_a));
+    assert_eq!(got_a.expect("a heard b"), (b"over udp".to_vec(), addr_b));
+    // A forged password is refused over TCP as over UDP.
+    let forged = tcp_client(&app, &user_a, "AAAAAAAAAAAAAAAAAAAAAAAAAAA=").await;
+    assert!(forged.allocate().await.is_err());
+    a.close().await.unwrap();
+    b.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_tcp_listener_closes_what_is_not_turn_and_caps_connections_per_address() {
+    let app = turn_app("").await;
+    let addr = app.turn_addr.unwrap();
+    // Not TURN: closed at once, without an answer.
+    let mut http = TcpStream::connect(addr).await.unwrap();
+    http.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(5), http.read(&mut buf))
+        .await
+        .expect("closed, not left open");
+    assert_eq!(n.unwrap_or(0), 0);
+
+    // 32 connections from one address stay open; more are closed at once.
+    let mut open = Vec::new();
+    for _ in 0..32 {
+        open.push(TcpStream::connect(addr).await.unwrap());
+    }
+    let mut refused = 0;
+    for _ in 0..8 {
+        let mut extra = TcpStream::connect(addr).await.unwrap();
+        if let Ok(read) = tokio::time::timeout(Duration::from_secs(2), extra.read(&mut buf)).await {
+            assert_eq!(read.unwrap_or(0), 0);
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 8, "every connection over the cap is closed");
+    // The first 32 are still there (they have 10 s to send a first frame).
+    let mut first = open.remove(0);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), first.read(&mut buf))
+            .await
+            .is_err(),
+        "a connection under the cap stays open"
+    );
+}
+
+#[tokio::test]
+async fn tcp_clients_that_leave_do_not_take_the_listener_or_the_others_with_them() {
+    let app = turn_app("").await;
+    let (user, pass) = credentials("u1", now_secs() + 600);
+    let keep = tcp_client(&app, &user, &pass).await;
+    let kept = keep.allocate().await.expect("an allocation over TCP");
+    for _ in 0..3 {
+        let a = tcp_client(&app, &user, &pass).await;
+        let relay = a.allocate().await.expect("an allocation over TCP");
+        relay.close().await.unwrap();
+        a.close().await.unwrap();
+        drop(a);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let b = client(&app, &user, &pass).await;
+    let relay_b = b.allocate().await.unwrap();
+    let mut got = None;
+    for _ in 0..10 {
+        relay_b
+            .send_to(b"still there?", kept.local_addr().unwrap())
+            .await
+            .unwrap();
+        kept.send_to(b"yes", relay_b.local_addr().unwrap())
+            .await
+            .unwrap();
+        got = got.or(heard(&kept, Duration::from_millis(200)).await);
+        if got.is_some() {
+            break;
+        }
+    }
+    assert!(got.is_some(), "the kept TCP client still hears its peer");
 }
