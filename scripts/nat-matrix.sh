@@ -2,14 +2,15 @@
 # The connectivity matrix: two Chromiums, each in a network namespace of its own behind a
 # router of its own, call each other through a Parlor server on a third "public" network,
 # with the routers set up as each case says (no NAT, cone NAT, symmetric NAT, UDP blocked,
-# 5 % loss, an address that changes mid-call). Every address belongs to namespaces this
+# 5 % loss, an address that changes mid-call: the browser's own, or its router's public one). Every address belongs to namespaces this
 # script makes (198.18.0.0/15 is the benchmarking block, 10.0.x private); nothing leaves the
 # machine: the whole run happens inside a fresh namespace with only loopback, and the test
 # namespaces are linked only to each other. Needs root (netns, veth, nftables).
 #
 #   scripts/nat-matrix.sh [playwright args]   # sets up, starts the server, runs the matrix
 #   scripts/nat-matrix.sh net <case>          # (the spec) reconfigures the routers for a case
-#   scripts/nat-matrix.sh net switch          # (the spec) changes side A's address mid-call
+#   scripts/nat-matrix.sh net move-a          # (the spec) changes side A's address mid-call
+#   scripts/nat-matrix.sh net rebind-a        # (the spec) changes A's router's public address
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -111,18 +112,21 @@ table ip internet {
 NFT
 }
 
-# Side A back on 10.0.1.2 (the switch case moves it).
+# Side A back on 10.0.1.2 behind 198.18.1.2 (the switch and rebind cases move it).
 reset_side_a() {
   in_ns a ip addr flush dev eth0
   in_ns a ip addr add 10.0.1.2/24 dev eth0
   in_ns a ip route replace default via 10.0.1.1
+  in_ns ra ip addr flush dev wan
+  in_ns ra ip addr add 198.18.1.2/24 dev wan
+  in_ns ra ip route replace default via 198.18.1.1
 }
 
 configure() {
   local case=$1
   case "$case" in
     direct) reset_side_a; internet_rules routed 0; nat=none; udp= ;;
-    cone | switch) reset_side_a; internet_rules none 0; nat=cone; udp= ;;
+    cone | switch | rebind) reset_side_a; internet_rules none 0; nat=cone; udp= ;;
     symmetric) reset_side_a; internet_rules none 0; nat=symmetric; udp= ;;
     udp-blocked) reset_side_a; internet_rules none 0; nat=cone; udp=no-udp ;;
     loss) reset_side_a; internet_rules none 5; nat=cone; udp= ;;
@@ -141,10 +145,20 @@ switch_side_a() {
   in_ns a ip route replace default via 10.0.1.1
 }
 
+# Side A's router gets another public address mid-call, as when a carrier renumbers a line:
+# the browser sees no change of its own; its NAT mappings (media and socket) are gone.
+rebind_side_a() {
+  in_ns ra sysctl -qw net.ipv4.conf.wan.promote_secondaries=1
+  in_ns ra ip addr add 198.18.1.3/24 dev wan
+  in_ns ra ip addr del 198.18.1.2/24 dev wan
+  in_ns ra ip route replace default via 198.18.1.1
+}
+
 if [ "${1:-}" = net ]; then
   [ -n "$P" ] || { echo "PARLOR_NAT_PREFIX is not set: run scripts/nat-matrix.sh" >&2; exit 2; }
   case "${2:-}" in
-    switch) switch_side_a ;;
+    move-a) switch_side_a ;;
+    rebind-a) rebind_side_a ;;
     *) configure "${2:-}" ;;
   esac
   exit 0
@@ -191,7 +205,6 @@ ip netns exec "$(ns srv)" env \
   PARLOR_DATA_DIR="$work/data" \
   PARLOR_LOG="${PARLOR_LOG:-warn}" \
   PARLOR_AUTH_ATTEMPTS_PER_IP=10000 \
-  PARLOR_WS_HEARTBEAT_MS=2000 \
   LEPTOS_SITE_ROOT="${PARLOR_E2E_SITE_ROOT:-$here/target/site}" \
   "$server" >"$work/server.log" 2>&1 &
 server_pid=$!

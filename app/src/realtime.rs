@@ -89,6 +89,14 @@ impl Realtime {
         let _ = handler;
     }
 
+    /// Checks the connection now instead of at the next heartbeat (a call's media path just
+    /// broke, so the network may have changed under it): unanswered within 1.5 s, it is
+    /// replaced by a new one.
+    pub fn probe(self) {
+        #[cfg(feature = "hydrate")]
+        client::probe();
+    }
+
     /// Sends a message now if connected; returns whether it went out.
     pub fn send(self, message: &ClientMsg) -> bool {
         #[cfg(feature = "hydrate")]
@@ -456,6 +464,34 @@ mod client {
         with(|s| s.resuming = Some(after));
         send(&ClientMsg::Resume { after });
     }
+
+    /// A ping that must be answered within [`PROBE_WITHIN`], or the socket is replaced.
+    pub fn probe() {
+        let asked = js_sys::Date::now();
+        let probed = with(|s| s.socket.as_ref().map(|c| c.ws.clone()));
+        if probed.is_none() || !send(&ClientMsg::Ping) {
+            return; // Not open: reconnecting is already under way.
+        }
+        set_timeout(
+            move || {
+                let (same, answered) = with(|s| {
+                    (
+                        s.socket.as_ref().map(|c| c.ws.clone()) == probed,
+                        s.last_frame >= asked,
+                    )
+                });
+                if same && !answered {
+                    leptos::logging::warn!("the connection did not answer a probe; reconnecting");
+                    drop_socket(4000);
+                    with(|s| s.attempt = 0);
+                    schedule_retry();
+                }
+            },
+            PROBE_WITHIN,
+        );
+    }
+
+    const PROBE_WITHIN: Duration = Duration::from_millis(1500);
 
     /// Every heartbeat: ping, and give up on a connection silent for two intervals.
     fn start_ticker(heartbeat_ms: u64) {

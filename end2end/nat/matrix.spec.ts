@@ -55,6 +55,29 @@ async function framesAdvance(page: Page, n: number, timeout: number) {
   await expect.poll(() => frames(page), { timeout, intervals: [100] }).toBeGreaterThan(start + n);
 }
 
+/**
+ * Milliseconds from `since` until the remote video of every page has played a fresh run of
+ * frames: at least 5 in a half-second window that starts after `since` (frames the jitter
+ * buffer held before a break do not make a run).
+ */
+async function recovered(pages: Page[], since: number, timeout: number): Promise<number> {
+  const history: { at: number; frames: number }[][] = pages.map(() => []);
+  const done: (number | undefined)[] = pages.map(() => undefined);
+  while (Date.now() - since < timeout) {
+    for (const [i, page] of pages.entries()) {
+      if (done[i] !== undefined) continue;
+      const at = Date.now();
+      const now = { at, frames: await frames(page) };
+      const start = history[i].find((h) => h.at >= since && at - h.at >= 500);
+      if (start && now.frames - start.frames >= 5) done[i] = at - since;
+      history[i].push(now);
+    }
+    if (done.every((d) => d !== undefined)) return Math.max(...(done as number[]));
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`the video did not come back within ${timeout} ms`);
+}
+
 /** What the Quality panel says: the route, and the packet loss as a number. */
 async function quality(p: Person) {
   await p.page.getByRole('button', { name: 'Quality' }).click();
@@ -72,6 +95,8 @@ type Case = {
   title: string;
   /** The route each side's Quality panel must show. */
   route: RegExp;
+  /** What changes mid-call (`scripts/nat-matrix.sh net <change>`), if anything. */
+  change?: string;
 };
 
 const cases: Case[] = [
@@ -94,12 +119,20 @@ const cases: Case[] = [
   {
     name: 'loss',
     title: '5 % of the packets lost on the way: the call still connects and plays',
-    route: /^Direct, through NAT$/,
+    // Lost hole-punching checks may make the relay's pair the first that works: either is right.
+    route: /^(Direct, through NAT|Relayed through the server)$/,
   },
   {
     name: 'switch',
     title: "side A's address changes mid-call: the call comes back by itself",
     route: /^Direct, through NAT$/,
+    change: 'move-a',
+  },
+  {
+    name: 'rebind',
+    title: "side A's router gets a new public address mid-call (A notices nothing): the call comes back",
+    route: /^Direct, through NAT$/,
+    change: 'rebind-a',
   },
 ];
 
@@ -138,14 +171,15 @@ for (const c of cases) {
         lossPercent: seen.map((q) => q.loss),
       };
 
-      if (c.name === 'switch') {
+      if (c.change) {
         const moved = Date.now();
-        net('switch');
+        net(c.change);
         // The old path is dead; the call must come back with no one touching anything.
-        await Promise.all([framesAdvance(ann.page, 10, 30_000), framesAdvance(bob.page, 10, 30_000)]);
-        // Frames buffered before the switch do not count: wait for a fresh run of them.
-        await Promise.all([framesAdvance(ann.page, 10, 30_000), framesAdvance(bob.page, 10, 30_000)]);
-        result.recoveryMs = Date.now() - moved;
+        const recoveryMs = await recovered([ann.page, bob.page], moved, 30_000);
+        result.recoveryMs = recoveryMs;
+        // The goal is under 5 s (measured ~2–3 s here); before the media watchdog a path that
+        // died unseen took ~10 s. The bound leaves room for a loaded machine.
+        expect(recoveryMs).toBeLessThan(6_000);
         await expect(ann.page.getByTestId('call-status')).toHaveText('Connected');
         await expect(bob.page.getByTestId('call-status')).toHaveText('Connected');
         result.routesAfter = [(await quality(ann)).route, (await quality(bob)).route];

@@ -167,6 +167,10 @@ impl Signaling for SocketChannel {
         self.ui.hang_up();
         self.ui.phase.set(Phase::Ended(why.into()));
     }
+
+    fn media_lost(&self) {
+        self.ui.realtime.probe();
+    }
 }
 
 impl CallUi {

@@ -29,7 +29,24 @@ struct State {
     queue: VecDeque<Signal>,
     pumping: bool,
     remote: Option<MediaStream>,
+    /// Whether media still arrives (see [`watch`]).
+    watch: Watch,
+    watchdog: Option<IntervalHandle>,
 }
+
+/// Inbound media seen by the watchdog: bytes so far, when they last grew, when it last
+/// restarted ICE (all in ms since the epoch).
+#[derive(Default)]
+struct Watch {
+    bytes: f64,
+    grew_at: f64,
+    recovered_at: f64,
+}
+
+/// No inbound media for this long while connected: the path is lost.
+const SILENCE_MS: f64 = 1500.0;
+/// The watchdog's restarts are at least this far apart (a restart takes a moment).
+const RECOVER_EVERY_MS: f64 = 4000.0;
 
 thread_local! {
     static STATE: RefCell<State> = RefCell::new(State::default());
@@ -147,20 +164,22 @@ pub fn connect(engine: Engine, you_offer: bool, ice_servers: Vec<IceServer>) {
             RtcPeerConnectionState::Connected => engine.link.set(Link::Connected),
             RtcPeerConnectionState::Disconnected => {
                 engine.link.set(Link::Reconnecting);
-                // Give the network a moment, then restart ICE if it did not come back.
+                media_lost();
+                // Give the path a moment to come back by itself, then restart ICE.
                 let pc = watched.clone();
                 set_timeout(
                     move || {
                         if pc.connection_state() == RtcPeerConnectionState::Disconnected {
-                            restart_ice(engine);
+                            recover(engine);
                         }
                     },
-                    Duration::from_secs(2),
+                    RESTART_AFTER,
                 );
             }
             RtcPeerConnectionState::Failed => {
                 engine.link.set(Link::Failed);
-                restart_ice(engine);
+                media_lost();
+                recover(engine);
             }
             _ => {}
         });
@@ -186,6 +205,7 @@ pub fn connect(engine: Engine, you_offer: bool, ice_servers: Vec<IceServer>) {
         camera.keep(on_channel);
         camera.keep(on_track);
         camera.keep(on_state);
+        watch(engine, pc.clone());
         for track in tracks(&stream) {
             pc.add_track_0(&track, &stream);
         }
@@ -234,6 +254,7 @@ async fn apply(engine: Engine, camera: &Negotiation, signal: Signal) -> Result<(
         }
         Signal::Answer { sdp } => camera.accept(&sdp).await?,
         Signal::Candidate { ice } => camera.add_candidate(ice).await?,
+        Signal::RestartIce => restart_ice(engine),
         Signal::Media { .. } | Signal::Recording { .. } => {}
         other => screen::receive(engine, other).await?,
     }
@@ -242,6 +263,85 @@ async fn apply(engine: Engine, camera: &Negotiation, signal: Signal) -> Result<(
 
 pub fn media_connected() -> bool {
     camera_pc().is_some_and(|pc| pc.connection_state() == RtcPeerConnectionState::Connected)
+}
+
+/// Checks twice a second that media still arrives. A path that dies while the browser notices
+/// no change of its own (its router got a new public address, a NAT forgot its mapping)
+/// takes Chrome several seconds to call "disconnected"; no inbound bytes for [`SILENCE_MS`]
+/// is enough here. When media flows again the call is shown connected again.
+fn watch(engine: Engine, pc: RtcPeerConnection) {
+    let handle = set_interval_with_handle(
+        move || {
+            let pc = pc.clone();
+            leptos::task::spawn_local(async move {
+                let Ok(report) = wasm_bindgen_futures::JsFuture::from(pc.get_stats()).await else {
+                    return;
+                };
+                let report: js_sys::Map = report.unchecked_into();
+                let mut bytes = 0.0;
+                report.for_each(&mut |stat, _| {
+                    let field = |k: &str| js_sys::Reflect::get(&stat, &k.into()).ok();
+                    if field("type").and_then(|t| t.as_string()).as_deref() == Some("inbound-rtp") {
+                        bytes += field("bytesReceived")
+                            .and_then(|b| b.as_f64())
+                            .unwrap_or(0.0);
+                    }
+                });
+                let now = js_sys::Date::now();
+                let (grew, lost) = with(|s| {
+                    let w = &mut s.watch;
+                    if bytes > w.bytes {
+                        w.bytes = bytes;
+                        w.grew_at = now;
+                        return (true, false);
+                    }
+                    let lost = w.bytes > 0.0
+                        && now - w.grew_at >= SILENCE_MS
+                        && now - w.recovered_at >= RECOVER_EVERY_MS;
+                    if lost {
+                        w.recovered_at = now;
+                    }
+                    (false, lost)
+                });
+                let connected = pc.connection_state() == RtcPeerConnectionState::Connected;
+                if grew && connected && engine.link.get_untracked() == Link::Reconnecting {
+                    engine.link.set(Link::Connected);
+                } else if lost && pc.connection_state() != RtcPeerConnectionState::Closed {
+                    leptos::logging::warn!("no media for a while: restarting ICE");
+                    engine.link.set(Link::Reconnecting);
+                    media_lost();
+                    recover(engine);
+                }
+            });
+        },
+        Duration::from_millis(500),
+    );
+    with(|s| {
+        s.watch = Watch::default();
+        if let Some(old) = std::mem::replace(&mut s.watchdog, handle.ok()) {
+            old.clear();
+        }
+    });
+}
+
+/// How long a disconnected media path may take to come back by itself before ICE restarts.
+const RESTART_AFTER: Duration = Duration::from_secs(1);
+
+/// Tells the channel the media path broke (it may check itself at once).
+fn media_lost() {
+    if let Some(channel) = with(|s| s.channel.clone()) {
+        channel.media_lost();
+    }
+}
+
+/// The media path is gone: the offering side restarts ICE, the other side asks it to (so
+/// either side noticing is enough).
+fn recover(engine: Engine) {
+    if with(|s| s.you_offer) {
+        restart_ice(engine);
+    } else {
+        send(&Signal::RestartIce);
+    }
 }
 
 /// After a network change: the offering side renegotiates with fresh ICE candidates.
@@ -282,6 +382,9 @@ pub fn close() {
         s.remote = None;
         s.queue.clear();
         s.you_offer = false;
+        if let Some(watchdog) = s.watchdog.take() {
+            watchdog.clear();
+        }
         s.camera.take()
     });
     if let Some(camera) = camera {

@@ -51,6 +51,10 @@ pub trait Signaling {
     fn send(&self, signal: &Signal);
     /// The engine cannot carry on (no camera or microphone): end the call, saying why.
     fn give_up(&self, why: &str);
+    /// The media path broke, perhaps because the network changed: a transport that can
+    /// check itself now (rather than at its next heartbeat) does, so the ICE restart that
+    /// follows is not sent into a dead connection.
+    fn media_lost(&self) {}
 }
 
 /// The largest file one side may send the other during a call (it is held in memory).

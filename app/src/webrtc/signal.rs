@@ -48,6 +48,8 @@ pub enum Signal {
         to_sharer: bool,
     },
     ScreenStopped,
+    /// The sender lost the media path and does not offer: the offering side restarts ICE.
+    RestartIce,
 }
 
 #[cfg(test)]
