@@ -96,6 +96,17 @@ pub struct Config {
     pub metrics_token: Option<Secret>,
     /// The built-in TURN server (`PARLOR_TURN`, on by default), or `None`.
     pub turn: Option<TurnSettings>,
+    /// `PARLOR_TURN_EXTERNAL`: an external TURN server's URLs, minted credentials with
+    /// `PARLOR_TURN_SECRET` (required then) like the built-in one's.
+    pub external_turn: Option<ExternalTurn>,
+}
+
+/// A TURN server of the operator's (coturn with `use-auth-secret`).
+#[derive(Clone, Debug)]
+pub struct ExternalTurn {
+    pub urls: Vec<String>,
+    pub secret: Secret,
+    pub credential_ttl: Duration,
 }
 
 /// `PARLOR_TURN_*`: the built-in TURN server.
@@ -446,6 +457,7 @@ impl Config {
             Some(value) => parse_ice_servers(&value)?,
         };
         let turn = parse_turn(&get, addr)?;
+        let external_turn = parse_external_turn(&get)?;
         let google = match (get("PARLOR_GOOGLE_CLIENT_ID"), get("PARLOR_GOOGLE_CLIENT_SECRET")) {
             (None, None) => None,
             (Some(client_id), Some(secret)) => {
@@ -515,6 +527,7 @@ impl Config {
             rendezvous_upgrades_per_ip_per_min,
             metrics_token,
             turn,
+            external_turn,
         })
     }
 
@@ -561,6 +574,7 @@ impl Config {
             rendezvous_upgrades_per_ip_per_min: 60,
             metrics_token: None,
             turn: None,
+            external_turn: None,
         }
     }
 
@@ -568,6 +582,60 @@ impl Config {
     pub fn https(&self) -> bool {
         self.public_url.starts_with("https://")
     }
+}
+
+fn parse_external_turn(
+    get: &impl Fn(&'static str) -> Option<String>,
+) -> Result<Option<ExternalTurn>, ConfigError> {
+    let Some(list) = get("PARLOR_TURN_EXTERNAL") else {
+        return Ok(None);
+    };
+    let urls: Vec<String> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(str::to_string)
+        .collect();
+    if urls.is_empty()
+        || urls
+            .iter()
+            .any(|u| !(u.starts_with("turn:") || u.starts_with("turns:")) || u.contains(' '))
+    {
+        return Err(invalid(
+            "PARLOR_TURN_EXTERNAL",
+            &list,
+            "expected turn: or turns: URLs separated by commas, e.g. \
+             turn:turn.example.com:3478,turns:turn.example.com:443?transport=tcp",
+        ));
+    }
+    let secret = match get("PARLOR_TURN_SECRET") {
+        Some(value) if value.len() >= 32 => Secret(value),
+        Some(_) => {
+            return Err(ConfigError::Invalid {
+                key: "PARLOR_TURN_SECRET",
+                value: "[redacted]".into(),
+                reason: "at least 32 characters (openssl rand -hex 32)".into(),
+            })
+        }
+        None => {
+            return Err(ConfigError::Missing {
+                key: "PARLOR_TURN_SECRET",
+                reason: "PARLOR_TURN_EXTERNAL needs the secret it shares (at least 32 \
+                         characters, coturn's static-auth-secret)",
+            })
+        }
+    };
+    let credential_ttl = Duration::from_secs(parse_number(
+        "PARLOR_TURN_CREDENTIAL_SECS",
+        get("PARLOR_TURN_CREDENTIAL_SECS"),
+        3 * 3600,
+        60..=86_400,
+    )?);
+    Ok(Some(ExternalTurn {
+        urls,
+        secret,
+        credential_ttl,
+    }))
 }
 
 fn parse_turn(
@@ -784,6 +852,58 @@ mod tests {
         assert_eq!(config.database_path(), PathBuf::from("data/parlor.db"));
         assert_eq!(config.log_format, LogFormat::Text);
         assert_eq!(config.shutdown_timeout, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn an_external_turn_server_needs_turn_urls_and_the_shared_secret_which_is_never_echoed() {
+        let secret = "s3cret-s3cret-s3cret-s3cret-s3cret";
+        let config = from(&[
+            ("PARLOR_TURN", "off"),
+            (
+                "PARLOR_TURN_EXTERNAL",
+                "turn:turn.example.com:3478, turns:turn.example.com:443?transport=tcp",
+            ),
+            ("PARLOR_TURN_SECRET", secret),
+        ])
+        .unwrap();
+        let external = config.external_turn.unwrap();
+        assert_eq!(
+            external.urls,
+            [
+                "turn:turn.example.com:3478",
+                "turns:turn.example.com:443?transport=tcp"
+            ]
+        );
+        assert_eq!(external.credential_ttl, Duration::from_secs(3 * 3600));
+        assert!(config.turn.is_none());
+
+        let no_secret = from(&[("PARLOR_TURN_EXTERNAL", "turn:t.example.com")]).unwrap_err();
+        assert!(
+            no_secret.to_string().contains("PARLOR_TURN_SECRET"),
+            "{no_secret}"
+        );
+        let short = from(&[
+            ("PARLOR_TURN_EXTERNAL", "turn:t.example.com"),
+            ("PARLOR_TURN_SECRET", "short-secret-value"),
+        ])
+        .unwrap_err();
+        assert!(!short.to_string().contains("short-secret-value"), "{short}");
+        for bad in [
+            "stun:t.example.com",
+            "https://t.example.com",
+            ",",
+            "turn:a b",
+        ] {
+            let error = from(&[
+                ("PARLOR_TURN_EXTERNAL", bad),
+                ("PARLOR_TURN_SECRET", secret),
+            ])
+            .unwrap_err();
+            assert!(
+                error.to_string().contains("PARLOR_TURN_EXTERNAL"),
+                "{error}"
+            );
+        }
     }
 
     #[test]

@@ -141,6 +141,7 @@ impl Application {
         let mut ice_servers = app::server::state::IceServers {
             configured: config.ice_servers.clone(),
             turn: None,
+            external: config.external_turn.clone().map(external_turn),
         };
         if let Some(turn) = &turn {
             let turn = turn.clone();
@@ -303,6 +304,20 @@ impl Application {
 }
 
 /// Starts the built-in TURN server, unless it is off.
+/// Mints credentials for an external TURN server that shares `PARLOR_TURN_SECRET`.
+fn external_turn(external: crate::config::ExternalTurn) -> app::server::state::MintTurn {
+    let secret = crate::turn::TurnSecret::new(external.secret.expose().as_bytes());
+    Box::new(move |principal| {
+        let expires = crate::turn::credentials::now_secs() + external.credential_ttl.as_secs();
+        let (username, credential) = secret.mint(principal, expires);
+        app::protocol::IceServer {
+            urls: external.urls.clone(),
+            username: Some(username),
+            credential: Some(credential),
+        }
+    })
+}
+
 async fn start_turn(
     config: &Config,
     metrics: &Arc<Metrics>,

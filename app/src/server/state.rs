@@ -81,13 +81,15 @@ pub type MintTurn = Box<dyn Fn(&str) -> crate::protocol::IceServer + Send + Sync
 pub struct IceServers {
     pub configured: Vec<crate::protocol::IceServer>,
     pub turn: Option<MintTurn>,
+    /// An external TURN server (coturn with `use-auth-secret`), minted for the same way.
+    pub external: Option<MintTurn>,
 }
 
 impl IceServers {
     /// The list for `principal` (a name that goes into the TURN username: `u42`, `guest`).
     pub fn for_principal(&self, principal: &str) -> Vec<crate::protocol::IceServer> {
         let mut list = self.configured.clone();
-        if let Some(mint) = &self.turn {
+        for mint in self.turn.iter().chain(&self.external) {
             list.push(mint(principal));
         }
         list

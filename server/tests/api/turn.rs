@@ -162,6 +162,39 @@ async fn signed_in_sockets_get_credentials_for_the_built_in_turn_server() {
 }
 
 #[tokio::test]
+async fn an_external_turn_server_gets_credentials_minted_with_the_shared_secret() {
+    let app = TestApp::spawn_with(|c| {
+        c.turn = None;
+        c.external_turn = Some(server::config::ExternalTurn {
+            urls: vec!["turns:turn.example.com:443?transport=tcp".into()],
+            secret: Secret::new(SECRET),
+            credential_ttl: Duration::from_secs(600),
+        });
+    })
+    .await;
+    let ann = app.person("Ann").await;
+    let mut tab = app.try_socket(Some(&ann.cookie)).await.unwrap();
+    let ServerMsg::Welcome { ice_servers, .. } = tab.next().await else {
+        panic!("expected a welcome");
+    };
+    let [external] = &ice_servers[..] else {
+        panic!("only the external entry: {ice_servers:?}");
+    };
+    assert_eq!(external.urls, ["turns:turn.example.com:443?transport=tcp"]);
+    let username = external.username.as_deref().unwrap();
+    assert!(username.ends_with(&format!(":u{}", ann.id)), "{username}");
+    // What coturn with use-auth-secret computes from the same secret.
+    assert_eq!(
+        external.credential.as_deref(),
+        Some(
+            TurnSecret::new(SECRET.as_bytes())
+                .password(username)
+                .as_str()
+        )
+    );
+}
+
+#[tokio::test]
 async fn two_clients_meet_through_their_relays_and_loopback_peers_are_never_reached() {
     let app = turn_app("").await;
     let (user_a, pass_a) = credentials("u1", now_secs() + 600);
