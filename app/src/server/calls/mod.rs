@@ -10,6 +10,7 @@
 //! on meanwhile ignores them.
 
 pub mod registry;
+pub mod relay_only;
 
 use std::{future::Future, pin::Pin, time::Duration};
 
@@ -34,6 +35,12 @@ pub enum CallContext {
 }
 
 impl CallContext {
+    /// Whether the server lets only relay addresses through ([`relay_only`]): strangers
+    /// never learn each other's address.
+    pub fn relay_only(self) -> bool {
+        matches!(self, CallContext::Stranger { .. })
+    }
+
     /// The way of meeting, as metrics name it.
     pub fn kind(self) -> &'static str {
         match self {

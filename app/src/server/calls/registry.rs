@@ -461,19 +461,31 @@ impl CallRegistry for LocalCalls {
         id: CallId,
         data: String,
     ) -> Result<Effects, CallError> {
-        let mut inner = self.lock();
-        let call = Self::party_call(&mut inner, who, id)?;
-        let side = call.side(who).ok_or(CallError::NoSuchCall)?;
-        if !matches!(call.phase, Phase::Active { .. }) || side.socket != Some(socket) {
-            return Err(CallError::NotAParty);
-        }
-        let other = call.other(who);
+        let (to, relay_only) = {
+            let mut inner = self.lock();
+            let call = Self::party_call(&mut inner, who, id)?;
+            let side = call.side(who).ok_or(CallError::NoSuchCall)?;
+            if !matches!(call.phase, Phase::Active { .. }) || side.socket != Some(socket) {
+                return Err(CallError::NotAParty);
+            }
+            let other = call.other(who);
+            (
+                other.socket.map(|s| (other.who(), s)),
+                call.context.relay_only(),
+            )
+        };
         let mut effects = Effects::default();
         // While the other side is reconnecting there is nowhere to send; its ICE restart
-        // after resuming renegotiates anyway.
-        if let Some(other_socket) = other.socket {
+        // after resuming renegotiates anyway. In a relay-only call, only what carries no
+        // address but the relay's passes (checked outside the lock: it parses SDP).
+        let data = if relay_only {
+            super::relay_only::filter(&data)
+        } else {
+            Some(data)
+        };
+        if let (Some((other, other_socket)), Some(data)) = (to, data) {
             effects.send.push((
-                To::Socket(other.who(), other_socket),
+                To::Socket(other, other_socket),
                 ServerMsg::CallSignal { call_id: id, data },
             ));
         }
@@ -614,6 +626,73 @@ mod tests {
 
     fn calls() -> LocalCalls {
         LocalCalls::new(Duration::from_secs(30), Duration::from_secs(20))
+    }
+
+    #[test]
+    fn a_stranger_call_carries_only_relay_candidates_and_a_code_call_carries_all() {
+        let signal = |line: &str| {
+            serde_json::to_string(&crate::webrtc::Signal::Candidate {
+                ice: crate::webrtc::Ice {
+                    candidate: line.into(),
+                    mid: Some("0".into()),
+                    index: Some(0),
+                },
+            })
+            .unwrap()
+        };
+        let host = signal("candidate:1 1 udp 2122260223 192.168.1.20 54400 typ host");
+        let relay = signal(
+            "candidate:4 1 udp 41885439 198.51.100.9 50123 typ relay raddr 203.0.113.7 rport 61000",
+        );
+        let carried = |effects: Effects| -> Vec<String> {
+            effects
+                .send
+                .into_iter()
+                .filter_map(|(_, m)| match m {
+                    ServerMsg::CallSignal { data, .. } => Some(data),
+                    _ => None,
+                })
+                .collect()
+        };
+        let calls = calls();
+        let strangers = calls
+            .open(
+                CallContext::Stranger { match_id: 1 },
+                (guest(1), socket(1)),
+                (guest(2), socket(2)),
+                true,
+            )
+            .unwrap();
+        let ServerMsg::CallOpened { call_id, .. } = strangers.send[0].1.clone() else {
+            panic!("opened");
+        };
+        let who = PrincipalId::Guest(GuestId(1));
+        // A client that ignores the relay-only policy: its host candidate goes nowhere.
+        assert!(carried(calls.signal(who, socket(1), call_id, host.clone()).unwrap()).is_empty());
+        let passed = carried(calls.signal(who, socket(1), call_id, relay).unwrap());
+        assert_eq!(passed.len(), 1);
+        assert!(
+            passed[0].contains("typ relay raddr 0.0.0.0 rport 0"),
+            "{passed:?}"
+        );
+        assert!(!passed[0].contains("203.0.113.7"));
+
+        let code = calls
+            .open(
+                CallContext::Code { room: 7 },
+                (guest(3), socket(3)),
+                (guest(4), socket(4)),
+                true,
+            )
+            .unwrap();
+        let ServerMsg::CallOpened { call_id, .. } = code.send[0].1.clone() else {
+            panic!("opened");
+        };
+        let who = PrincipalId::Guest(GuestId(3));
+        assert_eq!(
+            carried(calls.signal(who, socket(3), call_id, host.clone()).unwrap()),
+            [host]
+        );
     }
 
     #[test]
