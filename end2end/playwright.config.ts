@@ -2,6 +2,7 @@
 // started fresh with an empty data directory. Run it through `scripts/e2e.sh`, which puts the
 // whole run inside a network namespace that has only loopback.
 import { defineConfig } from '@playwright/test';
+import { chromiumArgs } from './chromium';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -29,17 +30,7 @@ export default defineConfig({
     launchOptions: {
       executablePath: process.env.PARLOR_E2E_CHROMIUM ?? '/usr/bin/chromium',
       args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        // Fake camera and microphone, no permission prompt.
-        '--use-fake-device-for-media-stream',
-        '--use-fake-ui-for-media-stream',
+        ...chromiumArgs,
         // In a loopback-only namespace, WebRTC gathers no candidates without this.
         '--allow-loopback-in-peer-connection',
       ],

@@ -4,6 +4,7 @@
 import { chromium, expect, test, type Browser, type Page } from '@playwright/test';
 import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import { chromiumArgs } from '../chromium';
 import { befriendAndOpen, person, unique, type Person } from '../tests/support';
 
 const env = (name: string) => {
@@ -26,16 +27,7 @@ async function browserOn(side: 'A' | 'B'): Promise<Browser> {
   return chromium.launch({
     executablePath: env(`PARLOR_NAT_CHROMIUM_${side}`),
     args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--use-fake-device-for-media-stream',
-      '--use-fake-ui-for-media-stream',
+      ...chromiumArgs,
       // The server is on a plain-http address: let the camera work there as on https.
       `--unsafely-treat-insecure-origin-as-secure=${origin}`,
     ],

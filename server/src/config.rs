@@ -584,6 +584,16 @@ impl Config {
     }
 }
 
+/// `PARLOR_TURN_CREDENTIAL_SECS`: how long minted TURN credentials work (3 h by default).
+fn credential_ttl(get: &impl Fn(&'static str) -> Option<String>) -> Result<Duration, ConfigError> {
+    Ok(Duration::from_secs(parse_number(
+        "PARLOR_TURN_CREDENTIAL_SECS",
+        get("PARLOR_TURN_CREDENTIAL_SECS"),
+        3 * 3600,
+        60..=86_400,
+    )?))
+}
+
 fn parse_external_turn(
     get: &impl Fn(&'static str) -> Option<String>,
 ) -> Result<Option<ExternalTurn>, ConfigError> {
@@ -625,12 +635,7 @@ fn parse_external_turn(
             })
         }
     };
-    let credential_ttl = Duration::from_secs(parse_number(
-        "PARLOR_TURN_CREDENTIAL_SECS",
-        get("PARLOR_TURN_CREDENTIAL_SECS"),
-        3 * 3600,
-        60..=86_400,
-    )?);
+    let credential_ttl = credential_ttl(get)?;
     Ok(Some(ExternalTurn {
         urls,
         secret,
@@ -696,12 +701,7 @@ fn parse_turn(
             })
         }
     };
-    let credential_ttl = Duration::from_secs(parse_number(
-        "PARLOR_TURN_CREDENTIAL_SECS",
-        get("PARLOR_TURN_CREDENTIAL_SECS"),
-        3 * 3600,
-        60..=86_400,
-    )?);
+    let credential_ttl = credential_ttl(get)?;
     let allowed_peers = match get("PARLOR_TURN_ALLOWED_PEERS") {
         None => Vec::new(),
         Some(list) => list
