@@ -67,10 +67,17 @@ pub struct Saved {
     pub answered: Vec<(String, String)>,
     #[serde(default)]
     pub failed: bool,
+    /// B: how many runs it has answered in all.
+    #[serde(default)]
+    pub runs: u32,
 }
 
 /// At most this many runs answered and not yet settled (a few reloads of A's page).
 const MAX_ANSWERED: usize = 8;
+/// B answers at most this many runs in all. Each run lets whoever started it test one guess
+/// of the secret digits against B's proof, so a server posing as A could otherwise try all
+/// 10 000 of them; with this cap it has a 0.16 % chance, and the room is spent.
+const MAX_RUNS: u32 = 16;
 
 pub struct Handshake {
     side: Side,
@@ -79,6 +86,8 @@ pub struct Handshake {
     /// A: the run this page load started.
     running: Option<(String, Pending)>,
     answered: Vec<(String, Keys)>,
+    /// B: runs answered in all (see [`MAX_RUNS`]).
+    runs: u32,
     keys: Option<Keys>,
     failed: bool,
 }
@@ -97,6 +106,7 @@ impl Handshake {
                 .iter()
                 .filter_map(|(attempt, key)| Some((attempt.clone(), restore(key)?)))
                 .collect(),
+            runs: saved.runs,
             keys: saved.key.as_deref().and_then(restore),
             failed: saved.failed,
         }
@@ -111,6 +121,7 @@ impl Handshake {
                 .map(|(attempt, keys)| (attempt.clone(), keys.to_hex()))
                 .collect(),
             failed: self.failed,
+            runs: self.runs,
         }
     }
 
@@ -206,6 +217,10 @@ impl Handshake {
         if self.keys.is_some() || self.answered.iter().any(|(id, _)| *id == attempt) {
             return Vec::new();
         }
+        if self.runs >= MAX_RUNS {
+            return self.fail();
+        }
+        self.runs += 1;
         let (pending, mine) = secure::start(Side::B, &self.room, &self.code, OsRng);
         let Some(keys) = unhex(msg).and_then(|msg| pending.finish(&msg)) else {
             return Vec::new();
@@ -396,6 +411,31 @@ mod tests {
         };
         c.replace_range(0..2, if &c[0..2] == "00" { "01" } else { "00" });
         assert_eq!(open(a.keys().unwrap(), &Payload::Sealed { n, c }), None);
+    }
+
+    #[test]
+    fn the_joiner_answers_only_so_many_runs_so_the_server_cannot_try_every_secret() {
+        // Someone who knows the room but not the secret (the server, say) starts run after
+        // run with guessed digits and never settles any of them.
+        let mut b = Handshake::new(Side::B, ROOM, "1234565678", &Saved::default());
+        for guess in 0..MAX_RUNS {
+            let mut a = Handshake::new(
+                Side::A,
+                ROOM,
+                &format!("123456{guess:04}"),
+                &Saved::default(),
+            );
+            let reply = b.receive(a.begin().unwrap());
+            assert!(
+                matches!(reply[..], [Outcome::Send(Payload::Pake { .. })]),
+                "run {guess}"
+            );
+            // The count survives a reload of B's page.
+            b = Handshake::new(Side::B, ROOM, "1234565678", &b.saved());
+        }
+        let mut one_more = Handshake::new(Side::A, ROOM, "1234565678", &Saved::default());
+        assert_eq!(b.receive(one_more.begin().unwrap()), vec![Outcome::Wrong]);
+        assert!(b.failed());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! large file never overfills it (the channel would close). The receiver checks every byte
 //! against the header, assembles a `Blob` and offers it for download; nothing is stored.
 
-use std::{cell::RefCell, rc::Rc};
+use std::cell::RefCell;
 
 use leptos::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -25,11 +25,9 @@ const LOW_WATER: u32 = 256 * 1024;
 struct Header {
     name: String,
     size: u64,
-    #[serde(default)]
-    kind: String,
 }
 
-/// What a file channel keeps alive: its handlers, and for a received file its pieces.
+/// What a file channel keeps alive: its handlers.
 struct Open {
     id: u32,
     channel: RtcDataChannel,
@@ -74,17 +72,6 @@ fn forget(id: u32) {
     STATE.with_borrow_mut(|s| s.open.retain(|o| o.id != id));
 }
 
-/// A name safe to show and to save under: no paths, no control characters, not too long.
-fn clean_name(name: &str) -> String {
-    let base = name.rsplit(['/', '\\']).next().unwrap_or_default();
-    let cleaned: String = base.chars().filter(|c| !c.is_control()).take(120).collect();
-    if cleaned.trim().is_empty() {
-        "file".into()
-    } else {
-        cleaned
-    }
-}
-
 /// Sends `file` to the other side over a channel of its own.
 pub fn send(engine: Engine, pc: &RtcPeerConnection, file: File) {
     let size = file.size();
@@ -96,7 +83,7 @@ pub fn send(engine: Engine, pc: &RtcPeerConnection, file: File) {
         return;
     }
     let id = next_id();
-    let name = clean_name(&file.name());
+    let name = super::clean_file_name(&file.name());
     let channel = pc.create_data_channel(&format!("file:{id}"));
     channel.set_binary_type(RtcDataChannelType::Arraybuffer);
     channel.set_buffered_amount_low_threshold(LOW_WATER);
@@ -114,7 +101,6 @@ pub fn send(engine: Engine, pc: &RtcPeerConnection, file: File) {
     let header = Header {
         name,
         size: size as u64,
-        kind: file.type_(),
     };
     let sender = channel.clone();
     let on_open = Closure::<dyn FnMut()>::new(move || {
@@ -197,14 +183,13 @@ pub fn receive(engine: Engine, channel: RtcDataChannel) {
     channel.set_binary_type(RtcDataChannelType::Arraybuffer);
     let id = next_id();
     let pieces = js_sys::Array::new();
-    let expected: Rc<RefCell<Option<(u64, String, String)>>> = Rc::default();
-    let got = Rc::new(RefCell::new(0u64));
+    // The announced size once the header came, and the bytes so far.
+    let mut expected: Option<u64> = None;
+    let mut received = 0u64;
     let this = channel.clone();
-    let (header, received) = (expected.clone(), got.clone());
     let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
         let data = event.data();
-        let known = header.borrow().clone();
-        match known {
+        match expected {
             None => {
                 let parsed = data
                     .as_string()
@@ -214,7 +199,7 @@ pub fn receive(engine: Engine, channel: RtcDataChannel) {
                     this.close();
                     return;
                 };
-                let name = clean_name(&h.name);
+                let name = super::clean_file_name(&h.name);
                 engine.transfers.update(|list| {
                     list.push(Transfer {
                         id,
@@ -226,17 +211,17 @@ pub fn receive(engine: Engine, channel: RtcDataChannel) {
                         failed: None,
                     })
                 });
-                *header.borrow_mut() = Some((h.size, name, h.kind));
+                expected = Some(h.size);
                 if h.size == 0 {
-                    finish(engine, id, &pieces, "");
+                    finish(engine, id, &pieces);
                     this.close();
                 }
             }
-            Some((size, _, kind)) => {
+            Some(size) => {
                 let Ok(buffer) = data.dyn_into::<js_sys::ArrayBuffer>() else {
                     return;
                 };
-                let total = *received.borrow() + u64::from(buffer.byte_length());
+                let total = received + u64::from(buffer.byte_length());
                 if total > size {
                     fail(
                         engine,
@@ -247,11 +232,11 @@ pub fn receive(engine: Engine, channel: RtcDataChannel) {
                     this.close();
                     return;
                 }
-                *received.borrow_mut() = total;
+                received = total;
                 pieces.push(&buffer);
                 update(engine, id, |t| t.done = total);
                 if total == size {
-                    finish(engine, id, &pieces, &kind);
+                    finish(engine, id, &pieces);
                     this.close();
                 }
             }
@@ -262,9 +247,11 @@ pub fn receive(engine: Engine, channel: RtcDataChannel) {
     keep(engine, id, channel, Box::new(on_message), why);
 }
 
-fn finish(engine: Engine, id: u32, pieces: &js_sys::Array, kind: &str) {
+fn finish(engine: Engine, id: u32, pieces: &js_sys::Array) {
+    // Never the sender's type: a received `text/html` or SVG opened from its object URL
+    // would run the sender's script in this origin. Saved as bytes, whatever it claims.
     let options = BlobPropertyBag::new();
-    options.set_type(kind);
+    options.set_type("application/octet-stream");
     let url = Blob::new_with_buffer_source_sequence_and_options(pieces, &options)
         .and_then(|blob| Url::create_object_url_with_blob(&blob));
     pieces.set_length(0);

@@ -52,9 +52,25 @@ pub trait Signaling {
     /// The engine cannot carry on (no camera or microphone): end the call, saying why.
     fn give_up(&self, why: &str);
     /// The media path broke, perhaps because the network changed: a transport that can
-    /// check itself now (rather than at its next heartbeat) does, so the ICE restart that
-    /// follows is not sent into a dead connection.
+    /// check itself now (rather than at its next heartbeat) does, so a dead one is replaced
+    /// within seconds; the ICE restart that follows it lost is sent again on resuming.
     fn media_lost(&self) {}
+}
+
+/// A file name safe to show and to save under: no paths, no control or bidirectional
+/// formatting characters (which could disguise an extension), not too long.
+pub fn clean_file_name(name: &str) -> String {
+    let base = name.rsplit(['/', '\\']).next().unwrap_or_default();
+    let cleaned: String = base
+        .chars()
+        .filter(|c| !c.is_control() && !matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}'))
+        .take(120)
+        .collect();
+    if cleaned.trim().is_empty() {
+        "file".into()
+    } else {
+        cleaned
+    }
 }
 
 /// The largest file one side may send the other during a call (it is held in memory).
@@ -383,6 +399,19 @@ impl Default for Engine {
 #[cfg(test)]
 mod tests {
     use super::Route;
+
+    #[test]
+    fn received_file_names_cannot_carry_paths_or_disguise_their_extension() {
+        use super::clean_file_name;
+        assert_eq!(clean_file_name("../../etc/passwd"), "passwd");
+        assert_eq!(clean_file_name("C:\\Users\\x\\notes.txt"), "notes.txt");
+        // "invoice" + RIGHT-TO-LEFT OVERRIDE + "fdp.exe" shows as "invoiceexe.pdf".
+        assert_eq!(clean_file_name("invoice\u{202e}fdp.exe"), "invoicefdp.exe");
+        assert_eq!(clean_file_name("a\u{2066}b\u{2069}\u{200f}.txt"), "ab.txt");
+        assert_eq!(clean_file_name("line\nbreak"), "linebreak");
+        assert_eq!(clean_file_name("  "), "file");
+        assert_eq!(clean_file_name(&"x".repeat(500)).chars().count(), 120);
+    }
 
     #[test]
     fn a_candidate_pair_tells_its_route() {

@@ -76,7 +76,10 @@ impl Turn {
             bind_ip: config.addr.ip(),
             public_ip: config.public_ip,
             ports: config.relay_ports,
-            policy: PeerPolicy::new(config.allowed_peers.clone()),
+            policy: PeerPolicy::new(
+                config.allowed_peers.clone(),
+                vec![config.public_ip, config.addr.ip()],
+            ),
             metrics: metrics.clone(),
         };
         let server = Server::new(ServerConfig {

@@ -7,11 +7,12 @@
 
 use std::{
     collections::HashMap,
-    net::{IpAddr, SocketAddr},
+    net::SocketAddr,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
+use app::server::auth::rate_limit::address_key;
 use async_trait::async_trait;
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
@@ -24,7 +25,7 @@ use webrtc_util::Conn;
 /// The largest frame accepted: a STUN message or ChannelData with a full datagram inside.
 pub const MAX_FRAME: usize = 1500;
 const STUN_MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xa4, 0x42];
-/// Connections open at once, in all and from one address.
+/// Connections open at once, in all and from one address (an IPv6 /64 counts as one).
 const MAX_CONNECTIONS: usize = 4096;
 const MAX_PER_ADDRESS: usize = 32;
 /// A connection that sends no whole frame for this long is closed: a TURN client refreshes
@@ -113,11 +114,6 @@ impl TcpTurn {
             accepting,
         })
     }
-
-    /// Connections open now.
-    pub fn connections(&self) -> usize {
-        self.peers.lock().expect("peers lock").len()
-    }
 }
 
 async fn accept(
@@ -135,16 +131,19 @@ async fn accept(
                 continue;
             }
         };
-        let (to_client, outbox) = mpsc::channel(OUTBOX);
-        {
+        let outbox = {
             let mut peers = peers.lock().expect("peers lock");
-            let same_ip = |ip: IpAddr| peers.keys().filter(|a| a.ip() == ip).count();
-            if peers.len() >= MAX_CONNECTIONS || same_ip(addr.ip()) >= MAX_PER_ADDRESS {
+            // One address, as the rate limits see it (an IPv6 /64 is one).
+            let key = address_key(addr.ip());
+            let same = peers.keys().filter(|a| address_key(a.ip()) == key).count();
+            if peers.len() >= MAX_CONNECTIONS || same >= MAX_PER_ADDRESS {
                 tracing::debug!(%addr, "TURN over TCP: too many connections, refused");
                 continue;
             }
+            let (to_client, outbox) = mpsc::channel(OUTBOX);
             peers.insert(addr, to_client);
-        }
+            outbox
+        };
         let _ = stream.set_nodelay(true);
         tokio::spawn(serve(
             stream,
