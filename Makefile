@@ -11,7 +11,7 @@ run: bootstrap
 	  parlor_release_build
 	@$(ENV) LEPTOS_SITE_ROOT=target/site LEPTOS_ENV=PROD exec target/release/parlor
 
-## test: every test: Rust unit + integration, then Playwright in a loopback-only namespace
+## test: every test: Rust unit + integration, Playwright in a loopback-only namespace, the NAT matrix, the release build
 test: bootstrap
 	@scripts/test.sh
 

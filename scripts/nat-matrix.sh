@@ -165,9 +165,14 @@ if [ "${1:-}" = net ]; then
 fi
 
 # --- the run ----------------------------------------------------------------------------------
+# Checked before the loopback-only namespace (which may map a user to root inside it): named
+# namespaces, veth and nftables need the real root.
+if [ -z "${PARLOR_IN_NETNS:-}" ]; then
+  [ "$(id -u)" -eq 0 ] || { echo "the NAT matrix needs root (network namespaces, nftables): run make test as root" >&2; exit 1; }
+  PATH="$PATH:/usr/sbin:/sbin"
+  command -v nft >/dev/null || { echo "nft is missing: scripts/bootstrap.sh installs nftables" >&2; exit 1; }
+fi
 parlor_loopback_only "$0" "$@"
-[ "$(id -u)" -eq 0 ] || { echo "the NAT matrix needs root (network namespaces)" >&2; exit 1; }
-command -v nft >/dev/null || { echo "nft is missing: scripts/bootstrap.sh installs nftables" >&2; exit 1; }
 
 export PARLOR_NAT_PREFIX="pn$$-"
 P=$PARLOR_NAT_PREFIX
@@ -208,11 +213,17 @@ ip netns exec "$(ns srv)" env \
   LEPTOS_SITE_ROOT="${PARLOR_E2E_SITE_ROOT:-$here/target/site}" \
   "$server" >"$work/server.log" 2>&1 &
 server_pid=$!
-for _ in $(seq 100); do
-  in_ns a curl -sf -o /dev/null "http://$SERVER_IP:$PORT/readyz" && break
-  kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log"; exit 1; }
+ready=
+for _ in $(seq 150); do
+  in_ns a curl -sf -o /dev/null "http://$SERVER_IP:$PORT/readyz" && { ready=1; break; }
+  kill -0 "$server_pid" 2>/dev/null || break
   sleep 0.2
 done
+if [ -z "$ready" ]; then
+  echo "the server in the test network did not become ready:" >&2
+  cat "$work/server.log" >&2
+  exit 1
+fi
 
 export PARLOR_NAT_SCRIPT="$here/scripts/nat-matrix.sh"
 export PARLOR_NAT_URL="http://$SERVER_IP:$PORT"

@@ -274,19 +274,15 @@ fn watch(engine: Engine, pc: RtcPeerConnection) {
         move || {
             let pc = pc.clone();
             leptos::task::spawn_local(async move {
-                let Ok(report) = wasm_bindgen_futures::JsFuture::from(pc.get_stats()).await else {
+                let Some(report) = stats::report(&pc).await else {
                     return;
                 };
-                let report: js_sys::Map = report.unchecked_into();
-                let mut bytes = 0.0;
-                report.for_each(&mut |stat, _| {
-                    let field = |k: &str| js_sys::Reflect::get(&stat, &k.into()).ok();
-                    if field("type").and_then(|t| t.as_string()).as_deref() == Some("inbound-rtp") {
-                        bytes += field("bytesReceived")
-                            .and_then(|b| b.as_f64())
-                            .unwrap_or(0.0);
-                    }
-                });
+                // A reading of a connection this call no longer uses (closed, or rebuilt
+                // meanwhile) says nothing about the current one.
+                if camera_pc().as_ref() != Some(&pc) {
+                    return;
+                }
+                let bytes = stats::inbound_bytes(&report);
                 let now = js_sys::Date::now();
                 let (grew, lost) = with(|s| {
                     let w = &mut s.watch;

@@ -20,12 +20,31 @@ pub fn forget() {
     LAST.set(None);
 }
 
+/// `pc`'s stats report, if the browser gives one.
+pub async fn report(pc: &RtcPeerConnection) -> Option<js_sys::Map> {
+    let report = JsFuture::from(pc.get_stats()).await.ok()?;
+    Some(report.unchecked_into())
+}
+
+/// Bytes received so far over all of a report's inbound RTP streams.
+pub fn inbound_bytes(report: &js_sys::Map) -> f64 {
+    let mut bytes = 0.0;
+    report.for_each(&mut |stat, _| {
+        let field = |k: &str| js_sys::Reflect::get(&stat, &k.into()).ok();
+        if field("type").and_then(|t| t.as_string()).as_deref() == Some("inbound-rtp") {
+            bytes += field("bytesReceived")
+                .and_then(|b| b.as_f64())
+                .unwrap_or(0.0);
+        }
+    });
+    bytes
+}
+
 pub fn read(engine: Engine, pc: RtcPeerConnection) {
     leptos::task::spawn_local(async move {
-        let Ok(report) = JsFuture::from(pc.get_stats()).await else {
+        let Some(report) = report(&pc).await else {
             return;
         };
-        let report: js_sys::Map = report.unchecked_into();
         let get = |o: &JsValue, k: &str| js_sys::Reflect::get(o, &k.into()).ok();
         let num = |o: &JsValue, k: &str| get(o, k).and_then(|v| v.as_f64());
         let text = |o: &JsValue, k: &str| get(o, k).and_then(|v| v.as_string());
