@@ -17,4 +17,5 @@ export PARLOR_E2E_DATA_DIR="$data"
 export PARLOR_E2E_SERVER="${PARLOR_E2E_SERVER:-$here/target/debug/parlor}"
 export PARLOR_E2E_SITE_ROOT="${PARLOR_E2E_SITE_ROOT:-$here/target/site}"
 cd "$here/end2end"
-exec playwright test "$@"
+# Not `exec`: the EXIT trap above must still remove the data directory.
+playwright test "$@"
