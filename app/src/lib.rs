@@ -1,7 +1,7 @@
 //! Parlor's application, shared by the server (SSR, feature `ssr`) and the browser (feature
 //! `hydrate`). Each way to meet has its own module with its pages and server functions
-//! ([`friends`], [`messages`], calls in `calls` on the shared WebRTC engine, [`codes`];
-//! strangers are next), for accounts and [`guests`] alike, beside [`accounts`]. [`protocol`],
+//! ([`friends`], [`messages`], calls in `calls` on the shared WebRTC engine, [`codes`],
+//! [`strangers`]), for accounts and [`guests`] alike, beside [`accounts`]. [`protocol`],
 //! [`rendezvous`] and [`wire`] are what the browser and the server say to each other.
 //! Server-only code lives under [`server`], behind the one `ssr` gate.
 
@@ -23,6 +23,7 @@ pub mod rendezvous;
 #[cfg(feature = "ssr")]
 pub mod server;
 pub mod status;
+pub mod strangers;
 pub mod webrtc;
 pub mod wire;
 

@@ -4,7 +4,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::wire::{CallId, CallPeer, MessageView};
+use crate::{
+    strangers::{MatchEnd, ReportReason},
+    wire::{CallId, CallPeer, MessageView},
+};
 
 /// The longest message text, in characters.
 pub const MAX_MESSAGE_CHARS: usize = 4000;
@@ -71,6 +74,32 @@ pub enum ClientMsg {
     CallResume {
         call_id: CallId,
     },
+    /// Looks for a stranger (again): `interests` as typed (see
+    /// `crate::strangers::normalize_interests`), `text_only` for chat without a camera.
+    /// Refused unless `accept_rules` (the user is 18 or older and accepts the rules). Started
+    /// from another tab, that tab stops.
+    StrangerStart {
+        interests: Vec<String>,
+        text_only: bool,
+        accept_rules: bool,
+    },
+    /// Ends this match and looks for a new one at once, with the same interests.
+    StrangerNext,
+    /// Ends this match, or stops looking.
+    StrangerStop,
+    /// A chat line for the stranger (relayed by the server, never stored).
+    StrangerChat {
+        text: String,
+    },
+    /// Reports the current or last stranger. `include_chat`: the user consents to attach the
+    /// match's last chat lines.
+    StrangerReport {
+        reason: ReportReason,
+        note: String,
+        include_chat: bool,
+    },
+    /// Never match with the current or last stranger again (and end the match if any).
+    StrangerBlock,
 }
 
 /// A STUN or TURN server, in the shape `RTCPeerConnection` takes. Its `Debug` hides the
@@ -90,6 +119,12 @@ impl ClientMsg {
             Self::CallHangup { .. } => "call_hangup",
             Self::CallSignal { .. } => "call_signal",
             Self::CallResume { .. } => "call_resume",
+            Self::StrangerStart { .. } => "stranger_start",
+            Self::StrangerNext => "stranger_next",
+            Self::StrangerStop => "stranger_stop",
+            Self::StrangerChat { .. } => "stranger_chat",
+            Self::StrangerReport { .. } => "stranger_report",
+            Self::StrangerBlock => "stranger_block",
         }
     }
 }
@@ -216,6 +251,34 @@ pub enum ServerMsg {
         call_id: CallId,
         connected: bool,
     },
+    /// Looking for a stranger. `anyone`: nobody shares an interest right now, so anyone will
+    /// do (after `crate::strangers::WIDEN_AFTER_SECS`).
+    StrangerLooking {
+        anyone: bool,
+    },
+    /// Matched: `shared` are the interests both gave (empty when matched with anyone). A
+    /// video match's call follows at once (`call_opened`, relay-only); a `text_only` one has
+    /// a call without media.
+    StrangerMatched {
+        shared: Vec<String>,
+        text_only: bool,
+    },
+    /// A chat line from the stranger.
+    StrangerChat {
+        text: String,
+    },
+    /// The match ended (or the looking stopped), saying why.
+    StrangerEnded {
+        reason: MatchEnd,
+    },
+    /// The report was saved.
+    StrangerReported,
+    /// The stranger is blocked: never matched with you again.
+    StrangerBlocked,
+    /// Banned from strangers until `until` (RFC 3339).
+    StrangerBanned {
+        until: String,
+    },
     /// Something the browser sent was refused. The connection stays open.
     Error {
         code: ErrorCode,
@@ -246,6 +309,13 @@ impl ServerMsg {
             Self::CallEnded { .. } => "call_ended",
             Self::CallSignal { .. } => "call_signal",
             Self::CallPeerConnection { .. } => "call_peer_connection",
+            Self::StrangerLooking { .. } => "stranger_looking",
+            Self::StrangerMatched { .. } => "stranger_matched",
+            Self::StrangerChat { .. } => "stranger_chat",
+            Self::StrangerEnded { .. } => "stranger_ended",
+            Self::StrangerReported => "stranger_reported",
+            Self::StrangerBlocked => "stranger_blocked",
+            Self::StrangerBanned { .. } => "stranger_banned",
             Self::Error { .. } => "error",
         }
     }
@@ -362,6 +432,20 @@ mod tests {
                 data: String::new(),
             },
             ClientMsg::CallResume { call_id: id },
+            ClientMsg::StrangerStart {
+                interests: vec![],
+                text_only: false,
+                accept_rules: true,
+            },
+            ClientMsg::StrangerNext,
+            ClientMsg::StrangerStop,
+            ClientMsg::StrangerChat { text: "hi".into() },
+            ClientMsg::StrangerReport {
+                reason: ReportReason::Spam,
+                note: String::new(),
+                include_chat: false,
+            },
+            ClientMsg::StrangerBlock,
         ] {
             assert_eq!(message.kind(), wire_type(&message));
         }
@@ -385,6 +469,20 @@ mod tests {
                 code: ErrorCode::Invalid,
                 message: String::new(),
                 client_id: None,
+            },
+            ServerMsg::StrangerLooking { anyone: true },
+            ServerMsg::StrangerMatched {
+                shared: vec![],
+                text_only: false,
+            },
+            ServerMsg::StrangerChat { text: "hi".into() },
+            ServerMsg::StrangerEnded {
+                reason: MatchEnd::Next,
+            },
+            ServerMsg::StrangerReported,
+            ServerMsg::StrangerBlocked,
+            ServerMsg::StrangerBanned {
+                until: String::new(),
             },
         ] {
             assert_eq!(message.kind(), wire_type(&message));

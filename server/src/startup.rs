@@ -147,7 +147,8 @@ impl Application {
             let turn = turn.clone();
             ice_servers.turn = Some(Box::new(move |principal| turn.ice_server(principal)));
         }
-        let auth = Arc::new(build_auth(&config, &metrics)?);
+        let session_secret = session_secret(&config)?;
+        let auth = Arc::new(build_auth(&config, &session_secret, &metrics)?);
         let hub = Arc::new(app::server::hub::Hub::default());
         let state = AppState::new(Shared {
             leptos_options,
@@ -190,6 +191,17 @@ impl Application {
                     "searches_per_address",
                     config.searches_per_ip_per_min,
                 ),
+                // Pressing Next every two seconds for a minute is plenty; an address may hold
+                // a household.
+                stranger_starts: per_minute(&metrics, "stranger_starts", 30),
+                stranger_starts_per_address: per_minute(
+                    &metrics,
+                    "stranger_starts_per_address",
+                    120,
+                ),
+                // Ten lines a second, as people type at most.
+                stranger_chat: limiter(&metrics, "stranger_chat", 20, Duration::from_secs(2)),
+                stranger_reports: per_minute(&metrics, "stranger_reports", 10),
             }),
             rooms: Arc::new(app::server::rendezvous::Rooms::new(
                 config.code_ttl,
@@ -199,6 +211,7 @@ impl Application {
                     bytes: 1024 * 1024,
                 },
             )),
+            strangers: Arc::new(app::server::strangers::Strangers::new(&session_secret)),
             rendezvous_limits: Arc::new(RendezvousLimits {
                 mints: per_minute(&metrics, "codes_per_address", config.codes_per_ip_per_min),
                 redeems: per_minute(
@@ -259,6 +272,7 @@ impl Application {
         tracing::info!("listening on {scheme}://{}", self.addr);
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let hub = self.state.hub.clone();
+        let matcher = tokio::spawn(app::server::strangers::run_ticker(self.state.clone()));
         let stopping = async move {
             shutdown.await;
             tracing::info!("shutting down: finishing open requests");
@@ -294,6 +308,7 @@ impl Application {
                 Ok(())
             }
         };
+        matcher.abort();
         if let Some(turn) = &self.turn {
             turn.close().await;
         }
@@ -389,11 +404,16 @@ fn per_minute(metrics: &Metrics, name: &'static str, max: u32) -> Box<dyn Limite
     limiter(metrics, name, max, Duration::from_secs(60))
 }
 
-fn build_auth(config: &Config, metrics: &Metrics) -> Result<Auth, StartupError> {
-    let secret = match &config.session_secret {
+/// The key sessions and guest cookies are signed with: configured, or made once and kept in
+/// the data directory.
+fn session_secret(config: &Config) -> Result<Vec<u8>, StartupError> {
+    Ok(match &config.session_secret {
         Some(secret) => secret.expose().as_bytes().to_vec(),
         None => development_secret(&config.data_dir.join("session.key"))?,
-    };
+    })
+}
+
+fn build_auth(config: &Config, secret: &[u8], metrics: &Metrics) -> Result<Auth, StartupError> {
     let google = config.google.as_ref().map(|g| GoogleSettings {
         client_id: g.client_id.clone(),
         client_secret: g.client_secret.expose().to_string(),
@@ -402,7 +422,7 @@ fn build_auth(config: &Config, metrics: &Metrics) -> Result<Auth, StartupError> 
         userinfo_url: g.userinfo_url.clone(),
         redirect_url: format!("{}/auth/google/callback", config.public_url),
     });
-    let sessions = Sessions::new(&secret, config.session_ttl, config.https());
+    let sessions = Sessions::new(secret, config.session_ttl, config.https());
     Ok(Auth {
         guests: Guests::new(sessions.clone(), config.guest_ttl),
         proxies: config.trusted_proxies.clone(),

@@ -247,6 +247,17 @@ impl Hub {
             .unwrap_or_default()
     }
 
+    /// Whether `who`'s socket `socket` is still connected to this instance.
+    pub fn has_socket(&self, who: PrincipalId, socket: SocketRef) -> bool {
+        self.here(socket)
+            && self
+                .shard(who)
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&who)
+                .is_some_and(|conns| conns.iter().any(|c| c.id == socket.conn))
+    }
+
     /// Whether `socket` is one of this instance's (else another instance would deliver).
     fn here(&self, socket: SocketRef) -> bool {
         socket.instance == self.instance

@@ -12,6 +12,7 @@ pub mod realtime;
 pub mod rendezvous;
 pub mod socket_caps;
 pub mod state;
+pub mod strangers;
 
 use crate::error::AppError;
 

@@ -5,6 +5,7 @@
 //! itself (frames, limits, heartbeats) is the server binary's `routes::ws`; this part only
 //! sees typed messages, so it is independent of the transport.
 
+use super::strangers::{Settings, StrangerError};
 use super::{
     auth::{Principal, PrincipalId},
     calls::{carry_out, friends_call, CallError, Effects, FriendsRefusal, Party},
@@ -14,6 +15,7 @@ use super::{
 };
 use crate::{
     protocol::{check_body, CallEndReason, ClientMsg, ErrorCode, ServerMsg, MAX_CLIENT_ID_CHARS},
+    strangers::{check_chat, normalize_interests, ReportReason, MAX_NOTE_CHARS},
     wire::UserCard,
 };
 
@@ -46,6 +48,8 @@ pub struct Session {
     pub principal: Principal,
     /// This socket's address.
     pub socket: SocketRef,
+    /// The client's address as limits count it (`auth::rate_limit::address_key`).
+    pub address: String,
     pub state: AppState,
     pub reply: super::queue::Sender<Outbound>,
 }
@@ -161,9 +165,195 @@ impl Session {
                 self.call_op(calls.signal(who, socket, call_id, data)).await
             }
             ClientMsg::CallResume { call_id } => {
-                self.call_op(calls.resume(who, socket, call_id)).await
+                let resumed = calls.resume(who, socket, call_id);
+                if resumed.is_ok() {
+                    state.strangers.resumed(who, socket);
+                }
+                self.call_op(resumed).await
             }
+            ClientMsg::StrangerStart {
+                interests,
+                text_only,
+                accept_rules,
+            } => {
+                self.stranger_start(interests, text_only, accept_rules)
+                    .await
+            }
+            ClientMsg::StrangerNext => {
+                if self.stranger_within_starts() {
+                    let alive = self.alive();
+                    let next = state.strangers.next(who, calls.as_ref(), &alive);
+                    self.stranger_op(next).await
+                }
+            }
+            ClientMsg::StrangerStop => {
+                let effects = state.strangers.stop(who, calls.as_ref());
+                carry_out(state, effects).await
+            }
+            ClientMsg::StrangerChat { text } => self.stranger_chat(text).await,
+            ClientMsg::StrangerReport {
+                reason,
+                note,
+                include_chat,
+            } => self.stranger_report(reason, note, include_chat).await,
+            ClientMsg::StrangerBlock => self.stranger_block().await,
         }
+    }
+
+    /// Whether a socket is still there (the matcher never pairs anyone with a closed one).
+    fn alive(&self) -> impl Fn(PrincipalId, SocketRef) -> bool + '_ {
+        |who, socket| self.state.hub.has_socket(who, socket)
+    }
+
+    /// Counts a start or next against the principal's and the address's allowance.
+    fn stranger_within_starts(&self) -> bool {
+        let limits = &self.state.limits;
+        let spent = limits
+            .stranger_starts
+            .hit(&self.who().key())
+            .and_then(|()| limits.stranger_starts_per_address.hit(&self.address));
+        if let Err(wait) = spent {
+            self.reply(&error(
+                ErrorCode::RateLimited,
+                format!(
+                    "You are moving on too fast. Try again in {} seconds.",
+                    wait.as_secs().max(1)
+                ),
+                None,
+            ));
+            return false;
+        }
+        true
+    }
+
+    async fn stranger_op(&self, result: Result<Effects, StrangerError>) {
+        match result {
+            Ok(effects) => carry_out(&self.state, effects).await,
+            Err(e) => self.reply(&error(ErrorCode::NotAllowed, e.to_string(), None)),
+        }
+    }
+
+    async fn stranger_start(&self, interests: Vec<String>, text_only: bool, accept_rules: bool) {
+        if !accept_rules {
+            return self.reply(&error(
+                ErrorCode::Invalid,
+                "Confirm that you are 18 or older and accept the rules first.",
+                None,
+            ));
+        }
+        let interests = match normalize_interests(&interests) {
+            Ok(interests) => interests,
+            Err(message) => return self.reply(&error(ErrorCode::Invalid, message, None)),
+        };
+        if !self.stranger_within_starts() {
+            return;
+        }
+        let state = &self.state;
+        let avoid = match state.db.stranger_avoid(self.who()).await {
+            Ok(avoid) => avoid,
+            Err(e) => return self.unavailable("reading blocks", None)(e),
+        };
+        let settings = Settings {
+            interests: interests.into_iter().map(Into::into).collect(),
+            text_only,
+            avoid: std::sync::Arc::new(avoid),
+            address: state.strangers.address_tag(&self.address),
+        };
+        let alive = self.alive();
+        let started = state.strangers.start(
+            self.who(),
+            self.socket,
+            settings,
+            state.calls.as_ref(),
+            &alive,
+        );
+        self.stranger_op(started).await
+    }
+
+    async fn stranger_chat(&self, text: String) {
+        let text = match check_chat(&text) {
+            Ok(text) => text.to_string(),
+            Err(message) => return self.reply(&error(ErrorCode::Invalid, message, None)),
+        };
+        if self
+            .state
+            .limits
+            .stranger_chat
+            .hit(&self.who().key())
+            .is_err()
+        {
+            return self.reply(&error(
+                ErrorCode::RateLimited,
+                "You are typing too fast; that line was not sent.",
+                None,
+            ));
+        }
+        let relayed = self.state.strangers.chat(self.who(), self.socket, text);
+        self.stranger_op(relayed).await
+    }
+
+    /// Whether the principal may report or block once more now.
+    fn stranger_within_reports(&self) -> bool {
+        let ok = self
+            .state
+            .limits
+            .stranger_reports
+            .hit(&self.who().key())
+            .is_ok();
+        if !ok {
+            self.reply(&error(
+                ErrorCode::RateLimited,
+                "Too many reports and blocks in a short time. Try again in a minute.",
+                None,
+            ));
+        }
+        ok
+    }
+
+    async fn stranger_report(&self, reason: ReportReason, note: String, include_chat: bool) {
+        let note = note.trim().to_string();
+        if note.chars().count() > MAX_NOTE_CHARS {
+            let message = format!("A note can have at most {MAX_NOTE_CHARS} characters.");
+            return self.reply(&error(ErrorCode::Invalid, message, None));
+        }
+        if !self.stranger_within_reports() {
+            return;
+        }
+        let draft = match self
+            .state
+            .strangers
+            .report(self.who(), reason, note, include_chat)
+        {
+            Ok(draft) => draft,
+            Err(e) => return self.reply(&error(ErrorCode::NotAllowed, e.to_string(), None)),
+        };
+        match self.state.db.stranger_report(&draft).await {
+            Ok(id) => {
+                tracing::info!(report = id, reason = reason.as_str(), "stranger reported");
+                self.reply(&ServerMsg::StrangerReported);
+            }
+            Err(e) => self.unavailable("saving a report", None)(e),
+        }
+    }
+
+    async fn stranger_block(&self) {
+        if !self.stranger_within_reports() {
+            return;
+        }
+        let alive = self.alive();
+        let blocked = self
+            .state
+            .strangers
+            .block(self.who(), self.state.calls.as_ref(), &alive);
+        let (effects, blocked) = match blocked {
+            Ok(done) => done,
+            Err(e) => return self.reply(&error(ErrorCode::NotAllowed, e.to_string(), None)),
+        };
+        if let Err(e) = self.state.db.stranger_block(self.who(), blocked).await {
+            // The block holds in memory for this visit; say it may not last.
+            tracing::error!(error = %e, "storing a stranger block failed");
+        }
+        carry_out(&self.state, effects).await;
     }
 
     /// Rings a friend; a refusal names the request it answers.
@@ -204,8 +394,10 @@ impl Session {
         }
     }
 
-    /// This socket closed: a call running on it ends or waits for it to come back.
+    /// This socket closed: it stops looking for a stranger; a call running on it ends or
+    /// waits for it to come back.
     pub async fn closed(&self) {
+        self.state.strangers.socket_closed(self.who(), self.socket);
         let effects = self.state.calls.socket_closed(self.who(), self.socket);
         carry_out(&self.state, effects).await;
     }

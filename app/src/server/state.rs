@@ -69,6 +69,8 @@ pub struct Shared {
     pub rooms: Arc<super::rendezvous::Rooms>,
     /// Per-address limits of the rendezvous API.
     pub rendezvous_limits: Arc<RendezvousLimits>,
+    /// Who is looking for a stranger, and the matches.
+    pub strangers: Arc<super::strangers::Strangers>,
 }
 
 /// Mints a TURN server entry with credentials for one principal.
@@ -116,6 +118,13 @@ pub struct Limits {
     /// Searches per user, and per address (an exact email finds its account).
     pub searches_per_user: Box<dyn Limiter>,
     pub searches_per_address: Box<dyn Limiter>,
+    /// Starts and nexts with strangers, per principal and per address.
+    pub stranger_starts: Box<dyn Limiter>,
+    pub stranger_starts_per_address: Box<dyn Limiter>,
+    /// Chat lines to strangers per principal.
+    pub stranger_chat: Box<dyn Limiter>,
+    /// Reports and blocks per principal.
+    pub stranger_reports: Box<dyn Limiter>,
 }
 
 /// The state, as provided to server functions by `leptos_routes_with_context`. Missing state is

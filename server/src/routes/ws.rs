@@ -47,7 +47,7 @@ pub async fn upgrade(
 ) -> Response {
     // One person (or one address) holding many sockets must not multiply what they can do.
     let address = address_key(state.auth.proxies.client(peer.ip(), &headers));
-    let slot = match state.socket_caps.acquire(principal.id(), address) {
+    let slot = match state.socket_caps.acquire(principal.id(), address.clone()) {
         Ok(slot) => slot,
         Err(reached) => {
             tracing::info!(%reached, "socket refused");
@@ -69,7 +69,7 @@ pub async fn upgrade(
         // halves' shared allocation).
         let (sink, stream) = socket.split();
         async move {
-            run(sink, stream, principal, state).await;
+            run(sink, stream, principal, address, state).await;
             drop(slot);
         }
     })
@@ -99,6 +99,7 @@ async fn run(
     sink: futures::stream::SplitSink<WebSocket, Message>,
     stream: futures::stream::SplitStream<WebSocket>,
     principal: Principal,
+    address: String,
     state: AppState,
 ) {
     let who = principal.id();
@@ -115,6 +116,7 @@ async fn run(
     let session = Session {
         principal,
         socket: registration.socket,
+        address,
         state: state.clone(),
         reply: registration.reply.clone(),
     };

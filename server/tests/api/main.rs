@@ -17,5 +17,6 @@ mod oauth;
 mod pages;
 mod people;
 mod rendezvous;
+mod strangers;
 mod tls;
 mod turn;

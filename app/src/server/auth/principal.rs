@@ -52,6 +52,17 @@ impl PrincipalId {
             PrincipalId::Guest(guest) => format!("g:{:032x}", guest.0),
         }
     }
+
+    /// The principal [`key`](Self::key) wrote.
+    pub fn from_key(key: &str) -> Option<Self> {
+        match key.split_once(':')? {
+            ("u", id) => id.parse().ok().map(PrincipalId::User),
+            ("g", hex) if hex.len() == 32 => u128::from_str_radix(hex, 16)
+                .ok()
+                .map(|g| PrincipalId::Guest(GuestId(g))),
+            _ => None,
+        }
+    }
 }
 
 /// Who made a request.
@@ -194,6 +205,27 @@ mod tests {
         let sessions = Sessions::new(&[7u8; 32], Duration::from_secs(60), false);
         assert_eq!(g.verify(&sessions.issue(1, 0)), None);
         assert!(sessions.verify(&token).is_none());
+    }
+
+    #[test]
+    fn principal_keys_round_trip() {
+        for who in [
+            PrincipalId::User(42),
+            PrincipalId::Guest(GuestId(u128::MAX - 5)),
+            PrincipalId::Guest(GuestId(7)),
+        ] {
+            assert_eq!(PrincipalId::from_key(&who.key()), Some(who));
+        }
+        for bad in [
+            "",
+            "u:",
+            "u:x",
+            "g:12",
+            "x:1",
+            "g:zz345678901234567890123456789012",
+        ] {
+            assert_eq!(PrincipalId::from_key(bad), None, "{bad}");
+        }
     }
 
     #[test]

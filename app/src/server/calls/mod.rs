@@ -22,6 +22,9 @@ use crate::{
     wire::{CallId, CallOutcome, CallPeer, CallRecord, UserCard},
 };
 
+/// The longest a stranger match waits for a side that dropped.
+pub const STRANGER_GRACE: Duration = Duration::from_secs(5);
+
 /// The way of meeting a call belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallContext {
@@ -39,6 +42,15 @@ impl CallContext {
     /// never learn each other's address.
     pub fn relay_only(self) -> bool {
         matches!(self, CallContext::Stranger { .. })
+    }
+
+    /// How long an answered call waits for a side whose connection dropped: a stranger who
+    /// closed the tab is announced within seconds; friends and code rooms wait `grace`.
+    pub fn grace(self, grace: Duration) -> Duration {
+        match self {
+            CallContext::Stranger { .. } => grace.min(STRANGER_GRACE),
+            _ => grace,
+        }
     }
 
     /// The way of meeting, as metrics name it.
@@ -116,9 +128,24 @@ pub struct Effects {
     pub send: Vec<(To, ServerMsg)>,
     pub record: Option<StoredRecord>,
     pub ring_timer: Option<CallId>,
-    pub grace_timer: Option<CallId>,
+    /// The grace timer of a call, and how long.
+    pub grace_timer: Option<(CallId, Duration)>,
     /// A call ended: its way of meeting and outcome (for metrics).
     pub ended: Option<(&'static str, CallOutcome)>,
+    /// A stranger match's call ended (its match id, and why): the match ends too.
+    pub stranger_over: Option<(u64, CallEndReason)>,
+}
+
+impl Effects {
+    /// Adds what another operation decided (its messages after these).
+    pub fn absorb(&mut self, other: Effects) {
+        self.send.extend(other.send);
+        self.record = self.record.take().or(other.record);
+        self.ring_timer = self.ring_timer.or(other.ring_timer);
+        self.grace_timer = self.grace_timer.or(other.grace_timer);
+        self.ended = self.ended.or(other.ended);
+        self.stranger_over = self.stranger_over.or(other.stranger_over);
+    }
 }
 
 /// Why a friends call may not be placed.
@@ -173,16 +200,17 @@ pub fn carry_out(
                 calls.ring_expired(id)
             });
         }
-        if let Some(id) = effects.grace_timer {
-            after(state, state.calls.grace_time(), move |calls| {
-                calls.grace_expired(id)
-            });
+        if let Some((id, grace)) = effects.grace_timer {
+            after(state, grace, move |calls| calls.grace_expired(id));
         }
         if let Some((context, outcome)) = effects.ended {
             state.metrics.call_ended(context, outcome);
         }
         if let Some(stored) = effects.record {
             store(state, stored).await;
+        }
+        if let Some((id, reason)) = effects.stranger_over {
+            carry_out(state, state.strangers.call_over(id, reason)).await;
         }
     })
 }

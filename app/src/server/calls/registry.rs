@@ -34,8 +34,6 @@ pub enum CallError {
 pub trait CallRegistry: Send + Sync + std::fmt::Debug {
     /// How long a call rings before it counts as not answered.
     fn ring_time(&self) -> Duration;
-    /// How long an answered call waits for a side whose connection dropped.
-    fn grace_time(&self) -> Duration;
     /// The call `who` is in, if any.
     fn call_of(&self, who: PrincipalId) -> Option<CallId>;
     /// `caller` (on `socket`, asking with `request_id`) rings `callee` in a context that rings.
@@ -186,6 +184,9 @@ impl Call {
             },
             &mut effects,
         );
+        if let CallContext::Stranger { match_id } = self.context {
+            effects.stranger_over = Some((match_id, reason));
+        }
         effects
     }
 }
@@ -257,10 +258,6 @@ impl LocalCalls {
 impl CallRegistry for LocalCalls {
     fn ring_time(&self) -> Duration {
         self.ring
-    }
-
-    fn grace_time(&self) -> Duration {
-        self.grace
     }
 
     fn call_of(&self, who: PrincipalId) -> Option<CallId> {
@@ -556,7 +553,7 @@ impl CallRegistry for LocalCalls {
                         },
                     ));
                 }
-                effects.grace_timer = Some(id);
+                effects.grace_timer = Some((id, call.context.grace(self.grace)));
                 effects
             }
         }

@@ -5,6 +5,7 @@
 pub mod cache;
 pub mod messages;
 pub mod social;
+pub mod strangers;
 pub mod users;
 pub mod writer;
 
