@@ -95,6 +95,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/signup") view=SignUpPage />
                     <Route path=path!("/profile") view={Lazy::<Profile>::new()} />
                     <Route path=path!("/friends") view={Lazy::<Friends>::new()} />
+                    <Route path=path!("/strangers") view={Lazy::<Strangers>::new()} />
                     <Route path=path!("/code") view={Lazy::<Code>::new()} />
                     <Route path=path!("/code/new") view={Lazy::<NewCode>::new()} />
                     <ParentRoute path=path!("/messages") view={Lazy::<Messages>::new()}>
@@ -126,6 +127,20 @@ impl LazyRoute for Friends {
 
     fn view(_this: Self) -> AnyView {
         view! { <FriendsPage /> }.into_any()
+    }
+}
+
+/// `/strangers`: talk to a stranger.
+struct Strangers;
+
+#[lazy_route]
+impl LazyRoute for Strangers {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <strangers::page::StrangersPage /> }.into_any()
     }
 }
 

@@ -49,6 +49,8 @@ pub struct Realtime {
     pub ice_servers: RwSignal<Vec<crate::protocol::IceServer>>,
     /// Counts closes for an ended session (signed out everywhere, password changed).
     pub sessions_ended: RwSignal<u64>,
+    /// Pages that need the socket whoever is there (a guest talking to strangers).
+    holds: RwSignal<u32>,
 }
 
 impl Realtime {
@@ -61,20 +63,36 @@ impl Realtime {
             connections: RwSignal::new(0),
             sessions_ended: RwSignal::new(0),
             ice_servers: RwSignal::new(Vec::new()),
+            holds: RwSignal::new(0),
         }
     }
 
-    /// Connects while `user` is `Some`, disconnects when it becomes `None`.
+    /// Connects while `user` is `Some` or a page holds the socket ([`Realtime::hold`]),
+    /// disconnects otherwise.
     pub fn follow(self, user: Signal<Option<i64>>) {
         Effect::new(move |_| {
             let user = user.get();
+            let held = self.holds.get() > 0;
             self.me.set(user);
             #[cfg(feature = "hydrate")]
-            match user {
-                Some(_) => client::start(self),
-                None => client::stop(),
+            if user.is_some() || held {
+                client::start(self)
+            } else {
+                client::stop()
             }
+            #[cfg(not(feature = "hydrate"))]
+            let _ = held;
         });
+    }
+
+    /// Keeps the socket open for a guest until [`Realtime::release`] (the page that
+    /// needed it is gone).
+    pub fn hold(self) {
+        self.holds.update(|n| *n += 1);
+    }
+
+    pub fn release(self) {
+        self.holds.update(|n| *n = n.saturating_sub(1));
     }
 
     /// Calls `handler` with every message from the server until the calling component is
@@ -148,12 +166,15 @@ impl Realtime {
     /// Reads the unread count again.
     #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
     pub fn refresh_unread(self) {
+        // Guests have no messages.
         #[cfg(feature = "hydrate")]
-        leptos::task::spawn_local(async move {
-            if let Ok(n) = crate::messages::api::unread_total().await {
-                self.unread.set(n);
-            }
-        });
+        if self.me.get_untracked().is_some() {
+            leptos::task::spawn_local(async move {
+                if let Ok(n) = crate::messages::api::unread_total().await {
+                    self.unread.set(n);
+                }
+            });
+        }
     }
 }
 

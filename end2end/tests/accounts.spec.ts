@@ -159,8 +159,9 @@ test('the Friends card on the home page leads to sign-up, and once signed in to 
   await friends.getByRole('link', { name: 'Your friends' }).click();
   await expect(page).toHaveURL(/\/friends$/);
   await expect(page.getByRole('heading', { name: 'Friends', level: 1 })).toBeVisible();
-  // Strangers are not there yet, and say so; codes are.
+  // Every way to meet has its way in.
   await page.goto('/');
-  await expect(page.getByRole('main').getByText('Coming soon')).toHaveCount(1);
+  await expect(page.getByRole('main').getByText('Coming soon')).toHaveCount(0);
+  await expect(page.getByTestId('way-strangers').getByRole('link', { name: 'Talk to a stranger' })).toBeVisible();
   await expect(page.getByTestId('way-codes').getByRole('link', { name: 'Create a code' })).toBeVisible();
 });

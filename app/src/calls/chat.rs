@@ -42,7 +42,7 @@ pub fn CallChat(ui: CallUi) -> impl IntoView {
                 class="inline"
                 on:submit=move |ev: leptos::ev::SubmitEvent| {
                     ev.prevent_default();
-                    if engine.say(&draft.get_untracked()) {
+                    if ui.say(&draft.get_untracked()) {
                         draft.set(String::new());
                     }
                 }
@@ -52,12 +52,16 @@ pub fn CallChat(ui: CallUi) -> impl IntoView {
                     id="call-chat-input"
                     autocomplete="off"
                     placeholder="Chat during the call"
+                    maxlength=crate::strangers::MAX_CHAT_CHARS.to_string()
                     prop:value=move || draft.get()
                     on:input=move |ev| draft.set(event_target_value(&ev))
                 />
                 <button type="submit">"Send"</button>
             </form>
-            <Files ui />
+            // No files from strangers.
+            <Show when=move || ui.stranger.with(Option::is_none)>
+                <Files ui />
+            </Show>
             <p class="form-error" role="alert">{move || engine.chat_error.get()}</p>
         </div>
     }

@@ -45,6 +45,17 @@ pub enum Panel {
     Chat,
     Quality,
     Settings,
+    /// Reporting a stranger.
+    Report,
+}
+
+/// A stranger match this tab is in (the call window shows Next, Report and Block, and the
+/// chat goes through the server).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StrangerMatch {
+    /// The interests both gave.
+    pub shared: Vec<String>,
+    pub text_only: bool,
 }
 
 #[derive(Clone, Copy)]
@@ -67,6 +78,10 @@ pub struct CallUi {
     /// What hanging up does for a call another way to meet set up (not over the socket).
     /// (A plain `fn`: the state is also made on the server, where it must be `Send`.)
     external: StoredValue<Option<fn()>>,
+    /// Set while the call is a stranger match.
+    pub stranger: RwSignal<Option<StrangerMatch>>,
+    /// What became of this tab's last report or block (shown in the report panel).
+    pub report_note: RwSignal<Option<String>>,
     /// The `request_id` of this tab's `call_start` still waiting for its answer.
     request: RwSignal<Option<u32>>,
     last_request: StoredValue<u32>,
@@ -92,6 +107,8 @@ pub fn provide_call() -> CallUi {
         controls_asked: StoredValue::new(false),
         verification: RwSignal::new(None),
         external: StoredValue::new(None),
+        stranger: RwSignal::new(None),
+        report_note: RwSignal::new(None),
         request: RwSignal::new(None),
         last_request: StoredValue::new(0),
         realtime,
@@ -289,8 +306,62 @@ impl CallUi {
         self.send(&ClientMsg::CallAccept { call_id });
     }
 
+    /// Sends a chat line: through the server to a stranger (so a report can carry it),
+    /// else straight to the other browser. Returns whether it went.
+    pub fn say(self, text: &str) -> bool {
+        if self.stranger.with_untracked(Option::is_none) {
+            return self.engine.say(text);
+        }
+        match crate::strangers::check_chat(text) {
+            Ok(text) => {
+                let text = text.to_string();
+                let sent = self.send(&ClientMsg::StrangerChat { text: text.clone() });
+                if sent {
+                    self.engine.chat.update(|c| c.push((true, text)));
+                    self.engine.chat_error.set(None);
+                }
+                sent
+            }
+            Err(why) => {
+                self.engine.chat_error.set(Some(why));
+                false
+            }
+        }
+    }
+
+    /// Next stranger: ends this match and looks again at once.
+    pub fn next_stranger(self) {
+        if self.send(&ClientMsg::StrangerNext) {
+            self.end_quietly();
+        }
+    }
+
+    /// Never meet this stranger again (the match ends; a new one is looked for).
+    pub fn block_stranger(self) {
+        if self.send(&ClientMsg::StrangerBlock) {
+            self.end_quietly();
+        }
+    }
+
+    /// A stranger match ends without the "call ended" notice: the strangers page says
+    /// what happened and what comes next.
+    fn end_quietly(self) {
+        self.engine.close();
+        self.request.set(None);
+        self.call_id.set(None);
+        self.panel.set(None);
+        self.stranger.set(None);
+        self.phase.set(Phase::Idle);
+        #[cfg(feature = "hydrate")]
+        self.engine.relay_only.set(remembered_relay_only());
+    }
+
     /// Declines a ringing call, cancels one this tab is making, or hangs up.
     pub fn hang_up(self) {
+        if self.stranger.with_untracked(Option::is_some) {
+            self.send(&ClientMsg::StrangerStop);
+            return self.end_quietly();
+        }
         if let Some(call_id) = self.call_id.get_untracked() {
             let message = if self.phase.get_untracked() == Phase::Incoming {
                 ClientMsg::CallReject { call_id }
@@ -393,9 +464,47 @@ impl CallUi {
                     self.send(&ClientMsg::CallHangup { call_id: *call_id });
                     return;
                 }
+                let stranger = self.stranger.get_untracked();
+                if stranger.as_ref().is_some_and(|s| s.text_only) {
+                    // Chat only: no camera, no peer connection.
+                    self.preload();
+                    self.phase.set(Phase::InCall);
+                    self.call_id.set(Some(*call_id));
+                    self.peer.set(Some(peer.clone()));
+                    self.video.set(false);
+                    self.chat_seen.set(0);
+                    self.engine.chat_only();
+                    self.panel.set(Some(Panel::Chat));
+                    return;
+                }
+                if stranger.is_some() {
+                    // Strangers never learn each other's address: this side uses the relay
+                    // only too (the server drops any other candidate anyway).
+                    self.engine.relay_only.set(true);
+                }
                 let channel = self.socket_channel();
                 self.begin(Phase::InCall, Some(*call_id), peer.clone(), *video, channel);
                 self.connect(*you_offer);
+            }
+            ServerMsg::StrangerMatched { shared, text_only } => {
+                self.report_note.set(None);
+                self.stranger.set(Some(StrangerMatch {
+                    shared: shared.clone(),
+                    text_only: *text_only,
+                }));
+            }
+            ServerMsg::StrangerChat { text } if self.stranger.with_untracked(Option::is_some) => {
+                self.engine.chat.update(|c| c.push((false, text.clone())));
+            }
+            ServerMsg::StrangerReported => {
+                self.report_note.set(Some(
+                    "Report sent. Thank you: a moderator will look at it.".into(),
+                ));
+            }
+            ServerMsg::CallEnded { call_id, .. }
+                if self.ours(call_id) && self.stranger.with_untracked(Option::is_some) =>
+            {
+                self.end_quietly();
             }
             ServerMsg::CallSignal { call_id, data } if self.ours(call_id) => {
                 match serde_json::from_str::<Signal>(data) {

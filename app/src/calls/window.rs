@@ -21,6 +21,9 @@ fn icon(name: &'static str) -> impl IntoView {
         "chat" => "M21 15a2 2 0 0 1-2 2H7l-4 4V5a2 2 0 0 1 2-2h14a2 2 0 0 1 2 2z",
         "quality" => "M4 20v-4M10 20v-8M16 20V8M22 20V4",
         "settings" => "M4 21v-7M4 10V3M12 21v-9M12 8V3M20 21v-5M20 12V3M1 14h6M9 8h6M17 16h6",
+        "flag" => "M4 15s1-1 4-1 5 2 8 2 4-1 4-1V3s-1 1-4 1-5-2-8-2-4 1-4 1zM4 22v-7",
+        "block" => "M12 2a10 10 0 1 0 0 20a10 10 0 1 0 0-20zM4.9 4.9l14.2 14.2",
+        "next" => "M5 4l10 8-10 8V4zM19 5v14",
         _ => "M22 16.9v3a2 2 0 0 1-2.2 2 19.8 19.8 0 0 1-8.6-3.1 19.5 19.5 0 0 1-6-6A19.8 19.8 0 0 1 2.1 4.2 2 2 0 0 1 4.1 2h3a2 2 0 0 1 2 1.7c.1.9.4 1.9.7 2.8a2 2 0 0 1-.5 2.1L8.1 9.9a16 16 0 0 0 6 6l1.3-1.3a2 2 0 0 1 2.1-.5c.9.3 1.9.6 2.8.7a2 2 0 0 1 1.7 2z",
     };
     view! {
@@ -88,6 +91,15 @@ pub fn CallOverlay() -> impl IntoView {
                             <output id="call-verification" data-testid="verification">{words}</output>
                         </p>
                     })}
+                    {move || ui.stranger.get().map(|s| view! {
+                        <p class="call-note" data-testid="stranger-shared">
+                            {if s.shared.is_empty() {
+                                "You were matched with a random stranger.".to_string()
+                            } else {
+                                format!("You both like: {}", s.shared.join(", "))
+                            }}
+                        </p>
+                    })}
                     <p class="call-note" data-testid="peer-state">
                         {move || match (engine.peer_muted.get(), engine.peer_camera_off.get()) {
                             (true, true) => format!("{} muted and turned the camera off", peer_name()),
@@ -127,6 +139,9 @@ pub fn controls(ui: CallUi) -> AnyView {
         </Show>
         <Show when=move || ui.panel.get() == Some(Panel::Quality)>
             <QualityPanel ui />
+        </Show>
+        <Show when=move || ui.panel.get() == Some(Panel::Report)>
+            <ReportPanel ui />
         </Show>
         <Show when=move || !ended()>
             <DevicePicker ui />
@@ -221,6 +236,10 @@ fn panel_toggle(
 #[component]
 fn ControlBar(ui: CallUi) -> impl IntoView {
     let engine = ui.engine;
+    let text_only = move || {
+        ui.stranger
+            .with(|s| s.as_ref().is_some_and(|s| s.text_only))
+    };
     let answered = move || ui.phase.get() == Phase::InCall;
     let connected = move || answered() && engine.link.get() == Link::Connected;
     view! {
@@ -230,6 +249,20 @@ fn ControlBar(ui: CallUi) -> impl IntoView {
                     {control(|| "phone", || "Accept".into(), "accept", move || ui.accept())}
                     {control(|| "phone", || "Decline".into(), "hang-up", move || ui.hang_up())}
                     {panel_toggle(ui, Panel::Settings, "settings", "Settings")}
+                }
+                    .into_any(),
+                _ if ui.stranger.with(Option::is_some) => view! {
+                    {toggle(move || !text_only(), move || engine.muted.get(), ("mic", "mic-off"), ("Mute", "Unmute"), move || engine.toggle_mute())}
+                    {toggle(move || ui.video.get(), move || engine.camera_off.get(), ("camera", "camera-off"), ("Camera off", "Camera on"), move || engine.toggle_camera())}
+                    {panel_toggle(ui, Panel::Chat, "chat", "Chat")}
+                    <Show when=move || !text_only()>
+                        {panel_toggle(ui, Panel::Quality, "quality", "Quality")}
+                        {panel_toggle(ui, Panel::Settings, "settings", "Settings")}
+                    </Show>
+                    {panel_toggle(ui, Panel::Report, "flag", "Report")}
+                    {control(|| "block", || "Block".into(), "", move || ui.block_stranger())}
+                    {control(|| "next", || "Next".into(), "accept", move || ui.next_stranger())}
+                    {control(|| "phone", || "Stop".into(), "hang-up", move || ui.hang_up())}
                 }
                     .into_any(),
                 _ => view! {
@@ -253,5 +286,66 @@ fn ControlBar(ui: CallUi) -> impl IntoView {
                     .into_any(),
             }}
         </div>
+    }
+}
+
+/// Reporting the stranger: a reason, an optional note, and (only if ticked) the last chat
+/// lines. The stranger is not told.
+#[component]
+fn ReportPanel(ui: CallUi) -> impl IntoView {
+    use crate::strangers::{ReportReason, MAX_NOTE_CHARS};
+    let reason = RwSignal::new(String::new());
+    let note = RwSignal::new(String::new());
+    let include_chat = RwSignal::new(false);
+    let problem = RwSignal::new(None::<&'static str>);
+    view! {
+        <form
+            class="call-panel open report-panel"
+            aria-label="Report this stranger"
+            on:submit=move |ev: leptos::ev::SubmitEvent| {
+                ev.prevent_default();
+                let Some(reason) = ReportReason::parse(&reason.get_untracked()) else {
+                    problem.set(Some("Choose a reason."));
+                    return;
+                };
+                problem.set(None);
+                ui.report_note.set(None);
+                let sent = ui.realtime.send(&crate::protocol::ClientMsg::StrangerReport {
+                    reason,
+                    note: note.get_untracked(),
+                    include_chat: include_chat.get_untracked(),
+                });
+                if !sent {
+                    problem.set(Some("Not connected right now: try again in a moment."));
+                }
+            }
+        >
+            <label for="report-reason">"Reason"</label>
+            <select id="report-reason" on:change=move |ev| reason.set(event_target_value(&ev))>
+                <option value="">"Choose…"</option>
+                {ReportReason::ALL
+                    .into_iter()
+                    .map(|r| view! { <option value=r.as_str()>{r.label()}</option> })
+                    .collect_view()}
+            </select>
+            <label for="report-note">"Note (optional)"</label>
+            <textarea
+                id="report-note"
+                maxlength=MAX_NOTE_CHARS.to_string()
+                prop:value=move || note.get()
+                on:input=move |ev| note.set(event_target_value(&ev))
+            ></textarea>
+            <label class="check">
+                <input
+                    type="checkbox"
+                    prop:checked=move || include_chat.get()
+                    on:change=move |ev| include_chat.set(event_target_checked(&ev))
+                />
+                " Attach the last chat lines"
+            </label>
+            <button type="submit">"Send report"</button>
+            <p class="form-error" role="alert">{move || problem.get()}</p>
+            <p role="status" data-testid="report-note">{move || ui.report_note.get()}</p>
+        </form>
     }
 }

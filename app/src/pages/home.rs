@@ -1,5 +1,5 @@
 //! The landing page: what Parlor is and the three ways to meet someone, each card leading to
-//! its way in (those still being built say so).
+//! its way in.
 
 use leptos::prelude::*;
 use leptos_meta::Title;
@@ -43,10 +43,12 @@ pub fn HomePage() -> impl IntoView {
                         </Show>
                     </p>
                 </li>
-                <li class="card">
+                <li class="card" data-testid="way-strangers">
                     <h3>"Strangers"</h3>
-                    <p>"Random matching by shared interests, with next, report and block."</p>
-                    <p class="badge">"Coming soon"</p>
+                    <p>"Random matching by shared interests, with next, report and block. No account needed."</p>
+                    <p class="card-actions">
+                        <A href="/strangers" attr:class="button primary">"Talk to a stranger"</A>
+                    </p>
                 </li>
                 <li class="card" data-testid="way-codes">
                     <h3>"Meet with a code"</h3>

@@ -252,6 +252,12 @@ impl Engine {
         let _ = (channel, video);
     }
 
+    /// A call without media (a text-only stranger match): fresh state, the chat only.
+    pub fn chat_only(self) {
+        self.reset();
+        self.link.set(Link::Connected);
+    }
+
     /// Both sides are there: build the peer connection. `you_offer` makes this side the one
     /// that offers, opens the chat channel and restarts ICE after a network change.
     pub fn connect(self, you_offer: bool, ice_servers: Vec<IceServer>) {

@@ -620,3 +620,24 @@ async fn signed_in_users_stay_anonymous_and_a_block_between_users_holds_here_too
     assert_eq!(code, ErrorCode::NotAllowed);
     assert!(message.contains("call"), "{message}");
 }
+
+#[tokio::test]
+async fn after_next_someone_with_interests_meets_someone_without_once_the_wait_is_over() {
+    let app = TestApp::spawn().await;
+    let (_, mut a) = guest(&app).await;
+    let (_, mut b) = guest(&app).await;
+    let (_, mut c) = guest(&app).await;
+    a.send(&start(&["chess"])).await;
+    looking(&mut a).await;
+    b.send(&start(&["jazz", "chess"])).await;
+    matched(&mut a).await;
+    matched(&mut b).await;
+    c.send(&start(&[])).await;
+    assert!(looking(&mut c).await);
+    a.send(&ClientMsg::StrangerNext).await;
+    assert_eq!(ended(&mut b).await, MatchEnd::Next);
+    assert!(!looking(&mut a).await, "A hopes for chess first");
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    let (_, a_call, _) = matched(&mut a).await;
+    assert_eq!(matched(&mut c).await.1, a_call);
+}

@@ -209,8 +209,9 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Queue<K> {
         self.waiting.insert(who, w);
     }
 
-    /// Whether `a` and `b` may be paired now, ignoring interests.
-    fn compatible(&self, a: &Waiting<K>, b: &Waiting<K>, now: Instant) -> bool {
+    /// Whether `a` and `b` may be paired now, ignoring interests. Recent partners only with
+    /// `recent_too`, and once both have waited [`WIDEN_AFTER`].
+    fn compatible(&self, a: &Waiting<K>, b: &Waiting<K>, now: Instant, recent_too: bool) -> bool {
         if a.seeker.who == b.seeker.who
             || a.seeker.avoid.contains(&b.seeker.who)
             || b.seeker.avoid.contains(&a.seeker.who)
@@ -220,17 +221,31 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Queue<K> {
         let recent =
             a.seeker.recent.contains(&b.seeker.who) || b.seeker.recent.contains(&a.seeker.who);
         !recent
-            || (now.duration_since(a.since) >= WIDEN_AFTER
+            || (recent_too
+                && now.duration_since(a.since) >= WIDEN_AFTER
                 && now.duration_since(b.since) >= WIDEN_AFTER)
     }
 
-    /// Finds `seeker`'s partner among the waiting, takes the partner out of the queue and
-    /// returns the pair. Unreachable seekers met on the way are dropped.
+    /// Finds `seeker`'s partner: anyone else first, a recent partner only when nobody else
+    /// fits.
     fn pair(
         &mut self,
         seeker: &Waiting<K>,
         now: Instant,
         alive: &impl Fn(K) -> bool,
+    ) -> Option<Pair<K>> {
+        self.pair_with(seeker, now, alive, false)
+            .or_else(|| self.pair_with(seeker, now, alive, true))
+    }
+
+    /// Finds `seeker`'s partner among the waiting, takes the partner out of the queue and
+    /// returns the pair. Unreachable seekers met on the way are dropped.
+    fn pair_with(
+        &mut self,
+        seeker: &Waiting<K>,
+        now: Instant,
+        alive: &impl Fn(K) -> bool,
+        recent_too: bool,
     ) -> Option<Pair<K>> {
         let mode = seeker.seeker.text_only;
         let mut dead = Vec::new();
@@ -249,7 +264,7 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Queue<K> {
             let Some(other) = self.waiting.get(&who) else {
                 continue;
             };
-            if !self.compatible(seeker, other, now) {
+            if !self.compatible(seeker, other, now, recent_too) {
                 continue;
             }
             let better =
@@ -267,7 +282,7 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Queue<K> {
                 let Some(other) = self.waiting.get(&who) else {
                     continue;
                 };
-                if !self.compatible(seeker, other, now) {
+                if !self.compatible(seeker, other, now, recent_too) {
                     continue;
                 }
                 if !alive(who) {
@@ -446,6 +461,26 @@ mod tests {
         let pair = q.join(seeker(5, &["x"]), t, alive).unwrap();
         assert_eq!(pair.waiting, 3);
         assert!(q.contains(4) && q.len() == 1);
+    }
+
+    #[test]
+    fn after_next_interests_give_way_to_anyone() {
+        let mut q = Queue::default();
+        let t = Instant::now();
+        assert!(q.join(seeker(1, &["chess"]), t, alive).is_none());
+        assert!(q.join(seeker(2, &["jazz", "chess"]), t, alive).is_some());
+        assert!(q.join(seeker(3, &[]), t, alive).is_none());
+        let t1 = t + Duration::from_millis(1);
+        let mut a = seeker(1, &["chess"]);
+        a.recent = vec![2];
+        let mut b = seeker(2, &["jazz", "chess"]);
+        b.recent = vec![1];
+        assert!(q.join(a, t1, alive).is_none());
+        assert!(q.join(b, t1 + Duration::from_millis(1), alive).is_none());
+        // Both waited as long, and share "chess": still, 3 is there, so 1 meets 3.
+        let widened = q.widen(t1 + WIDEN_AFTER, alive);
+        assert_eq!(widened.pairs.len(), 1, "{widened:?} {q:?}");
+        assert_eq!((widened.pairs[0].waiting, widened.pairs[0].joined), (3, 1));
     }
 
     #[test]

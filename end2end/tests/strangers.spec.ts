@@ -1,0 +1,128 @@
+// Strangers, as guests in browsers of their own (Chromium's fake camera, loopback only):
+// the rules checkbox, interests shown when shared, live video both ways through the relay,
+// chat both ways shown as text, Next re-matching with the one waiting, a closed tab
+// announced, a report sent; and no frame a guest receives carries anything but relay
+// candidates with blanked related addresses.
+import { expect, test, type Browser, type Page } from '@playwright/test';
+import { hydrated } from './support';
+
+type Guest = { page: Page; received: string[]; close: () => Promise<void> };
+
+async function guest(browser: Browser): Promise<Guest> {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  const received: string[] = [];
+  page.on('websocket', (ws) => ws.on('framereceived', (f) => received.push(String(f.payload))));
+  return { page, received, close: () => context.close() };
+}
+
+/** From the home page to the strangers page, rules accepted, interests typed, Start. */
+async function startLooking(g: Guest, interests: string) {
+  await g.page.goto('/');
+  await hydrated(g.page);
+  await g.page.getByTestId('way-strangers').getByRole('link', { name: 'Talk to a stranger' }).click();
+  await expect(g.page.getByRole('heading', { name: 'Talk to a stranger', level: 1 })).toBeVisible();
+  const start = g.page.getByRole('button', { name: 'Start' });
+  await expect(start).toBeDisabled();
+  await g.page.getByLabel('I am 18 or older and accept the rules').check();
+  await g.page.getByLabel(/^Interests/).fill(interests);
+  await expect(start).toBeEnabled();
+  await start.click();
+}
+
+async function expectLiveVideo(page: Page) {
+  const video = page.getByTestId('remote-video');
+  await expect.poll(() => video.evaluate((v: HTMLVideoElement) => v.videoWidth), { timeout: 20_000 }).toBeGreaterThan(0);
+  const t1 = await video.evaluate((v: HTMLVideoElement) => v.currentTime);
+  await expect.poll(() => video.evaluate((v: HTMLVideoElement) => v.currentTime)).toBeGreaterThan(t1 + 0.5);
+}
+
+/** Every ICE candidate in what a guest received is a relay one without its related address. */
+function expectOnlyRelayCandidates(received: string[]) {
+  const candidates = received.join('\n').match(/candidate:[^"\\]*/g) ?? [];
+  expect(candidates.length).toBeGreaterThan(0);
+  for (const line of candidates) {
+    expect(line).toContain(' typ relay');
+    expect(line).not.toMatch(/raddr (?!0\.0\.0\.0 )/);
+  }
+}
+
+async function say(page: Page, text: string) {
+  const chat = page.getByRole('button', { name: 'Chat' });
+  if ((await chat.getAttribute('aria-expanded')) !== 'true') await chat.click();
+  await page.getByLabel('Chat message').fill(text);
+  await page.getByRole('button', { name: 'Send', exact: true }).click();
+}
+
+test('three guests: matched by a shared interest, video and chat both ways, next, a closed tab, a report', async ({ browser }) => {
+  test.setTimeout(120_000);
+  const ann = await guest(browser);
+  const bob = await guest(browser);
+  const cat = await guest(browser);
+
+  await startLooking(ann, 'Chess');
+  await expect(ann.page.getByTestId('stranger-status')).toHaveText('Looking for someone who likes chess…');
+  await startLooking(bob, 'jazz, chess');
+
+  for (const g of [ann, bob]) {
+    await expect(g.page.getByTestId('call')).toBeVisible();
+    await expect(g.page.getByTestId('stranger-shared')).toHaveText('You both like: chess');
+  }
+  await expect(ann.page.getByTestId('call-status')).toHaveText('Connected', { timeout: 20_000 });
+  await expectLiveVideo(ann.page);
+  await expectLiveVideo(bob.page);
+
+  // Chat both ways, markup shown as text.
+  await say(ann.page, '<b>hello</b> from Ann');
+  const bobChat = bob.page.getByTestId('call-chat');
+  await expect(bobChat).toContainText('Stranger: <b>hello</b> from Ann');
+  await expect(bobChat.locator('b')).toHaveCount(0); // shown as text, not markup
+  await say(bob.page, 'hi Ann');
+  await expect(ann.page.getByTestId('call-chat')).toContainText('Stranger: hi Ann');
+
+  // Ann reports Bob, with the chat attached.
+  await ann.page.getByRole('button', { name: 'Report' }).click();
+  await ann.page.getByLabel('Reason').selectOption('spam');
+  await ann.page.getByLabel('Attach the last chat lines').check();
+  await ann.page.getByRole('button', { name: 'Send report' }).click();
+  await expect(ann.page.getByTestId('report-note')).toHaveText(/Report sent/);
+
+  // Cat waits; Ann presses Next: Bob is told and looks again; Ann, who gave an interest,
+  // meets Cat (who gave none) once her 8 s wait for a shared one is over.
+  await startLooking(cat, '');
+  await expect(cat.page.getByTestId('stranger-status')).toHaveText('Looking for someone…');
+  await ann.page.getByRole('button', { name: 'Next' }).click();
+  await expect(bob.page.getByTestId('stranger-notice')).toHaveText('The stranger moved on.');
+  await expect(bob.page.getByTestId('stranger-status')).toHaveText('Looking for someone who likes jazz, chess…');
+  await expect(ann.page.getByTestId('stranger-status')).toHaveText('Looking for someone who likes chess…');
+  await expect(cat.page.getByTestId('stranger-shared')).toHaveText('You were matched with a random stranger.', { timeout: 20_000 });
+  await expect(ann.page.getByTestId('stranger-shared')).toHaveText('You were matched with a random stranger.');
+  await expectLiveVideo(cat.page);
+  await expectLiveVideo(ann.page);
+
+  // Cat closes the tab: Ann is told within seconds and may look again.
+  await cat.close();
+  await expect(ann.page.getByTestId('stranger-status')).toHaveText("The stranger's connection was lost.", { timeout: 15_000 });
+  await expect(ann.page.getByRole('button', { name: 'Look again' })).toBeEnabled();
+
+  for (const g of [ann, bob]) expectOnlyRelayCandidates(g.received);
+  await ann.close();
+  await bob.close();
+});
+
+test('the rules must be accepted, and bad interests are refused with a clear error', async ({ browser }) => {
+  const g = await guest(browser);
+  await g.page.goto('/strangers');
+  await hydrated(g.page);
+  await expect(g.page.getByRole('button', { name: 'Start' })).toBeDisabled();
+  await g.page.getByLabel('I am 18 or older and accept the rules').check();
+  await g.page.getByLabel(/^Interests/).fill('x'.repeat(31));
+  await g.page.getByRole('button', { name: 'Start' }).click();
+  await expect(g.page.getByTestId('stranger-error')).toContainText('at most 30 characters');
+  // What was typed is kept.
+  await expect(g.page.getByLabel(/^Interests/)).toHaveValue('x'.repeat(31));
+  await g.page.getByLabel(/^Interests/).fill('a,b,c,d,e,f,g,h,i,j,k');
+  await g.page.getByRole('button', { name: 'Start' }).click();
+  await expect(g.page.getByTestId('stranger-error')).toContainText('at most 10 interests');
+  await g.close();
+});
