@@ -275,10 +275,6 @@ pub enum ServerMsg {
     StrangerReported,
     /// The stranger is blocked: never matched with you again.
     StrangerBlocked,
-    /// Banned from strangers until `until` (RFC 3339).
-    StrangerBanned {
-        until: String,
-    },
     /// Something the browser sent was refused. The connection stays open.
     Error {
         code: ErrorCode,
@@ -315,7 +311,6 @@ impl ServerMsg {
             Self::StrangerEnded { .. } => "stranger_ended",
             Self::StrangerReported => "stranger_reported",
             Self::StrangerBlocked => "stranger_blocked",
-            Self::StrangerBanned { .. } => "stranger_banned",
             Self::Error { .. } => "error",
         }
     }
@@ -481,9 +476,6 @@ mod tests {
             },
             ServerMsg::StrangerReported,
             ServerMsg::StrangerBlocked,
-            ServerMsg::StrangerBanned {
-                until: String::new(),
-            },
         ] {
             assert_eq!(message.kind(), wire_type(&message));
         }

@@ -138,8 +138,6 @@ pub enum MatchEnd {
     ConnectionLost,
     /// You started in another tab: this one stopped.
     OtherTab,
-    /// You are banned (`until`, RFC 3339, in [`crate::protocol::ServerMsg::StrangerBanned`]).
-    Banned,
 }
 
 impl MatchEnd {
@@ -149,7 +147,6 @@ impl MatchEnd {
             Self::Left => "The stranger left.",
             Self::ConnectionLost => "The stranger's connection was lost.",
             Self::OtherTab => "You started talking to strangers in another tab.",
-            Self::Banned => "You are banned from talking to strangers.",
         }
     }
 }

@@ -223,8 +223,12 @@ impl Strangers {
                         },
                     ));
                 }
-                inner.join(who, socket, settings, calls, alive, now, &mut effects);
-                inner.rejoin(ended.other, calls, alive, now, &mut effects);
+                let ended = Ended {
+                    socket,
+                    settings,
+                    other: ended.other,
+                };
+                inner.look_again(who, ended, calls, alive, now, &mut effects);
                 return Ok(effects);
             }
         } else if calls.call_of(who).is_some() {
@@ -257,16 +261,7 @@ impl Strangers {
         let now = Instant::now();
         // The one who pressed Next looks first: the one waiting longest is theirs.
         if let Some(ended) = inner.end_match(id, who, MatchEnd::Next, calls, &mut effects) {
-            inner.join(
-                who,
-                ended.socket,
-                ended.settings,
-                calls,
-                alive,
-                now,
-                &mut effects,
-            );
-            inner.rejoin(ended.other, calls, alive, now, &mut effects);
+            inner.look_again(who, ended, calls, alive, now, &mut effects);
         }
         Ok(effects)
     }
@@ -356,16 +351,7 @@ impl Strangers {
         if let Some(&id) = inner.match_of.get(&who) {
             if let Some(mut ended) = inner.end_match(id, who, MatchEnd::Next, calls, &mut effects) {
                 add_block(&mut ended.settings);
-                inner.join(
-                    who,
-                    ended.socket,
-                    ended.settings,
-                    calls,
-                    alive,
-                    now,
-                    &mut effects,
-                );
-                inner.rejoin(ended.other, calls, alive, now, &mut effects);
+                inner.look_again(who, ended, calls, alive, now, &mut effects);
             }
         } else if let Some(seeking) = inner.seeking.get_mut(&who) {
             // Waiting already: the block holds from now on.
@@ -640,16 +626,27 @@ impl Inner {
         })
     }
 
-    /// Puts the other side of an ended match back in the queue, if it looks again.
-    fn rejoin(
+    /// After a match ended, `who` looks again first (with `ended`'s socket and settings),
+    /// then the other side if it looks again too.
+    fn look_again(
         &mut self,
-        other: Option<Side>,
+        who: PrincipalId,
+        ended: Ended,
         calls: &dyn CallRegistry,
         alive: &impl Reachable,
         now: Instant,
         effects: &mut Effects,
     ) {
-        if let Some(side) = other {
+        self.join(
+            who,
+            ended.socket,
+            ended.settings,
+            calls,
+            alive,
+            now,
+            effects,
+        );
+        if let Some(side) = ended.other {
             self.join(
                 side.who,
                 side.socket,
