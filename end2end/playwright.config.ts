@@ -68,6 +68,8 @@ export default defineConfig({
         PARLOR_WS_HEARTBEAT_MS: '2000',
         // Unanswered calls give up sooner than the default 30 s.
         PARLOR_CALL_RING_SECS: '6',
+        // The strangers test's moderator.
+        PARLOR_ADMIN_EMAILS: 'moderator@example.com',
         PARLOR_GOOGLE_CLIENT_ID: 'parlor-test-client',
         PARLOR_GOOGLE_CLIENT_SECRET: 'parlor-test-secret',
         PARLOR_GOOGLE_AUTH_URL: `${idp}/authorize`,

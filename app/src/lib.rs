@@ -96,6 +96,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/profile") view={Lazy::<Profile>::new()} />
                     <Route path=path!("/friends") view={Lazy::<Friends>::new()} />
                     <Route path=path!("/strangers") view={Lazy::<Strangers>::new()} />
+                    <Route path=path!("/moderation") view={Lazy::<Moderation>::new()} />
                     <Route path=path!("/code") view={Lazy::<Code>::new()} />
                     <Route path=path!("/code/new") view={Lazy::<NewCode>::new()} />
                     <ParentRoute path=path!("/messages") view={Lazy::<Messages>::new()}>
@@ -141,6 +142,20 @@ impl LazyRoute for Strangers {
 
     fn view(_this: Self) -> AnyView {
         view! { <strangers::page::StrangersPage /> }.into_any()
+    }
+}
+
+/// `/moderation`: reports on strangers and moderators' decisions.
+struct Moderation;
+
+#[lazy_route]
+impl LazyRoute for Moderation {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <strangers::moderation_page::ModerationPage /> }.into_any()
     }
 }
 

@@ -275,6 +275,11 @@ pub enum ServerMsg {
     StrangerReported,
     /// The stranger is blocked: never matched with you again.
     StrangerBlocked,
+    /// A moderator banned you from strangers until `until` (RFC 3339, UTC): any match ended,
+    /// and starting again is refused with this same message until then.
+    StrangerBanned {
+        until: String,
+    },
     /// Something the browser sent was refused. The connection stays open.
     Error {
         code: ErrorCode,
@@ -311,6 +316,7 @@ impl ServerMsg {
             Self::StrangerEnded { .. } => "stranger_ended",
             Self::StrangerReported => "stranger_reported",
             Self::StrangerBlocked => "stranger_blocked",
+            Self::StrangerBanned { .. } => "stranger_banned",
             Self::Error { .. } => "error",
         }
     }
@@ -476,6 +482,9 @@ mod tests {
             },
             ServerMsg::StrangerReported,
             ServerMsg::StrangerBlocked,
+            ServerMsg::StrangerBanned {
+                until: String::new(),
+            },
         ] {
             assert_eq!(message.kind(), wire_type(&message));
         }

@@ -4,7 +4,11 @@
 // announced, a report sent; and no frame a guest receives carries anything but relay
 // candidates with blanked related addresses.
 import { expect, test, type Browser, type Page } from '@playwright/test';
-import { hydrated } from './support';
+import { hydrated, signUp } from './support';
+
+// One after another: guests of one test must not be matched with another test's, and the
+// ban at the end covers the address every browser here shares (loopback).
+test.describe.configure({ mode: 'serial' });
 
 type Guest = { page: Page; received: string[]; close: () => Promise<void> };
 
@@ -125,4 +129,57 @@ test('the rules must be accepted, and bad interests are refused with a clear err
   await g.page.getByRole('button', { name: 'Start' }).click();
   await expect(g.page.getByTestId('stranger-error')).toContainText('at most 10 interests');
   await g.close();
+});
+
+test('report, a moderator bans from the moderation page, the banned guest is told and cannot start again', async ({ browser }) => {
+  test.setTimeout(90_000);
+  const eve = await guest(browser);
+  const ann = await guest(browser);
+  await startLooking(eve, '');
+  await startLooking(ann, '');
+  for (const g of [eve, ann]) await expect(g.page.getByTestId('call')).toBeVisible();
+  await say(eve.page, '<b>cheap</b> pills');
+  await expect(ann.page.getByTestId('call-chat')).toContainText('Stranger: <b>cheap</b> pills');
+  await ann.page.getByRole('button', { name: 'Report' }).click();
+  await ann.page.getByLabel('Reason').selectOption('spam');
+  await ann.page.getByLabel(/^Note/).fill('Kept <i>advertising</i>');
+  await ann.page.getByLabel('Attach the last chat lines').check();
+  await ann.page.getByRole('button', { name: 'Send report' }).click();
+  await expect(ann.page.getByTestId('report-note')).toHaveText(/Report sent/);
+
+  // Guests have no moderation link.
+  await expect(ann.page.getByRole('link', { name: 'Moderation' })).toHaveCount(0);
+
+  // The moderator finds the report through the menu.
+  const modContext = await browser.newContext();
+  const moderator = await modContext.newPage();
+  await signUp(moderator, 'moderator@example.com', 'Mona');
+  await moderator.getByRole('link', { name: 'Moderation' }).click();
+  await expect(moderator.getByRole('heading', { name: 'Moderation', level: 1 })).toBeVisible();
+  const report = moderator.getByTestId('report').first();
+  await expect(report).toContainText('Spam or advertising');
+  await expect(report.getByTestId('report-about')).toContainText(/About Guest [0-9a-f]{8} · reported by 1 person · 1 open report$/);
+  await expect(report).toContainText('Kept <i>advertising</i>');
+  await expect(report).toContainText('Reported: <b>cheap</b> pills');
+  await expect(report.locator('b, i')).toHaveCount(0); // shown as text, not markup
+  await report.getByLabel('Ban for').selectOption({ label: '1 week' });
+  await report.getByRole('button', { name: 'Ban' }).click();
+  await expect(moderator.getByTestId('moderation-notice')).toHaveText(/^Banned until .+ \(report \d+\)\.$/);
+  await expect(moderator.getByText('No reports to decide.')).toBeVisible();
+  await expect(moderator.getByTestId('moderation-log')).toContainText(/Mona banned Guest [0-9a-f]{8} until .+ \(report \d+\)/);
+
+  // Eve's match ended at once and she is told until when; Ann hears the stranger left.
+  await expect(eve.page.getByTestId('call')).toBeHidden();
+  await expect(eve.page.getByTestId('stranger-error')).toHaveText(/^You are banned from talking to strangers until .+\.$/);
+  await expect(ann.page.getByTestId('stranger-status')).toHaveText('The stranger left.');
+  // Starting again is refused the same way.
+  await eve.page.reload();
+  await hydrated(eve.page);
+  await eve.page.getByLabel('I am 18 or older and accept the rules').check();
+  await eve.page.getByRole('button', { name: 'Start' }).click();
+  await expect(eve.page.getByTestId('stranger-error')).toHaveText(/^You are banned from talking to strangers until .+\.$/);
+  await expect(eve.page.getByTestId('stranger-status')).toHaveText('');
+  expectOnlyRelayCandidates(ann.received);
+  for (const g of [eve, ann]) await g.close();
+  await modContext.close();
 });

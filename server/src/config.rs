@@ -37,6 +37,8 @@ pub struct Config {
     pub public_url: String,
     /// `PARLOR_ALLOWED_ORIGINS`: other origins allowed to call server functions and sockets.
     pub allowed_origins: Vec<String>,
+    /// `PARLOR_ADMIN_EMAILS`: the accounts (by email, comma separated) that moderate.
+    pub admin_emails: Vec<String>,
     /// `PARLOR_AUTH_ATTEMPTS_PER_IP`: sign-in and sign-up attempts per client address per 10 min.
     pub auth_attempts_per_ip: u32,
     /// `PARLOR_AUTH_FAILURES_PER_ACCOUNT`: failed sign-ins per account per 15 min.
@@ -350,6 +352,22 @@ impl Config {
             })
             .transpose()?
             .unwrap_or_default();
+        let admin_emails = get("PARLOR_ADMIN_EMAILS")
+            .map(|list| {
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|e| !e.is_empty())
+                    .map(|e| {
+                        app::accounts::validate::email(e)
+                            .map(|e| e.to_lowercase())
+                            .map_err(|_| {
+                                invalid("PARLOR_ADMIN_EMAILS", e, "expected email addresses")
+                            })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .transpose()?
+            .unwrap_or_default();
         let auth_attempts_per_ip = parse_number(
             "PARLOR_AUTH_ATTEMPTS_PER_IP",
             get("PARLOR_AUTH_ATTEMPTS_PER_IP"),
@@ -503,6 +521,7 @@ impl Config {
                 _ => public_url,
             },
             allowed_origins,
+            admin_emails,
             auth_attempts_per_ip,
             auth_failures_per_account,
             tls,
@@ -550,6 +569,7 @@ impl Config {
             session_ttl: Duration::from_secs(DEFAULT_SESSION_DAYS * 24 * 3600),
             public_url: "http://127.0.0.1".into(),
             allowed_origins: Vec::new(),
+            admin_emails: Vec::new(),
             auth_attempts_per_ip: DEFAULT_AUTH_ATTEMPTS_PER_IP,
             auth_failures_per_account: DEFAULT_AUTH_FAILURES_PER_ACCOUNT,
             tls: None,
@@ -967,6 +987,7 @@ mod tests {
             ("PARLOR_PUBLIC_URL", "parlor.example.com"),
             ("PARLOR_PUBLIC_URL", "https://parlor.example.com/app"),
             ("PARLOR_ALLOWED_ORIGINS", "https://ok.example, ftp://x"),
+            ("PARLOR_ADMIN_EMAILS", "mod@example.com, not-an-email"),
             ("PARLOR_AUTH_ATTEMPTS_PER_IP", "many"),
             ("PARLOR_WS_HEARTBEAT_MS", "10"),
             ("PARLOR_WS_MESSAGES_PER_SEC", "0"),
@@ -1048,6 +1069,8 @@ mod tests {
             ["http://a.example:8080", "https://b.example"]
         );
         assert_eq!(from(&[]).unwrap().public_url, "http://127.0.0.1:3000");
+        let config = from(&[("PARLOR_ADMIN_EMAILS", " Mod@Example.com,, b@example.org ")]).unwrap();
+        assert_eq!(config.admin_emails, ["mod@example.com", "b@example.org"]);
     }
 
     #[test]

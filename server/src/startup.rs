@@ -212,6 +212,7 @@ impl Application {
                 },
             )),
             strangers: Arc::new(app::server::strangers::Strangers::new(&session_secret)),
+            moderators: app::server::moderation::Moderators::new(&config.admin_emails),
             rendezvous_limits: Arc::new(RendezvousLimits {
                 mints: per_minute(&metrics, "codes_per_address", config.codes_per_ip_per_min),
                 redeems: per_minute(

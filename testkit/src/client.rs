@@ -74,6 +74,16 @@ pub async fn sign_up(
 
 /// Opens `/ws` on `addr` with `cookie` (if any), from the site's own origin.
 pub async fn connect(addr: &str, cookie: Option<&str>) -> Result<Ws, tungstenite::Error> {
+    connect_from(addr, cookie, None).await
+}
+
+/// [`connect`], as if through a proxy that names the client `forwarded_for` (the server
+/// believes it only when it trusts the proxy).
+pub async fn connect_from(
+    addr: &str,
+    cookie: Option<&str>,
+    forwarded_for: Option<&str>,
+) -> Result<Ws, tungstenite::Error> {
     let mut request = format!("ws://{addr}/ws").into_client_request()?;
     let headers = request.headers_mut();
     headers.insert(
@@ -84,6 +94,12 @@ pub async fn connect(addr: &str, cookie: Option<&str>) -> Result<Ws, tungstenite
         headers.insert(
             "cookie",
             HeaderValue::from_str(cookie).expect("a cookie is a header value"),
+        );
+    }
+    if let Some(client) = forwarded_for {
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_str(client).expect("an address is a header value"),
         );
     }
     Ok(tokio_tungstenite::connect_async(request).await?.0)

@@ -16,6 +16,8 @@ pub struct Me {
     /// False for accounts created through Google that never set a password.
     pub has_password: bool,
     pub google_linked: bool,
+    /// Listed in `PARLOR_ADMIN_EMAILS`: sees the moderation page.
+    pub moderator: bool,
 }
 
 /// What the page needs to know about signing in.

@@ -496,6 +496,10 @@ impl CallUi {
             ServerMsg::StrangerChat { text } if self.stranger.with_untracked(Option::is_some) => {
                 self.engine.chat.update(|c| c.push((false, text.clone())));
             }
+            ServerMsg::StrangerBanned { .. } if self.stranger.with_untracked(Option::is_some) => {
+                // The strangers page says until when.
+                self.end_quietly();
+            }
             ServerMsg::StrangerReported => {
                 self.report_note.set(Some(
                     "Report sent. Thank you: a moderator will look at it.".into(),

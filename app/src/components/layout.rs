@@ -16,6 +16,10 @@ pub fn Layout(children: Children) -> impl IntoView {
     let auth = use_auth();
     let realtime = use_realtime();
     let signed_in = move || auth.session.with(|s| s.user.is_some());
+    let moderator = move || {
+        auth.session
+            .with(|s| s.user.as_ref().is_some_and(|u| u.moderator))
+    };
     let call = crate::calls::provide_call();
     // Whoever is signed in may be called: load the call's code once the page is up.
     Effect::new(move |_| {
@@ -87,6 +91,11 @@ pub fn Layout(children: Children) -> impl IntoView {
                                     </span>
                                 </Show>
                             </A>
+                        </li>
+                    </Show>
+                    <Show when=moderator>
+                        <li>
+                            <A href="/moderation">"Moderation"</A>
                         </li>
                     </Show>
                 </ul>

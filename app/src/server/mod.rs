@@ -7,6 +7,7 @@ pub mod db;
 pub mod headers;
 pub mod hub;
 pub mod metrics;
+pub mod moderation;
 pub mod queue;
 pub mod realtime;
 pub mod rendezvous;

@@ -249,6 +249,18 @@ impl Session {
             return;
         }
         let state = &self.state;
+        let address = state.strangers.address_tag(&self.address);
+        let standing = match state
+            .db
+            .stranger_standing(&self.who().key(), &address)
+            .await
+        {
+            Ok(standing) => standing,
+            Err(e) => return self.unavailable("reading bans", None)(e),
+        };
+        if let Some(until) = standing.banned_until {
+            return self.reply(&ServerMsg::StrangerBanned { until });
+        }
         let avoid = match state.db.stranger_avoid(self.who()).await {
             Ok(avoid) => avoid,
             Err(e) => return self.unavailable("reading blocks", None)(e),
@@ -257,7 +269,8 @@ impl Session {
             interests: interests.into_iter().map(Into::into).collect(),
             text_only,
             avoid: std::sync::Arc::new(avoid),
-            address: state.strangers.address_tag(&self.address),
+            address,
+            shadow: standing.restricted,
         };
         let alive = self.alive();
         let started = state.strangers.start(
@@ -319,18 +332,18 @@ impl Session {
         if !self.stranger_within_reports() {
             return;
         }
-        let draft = match self
-            .state
-            .strangers
-            .report(self.who(), reason, note, include_chat)
-        {
-            Ok(draft) => draft,
-            Err(e) => return self.reply(&error(ErrorCode::NotAllowed, e.to_string(), None)),
-        };
+        let strangers = &self.state.strangers;
+        let reporter_address = strangers.address_tag(&self.address);
+        let draft =
+            match strangers.report(self.who(), &reporter_address, reason, note, include_chat) {
+                Ok(draft) => draft,
+                Err(e) => return self.reply(&error(ErrorCode::NotAllowed, e.to_string(), None)),
+            };
         match self.state.db.stranger_report(&draft).await {
             Ok(id) => {
                 tracing::info!(report = id, reason = reason.as_str(), "stranger reported");
                 self.reply(&ServerMsg::StrangerReported);
+                super::moderation::after_report(&self.state, draft.reported).await;
             }
             Err(e) => self.unavailable("saving a report", None)(e),
         }

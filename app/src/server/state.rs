@@ -71,6 +71,8 @@ pub struct Shared {
     pub rendezvous_limits: Arc<RendezvousLimits>,
     /// Who is looking for a stranger, and the matches.
     pub strangers: Arc<super::strangers::Strangers>,
+    /// Who may moderate strangers (`PARLOR_ADMIN_EMAILS`).
+    pub moderators: super::moderation::Moderators,
 }
 
 /// Mints a TURN server entry with credentials for one principal.

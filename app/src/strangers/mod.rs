@@ -3,6 +3,8 @@
 //! server's side is `crate::server::strangers`; here are the rules both sides check
 //! (interests, chat lines, report reasons) and the page ([`page`]).
 
+pub mod moderation;
+pub mod moderation_page;
 pub mod page;
 
 use serde::{Deserialize, Serialize};

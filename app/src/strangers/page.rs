@@ -74,6 +74,14 @@ pub fn StrangersPage() -> impl IntoView {
             MatchEnd::Next => notice.set(Some(reason.text().into())),
             _ => stage.set(Stage::Ended(*reason)),
         },
+        ServerMsg::StrangerBanned { until } => {
+            stage.set(Stage::Idle);
+            notice.set(None);
+            problem.set(Some(format!(
+                "You are banned from talking to strangers until {}.",
+                crate::components::time::short(until)
+            )));
+        }
         ServerMsg::StrangerBlocked => notice.set(Some(
             "Blocked: you will never be matched with them again.".into(),
         )),

@@ -13,6 +13,7 @@ mod helpers;
 mod limits;
 mod messaging;
 mod metrics;
+mod moderation;
 mod oauth;
 mod pages;
 mod people;

@@ -156,6 +156,17 @@ impl TestApp {
         socket
     }
 
+    /// [`Self::socket`] as if from `client` behind a proxy (tests that trust loopback as one).
+    pub async fn socket_from(&self, who: &Person, client: &str) -> Socket {
+        let ws =
+            testkit::client::connect_from(&self.addr.to_string(), Some(&who.cookie), Some(client))
+                .await
+                .expect("socket opens");
+        let mut socket = Socket { ws };
+        assert!(matches!(socket.next().await, ServerMsg::Welcome { .. }));
+        socket
+    }
+
     pub async fn try_socket(&self, cookie: Option<&str>) -> Result<Socket, tungstenite::Error> {
         let ws = testkit::client::connect(&self.addr.to_string(), cookie).await?;
         Ok(Socket { ws })

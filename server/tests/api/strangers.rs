@@ -16,7 +16,7 @@ use crate::{
     people::{Person, Socket},
 };
 
-fn start(interests: &[&str]) -> ClientMsg {
+pub(crate) fn start(interests: &[&str]) -> ClientMsg {
     ClientMsg::StrangerStart {
         interests: interests.iter().map(|s| s.to_string()).collect(),
         text_only: false,
@@ -25,7 +25,7 @@ fn start(interests: &[&str]) -> ClientMsg {
 }
 
 /// The next strangers message (calls and pings aside).
-async fn stranger_news(socket: &mut Socket) -> ServerMsg {
+pub(crate) async fn stranger_news(socket: &mut Socket) -> ServerMsg {
     socket
         .next_where(|m| {
             matches!(
@@ -36,6 +36,7 @@ async fn stranger_news(socket: &mut Socket) -> ServerMsg {
                     | ServerMsg::StrangerChat { .. }
                     | ServerMsg::StrangerReported
                     | ServerMsg::StrangerBlocked
+                    | ServerMsg::StrangerBanned { .. }
                     | ServerMsg::Error { .. }
             )
             .then_some(m)
@@ -43,7 +44,7 @@ async fn stranger_news(socket: &mut Socket) -> ServerMsg {
         .await
 }
 
-async fn looking(socket: &mut Socket) -> bool {
+pub(crate) async fn looking(socket: &mut Socket) -> bool {
     match stranger_news(socket).await {
         ServerMsg::StrangerLooking { anyone } => anyone,
         other => panic!("expected looking, got {other:?}"),
@@ -52,7 +53,7 @@ async fn looking(socket: &mut Socket) -> bool {
 
 /// Reads `stranger_matched` and the call that follows: shared interests, call id, whether
 /// this side offers.
-async fn matched(socket: &mut Socket) -> (Vec<String>, CallId, bool) {
+pub(crate) async fn matched(socket: &mut Socket) -> (Vec<String>, CallId, bool) {
     let shared = match stranger_news(socket).await {
         ServerMsg::StrangerMatched { shared, .. } => shared,
         other => panic!("expected a match, got {other:?}"),
@@ -68,14 +69,14 @@ async fn matched(socket: &mut Socket) -> (Vec<String>, CallId, bool) {
     (shared, call_id, you_offer)
 }
 
-async fn ended(socket: &mut Socket) -> MatchEnd {
+pub(crate) async fn ended(socket: &mut Socket) -> MatchEnd {
     match stranger_news(socket).await {
         ServerMsg::StrangerEnded { reason } => reason,
         other => panic!("expected the match to end, got {other:?}"),
     }
 }
 
-async fn error(socket: &mut Socket) -> (ErrorCode, String) {
+pub(crate) async fn error(socket: &mut Socket) -> (ErrorCode, String) {
     match stranger_news(socket).await {
         ServerMsg::Error { code, message, .. } => (code, message),
         other => panic!("expected an error, got {other:?}"),
@@ -83,7 +84,7 @@ async fn error(socket: &mut Socket) -> (ErrorCode, String) {
 }
 
 /// A guest with an open socket.
-async fn guest(app: &TestApp) -> (Person, Socket) {
+pub(crate) async fn guest(app: &TestApp) -> (Person, Socket) {
     let person = app.guest().await;
     let socket = app.socket(&person).await;
     (person, socket)

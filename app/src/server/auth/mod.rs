@@ -155,10 +155,13 @@ pub fn set_cookie(value: &str) {
 /// server and hand it to the browser with the page.
 pub fn session_info() -> crate::accounts::api::SessionInfo {
     // No state while the route list is generated at start-up: nobody is signed in then.
-    let google_sign_in =
-        use_context::<crate::server::state::AppState>().is_some_and(|s| s.auth.google.is_some());
+    let state = use_context::<crate::server::state::AppState>();
+    let google_sign_in = state.as_ref().is_some_and(|s| s.auth.google.is_some());
     crate::accounts::api::SessionInfo {
         user: request_user().map(|u| crate::accounts::api::Me {
+            moderator: state
+                .as_ref()
+                .is_some_and(|s| s.moderators.includes(&u.email)),
             id: u.id,
             email: u.email,
             display_name: u.display_name,

@@ -4,6 +4,7 @@
 
 pub mod cache;
 pub mod messages;
+pub mod moderation;
 pub mod social;
 pub mod strangers;
 pub mod users;

@@ -45,7 +45,7 @@ pub fn ordered(a: i64, b: i64) -> (i64, i64) {
 type Tx = Transaction<'static, Sqlite>;
 
 impl Db {
-    async fn immediate(&self) -> Result<Tx, DbError> {
+    pub(super) async fn immediate(&self) -> Result<Tx, DbError> {
         self.pool.begin_with("BEGIN IMMEDIATE").await
     }
 

@@ -60,10 +60,11 @@ impl Db {
         let lines = serde_json::to_string(&report.lines).unwrap_or_else(|_| "[]".into());
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO stranger_reports \
-             (reporter, reported, reported_address, reason, note, lines) \
-             VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+             (reporter, reporter_address, reported, reported_address, reason, note, lines) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
         )
         .bind(report.reporter.key())
+        .bind(&report.reporter_address)
         .bind(report.reported.key())
         .bind(&report.reported_address)
         .bind(report.reason.as_str())
@@ -107,6 +108,7 @@ mod tests {
 
         let report = ReportDraft {
             reporter: ann,
+            reporter_address: "0123".into(),
             reported: eve,
             reported_address: "abcd".into(),
             reason: ReportReason::Spam,

@@ -52,6 +52,8 @@ pub struct Settings {
     pub avoid: Arc<HashSet<PrincipalId>>,
     /// The keyed hash of their address (for reports and bans; never the address).
     pub address: Arc<str>,
+    /// Restricted after reports: they look, but nobody is matched with them.
+    pub shadow: bool,
 }
 
 #[derive(Debug)]
@@ -109,6 +111,8 @@ struct History {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportDraft {
     pub reporter: PrincipalId,
+    /// The reporter's address hash: reports from one address count as one person's.
+    pub reporter_address: String,
     pub reported: PrincipalId,
     pub reported_address: String,
     pub reason: ReportReason,
@@ -310,6 +314,7 @@ impl Strangers {
     pub fn report(
         &self,
         who: PrincipalId,
+        reporter_address: &str,
         reason: ReportReason,
         note: String,
         include_chat: bool,
@@ -319,6 +324,7 @@ impl Strangers {
         let last = inner.partner_of(who).ok_or(StrangerError::NobodyToReport)?;
         Ok(ReportDraft {
             reporter: who,
+            reporter_address: reporter_address.to_string(),
             reported: last.partner,
             reported_address: last.partner_address.to_string(),
             reason,
@@ -413,6 +419,92 @@ impl Strangers {
         effects
     }
 
+    /// Restricts `who` (`shadow`: they keep looking but are never matched) or lifts it. A
+    /// search running now changes at once; a running match goes on, and what comes after it
+    /// follows the new rule.
+    pub fn set_shadow(
+        &self,
+        who: PrincipalId,
+        shadow: bool,
+        calls: &dyn CallRegistry,
+        alive: &impl Reachable,
+    ) -> Effects {
+        let mut inner = self.lock();
+        let mut effects = Effects::default();
+        if let Some(&id) = inner.match_of.get(&who) {
+            if let Some(side) = inner
+                .matches
+                .get_mut(&id)
+                .and_then(|m| m.sides.iter_mut().find(|s| s.who == who))
+            {
+                side.settings.shadow = shadow;
+            }
+        } else if let Some(seeking) = inner.seeking.remove(&who) {
+            inner.queue.leave(who);
+            let settings = Settings {
+                shadow,
+                ..seeking.settings
+            };
+            let now = Instant::now();
+            inner.join_quietly(
+                who,
+                seeking.socket,
+                settings,
+                calls,
+                alive,
+                now,
+                &mut effects,
+            );
+        }
+        effects
+    }
+
+    /// A moderator banned `who` and `address` (a hash; empty: none) until `until`: everyone
+    /// concerned stops looking, their matches end (the other side is told the stranger left)
+    /// and every tab of theirs is told until when.
+    pub fn ban(
+        &self,
+        who: PrincipalId,
+        address: &str,
+        until: &str,
+        calls: &dyn CallRegistry,
+    ) -> Effects {
+        let mut inner = self.lock();
+        let mut effects = Effects::default();
+        let covered = |w: PrincipalId, settings: &Settings| {
+            w == who || (!address.is_empty() && &*settings.address == address)
+        };
+        let mut banned: HashSet<PrincipalId> = inner
+            .seeking
+            .iter()
+            .filter(|(w, s)| covered(**w, &s.settings))
+            .map(|(w, _)| *w)
+            .collect();
+        banned.extend(
+            inner
+                .matches
+                .values()
+                .flat_map(|m| &m.sides)
+                .filter(|s| covered(s.who, &s.settings))
+                .map(|s| s.who),
+        );
+        banned.insert(who);
+        for w in banned {
+            inner.queue.leave(w);
+            inner.seeking.remove(&w);
+            if let Some(&id) = inner.match_of.get(&w) {
+                inner.end_match(id, w, MatchEnd::Left, calls, &mut effects);
+            }
+            effects.send.push((
+                To::All(w),
+                ServerMsg::StrangerBanned {
+                    until: until.to_string(),
+                },
+            ));
+        }
+        effects
+    }
+
     /// Every half second: those who waited long enough take anyone; old histories go.
     pub fn tick(&self, calls: &dyn CallRegistry, alive: &impl Reachable) -> Effects {
         let mut inner = self.lock();
@@ -488,6 +580,11 @@ impl Inner {
         now: Instant,
         effects: &mut Effects,
     ) -> bool {
+        if settings.shadow {
+            // Restricted: looking, as far as they can tell, but never in the queue.
+            self.seeking.insert(who, Seeking { socket, settings });
+            return false;
+        }
         let seeker = Seeker {
             who,
             interests: settings.interests.clone(),
