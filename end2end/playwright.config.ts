@@ -70,6 +70,8 @@ export default defineConfig({
         PARLOR_CALL_RING_SECS: '6',
         // The strangers test's moderator.
         PARLOR_ADMIN_EMAILS: 'moderator@example.com',
+        // Tests that need clients on different addresses send X-Forwarded-For.
+        PARLOR_TRUSTED_PROXIES: '127.0.0.1',
         PARLOR_GOOGLE_CLIENT_ID: 'parlor-test-client',
         PARLOR_GOOGLE_CLIENT_SECRET: 'parlor-test-secret',
         PARLOR_GOOGLE_AUTH_URL: `${idp}/authorize`,
