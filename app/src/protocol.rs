@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     strangers::{MatchEnd, ReportReason},
-    wire::{CallId, CallPeer, MessageView},
+    wire::{CallId, CallPeer, MessageView, UserCard},
 };
 
 /// The longest message text, in characters.
@@ -100,6 +100,9 @@ pub enum ClientMsg {
     },
     /// Never match with the current or last stranger again (and end the match if any).
     StrangerBlock,
+    /// "Add as friend" with the current stranger: when both pressed it (both signed in), the
+    /// two become friends and learn each other's name.
+    StrangerFriend,
 }
 
 /// A STUN or TURN server, in the shape `RTCPeerConnection` takes. Its `Debug` hides the
@@ -125,6 +128,7 @@ impl ClientMsg {
             Self::StrangerChat { .. } => "stranger_chat",
             Self::StrangerReport { .. } => "stranger_report",
             Self::StrangerBlock => "stranger_block",
+            Self::StrangerFriend => "stranger_friend",
         }
     }
 }
@@ -262,6 +266,9 @@ pub enum ServerMsg {
     StrangerMatched {
         shared: Vec<String>,
         text_only: bool,
+        /// Both are signed in, so both may press "Add as friend".
+        #[serde(default)]
+        can_befriend: bool,
     },
     /// A chat line from the stranger.
     StrangerChat {
@@ -279,6 +286,13 @@ pub enum ServerMsg {
     /// and starting again is refused with this same message until then.
     StrangerBanned {
         until: String,
+    },
+    /// The stranger pressed "Add as friend": pressing it too makes you friends.
+    StrangerFriendAsked,
+    /// Both pressed "Add as friend": you are friends now (`friends_changed` follows).
+    StrangerFriends {
+        user: UserCard,
+        conversation_id: i64,
     },
     /// Something the browser sent was refused. The connection stays open.
     Error {
@@ -317,6 +331,8 @@ impl ServerMsg {
             Self::StrangerReported => "stranger_reported",
             Self::StrangerBlocked => "stranger_blocked",
             Self::StrangerBanned { .. } => "stranger_banned",
+            Self::StrangerFriendAsked => "stranger_friend_asked",
+            Self::StrangerFriends { .. } => "stranger_friends",
             Self::Error { .. } => "error",
         }
     }
@@ -447,6 +463,7 @@ mod tests {
                 include_chat: false,
             },
             ClientMsg::StrangerBlock,
+            ClientMsg::StrangerFriend,
         ] {
             assert_eq!(message.kind(), wire_type(&message));
         }
@@ -475,6 +492,7 @@ mod tests {
             ServerMsg::StrangerMatched {
                 shared: vec![],
                 text_only: false,
+                can_befriend: false,
             },
             ServerMsg::StrangerChat { text: "hi".into() },
             ServerMsg::StrangerEnded {
@@ -484,6 +502,14 @@ mod tests {
             ServerMsg::StrangerBlocked,
             ServerMsg::StrangerBanned {
                 until: String::new(),
+            },
+            ServerMsg::StrangerFriendAsked,
+            ServerMsg::StrangerFriends {
+                user: UserCard {
+                    id: 1,
+                    display_name: "Ann".into(),
+                },
+                conversation_id: 2,
             },
         ] {
             assert_eq!(message.kind(), wire_type(&message));

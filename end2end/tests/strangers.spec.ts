@@ -4,7 +4,7 @@
 // announced, a report sent; and no frame a guest receives carries anything but relay
 // candidates with blanked related addresses.
 import { expect, test, type Browser, type Page } from '@playwright/test';
-import { hydrated, signUp } from './support';
+import { hydrated, openFriends, person, signUp, unique } from './support';
 
 // One after another: guests of one test must not be matched with another test's.
 test.describe.configure({ mode: 'serial' });
@@ -130,6 +130,93 @@ test('the rules must be accepted, and bad interests are refused with a clear err
   await g.page.getByRole('button', { name: 'Start' }).click();
   await expect(g.page.getByTestId('stranger-error')).toContainText('at most 10 interests');
   await g.close();
+});
+
+/** On the strangers page already: rules accepted, text only, interests, Start. */
+async function startTextOnly(page: Page, interests: string) {
+  await page.goto('/strangers');
+  await hydrated(page);
+  await page.getByLabel('I am 18 or older and accept the rules').check();
+  await page.getByLabel('Text only (no camera or microphone)').check();
+  await page.getByLabel(/^Interests/).fill(interests);
+  await page.getByRole('button', { name: 'Start' }).click();
+}
+
+test('four guests in text-only mode: two pairs by interest, chat stays in its pair, next never re-matches the last partner', async ({ browser }) => {
+  test.setTimeout(90_000);
+  const [ann, bob, cat, dan] = await Promise.all([guest(browser), guest(browser), guest(browser), guest(browser)]);
+  await startTextOnly(ann.page, 'chess');
+  await startTextOnly(bob.page, 'jazz');
+  await startTextOnly(cat.page, 'chess');
+  await startTextOnly(dan.page, 'jazz');
+  for (const [g, shared] of [[ann, 'chess'], [cat, 'chess'], [bob, 'jazz'], [dan, 'jazz']] as const) {
+    await expect(g.page.getByTestId('call')).toBeVisible();
+    await expect(g.page.getByTestId('stranger-shared')).toHaveText(`You both like: ${shared}`);
+    // Text only: no camera or microphone controls, the chat open at once.
+    await expect(g.page.getByRole('button', { name: 'Mute' })).toHaveCount(0);
+    await expect(g.page.getByLabel('Chat message')).toBeVisible();
+  }
+  await say(ann.page, 'chess <i>player</i> here');
+  await say(dan.page, 'jazz fan here');
+  await expect(cat.page.getByTestId('call-chat')).toContainText('Stranger: chess <i>player</i> here');
+  await expect(bob.page.getByTestId('call-chat')).toContainText('Stranger: jazz fan here');
+  await expect(bob.page.getByTestId('call-chat')).not.toContainText('chess');
+  await expect(cat.page.getByTestId('call-chat')).not.toContainText('jazz');
+
+  // Ann and Dan both press Next at once: everybody looks again, and after the 8 s wait for
+  // a shared interest each meets someone from the other pair, never the last partner.
+  await Promise.all([
+    ann.page.getByRole('button', { name: 'Next' }).click(),
+    dan.page.getByRole('button', { name: 'Next' }).click(),
+  ]);
+  const partners = new Map<Guest, string>();
+  for (const g of [ann, bob, cat, dan]) {
+    await expect(g.page.getByTestId('stranger-shared')).toHaveText('You were matched with a random stranger.', { timeout: 25_000 });
+  }
+  // Who is with whom: each says their name and the other reads it.
+  const names = new Map<Guest, string>([[ann, 'Ann'], [bob, 'Bob'], [cat, 'Cat'], [dan, 'Dan']]);
+  for (const [g, name] of names) await say(g.page, `I am ${name}`);
+  for (const g of [ann, bob, cat, dan]) {
+    const chat = g.page.getByTestId('call-chat');
+    await expect(chat).toContainText(/Stranger: I am (Ann|Bob|Cat|Dan)/);
+    const other = /Stranger: I am (Ann|Bob|Cat|Dan)/.exec((await chat.textContent()) ?? '')![1];
+    partners.set(g, other);
+  }
+  expect(partners.get(ann)).not.toBe('Cat');
+  expect(partners.get(bob)).not.toBe('Dan');
+  expect(partners.get(cat)).not.toBe('Ann');
+  expect(partners.get(dan)).not.toBe('Bob');
+  for (const [g, other] of partners) expect(partners.get([...names].find(([, n]) => n === other)![0])).toBe(names.get(g));
+  for (const g of [ann, bob, cat, dan]) await g.close();
+});
+
+test('two signed-in people stay anonymous and become friends only when both press Add as friend', async ({ browser }) => {
+  test.setTimeout(60_000);
+  const tag = unique();
+  const ann = await person(browser, 'Ann', tag);
+  const bob = await person(browser, 'Bob', tag);
+  await startTextOnly(ann.page, `pen pals ${tag}`.slice(0, 30));
+  await startTextOnly(bob.page, `pen pals ${tag}`.slice(0, 30));
+  for (const p of [ann, bob]) await expect(p.page.getByTestId('call')).toBeVisible();
+  await say(ann.page, 'hello there');
+  await expect(bob.page.getByTestId('call-chat')).toContainText('Stranger: hello there');
+  await expect(bob.page.getByTestId('call')).not.toContainText(ann.name);
+  await expect(ann.page.getByTestId('call')).not.toContainText(bob.name);
+
+  await ann.page.getByRole('button', { name: 'Add as friend' }).click();
+  await expect(ann.page.getByTestId('stranger-friend')).toHaveText('Friend request sent: if the stranger adds you too, you become friends.');
+  await expect(ann.page.getByRole('button', { name: 'Asked to be friends' })).toBeVisible();
+  await expect(bob.page.getByTestId('stranger-friend')).toHaveText('The stranger would like to be friends: press Add as friend to accept.');
+  await bob.page.getByRole('button', { name: 'Add as friend' }).click();
+  await expect(ann.page.getByTestId('stranger-friend')).toHaveText(`You are friends with ${bob.name} now: find them under Friends.`);
+  await expect(bob.page.getByTestId('stranger-friend')).toHaveText(`You are friends with ${ann.name} now: find them under Friends.`);
+
+  await ann.page.getByRole('button', { name: 'Stop' }).click();
+  await expect(bob.page.getByTestId('stranger-status')).toHaveText('The stranger left.');
+  await openFriends(ann);
+  await expect(ann.page.getByTestId('friend')).toContainText(bob.name);
+  await ann.close();
+  await bob.close();
 });
 
 test('report, a moderator bans from the moderation page, the banned guest is told and cannot start again', async ({ browser }) => {

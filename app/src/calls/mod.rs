@@ -56,6 +56,12 @@ pub struct StrangerMatch {
     /// The interests both gave.
     pub shared: Vec<String>,
     pub text_only: bool,
+    /// Both are signed in: "Add as friend" is offered.
+    pub can_befriend: bool,
+    /// This side pressed "Add as friend".
+    pub friend_asked: bool,
+    /// What became of "Add as friend" (asked, the stranger asked, friends now).
+    pub friend_note: Option<String>,
 }
 
 #[derive(Clone, Copy)]
@@ -336,6 +342,23 @@ impl CallUi {
         }
     }
 
+    /// "Add as friend": once the stranger presses it too, the two are friends.
+    pub fn befriend_stranger(self) {
+        if self.send(&ClientMsg::StrangerFriend) {
+            self.stranger.update(|s| {
+                if let Some(s) = s {
+                    s.friend_asked = true;
+                    if s.friend_note.is_none() {
+                        s.friend_note = Some(
+                            "Friend request sent: if the stranger adds you too, you become friends."
+                                .into(),
+                        );
+                    }
+                }
+            });
+        }
+    }
+
     /// Never meet this stranger again (the match ends; a new one is looked for).
     pub fn block_stranger(self) {
         if self.send(&ClientMsg::StrangerBlock) {
@@ -486,13 +509,36 @@ impl CallUi {
                 self.begin(Phase::InCall, Some(*call_id), peer.clone(), *video, channel);
                 self.connect(*you_offer);
             }
-            ServerMsg::StrangerMatched { shared, text_only } => {
+            ServerMsg::StrangerMatched {
+                shared,
+                text_only,
+                can_befriend,
+            } => {
                 self.report_note.set(None);
                 self.stranger.set(Some(StrangerMatch {
                     shared: shared.clone(),
                     text_only: *text_only,
+                    can_befriend: *can_befriend,
+                    friend_asked: false,
+                    friend_note: None,
                 }));
             }
+            ServerMsg::StrangerFriendAsked => self.stranger.update(|s| {
+                if let Some(s) = s {
+                    s.friend_note = Some(
+                        "The stranger would like to be friends: press Add as friend to accept."
+                            .into(),
+                    );
+                }
+            }),
+            ServerMsg::StrangerFriends { user, .. } => self.stranger.update(|s| {
+                if let Some(s) = s {
+                    s.friend_note = Some(format!(
+                        "You are friends with {} now: find them under Friends.",
+                        user.display_name
+                    ));
+                }
+            }),
             ServerMsg::StrangerChat { text } if self.stranger.with_untracked(Option::is_some) => {
                 self.engine.chat.update(|c| c.push((false, text.clone())));
             }

@@ -22,6 +22,7 @@ fn icon(name: &'static str) -> impl IntoView {
         "quality" => "M4 20v-4M10 20v-8M16 20V8M22 20V4",
         "settings" => "M4 21v-7M4 10V3M12 21v-9M12 8V3M20 21v-5M20 12V3M1 14h6M9 8h6M17 16h6",
         "flag" => "M4 15s1-1 4-1 5 2 8 2 4-1 4-1V3s-1 1-4 1-5-2-8-2-4 1-4 1zM4 22v-7",
+        "friend" => "M16 21v-2a4 4 0 0 0-4-4H5a4 4 0 0 0-4 4v2M8.5 3a4 4 0 1 0 0 8a4 4 0 1 0 0-8zM20 8v6M23 11h-6",
         "block" => "M12 2a10 10 0 1 0 0 20a10 10 0 1 0 0-20zM4.9 4.9l14.2 14.2",
         "next" => "M5 4l10 8-10 8V4zM19 5v14",
         _ => "M22 16.9v3a2 2 0 0 1-2.2 2 19.8 19.8 0 0 1-8.6-3.1 19.5 19.5 0 0 1-6-6A19.8 19.8 0 0 1 2.1 4.2 2 2 0 0 1 4.1 2h3a2 2 0 0 1 2 1.7c.1.9.4 1.9.7 2.8a2 2 0 0 1-.5 2.1L8.1 9.9a16 16 0 0 0 6 6l1.3-1.3a2 2 0 0 1 2.1-.5c.9.3 1.9.6 2.8.7a2 2 0 0 1 1.7 2z",
@@ -99,6 +100,9 @@ pub fn CallOverlay() -> impl IntoView {
                                 format!("You both like: {}", s.shared.join(", "))
                             }}
                         </p>
+                        {s.friend_note.map(|note| view! {
+                            <p class="call-note" role="status" data-testid="stranger-friend">{note}</p>
+                        })}
                     })}
                     <p class="call-note" data-testid="peer-state">
                         {move || match (engine.peer_muted.get(), engine.peer_camera_off.get()) {
@@ -258,6 +262,17 @@ fn ControlBar(ui: CallUi) -> impl IntoView {
                     <Show when=move || !text_only()>
                         {panel_toggle(ui, Panel::Quality, "quality", "Quality")}
                         {panel_toggle(ui, Panel::Settings, "settings", "Settings")}
+                    </Show>
+                    <Show when=move || ui.stranger.with(|s| s.as_ref().is_some_and(|s| s.can_befriend))>
+                        {control(
+                            || "friend",
+                            move || {
+                                let asked = ui.stranger.with(|s| s.as_ref().is_some_and(|s| s.friend_asked));
+                                if asked { "Asked to be friends".into() } else { "Add as friend".into() }
+                            },
+                            "",
+                            move || ui.befriend_stranger(),
+                        )}
                     </Show>
                     {panel_toggle(ui, Panel::Report, "flag", "Report")}
                     {control(|| "block", || "Block".into(), "", move || ui.block_stranger())}

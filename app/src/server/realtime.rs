@@ -197,6 +197,7 @@ impl Session {
                 include_chat,
             } => self.stranger_report(reason, note, include_chat).await,
             ClientMsg::StrangerBlock => self.stranger_block().await,
+            ClientMsg::StrangerFriend => self.stranger_friend().await,
         }
     }
 
@@ -367,6 +368,72 @@ impl Session {
             tracing::error!(error = %e, "storing a stranger block failed");
         }
         carry_out(&self.state, effects).await;
+    }
+
+    /// "Add as friend": the stranger is asked; once both asked, they become friends and each
+    /// learns the other's name.
+    async fn stranger_friend(&self) {
+        use super::strangers::FriendAsk;
+        if !self.stranger_within_reports() {
+            return;
+        }
+        let state = &self.state;
+        let [(a, a_socket), (b, b_socket)] = match state.strangers.befriend(self.who(), self.socket)
+        {
+            Ok(FriendAsk::Asked(effects)) => return carry_out(state, effects).await,
+            Ok(FriendAsk::Again) => return,
+            Ok(FriendAsk::Both(users)) => users,
+            Err(e) => return self.reply(&error(ErrorCode::NotAllowed, e.to_string(), None)),
+        };
+        // A request one way, then the other way accepts it (with the friendship's checks).
+        let befriended = async {
+            state.db.send_friend_request(a, b).await?;
+            state.db.send_friend_request(b, a).await
+        };
+        let conversation_id = match befriended.await {
+            Ok(crate::friends::api::RequestOutcome::Accepted { conversation_id }) => {
+                conversation_id
+            }
+            Ok(crate::friends::api::RequestOutcome::Sent) => {
+                tracing::error!("befriending two strangers left a request pending");
+                return self.reply(&error(ErrorCode::Unavailable, TRY_AGAIN, None));
+            }
+            Err(super::db::social::SocialError::Db(e)) => {
+                return self.unavailable("befriending strangers", None)(e)
+            }
+            Err(refused) => {
+                return self.reply(&error(ErrorCode::NotAllowed, refused.to_string(), None))
+            }
+        };
+        let card = |id: i64| async move {
+            state
+                .db
+                .user_by_id(id)
+                .await
+                .ok()
+                .flatten()
+                .map(|u| UserCard {
+                    id,
+                    display_name: u.display_name,
+                })
+        };
+        let (Some(a_card), Some(b_card)) = (card(a).await, card(b).await) else {
+            return;
+        };
+        tracing::info!("two strangers became friends");
+        for (to, socket, user) in [(a, a_socket, b_card), (b, b_socket, a_card)] {
+            state.delivery.send_to_socket(
+                PrincipalId::User(to),
+                socket,
+                &ServerMsg::StrangerFriends {
+                    user,
+                    conversation_id,
+                },
+            );
+        }
+        state
+            .delivery
+            .send_to_users(&[a, b], &ServerMsg::FriendsChanged);
     }
 
     /// Rings a friend; a refusal names the request it answers.

@@ -37,6 +37,8 @@ pub(crate) async fn stranger_news(socket: &mut Socket) -> ServerMsg {
                     | ServerMsg::StrangerReported
                     | ServerMsg::StrangerBlocked
                     | ServerMsg::StrangerBanned { .. }
+                    | ServerMsg::StrangerFriendAsked
+                    | ServerMsg::StrangerFriends { .. }
                     | ServerMsg::Error { .. }
             )
             .then_some(m)
@@ -641,4 +643,113 @@ async fn after_next_someone_with_interests_meets_someone_without_once_the_wait_i
     tokio::time::sleep(Duration::from_secs(7)).await;
     let (_, a_call, _) = matched(&mut a).await;
     assert_eq!(matched(&mut c).await.1, a_call);
+}
+
+/// Reads `stranger_matched`: whether "Add as friend" is offered.
+async fn can_befriend(socket: &mut Socket) -> bool {
+    match stranger_news(socket).await {
+        ServerMsg::StrangerMatched { can_befriend, .. } => can_befriend,
+        other => panic!("expected a match, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn two_signed_in_strangers_become_friends_only_when_both_press_add_as_friend() {
+    let app = TestApp::spawn().await;
+    let ann = app.person("Ann").await;
+    let bob = app.person("Bob").await;
+    let cat = app.person("Cat").await;
+    let mut a = app.socket(&ann).await;
+    let mut b = app.socket(&bob).await;
+    let mut a2 = app.socket(&ann).await;
+    let mut c = app.socket(&cat).await;
+    a.send(&start(&[])).await;
+    looking(&mut a).await;
+    b.send(&start(&[])).await;
+    assert!(can_befriend(&mut a).await);
+    assert!(can_befriend(&mut b).await);
+
+    // Outsiders and Ann's other tab cannot press it for her.
+    for outsider in [&mut c, &mut a2] {
+        outsider.send(&ClientMsg::StrangerFriend).await;
+        assert_eq!(error(outsider).await.0, ErrorCode::NotAllowed);
+    }
+    b.none_for(Duration::from_millis(200), |m| {
+        matches!(m, ServerMsg::StrangerFriendAsked)
+    })
+    .await;
+
+    // Ann presses: Bob is asked (once, however often she presses); nothing more yet.
+    a.send(&ClientMsg::StrangerFriend).await;
+    a.send(&ClientMsg::StrangerFriend).await;
+    assert_eq!(stranger_news(&mut b).await, ServerMsg::StrangerFriendAsked);
+    b.none_for(Duration::from_millis(200), |m| {
+        matches!(
+            m,
+            ServerMsg::StrangerFriendAsked | ServerMsg::StrangerFriends { .. }
+        )
+    })
+    .await;
+    let friends = app.ok_as(&ann, "/api/friends/list", &[]).await;
+    assert!(friends["friends"].as_array().unwrap().is_empty());
+    assert!(
+        friends["outgoing"].as_array().unwrap().is_empty(),
+        "no request before both press"
+    );
+
+    // Bob presses too: friends, and each learns the other's name.
+    b.send(&ClientMsg::StrangerFriend).await;
+    let (to_ann, to_bob) = (stranger_news(&mut a).await, stranger_news(&mut b).await);
+    let (
+        ServerMsg::StrangerFriends {
+            user: bob_card,
+            conversation_id,
+        },
+        ServerMsg::StrangerFriends {
+            user: ann_card,
+            conversation_id: same,
+        },
+    ) = (to_ann, to_bob)
+    else {
+        panic!("both should hear they are friends");
+    };
+    assert_eq!(
+        (bob_card.id, bob_card.display_name.as_str()),
+        (bob.id, "Bob")
+    );
+    assert_eq!(
+        (ann_card.id, ann_card.display_name.as_str()),
+        (ann.id, "Ann")
+    );
+    assert_eq!(conversation_id, same);
+    let friends = app.ok_as(&ann, "/api/friends/list", &[]).await;
+    assert_eq!(friends["friends"][0]["user"]["id"], bob.id);
+    assert_eq!(friends["friends"][0]["conversation_id"], conversation_id);
+    // Pressing again changes nothing.
+    a.send(&ClientMsg::StrangerFriend).await;
+    a.none_for(Duration::from_millis(200), |m| {
+        matches!(
+            m,
+            ServerMsg::StrangerFriends { .. } | ServerMsg::Error { .. }
+        )
+    })
+    .await;
+
+    // With a guest it is not offered, and pressing anyway is refused on both sides.
+    a.send(&ClientMsg::StrangerStop).await;
+    assert_eq!(ended(&mut b).await, MatchEnd::Left);
+    let (_, mut g) = guest(&app).await;
+    c.send(&start(&[])).await;
+    looking(&mut c).await;
+    g.send(&start(&[])).await;
+    assert!(!can_befriend(&mut c).await);
+    assert!(!can_befriend(&mut g).await);
+    for side in [&mut c, &mut g] {
+        side.send(&ClientMsg::StrangerFriend).await;
+        let (code, message) = error(side).await;
+        assert_eq!(code, ErrorCode::NotAllowed);
+        assert!(message.contains("signed-in"), "{message}");
+    }
+    let friends = app.ok_as(&cat, "/api/friends/list", &[]).await;
+    assert!(friends["outgoing"].as_array().unwrap().is_empty());
 }

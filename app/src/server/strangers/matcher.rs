@@ -5,8 +5,9 @@
 //! other (blocked either way) and they share an interest, or both are *open* (gave no
 //! interests, or waited [`WIDEN_AFTER`] already). Among the possible partners the one sharing
 //! the most interests wins, then the one waiting longest. A recent partner is passed over
-//! until both have waited [`WIDEN_AFTER`] (so Next never hands back the same person while
-//! anyone else comes along). Every lookup scans at most [`SCAN`] seekers per list, oldest
+//! while anyone else of the same mode waits (whatever their interests: they will be open
+//! soon), and until both have waited [`WIDEN_AFTER`], so Next never hands back the same
+//! person while someone else is there. Every lookup scans at most [`SCAN`] seekers per list, oldest
 //! first, so a join costs the same with ten or ten thousand waiting.
 
 use std::{
@@ -63,6 +64,8 @@ pub struct Queue<K> {
     by_interest: HashMap<(bool, Arc<str>), BTreeMap<u64, K>>,
     /// Seekers who have not waited [`WIDEN_AFTER`] yet, oldest first.
     young: BTreeMap<u64, K>,
+    /// Every seeker by mode, oldest first.
+    all: [BTreeMap<u64, K>; 2],
     next_ticket: u64,
 }
 
@@ -73,6 +76,7 @@ impl<K> Default for Queue<K> {
             open: Default::default(),
             by_interest: HashMap::new(),
             young: BTreeMap::new(),
+            all: Default::default(),
             next_ticket: 0,
         }
     }
@@ -138,6 +142,7 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Queue<K> {
         let w = self.waiting.remove(&who)?;
         let mode = w.seeker.text_only;
         self.open[mode as usize].remove(&w.ticket);
+        self.all[mode as usize].remove(&w.ticket);
         self.young.remove(&w.ticket);
         for interest in &w.seeker.interests {
             let key = (mode, interest.clone());
@@ -200,6 +205,7 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Queue<K> {
         if w.open {
             self.open[mode as usize].insert(ticket, who);
         }
+        self.all[mode as usize].insert(ticket, who);
         for interest in &w.seeker.interests {
             self.by_interest
                 .entry((mode, interest.clone()))
@@ -227,15 +233,37 @@ impl<K: Copy + Eq + Hash + std::fmt::Debug> Queue<K> {
     }
 
     /// Finds `seeker`'s partner: anyone else first, a recent partner only when nobody else
-    /// fits.
+    /// is waiting at all.
     fn pair(
         &mut self,
         seeker: &Waiting<K>,
         now: Instant,
         alive: &impl Fn(K) -> bool,
     ) -> Option<Pair<K>> {
-        self.pair_with(seeker, now, alive, false)
-            .or_else(|| self.pair_with(seeker, now, alive, true))
+        self.pair_with(seeker, now, alive, false).or_else(|| {
+            if self.someone_new_waits(seeker, now, alive) {
+                None
+            } else {
+                self.pair_with(seeker, now, alive, true)
+            }
+        })
+    }
+
+    /// Whether anyone `seeker` may meet and has not met lately waits in its mode, open or
+    /// not yet (they will be soon).
+    fn someone_new_waits(
+        &self,
+        seeker: &Waiting<K>,
+        now: Instant,
+        alive: &impl Fn(K) -> bool,
+    ) -> bool {
+        let mode = seeker.seeker.text_only as usize;
+        self.all[mode].values().take(SCAN).any(|&who| {
+            self.waiting
+                .get(&who)
+                .is_some_and(|other| self.compatible(seeker, other, now, false))
+                && alive(who)
+        })
     }
 
     /// Finds `seeker`'s partner among the waiting, takes the partner out of the queue and
@@ -442,6 +470,37 @@ mod tests {
         q.join(a, t, alive);
         let widened = q.widen(t + WIDEN_AFTER, alive);
         assert_eq!(widened.pairs.len(), 1);
+        assert!(q.is_empty());
+    }
+
+    #[test]
+    fn recent_partners_wait_while_others_with_other_interests_are_not_open_yet() {
+        // Two pairs pressed Next: 1 and 3 met (chess), 2 and 4 met (jazz).
+        let mut q = Queue::default();
+        let t = Instant::now();
+        let with = |who, interests: &[&str], recent| Seeker {
+            recent: vec![recent],
+            ..seeker(who, interests)
+        };
+        q.join(with(1, &["chess"], 3), t, alive);
+        q.join(with(3, &["chess"], 1), t, alive);
+        let later = t + Duration::from_millis(400);
+        q.join(with(2, &["jazz"], 4), later, alive);
+        q.join(with(4, &["jazz"], 2), later, alive);
+        // 1 and 3 are due first; 2 and 4 are still young but waiting: 1 and 3 do not meet
+        // again.
+        let widened = q.widen(t + WIDEN_AFTER, alive);
+        assert!(widened.pairs.is_empty(), "{widened:?}");
+        assert_eq!(widened.now_open, [1, 3]);
+        // Once 2 and 4 are open too, each meets someone from the other pair.
+        let widened = q.widen(later + WIDEN_AFTER, alive);
+        let mut pairs: Vec<(u32, u32)> = widened
+            .pairs
+            .iter()
+            .map(|p| (p.waiting.min(p.joined), p.waiting.max(p.joined)))
+            .collect();
+        pairs.sort();
+        assert_eq!(pairs, [(1, 2), (3, 4)]);
         assert!(q.is_empty());
     }
 

@@ -74,6 +74,8 @@ struct Match {
     sides: [Side; 2],
     /// The last lines: who said it, and what.
     lines: VecDeque<(PrincipalId, String)>,
+    /// Which side pressed "Add as friend".
+    friend: [bool; 2],
 }
 
 impl Match {
@@ -130,6 +132,19 @@ pub enum StrangerError {
     NobodyToReport,
     #[error("End your call first: you cannot talk to strangers during a call.")]
     InACall,
+    #[error("Only two signed-in people can add each other as friends.")]
+    NotBothSignedIn,
+}
+
+/// What pressing "Add as friend" did.
+#[derive(Debug)]
+pub enum FriendAsk {
+    /// The stranger is told (in the effects); it takes their press too.
+    Asked(Effects),
+    /// Pressed before: nothing new.
+    Again,
+    /// Both pressed: the two users, each with the socket to tell, to make friends.
+    Both([(i64, SocketRef); 2]),
 }
 
 #[derive(Debug, Default)]
@@ -370,6 +385,45 @@ impl Strangers {
             .send
             .push((To::All(who), ServerMsg::StrangerBlocked));
         Ok((effects, partner))
+    }
+
+    /// `who` pressed "Add as friend" in their match (both sides must be users).
+    pub fn befriend(
+        &self,
+        who: PrincipalId,
+        socket: SocketRef,
+    ) -> Result<FriendAsk, StrangerError> {
+        let mut inner = self.lock();
+        let id = *inner.match_of.get(&who).ok_or(StrangerError::NotMatched)?;
+        let m = inner
+            .matches
+            .get_mut(&id)
+            .ok_or(StrangerError::NotMatched)?;
+        let me = m.side(who).ok_or(StrangerError::NotMatched)?;
+        if m.sides[me].socket != socket {
+            return Err(StrangerError::NotMatched);
+        }
+        let (PrincipalId::User(mine), PrincipalId::User(theirs)) = (who, m.sides[1 - me].who)
+        else {
+            return Err(StrangerError::NotBothSignedIn);
+        };
+        if m.friend[me] {
+            return Ok(FriendAsk::Again);
+        }
+        m.friend[me] = true;
+        let other = &m.sides[1 - me];
+        if m.friend[1 - me] {
+            return Ok(FriendAsk::Both([
+                (mine, m.sides[me].socket),
+                (theirs, other.socket),
+            ]));
+        }
+        let mut effects = Effects::default();
+        effects.send.push((
+            To::Socket(other.who, other.socket),
+            ServerMsg::StrangerFriendAsked,
+        ));
+        Ok(FriendAsk::Asked(effects))
     }
 
     /// A socket closed: if it was looking, it stops (a match waits for it: the call's grace).
@@ -670,6 +724,7 @@ impl Inner {
                 ServerMsg::StrangerMatched {
                     shared: pair.shared.clone(),
                     text_only,
+                    can_befriend: pair.waiting.user().is_some() && pair.joined.user().is_some(),
                 },
             ));
             self.match_of.insert(who, id);
@@ -691,6 +746,7 @@ impl Inner {
                     },
                 ],
                 lines: VecDeque::new(),
+                friend: [false; 2],
             },
         );
     }
