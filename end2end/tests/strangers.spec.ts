@@ -29,6 +29,10 @@ async function startLooking(g: Guest, interests: string) {
   await expect(g.page.getByRole('heading', { name: 'Talk to a stranger', level: 1 })).toBeVisible();
   const start = g.page.getByRole('button', { name: 'Start' });
   await expect(start).toBeDisabled();
+  // Before anyone sees them: their own camera, and a microphone meter that moves.
+  const preview = g.page.getByTestId('stranger-preview');
+  await expect.poll(() => preview.evaluate((v: HTMLVideoElement) => v.videoWidth)).toBeGreaterThan(0);
+  await expect.poll(() => g.page.getByTestId('mic-level').evaluate((m: HTMLMeterElement) => m.value)).toBeGreaterThan(0);
   await g.page.getByLabel('I am 18 or older and accept the rules').check();
   await g.page.getByLabel(/^Interests/).fill(interests);
   await expect(start).toBeEnabled();
@@ -72,6 +76,8 @@ test('three guests: matched by a shared interest, video and chat both ways, next
   for (const g of [ann, bob]) {
     await expect(g.page.getByTestId('call')).toBeVisible();
     await expect(g.page.getByTestId('stranger-shared')).toHaveText('You both like: chess');
+    // The page's preview gave the camera back: the call window shows it now.
+    await expect(g.page.getByTestId('stranger-preview')).toBeHidden();
   }
   await expect(ann.page.getByTestId('call-status')).toHaveText('Connected', { timeout: 20_000 });
   await expectLiveVideo(ann.page);
@@ -138,6 +144,7 @@ async function startTextOnly(page: Page, interests: string) {
   await hydrated(page);
   await page.getByLabel('I am 18 or older and accept the rules').check();
   await page.getByLabel('Text only (no camera or microphone)').check();
+  await expect(page.getByTestId('stranger-preview')).toBeHidden();
   await page.getByLabel(/^Interests/).fill(interests);
   await page.getByRole('button', { name: 'Start' }).click();
 }

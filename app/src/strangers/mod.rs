@@ -6,6 +6,7 @@
 pub mod moderation;
 pub mod moderation_page;
 pub mod page;
+pub mod preview;
 
 use serde::{Deserialize, Serialize};
 

@@ -197,6 +197,9 @@ pub fn StrangersPage() -> impl IntoView {
                     />
                     " Text only (no camera or microphone)"
                 </label>
+                <super::preview::Preview active=Signal::derive(move || {
+                    !text_only.get() && stage.get() != Stage::Matched
+                }) />
                 <p class="form-actions">
                     <Show
                         when=looking
