@@ -6,12 +6,13 @@
 //! `cargo run --release -p bench -- [--server target/release/parlor] [--sockets 10000]
 //! [--rate 10000] [--seconds 10] [--pause SECS]`, or `make bench`; `--soak MINUTES` runs the
 //! soak ([`soak`]) instead, `make soak`; `--rendezvous ROOMS` the code rooms
-//! ([`rendezvous`]). Every measurement is taken for the floor ([`floor`])
+//! ([`rendezvous`]); `--strangers GUESTS` random matching ([`strangers`]). Every measurement is taken for the floor ([`floor`])
 //! in the same run too, and reported beside Parlor's.
 
 mod floor;
 mod rendezvous;
 mod soak;
+mod strangers;
 
 use std::{
     net::TcpListener,
@@ -38,6 +39,8 @@ struct Options {
     soak: u64,
     /// Code rooms for the rendezvous mode instead of the channel (`--rendezvous 1000`).
     rendezvous: usize,
+    /// Guests for the strangers mode instead of the channel (`--strangers 10000`).
+    strangers: usize,
 }
 
 fn options() -> Options {
@@ -50,6 +53,7 @@ fn options() -> Options {
         pause: 0,
         soak: 0,
         rendezvous: 0,
+        strangers: 0,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
@@ -68,6 +72,7 @@ fn options() -> Options {
             "--pause" => o.pause = number() as u64,
             "--soak" => o.soak = number() as u64,
             "--rendezvous" => o.rendezvous = number(),
+            "--strangers" => o.strangers = number(),
             other => panic!("unknown option {other}"),
         }
     }
@@ -390,6 +395,10 @@ async fn measure_channel(server: &Server, cookies: &[String], o: &Options) -> Ch
 
 async fn run(o: Options) {
     let http = reqwest::Client::new();
+    if o.strangers > 0 {
+        strangers::run(&o, o.strangers).await;
+        return;
+    }
     if o.rendezvous > 0 {
         rendezvous::run(&o, o.rendezvous).await;
         return;

@@ -150,6 +150,11 @@ impl Application {
         let session_secret = session_secret(&config)?;
         let auth = Arc::new(build_auth(&config, &session_secret, &metrics)?);
         let hub = Arc::new(app::server::hub::Hub::default());
+        let strangers = Arc::new(
+            app::server::strangers::Strangers::new(&session_secret)
+                .with_metrics(metrics.strangers())
+                .with_delivery(hub.clone()),
+        );
         let state = AppState::new(Shared {
             leptos_options,
             db,
@@ -211,7 +216,7 @@ impl Application {
                     bytes: 1024 * 1024,
                 },
             )),
-            strangers: Arc::new(app::server::strangers::Strangers::new(&session_secret)),
+            strangers,
             moderators: app::server::moderation::Moderators::new(&config.admin_emails),
             rendezvous_limits: Arc::new(RendezvousLimits {
                 mints: per_minute(&metrics, "codes_per_address", config.codes_per_ip_per_min),

@@ -77,6 +77,30 @@ pub struct Metrics {
     turn_allocations: Gauge,
     turn_relayed: Counter,
     turn_self_test: Gauge,
+    strangers_waiting: Gauge,
+    stranger_matches_open: Gauge,
+    strangers: StrangerMetrics,
+    stranger_reports: Counter,
+    moderation: Family<EventLabels, Counter>,
+}
+
+/// What the strangers' matcher counts as it goes (handles: cloning one shares the series).
+#[derive(Debug, Clone)]
+pub struct StrangerMetrics {
+    /// Matches made.
+    pub matches: Counter,
+    /// From looking (start, next, or being left) to matched, per person.
+    pub time_to_match: Histogram,
+}
+
+impl Default for StrangerMetrics {
+    fn default() -> Self {
+        Self {
+            matches: Counter::default(),
+            // 10 ms … ~80 s.
+            time_to_match: Histogram::new(exponential_buckets(0.01, 2.0, 14)),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -193,8 +217,49 @@ impl Default for Metrics {
              -1 while it runs",
             turn_self_test.clone(),
         );
+        let strangers_waiting = Gauge::default();
+        registry.register(
+            "strangers_waiting",
+            "People looking for a stranger now, when scraped",
+            strangers_waiting.clone(),
+        );
+        let stranger_matches_open = Gauge::default();
+        registry.register(
+            "stranger_matches_open",
+            "Stranger matches running now, when scraped",
+            stranger_matches_open.clone(),
+        );
+        let strangers = StrangerMetrics::default();
+        registry.register(
+            "stranger_matches",
+            "Stranger matches made",
+            strangers.matches.clone(),
+        );
+        registry.register_with_unit(
+            "stranger_time_to_match",
+            "From looking for a stranger to being matched, per person",
+            Unit::Seconds,
+            strangers.time_to_match.clone(),
+        );
+        let stranger_reports = Counter::default();
+        registry.register(
+            "stranger_reports",
+            "Reports on strangers stored",
+            stranger_reports.clone(),
+        );
+        let moderation = Family::default();
+        registry.register(
+            "moderation",
+            "Moderation of strangers by event (banned, dismissed, restricted)",
+            Family::clone(&moderation),
+        );
         Self {
             registry,
+            strangers_waiting,
+            stranger_matches_open,
+            strangers,
+            stranger_reports,
+            moderation,
             turn_self_test,
             turn_allocations,
             turn_relayed,
@@ -289,6 +354,26 @@ impl Metrics {
 
     pub fn turn_relayed(&self, bytes: u64) {
         self.turn_relayed.inc_by(bytes);
+    }
+
+    /// The handles the strangers' matcher counts with.
+    pub fn strangers(&self) -> StrangerMetrics {
+        self.strangers.clone()
+    }
+
+    /// How many look for a stranger and how many matches run (read at scrape time).
+    pub fn set_strangers(&self, waiting: usize, matches: usize) {
+        self.strangers_waiting.set(waiting as i64);
+        self.stranger_matches_open.set(matches as i64);
+    }
+
+    pub fn stranger_reported(&self) {
+        self.stranger_reports.inc();
+    }
+
+    /// A moderation event: `banned`, `dismissed` or `restricted`.
+    pub fn moderation(&self, event: &'static str) {
+        self.moderation.get_or_create(&EventLabels { event }).inc();
     }
 
     pub fn message_stored(&self) {

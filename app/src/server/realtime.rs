@@ -344,6 +344,7 @@ impl Session {
             Ok(id) => {
                 tracing::info!(report = id, reason = reason.as_str(), "stranger reported");
                 self.reply(&ServerMsg::StrangerReported);
+                self.state.metrics.stranger_reported();
                 super::moderation::after_report(&self.state, draft.reported).await;
             }
             Err(e) => self.unavailable("saving a report", None)(e),
@@ -363,11 +364,11 @@ impl Session {
             Ok(done) => done,
             Err(e) => return self.reply(&error(ErrorCode::NotAllowed, e.to_string(), None)),
         };
+        carry_out(&self.state, effects).await;
         if let Err(e) = self.state.db.stranger_block(self.who(), blocked).await {
             // The block holds in memory for this visit; say it may not last.
             tracing::error!(error = %e, "storing a stranger block failed");
         }
-        carry_out(&self.state, effects).await;
     }
 
     /// "Add as friend": the stranger is asked; once both asked, they become friends and each

@@ -131,6 +131,7 @@ mod imp {
             return Err(AppError::NotFound(NO_REPORT.into()));
         };
         tracing::info!(report = report_id, moderator = me.id, "report dismissed");
+        state.metrics.moderation("dismissed");
         if let Some(who) = lifted.and_then(|key| PrincipalId::from_key(&key)) {
             let alive = |w, s| state.hub.has_socket(w, s);
             let effects = state
@@ -159,6 +160,7 @@ mod imp {
             hours,
             "stranger banned"
         );
+        state.metrics.moderation("banned");
         if let Some(who) = PrincipalId::from_key(&ban.principal) {
             let effects = state
                 .strangers

@@ -38,6 +38,8 @@ pub async fn serve(
         );
         return response;
     }
+    let (waiting, matches) = state.strangers.counts();
+    state.metrics.set_strangers(waiting, matches);
     let body = state.metrics.render(state.db.pool_use());
     (
         [(

@@ -286,3 +286,52 @@ async fn http_requests_are_counted_by_route_never_by_raw_path() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn strangers_waiting_matches_and_reports_are_counted() {
+    use crate::strangers::{guest, looking, matched, start, stranger_news};
+    let app = with_metrics().await;
+    let text = app.metrics().await;
+    assert_eq!(value(&text, "parlor_strangers_waiting"), Some(0.0));
+    assert_eq!(value(&text, "parlor_stranger_matches_total"), Some(0.0));
+    let (_, mut a) = guest(&app).await;
+    let (_, mut b) = guest(&app).await;
+    a.send(&start(&[])).await;
+    looking(&mut a).await;
+    let text = app.metrics().await;
+    assert_eq!(value(&text, "parlor_strangers_waiting"), Some(1.0));
+    assert_eq!(value(&text, "parlor_stranger_matches_open"), Some(0.0));
+    b.send(&start(&[])).await;
+    matched(&mut a).await;
+    matched(&mut b).await;
+    let text = app.metrics().await;
+    assert_eq!(value(&text, "parlor_strangers_waiting"), Some(0.0));
+    assert_eq!(value(&text, "parlor_stranger_matches_open"), Some(1.0));
+    assert_eq!(value(&text, "parlor_stranger_matches_total"), Some(1.0));
+    assert_eq!(
+        value(&text, "parlor_stranger_time_to_match_seconds_count"),
+        Some(2.0),
+        "one wait per person"
+    );
+    b.send(&ClientMsg::StrangerReport {
+        reason: app::strangers::ReportReason::Spam,
+        note: String::new(),
+        include_chat: false,
+    })
+    .await;
+    assert_eq!(
+        stranger_news(&mut b).await,
+        app::protocol::ServerMsg::StrangerReported
+    );
+    assert_eq!(
+        app.metric_becomes("parlor_stranger_reports_total", 1.0)
+            .await,
+        Some(1.0)
+    );
+    a.send(&ClientMsg::StrangerStop).await;
+    assert_eq!(
+        app.metric_becomes("parlor_stranger_matches_open", 0.0)
+            .await,
+        Some(0.0)
+    );
+}

@@ -179,21 +179,26 @@ pub async fn friends_call(
 
 /// Carries out what an operation decided: messages, the stored record (announced to both
 /// members as a new message), and timers. (A boxed future: timers call it again.)
+/// Sends one message where `to` says.
+pub fn deliver(delivery: &dyn super::hub::Delivery, to: To, message: &ServerMsg) {
+    match to {
+        To::Socket(who, socket) => {
+            delivery.send_to_socket(who, socket, message);
+        }
+        To::All(who) => {
+            delivery.send_to(who, message);
+        }
+        To::AllBut(who, socket) => delivery.send_to_others(who, socket, message),
+    }
+}
+
 pub fn carry_out(
     state: &AppState,
     effects: Effects,
 ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
     Box::pin(async move {
         for (to, message) in &effects.send {
-            match *to {
-                To::Socket(who, socket) => {
-                    state.delivery.send_to_socket(who, socket, message);
-                }
-                To::All(who) => {
-                    state.delivery.send_to(who, message);
-                }
-                To::AllBut(who, socket) => state.delivery.send_to_others(who, socket, message),
-            }
+            deliver(state.delivery.as_ref(), *to, message);
         }
         if let Some(id) = effects.ring_timer {
             after(state, state.calls.ring_time(), move |calls| {

@@ -60,6 +60,8 @@ pub struct Settings {
 struct Seeking {
     socket: SocketRef,
     settings: Settings,
+    /// When they started looking (for the time-to-match figure).
+    since: Instant,
 }
 
 #[derive(Debug)]
@@ -156,14 +158,25 @@ struct Inner {
     history: HashMap<PrincipalId, History>,
     /// `(when, who)` in the order histories were written; stale items are skipped.
     history_order: VecDeque<(Instant, PrincipalId)>,
+    metrics: super::metrics::StrangerMetrics,
 }
 
 /// The strangers of this instance.
-#[derive(Debug)]
 pub struct Strangers {
     inner: Mutex<Inner>,
+    /// Where the messages of each operation go, sent before its lock is released (see
+    /// [`Strangers::deliver`]).
+    delivery: Option<Arc<dyn super::hub::Delivery>>,
     /// Keys the hash that stands for a client address.
     address_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for Strangers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Strangers")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Looks for pairs among those who waited long enough, every half second, for as long as
@@ -192,8 +205,36 @@ impl Strangers {
             .expand(b"parlor address tag v1", &mut address_key);
         Self {
             inner: Mutex::default(),
+            delivery: None,
             address_key,
         }
+    }
+
+    /// Sends each operation's messages through `delivery` while the operation still holds
+    /// the lock, so every socket gets them in the order the state changed: a match's end
+    /// always before the next match, whichever task carries out the rest.
+    pub fn with_delivery(self, delivery: Arc<dyn super::hub::Delivery>) -> Self {
+        Self {
+            delivery: Some(delivery),
+            ..self
+        }
+    }
+
+    /// Sends `effects`' messages now (with a delivery; called under the lock) and returns
+    /// the rest (timers, records) for [`crate::server::calls::carry_out`].
+    fn deliver(&self, mut effects: Effects) -> Effects {
+        if let Some(delivery) = &self.delivery {
+            for (to, message) in effects.send.drain(..) {
+                super::calls::deliver(delivery.as_ref(), to, &message);
+            }
+        }
+        effects
+    }
+
+    /// Counts matches and times to match in `metrics` (the server's `/metrics`).
+    pub fn with_metrics(self, metrics: super::metrics::StrangerMetrics) -> Self {
+        self.lock().metrics = metrics;
+        self
     }
 
     /// What stands for a client address in reports and bans: a keyed hash (HMAC-SHA256,
@@ -248,7 +289,7 @@ impl Strangers {
                     other: ended.other,
                 };
                 inner.look_again(who, ended, calls, alive, now, &mut effects);
-                return Ok(effects);
+                return Ok(self.deliver(effects));
             }
         } else if calls.call_of(who).is_some() {
             return Err(StrangerError::InACall);
@@ -264,7 +305,7 @@ impl Strangers {
             }
         }
         inner.join(who, socket, settings, calls, alive, now, &mut effects);
-        Ok(effects)
+        Ok(self.deliver(effects))
     }
 
     /// Ends `who`'s match and looks again at once; the stranger is told and looks again too.
@@ -282,7 +323,7 @@ impl Strangers {
         if let Some(ended) = inner.end_match(id, who, MatchEnd::Next, calls, &mut effects) {
             inner.look_again(who, ended, calls, alive, now, &mut effects);
         }
-        Ok(effects)
+        Ok(self.deliver(effects))
     }
 
     /// Stops looking, or ends the match (the stranger is told and may look again).
@@ -294,7 +335,7 @@ impl Strangers {
         if let Some(&id) = inner.match_of.get(&who) {
             inner.end_match(id, who, MatchEnd::Left, calls, &mut effects);
         }
-        effects
+        self.deliver(effects)
     }
 
     /// Relays a chat line (already checked) to the stranger, keeping it for a report.
@@ -322,7 +363,7 @@ impl Strangers {
         m.lines.push_back((who, text.clone()));
         let mut effects = Effects::default();
         effects.send.push((to, ServerMsg::StrangerChat { text }));
-        Ok(effects)
+        Ok(self.deliver(effects))
     }
 
     /// A report on the current or last stranger: what to store.
@@ -384,7 +425,7 @@ impl Strangers {
         effects
             .send
             .push((To::All(who), ServerMsg::StrangerBlocked));
-        Ok((effects, partner))
+        Ok((self.deliver(effects), partner))
     }
 
     /// `who` pressed "Add as friend" in their match (both sides must be users).
@@ -423,7 +464,7 @@ impl Strangers {
             To::Socket(other.who, other.socket),
             ServerMsg::StrangerFriendAsked,
         ));
-        Ok(FriendAsk::Asked(effects))
+        Ok(FriendAsk::Asked(self.deliver(effects)))
     }
 
     /// A socket closed: if it was looking, it stops (a match waits for it: the call's grace).
@@ -470,7 +511,7 @@ impl Strangers {
                 ServerMsg::StrangerEnded { reason: why },
             ));
         }
-        effects
+        self.deliver(effects)
     }
 
     /// Restricts `who` (`shadow`: they keep looking but are never matched) or lifts it. A
@@ -510,7 +551,7 @@ impl Strangers {
                 &mut effects,
             );
         }
-        effects
+        self.deliver(effects)
     }
 
     /// A moderator banned `who` and `address` (a hash; empty: none) until `until`: everyone
@@ -556,7 +597,7 @@ impl Strangers {
                 },
             ));
         }
-        effects
+        self.deliver(effects)
     }
 
     /// Every half second: those who waited long enough take anyone; old histories go.
@@ -578,7 +619,7 @@ impl Strangers {
         for pair in widened.pairs {
             inner.make_match(pair, calls, alive, now, &mut effects);
         }
-        effects
+        self.deliver(effects)
     }
 }
 
@@ -636,7 +677,14 @@ impl Inner {
     ) -> bool {
         if settings.shadow {
             // Restricted: looking, as far as they can tell, but never in the queue.
-            self.seeking.insert(who, Seeking { socket, settings });
+            self.seeking.insert(
+                who,
+                Seeking {
+                    socket,
+                    settings,
+                    since: now,
+                },
+            );
             return false;
         }
         let seeker = Seeker {
@@ -650,7 +698,14 @@ impl Inner {
                 .map(|h| h.recent.iter().copied().collect())
                 .unwrap_or_default(),
         };
-        self.seeking.insert(who, Seeking { socket, settings });
+        self.seeking.insert(
+            who,
+            Seeking {
+                socket,
+                settings,
+                since: now,
+            },
+        );
         let Inner { queue, seeking, .. } = self;
         let pair = queue.join(seeker, now, |w| {
             seeking.get(&w).is_some_and(|s| alive(w, s.socket))
@@ -681,6 +736,12 @@ impl Inner {
             return;
         };
         let text_only = a.settings.text_only;
+        self.metrics.matches.inc();
+        for since in [a.since, b.since] {
+            self.metrics
+                .time_to_match
+                .observe(now.duration_since(since).as_secs_f64());
+        }
         let id = new_match_id();
         let opened = calls.open(
             CallContext::Stranger { match_id: id },
@@ -855,4 +916,92 @@ impl Inner {
 fn new_match_id() -> u64 {
     use argon2::password_hash::rand_core::{OsRng, RngCore};
     OsRng.next_u64()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::{
+        auth::GuestId,
+        calls::registry::LocalCalls,
+        hub::{Delivery, Frame, InstanceId},
+    };
+
+    /// Every message sent, in order: to whom, and its type.
+    #[derive(Default)]
+    struct Recorder(Mutex<Vec<(PrincipalId, &'static str)>>);
+
+    impl Delivery for Recorder {
+        fn send_frame(&self, to: PrincipalId, frame: &Frame) -> usize {
+            self.0.lock().unwrap().push((to, frame.kind));
+            1
+        }
+        fn send_to_socket(&self, to: PrincipalId, _: SocketRef, message: &ServerMsg) -> bool {
+            self.0.lock().unwrap().push((to, message.kind()));
+            true
+        }
+        fn send_to_others(&self, to: PrincipalId, _: SocketRef, message: &ServerMsg) {
+            self.0.lock().unwrap().push((to, message.kind()));
+        }
+        fn end_sessions(&self, _: i64, _: Option<i64>) {}
+        fn end_session(&self, _: i64, _: &str) {}
+    }
+
+    fn settings() -> Settings {
+        Settings {
+            interests: Vec::new(),
+            text_only: true,
+            avoid: Arc::default(),
+            address: "a".into(),
+            shadow: false,
+        }
+    }
+
+    #[test]
+    fn an_operations_messages_leave_before_its_lock_so_a_match_ends_before_the_next_begins() {
+        let recorder = Arc::new(Recorder::default());
+        let strangers = Strangers::new(b"secret").with_delivery(recorder.clone());
+        let calls = LocalCalls::new(Duration::from_secs(30), Duration::from_secs(5));
+        let alive = |_, _| true;
+        let guest = |n| PrincipalId::Guest(GuestId(n));
+        let socket = |conn| SocketRef {
+            instance: InstanceId(1),
+            conn,
+        };
+        let (a, b, c, d) = (guest(1), guest(2), guest(3), guest(4));
+        for (who, conn) in [(a, 1), (b, 2)] {
+            let left = strangers
+                .start(who, socket(conn), settings(), &calls, &alive)
+                .unwrap();
+            assert!(left.send.is_empty(), "sent already: {left:?}");
+        }
+        recorder.0.lock().unwrap().clear();
+        // A blocks B: B hears the match ended, then looks again and meets D (C takes A, who
+        // waited longer), in that order.
+        let left = strangers.block(a, &calls, &alive).unwrap().0;
+        assert!(left.send.is_empty());
+        for (who, conn) in [(c, 3), (d, 4)] {
+            strangers
+                .start(who, socket(conn), settings(), &calls, &alive)
+                .unwrap();
+        }
+        let to_b: Vec<&str> = recorder
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(to, _)| *to == b)
+            .map(|(_, kind)| *kind)
+            .collect();
+        assert_eq!(
+            to_b,
+            [
+                "call_ended",
+                "stranger_ended",
+                "stranger_looking",
+                "stranger_matched",
+                "call_opened"
+            ]
+        );
+    }
 }
