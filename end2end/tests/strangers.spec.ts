@@ -59,7 +59,7 @@ function expectOnlyRelayCandidates(received: string[]) {
 async function say(page: Page, text: string) {
   const chat = page.getByRole('button', { name: 'Chat' });
   if ((await chat.getAttribute('aria-expanded')) !== 'true') await chat.click();
-  await page.getByLabel('Chat message').fill(text);
+  await page.getByLabel('Message', { exact: true }).fill(text);
   await page.getByRole('button', { name: 'Send', exact: true }).click();
 }
 
@@ -149,20 +149,28 @@ async function startTextOnly(page: Page, interests: string) {
   await page.getByRole('button', { name: 'Start' }).click();
 }
 
-test('four guests in text-only mode: two pairs by interest, chat stays in its pair, next never re-matches the last partner', async ({ browser }) => {
-  test.setTimeout(90_000);
+/** On the strangers page already: rules accepted, interests, Start (with video). */
+async function startVideo(page: Page, interests: string) {
+  await page.goto('/strangers');
+  await hydrated(page);
+  await page.getByLabel('I am 18 or older and accept the rules').check();
+  await page.getByLabel(/^Interests/).fill(interests);
+  await page.getByRole('button', { name: 'Start' }).click();
+}
+
+test('four guests: two pairs by interest with live video, chat stays in its pair, next never re-matches the last partner', async ({ browser }) => {
+  test.setTimeout(120_000);
   const [ann, bob, cat, dan] = await Promise.all([guest(browser), guest(browser), guest(browser), guest(browser)]);
-  await startTextOnly(ann.page, 'chess');
-  await startTextOnly(bob.page, 'jazz');
-  await startTextOnly(cat.page, 'chess');
-  await startTextOnly(dan.page, 'jazz');
+  await startVideo(ann.page, 'chess');
+  await startVideo(bob.page, 'jazz');
+  await startVideo(cat.page, 'chess');
+  await startVideo(dan.page, 'jazz');
   for (const [g, shared] of [[ann, 'chess'], [cat, 'chess'], [bob, 'jazz'], [dan, 'jazz']] as const) {
     await expect(g.page.getByTestId('call')).toBeVisible();
     await expect(g.page.getByTestId('stranger-shared')).toHaveText(`You both like: ${shared}`);
-    // Text only: no camera or microphone controls, the chat open at once.
-    await expect(g.page.getByRole('button', { name: 'Mute' })).toHaveCount(0);
-    await expect(g.page.getByLabel('Chat message')).toBeVisible();
   }
+  // Two relayed video calls at once, each live both ways.
+  await Promise.all([ann, bob, cat, dan].map((g) => expectLiveVideo(g.page)));
   await say(ann.page, 'chess <i>player</i> here');
   await say(dan.page, 'jazz fan here');
   await expect(cat.page.getByTestId('call-chat')).toContainText('Stranger: chess <i>player</i> here');
@@ -194,17 +202,26 @@ test('four guests in text-only mode: two pairs by interest, chat stays in its pa
   expect(partners.get(cat)).not.toBe('Ann');
   expect(partners.get(dan)).not.toBe('Bob');
   for (const [g, other] of partners) expect(partners.get([...names].find(([, n]) => n === other)![0])).toBe(names.get(g));
+  for (const g of [ann, bob, cat, dan]) {
+    await expect(g.page.getByTestId('call-status')).toHaveText('Connected', { timeout: 20_000 });
+    expectOnlyRelayCandidates(g.received);
+  }
   for (const g of [ann, bob, cat, dan]) await g.close();
 });
 
-test('two signed-in people stay anonymous and become friends only when both press Add as friend', async ({ browser }) => {
+test('two signed-in people in text-only mode stay anonymous and become friends only when both press Add as friend', async ({ browser }) => {
   test.setTimeout(60_000);
   const tag = unique();
   const ann = await person(browser, 'Ann', tag);
   const bob = await person(browser, 'Bob', tag);
   await startTextOnly(ann.page, `pen pals ${tag}`.slice(0, 30));
   await startTextOnly(bob.page, `pen pals ${tag}`.slice(0, 30));
-  for (const p of [ann, bob]) await expect(p.page.getByTestId('call')).toBeVisible();
+  for (const p of [ann, bob]) {
+    await expect(p.page.getByTestId('call')).toBeVisible();
+    // Text only: no camera or microphone controls, the chat open at once.
+    await expect(p.page.getByRole('button', { name: 'Mute' })).toHaveCount(0);
+    await expect(p.page.getByLabel('Message', { exact: true })).toBeVisible();
+  }
   await say(ann.page, 'hello there');
   await expect(bob.page.getByTestId('call-chat')).toContainText('Stranger: hello there');
   await expect(bob.page.getByTestId('call')).not.toContainText(ann.name);

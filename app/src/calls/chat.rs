@@ -11,6 +11,7 @@ pub fn CallChat(ui: CallUi) -> impl IntoView {
     let engine = ui.engine;
     let draft = RwSignal::new(String::new());
     let open = move || ui.panel.get() == Some(Panel::Chat);
+    let stranger = move || ui.stranger.with(Option::is_some);
     // Lines that arrive while the panel is open are read.
     Effect::new(move |_| {
         let lines = engine.chat.with(|c| c.len());
@@ -47,11 +48,15 @@ pub fn CallChat(ui: CallUi) -> impl IntoView {
                     }
                 }
             >
-                <label for="call-chat-input" class="visually-hidden">"Chat message"</label>
+                // With a stranger the chat is the conversation: "Message", as in conversations
+                // (a call opened from a conversation already has a box of that name).
+                <label for="call-chat-input" class="visually-hidden">
+                    {move || if stranger() { "Message" } else { "Chat message" }}
+                </label>
                 <input
                     id="call-chat-input"
                     autocomplete="off"
-                    placeholder="Chat during the call"
+                    placeholder=move || if stranger() { "Say hello" } else { "Chat during the call" }
                     maxlength=crate::strangers::MAX_CHAT_CHARS.to_string()
                     prop:value=move || draft.get()
                     on:input=move |ev| draft.set(event_target_value(&ev))

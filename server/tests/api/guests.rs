@@ -165,6 +165,9 @@ async fn guests_are_refused_by_every_function_that_needs_an_account() {
         ("current_password", "correct horse battery"),
         ("new_password", "another long password"),
         ("confirmation", "DELETE"),
+        ("report_id", "1"),
+        ("hours", "24"),
+        ("all", "true"),
     ];
     let mut checked = Vec::new();
     for (path, _) in leptos::server_fn::axum::server_fn_paths() {
@@ -177,6 +180,10 @@ async fn guests_are_refused_by_every_function_that_needs_an_account() {
     }
     // The list really is the whole API.
     for expected in [
+        "/api/moderation/reports",
+        "/api/moderation/dismiss",
+        "/api/moderation/ban",
+        "/api/moderation/log",
         "/api/friends/search",
         "/api/friends/request",
         "/api/friends/block",
