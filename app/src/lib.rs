@@ -11,6 +11,7 @@
 pub mod accounts;
 mod calls;
 pub mod codes;
+pub mod connectivity;
 mod components;
 pub mod error;
 pub mod friends;
@@ -97,6 +98,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/friends") view={Lazy::<Friends>::new()} />
                     <Route path=path!("/strangers") view={Lazy::<Strangers>::new()} />
                     <Route path=path!("/moderation") view={Lazy::<Moderation>::new()} />
+                    <Route path=path!("/connectivity") view={Lazy::<Connectivity>::new()} />
                     <Route path=path!("/code") view={Lazy::<Code>::new()} />
                     <Route path=path!("/code/new") view={Lazy::<NewCode>::new()} />
                     <ParentRoute path=path!("/messages") view={Lazy::<Messages>::new()}>
@@ -142,6 +144,20 @@ impl LazyRoute for Strangers {
 
     fn view(_this: Self) -> AnyView {
         view! { <strangers::page::StrangersPage /> }.into_any()
+    }
+}
+
+/// `/connectivity`: test your connection before a call.
+struct Connectivity;
+
+#[lazy_route]
+impl LazyRoute for Connectivity {
+    fn data() -> Self {
+        Self
+    }
+
+    fn view(_this: Self) -> AnyView {
+        view! { <connectivity::page::ConnectivityPage /> }.into_any()
     }
 }
 

@@ -207,6 +207,11 @@ impl Application {
                 // Ten lines a second, as people type at most.
                 stranger_chat: limiter(&metrics, "stranger_chat", 20, Duration::from_secs(2)),
                 stranger_reports: per_minute(&metrics, "stranger_reports", 10),
+                connectivity_tests: per_minute(
+                    &metrics,
+                    "connectivity_tests_per_address",
+                    app::connectivity::TESTS_PER_MINUTE,
+                ),
             }),
             rooms: Arc::new(app::server::rendezvous::Rooms::new(
                 config.code_ttl,

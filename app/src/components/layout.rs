@@ -110,6 +110,8 @@ pub fn Layout(children: Children) -> impl IntoView {
         <footer class="site-footer">
             <p>
                 "Parlor · open-source video chat you host yourself · "
+                <A href="/connectivity">"Test your connection"</A>
+                " · "
                 <A href="/status">"Server status"</A>
             </p>
         </footer>

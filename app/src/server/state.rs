@@ -127,6 +127,8 @@ pub struct Limits {
     pub stranger_chat: Box<dyn Limiter>,
     /// Reports and blocks per principal.
     pub stranger_reports: Box<dyn Limiter>,
+    /// Connectivity tests (each mints TURN credentials) per address.
+    pub connectivity_tests: Box<dyn Limiter>,
 }
 
 /// The state, as provided to server functions by `leptos_routes_with_context`. Missing state is

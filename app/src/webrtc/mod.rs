@@ -23,6 +23,8 @@ mod files;
 #[cfg(feature = "hydrate")]
 mod negotiation;
 #[cfg(feature = "hydrate")]
+pub mod probe;
+#[cfg(feature = "hydrate")]
 mod recording;
 #[cfg(feature = "hydrate")]
 mod ring;

@@ -151,6 +151,7 @@ async fn guests_are_refused_by_every_function_that_needs_an_account() {
         "/api/status",
         "/api/guest/start",
         "/api/codes/ice",
+        "/api/connectivity/ice",
     ];
     // Every argument any function takes, well-formed, so nothing fails before the check of
     // who is asking (unknown fields are ignored).

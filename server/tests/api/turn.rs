@@ -482,3 +482,41 @@ async fn tcp_clients_that_leave_do_not_take_the_listener_or_the_others_with_them
     }
     assert!(got.is_some(), "the kept TCP client still hears its peer");
 }
+
+#[tokio::test]
+async fn the_connection_test_gets_fresh_turn_credentials_for_guests_and_members_within_a_limit() {
+    let app = turn_app_starting("").await;
+    // Nobody at all: no credentials.
+    let anonymous = app
+        .client
+        .post(app.url("/api/connectivity/ice"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+    let guest = app.guest().await;
+    let servers = app.ok_as(&guest, "/api/connectivity/ice", &[]).await;
+    let turn = servers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["urls"].to_string().contains("turn:"))
+        .expect("a TURN entry");
+    let username = turn["username"].as_str().unwrap();
+    assert!(username.ends_with(":guest"), "{username}");
+    let ann = app.person("Ann").await;
+    let servers = app.ok_as(&ann, "/api/connectivity/ice", &[]).await;
+    assert!(
+        servers.to_string().contains(&format!(":u{}\"", ann.id)),
+        "{servers}"
+    );
+    // The credentials work: a TURN client allocates with them.
+    let password = turn["credential"].as_str().unwrap();
+    let _relay = client(&app, username, password).await;
+    // 20 tests a minute per address (two done): the rest are refused.
+    for _ in 2..app::connectivity::TESTS_PER_MINUTE {
+        app.ok_as(&guest, "/api/connectivity/ice", &[]).await;
+    }
+    let (status, _) = app.refused_as(&ann, "/api/connectivity/ice", &[]).await;
+    assert_eq!(status, 429);
+}
