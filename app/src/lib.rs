@@ -11,8 +11,8 @@
 pub mod accounts;
 mod calls;
 pub mod codes;
-pub mod connectivity;
 mod components;
+pub mod connectivity;
 pub mod error;
 pub mod friends;
 pub mod guests;

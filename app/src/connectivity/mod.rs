@@ -107,7 +107,9 @@ mod tests {
         f.count("candidate:1 1 udp 2122260223 192.168.1.5 54321 typ host generation 0");
         assert!(f.verdict().starts_with("Only this local network"));
         f.count("candidate:2 1 udp 1686052607 203.0.113.9 40000 typ srflx raddr 192.168.1.5 rport 54321");
-        assert!(f.verdict().starts_with("Calls will connect with most people"));
+        assert!(f
+            .verdict()
+            .starts_with("Calls will connect with most people"));
         f.count("candidate:3 1 udp 41885439 198.51.100.1 50000 typ relay raddr 0.0.0.0 rport 0");
         assert!(f.verdict().starts_with("The relay answered"));
         f.relay_rtt_ms = Some(12.0);

@@ -16,6 +16,19 @@ enum Stage {
     Failed(String),
 }
 
+/// Runs the test in the browser (the server never runs it: the button works after hydration).
+async fn probe(servers: Vec<crate::protocol::IceServer>) -> Findings {
+    #[cfg(feature = "hydrate")]
+    {
+        crate::webrtc::probe::run(&servers).await
+    }
+    #[cfg(not(feature = "hydrate"))]
+    {
+        let _ = servers;
+        Findings::default()
+    }
+}
+
 #[component]
 pub fn ConnectivityPage() -> impl IntoView {
     let stage = RwSignal::new(Stage::Ready);
@@ -27,12 +40,7 @@ pub fn ConnectivityPage() -> impl IntoView {
                 Err(e) => Err(e),
             };
             match servers {
-                Ok(servers) => {
-                    #[cfg(feature = "hydrate")]
-                    stage.set(Stage::Done(crate::webrtc::probe::run(&servers).await));
-                    #[cfg(not(feature = "hydrate"))]
-                    let _ = servers;
-                }
+                Ok(servers) => stage.set(Stage::Done(probe(servers).await)),
                 Err(e) => stage.set(Stage::Failed(e.to_string())),
             }
         });

@@ -38,7 +38,9 @@ pub async fn run(servers: &[IceServer]) -> Findings {
                 findings.count(candidate);
             }
         }
-        Err(e) => findings.problem = Some(format!("The browser refused to gather addresses: {e:?}")),
+        Err(e) => {
+            findings.problem = Some(format!("The browser refused to gather addresses: {e:?}"))
+        }
     }
     if findings.relay > 0 {
         match relay_round_trip(servers).await {
@@ -53,7 +55,9 @@ pub async fn run(servers: &[IceServer]) -> Findings {
 async fn gather(servers: &[IceServer]) -> Result<Vec<String>, JsValue> {
     let found = Rc::new(RefCell::new(Vec::new()));
     let sink = found.clone();
-    let pc = Negotiation::new(servers, false, move |ice| sink.borrow_mut().push(ice.candidate))?;
+    let pc = Negotiation::new(servers, false, move |ice| {
+        sink.borrow_mut().push(ice.candidate)
+    })?;
     let _channel = pc.pc().create_data_channel("probe");
     pc.offer(false).await?;
     let started = now();
@@ -95,24 +99,30 @@ async fn relay_round_trip(servers: &[IceServer]) -> Result<f64, String> {
     *b_to_a.borrow_mut() = Some(a.clone());
 
     // B echoes whatever comes; A times the echoes.
-    let on_channel = Closure::<dyn FnMut(RtcDataChannelEvent)>::new(|event: RtcDataChannelEvent| {
-        let channel = event.channel();
-        let echo = channel.clone();
-        let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |m: MessageEvent| {
-            if let Some(text) = m.data().as_string() {
-                let _ = echo.send_with_str(&text);
-            }
+    let on_channel =
+        Closure::<dyn FnMut(RtcDataChannelEvent)>::new(|event: RtcDataChannelEvent| {
+            let channel = event.channel();
+            let echo = channel.clone();
+            let on_message = Closure::<dyn FnMut(MessageEvent)>::new(move |m: MessageEvent| {
+                if let Some(text) = m.data().as_string() {
+                    let _ = echo.send_with_str(&text);
+                }
+            });
+            channel.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+            on_message.forget();
         });
-        channel.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
-        on_message.forget();
-    });
-    b.pc().set_ondatachannel(Some(on_channel.as_ref().unchecked_ref()));
+    b.pc()
+        .set_ondatachannel(Some(on_channel.as_ref().unchecked_ref()));
     b.keep(on_channel);
     let channel: RtcDataChannel = a.pc().create_data_channel("probe");
     let echoes: Rc<RefCell<Vec<f64>>> = Rc::default();
     let heard = echoes.clone();
     let on_echo = Closure::<dyn FnMut(MessageEvent)>::new(move |m: MessageEvent| {
-        let sent: f64 = m.data().as_string().and_then(|t| t.parse().ok()).unwrap_or(0.0);
+        let sent: f64 = m
+            .data()
+            .as_string()
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0.0);
         heard.borrow_mut().push(now() - sent);
     });
     channel.set_onmessage(Some(on_echo.as_ref().unchecked_ref()));
