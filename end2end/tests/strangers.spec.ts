@@ -296,6 +296,17 @@ test('report, a moderator bans from the moderation page, the banned guest is tol
   await eve.page.getByRole('button', { name: 'Start' }).click();
   await expect(eve.page.getByTestId('stranger-error')).toHaveText(/^You are banned from talking to strangers until .+\.$/);
   await expect(eve.page.getByTestId('stranger-status')).toHaveText('');
+
+  // The moderator changes their mind: the decided report, Lift the ban; Eve may look again.
+  await moderator.getByLabel('Show decided reports too').check();
+  const decided = moderator.getByTestId('report').filter({ has: moderator.getByRole('heading', { name: new RegExp(`^Report ${id} `) }) });
+  await expect(decided).toContainText('Decided: banned.');
+  await decided.getByRole('button', { name: 'Lift the ban' }).click();
+  await expect(moderator.getByTestId('moderation-notice')).toHaveText(`Ban lifted (report ${id}).`);
+  await expect(moderator.getByTestId('moderation-log')).toContainText(new RegExp(`Mona lifted the ban on Guest [0-9a-f]{8} \\(report ${id}\\)`));
+  await eve.page.getByRole('button', { name: 'Start' }).click();
+  await expect(eve.page.getByTestId('stranger-status')).toHaveText('Looking for someone…');
+  await expect(eve.page.getByTestId('stranger-error')).toHaveText('');
   expectOnlyRelayCandidates(ann.received);
   for (const g of [eve, ann]) await g.close();
   await modContext.close();

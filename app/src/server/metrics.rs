@@ -250,7 +250,7 @@ impl Default for Metrics {
         let moderation = Family::default();
         registry.register(
             "moderation",
-            "Moderation of strangers by event (banned, dismissed, restricted)",
+            "Moderation of strangers by event (banned, dismissed, lifted, restricted)",
             Family::clone(&moderation),
         );
         Self {

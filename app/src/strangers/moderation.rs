@@ -61,7 +61,7 @@ pub struct LogEntry {
     pub created_at: String,
     /// The moderator's name, or "Automatic" for a restriction the server made.
     pub by: String,
-    /// "dismissed", "banned" or "restricted".
+    /// "dismissed", "banned", "lifted" or "restricted".
     pub action: String,
     pub report_id: Option<i64>,
     /// Who it was about (as in [`ReportView::reported`]).
@@ -89,6 +89,12 @@ pub async fn dismiss_report(report_id: i64) -> Result<(), AppError> {
 #[server(endpoint = "moderation/ban")]
 pub async fn ban_reported(report_id: i64, hours: u32) -> Result<String, AppError> {
     crate::server::respond(imp::ban(report_id, hours).await)
+}
+
+/// Ends the ban on the person report `report_id` is about (and on their address) now.
+#[server(endpoint = "moderation/lift")]
+pub async fn lift_ban(report_id: i64) -> Result<(), AppError> {
+    crate::server::respond(imp::lift(report_id).await)
 }
 
 /// The moderation log, newest first; `before` an entry id to page on.
@@ -168,6 +174,27 @@ mod imp {
             crate::server::calls::carry_out(&state, effects).await;
         }
         Ok(ban.until)
+    }
+
+    pub async fn lift(report_id: i64) -> Result<(), AppError> {
+        let me = require_moderator()?;
+        let state = app_state()?;
+        match state
+            .db
+            .lift_ban(report_id, me.id)
+            .await
+            .map_err(unavailable("lifting a ban"))?
+        {
+            None => Err(AppError::NotFound(NO_REPORT.into())),
+            Some(false) => Err(AppError::NotFound(
+                "There is no running ban to lift for this report.".into(),
+            )),
+            Some(true) => {
+                tracing::info!(report = report_id, moderator = me.id, "ban lifted");
+                state.metrics.moderation("lifted");
+                Ok(())
+            }
+        }
     }
 
     pub async fn log(before: Option<i64>) -> Result<Vec<LogEntry>, AppError> {

@@ -8,8 +8,8 @@ use leptos_meta::Title;
 use leptos_router::components::Redirect;
 
 use super::moderation::{
-    ban_reported, dismiss_report, moderation_log, moderation_reports, LogEntry, ReportView,
-    BAN_CHOICES,
+    ban_reported, dismiss_report, lift_ban, moderation_log, moderation_reports, LogEntry,
+    ReportView, BAN_CHOICES,
 };
 use crate::{accounts::session::use_auth, components::time};
 
@@ -59,6 +59,17 @@ impl Moderation {
         spawn_local(async move {
             match dismiss_report(id).await {
                 Ok(()) => self.notice.set(Some(format!("Report {id} dismissed."))),
+                Err(e) => self.error.set(Some(e.to_string())),
+            }
+            self.load(false);
+        });
+    }
+
+    fn lift(self, id: i64) {
+        self.error.set(None);
+        spawn_local(async move {
+            match lift_ban(id).await {
+                Ok(()) => self.notice.set(Some(format!("Ban lifted (report {id})."))),
                 Err(e) => self.error.set(Some(e.to_string())),
             }
             self.load(false);
@@ -179,6 +190,7 @@ fn Report(state: Moderation, report: ReportView) -> impl IntoView {
         _ => String::new(),
     };
     let open = report.resolution.is_none();
+    let banned = report.banned_until.is_some();
     view! {
         <li class="report" data-testid="report">
             <h3>
@@ -237,6 +249,11 @@ fn Report(state: Moderation, report: ReportView) -> impl IntoView {
                         "Dismiss"
                     </button>
                 </Show>
+                <Show when=move || banned>
+                    <button type="button" on:click=move |_| state.lift(id)>
+                        "Lift the ban"
+                    </button>
+                </Show>
                 <label for=select_id.clone()>"Ban for"</label>
                 <select
                     id=select_id
@@ -279,6 +296,7 @@ fn LogLine(entry: LogEntry) -> impl IntoView {
             time::short(&entry.detail)
         ),
         "dismissed" => format!("dismissed a report on {}", entry.about),
+        "lifted" => format!("lifted the ban on {}", entry.about),
         other => format!("{other} {}", entry.about),
     };
     let report = entry

@@ -184,6 +184,7 @@ async fn guests_are_refused_by_every_function_that_needs_an_account() {
         "/api/moderation/reports",
         "/api/moderation/dismiss",
         "/api/moderation/ban",
+        "/api/moderation/lift",
         "/api/moderation/log",
         "/api/friends/search",
         "/api/friends/request",

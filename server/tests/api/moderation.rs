@@ -107,6 +107,7 @@ async fn only_moderators_see_reports_and_decide() {
                 "/api/moderation/ban",
                 vec![("report_id", id.as_str()), ("hours", "24")],
             ),
+            ("/api/moderation/lift", vec![("report_id", id.as_str())]),
         ] {
             let (got, _) = app.refused_as(who, path, &form).await;
             assert_eq!(got, status, "{path} as {}", who.name);
@@ -225,6 +226,21 @@ async fn a_ban_ends_the_match_tells_until_when_and_covers_the_address() {
     assert_eq!(log[0]["by"], "Mod");
     assert_eq!(log[0]["detail"], until.as_str());
     assert_eq!(log[0]["report_id"].to_string(), id);
+
+    // Lifted early: Eve and her address may look again at once; lifting twice says so.
+    app.ok_as(&moderator, "/api/moderation/lift", &[("report_id", &id)])
+        .await;
+    let (status, body) = app
+        .refused_as(&moderator, "/api/moderation/lift", &[("report_id", &id)])
+        .await;
+    assert_eq!(status, 404, "{body}");
+    eve.send(&start(&[])).await;
+    assert!(looking(&mut eve).await);
+    eve3.send(&start(&[])).await;
+    matched(&mut eve).await;
+    matched(&mut eve3).await;
+    let log = app.ok_as(&moderator, "/api/moderation/log", &[]).await;
+    assert_eq!(log[0]["action"], "lifted");
 }
 
 #[tokio::test]

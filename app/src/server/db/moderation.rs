@@ -325,6 +325,43 @@ impl Db {
         }))
     }
 
+    /// Ends now every running ban on the person report `id` is about (and on their address),
+    /// logged as `moderator`'s. `None`: no such report; `Some(false)`: nothing was banned.
+    pub async fn lift_ban(&self, id: i64, moderator: i64) -> Result<Option<bool>, DbError> {
+        let mut tx = self.immediate().await?;
+        let Some((principal, address)): Option<(String, String)> =
+            sqlx::query_as("SELECT reported, reported_address FROM stranger_reports WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?
+        else {
+            return Ok(None);
+        };
+        let lifted = sqlx::query(&format!(
+            "UPDATE stranger_bans SET until = {NOW} \
+             WHERE (principal = ?1 OR (?2 <> '' AND address = ?2)) AND until > {NOW}"
+        ))
+        .bind(&principal)
+        .bind(&address)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if lifted == 0 {
+            return Ok(Some(false));
+        }
+        sqlx::query(
+            "INSERT INTO moderation_log (moderator, action, report_id, principal) \
+             VALUES (?, 'lifted', ?, ?)",
+        )
+        .bind(moderator)
+        .bind(id)
+        .bind(&principal)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(true))
+    }
+
     /// The log newest first, below entry id `before`.
     pub async fn moderation_log(
         &self,
@@ -496,6 +533,26 @@ mod tests {
         let open = db.moderation_reports(false, None, 10).await.unwrap();
         assert_eq!(open.iter().map(|r| r.id).collect::<Vec<_>>(), [other]);
         assert!(db.ban_reported(12345, 24, 5).await.unwrap().is_none());
+        // Lifted early: nobody on that principal or address is banned any more.
+        assert_eq!(db.lift_ban(first, 5).await.unwrap(), Some(true));
+        assert_eq!(db.lift_ban(first, 5).await.unwrap(), Some(false));
+        assert_eq!(db.lift_ban(12345, 5).await.unwrap(), None);
+        assert_eq!(
+            db.stranger_standing(&other_key, "feed").await.unwrap(),
+            Standing::default()
+        );
+        assert_eq!(
+            db.moderation_log(None, 10).await.unwrap()[0].action,
+            "lifted"
+        );
+        let ban = db.ban_reported(first, 1, 5).await.unwrap().unwrap();
+        assert_eq!(
+            db.stranger_standing(&eve.key(), "")
+                .await
+                .unwrap()
+                .banned_until,
+            Some(ban.until.clone())
+        );
         let log = db.moderation_log(None, 10).await.unwrap();
         assert_eq!(log[0].action, "banned");
         assert_eq!(log[0].detail, ban.until);
