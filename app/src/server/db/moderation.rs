@@ -18,6 +18,17 @@ fn user_of(column: &str) -> String {
     USER_OF.replace("{k}", column)
 }
 
+/// Who report `id` is about: their principal key and address hash.
+async fn reported(
+    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
+    id: i64,
+) -> Result<Option<(String, String)>, DbError> {
+    sqlx::query_as("SELECT reported, reported_address FROM stranger_reports WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await
+}
+
 /// A ban just made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Ban {
@@ -276,12 +287,7 @@ impl Db {
         moderator: i64,
     ) -> Result<Option<Ban>, DbError> {
         let mut tx = self.immediate().await?;
-        let Some((principal, address)): Option<(String, String)> =
-            sqlx::query_as("SELECT reported, reported_address FROM stranger_reports WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?
-        else {
+        let Some((principal, address)) = reported(&mut tx, id).await? else {
             return Ok(None);
         };
         let (until,): (String,) = sqlx::query_as(
@@ -329,12 +335,7 @@ impl Db {
     /// logged as `moderator`'s. `None`: no such report; `Some(false)`: nothing was banned.
     pub async fn lift_ban(&self, id: i64, moderator: i64) -> Result<Option<bool>, DbError> {
         let mut tx = self.immediate().await?;
-        let Some((principal, address)): Option<(String, String)> =
-            sqlx::query_as("SELECT reported, reported_address FROM stranger_reports WHERE id = ?")
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?
-        else {
+        let Some((principal, address)) = reported(&mut tx, id).await? else {
             return Ok(None);
         };
         let lifted = sqlx::query(&format!(

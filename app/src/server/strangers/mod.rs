@@ -346,15 +346,7 @@ impl Strangers {
         text: String,
     ) -> Result<Effects, StrangerError> {
         let mut inner = self.lock();
-        let id = *inner.match_of.get(&who).ok_or(StrangerError::NotMatched)?;
-        let m = inner
-            .matches
-            .get_mut(&id)
-            .ok_or(StrangerError::NotMatched)?;
-        let me = m.side(who).ok_or(StrangerError::NotMatched)?;
-        if m.sides[me].socket != socket {
-            return Err(StrangerError::NotMatched);
-        }
+        let (m, me) = inner.match_on(who, socket)?;
         let other = &m.sides[1 - me];
         let to = To::Socket(other.who, other.socket);
         if m.lines.len() == KEPT_LINES {
@@ -435,15 +427,7 @@ impl Strangers {
         socket: SocketRef,
     ) -> Result<FriendAsk, StrangerError> {
         let mut inner = self.lock();
-        let id = *inner.match_of.get(&who).ok_or(StrangerError::NotMatched)?;
-        let m = inner
-            .matches
-            .get_mut(&id)
-            .ok_or(StrangerError::NotMatched)?;
-        let me = m.side(who).ok_or(StrangerError::NotMatched)?;
-        if m.sides[me].socket != socket {
-            return Err(StrangerError::NotMatched);
-        }
+        let (m, me) = inner.match_on(who, socket)?;
         let (PrincipalId::User(mine), PrincipalId::User(theirs)) = (who, m.sides[1 - me].who)
         else {
             return Err(StrangerError::NotBothSignedIn);
@@ -624,6 +608,24 @@ impl Strangers {
 }
 
 impl Inner {
+    /// `who`'s running match and their side of it, when they act on the socket in it (not
+    /// another tab).
+    fn match_on(
+        &mut self,
+        who: PrincipalId,
+        socket: SocketRef,
+    ) -> Result<(&mut Match, usize), StrangerError> {
+        let id = *self.match_of.get(&who).ok_or(StrangerError::NotMatched)?;
+        let m = self
+            .matches
+            .get_mut(&id)
+            .ok_or(StrangerError::NotMatched)?;
+        match m.side(who) {
+            Some(me) if m.sides[me].socket == socket => Ok((m, me)),
+            _ => Err(StrangerError::NotMatched),
+        }
+    }
+
     /// The current partner of `who`, or the last one (if recent).
     fn partner_of(&self, who: PrincipalId) -> Option<Last> {
         if let Some(m) = self.match_of.get(&who).and_then(|id| self.matches.get(id)) {
