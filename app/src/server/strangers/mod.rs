@@ -616,10 +616,7 @@ impl Inner {
         socket: SocketRef,
     ) -> Result<(&mut Match, usize), StrangerError> {
         let id = *self.match_of.get(&who).ok_or(StrangerError::NotMatched)?;
-        let m = self
-            .matches
-            .get_mut(&id)
-            .ok_or(StrangerError::NotMatched)?;
+        let m = self.matches.get_mut(&id).ok_or(StrangerError::NotMatched)?;
         match m.side(who) {
             Some(me) if m.sides[me].socket == socket => Ok((m, me)),
             _ => Err(StrangerError::NotMatched),
