@@ -302,7 +302,11 @@ impl Session {
                 None,
             ));
         }
-        let relayed = self.state.strangers.chat(self.who(), self.socket, text);
+        let alive = self.alive();
+        let relayed = self
+            .state
+            .strangers
+            .chat(self.who(), self.socket, text, &alive);
         self.stranger_op(relayed).await
     }
 

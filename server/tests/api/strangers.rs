@@ -216,6 +216,14 @@ async fn stop_and_a_closed_tab_are_announced_and_nobody_looks_again_by_themselve
         })
         .await;
     assert_eq!(dropped, (call_id, false));
+    // A line for them meanwhile is refused, not lost on the closed socket.
+    d.send(&ClientMsg::StrangerChat {
+        text: "still there?".into(),
+    })
+    .await;
+    let (code, message) = error(&mut d).await;
+    assert_eq!(code, ErrorCode::NotAllowed);
+    assert!(message.contains("not delivered"), "{message}");
     tokio::time::sleep(Duration::from_secs(4)).await;
     assert_eq!(ended(&mut d).await, MatchEnd::ConnectionLost);
     assert!(began.elapsed() < Duration::from_secs(7));

@@ -136,6 +136,8 @@ pub enum StrangerError {
     InACall,
     #[error("Only two signed-in people can add each other as friends.")]
     NotBothSignedIn,
+    #[error("The stranger's connection dropped: that line was not delivered. They have a few seconds to come back.")]
+    PartnerAway,
 }
 
 /// What pressing "Add as friend" did.
@@ -339,15 +341,21 @@ impl Strangers {
     }
 
     /// Relays a chat line (already checked) to the stranger, keeping it for a report.
+    /// While the stranger's connection is down (their grace), the line is refused rather than
+    /// lost on their old socket.
     pub fn chat(
         &self,
         who: PrincipalId,
         socket: SocketRef,
         text: String,
+        alive: &impl Reachable,
     ) -> Result<Effects, StrangerError> {
         let mut inner = self.lock();
         let (m, me) = inner.match_on(who, socket)?;
         let other = &m.sides[1 - me];
+        if !alive(other.who, other.socket) {
+            return Err(StrangerError::PartnerAway);
+        }
         let to = To::Socket(other.who, other.socket);
         if m.lines.len() == KEPT_LINES {
             m.lines.pop_front();
