@@ -350,14 +350,7 @@ fn ReportPanel(ui: CallUi) -> impl IntoView {
                 prop:value=move || note.get()
                 on:input=move |ev| note.set(event_target_value(&ev))
             ></textarea>
-            <label class="check">
-                <input
-                    type="checkbox"
-                    prop:checked=move || include_chat.get()
-                    on:change=move |ev| include_chat.set(event_target_checked(&ev))
-                />
-                " Attach the last chat lines"
-            </label>
+            <crate::components::form::Check checked=include_chat label="Attach the last chat lines" />
             <button type="submit">"Send report"</button>
             <p class="form-error" role="alert">{move || problem.get()}</p>
             <p role="status" data-testid="report-note">{move || ui.report_note.get()}</p>

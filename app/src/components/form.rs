@@ -73,3 +73,19 @@ pub fn FormError(#[prop(into)] error: Signal<Option<AppError>>) -> impl IntoView
         </p>
     }
 }
+
+/// A check box beside its label (`label.check`), bound to `checked`.
+#[component]
+pub fn Check(checked: RwSignal<bool>, label: &'static str) -> impl IntoView {
+    view! {
+        <label class="check">
+            <input
+                type="checkbox"
+                prop:checked=move || checked.get()
+                on:change=move |ev| checked.set(event_target_checked(&ev))
+            />
+            " "
+            {label}
+        </label>
+    }
+}

@@ -248,6 +248,11 @@ impl Hub {
     }
 
     /// Whether `who`'s socket `socket` is still connected to this instance.
+    /// [`Self::has_socket`] as the closure the strangers' matcher takes.
+    pub fn reachable(&self) -> impl Fn(PrincipalId, SocketRef) -> bool + '_ {
+        move |who, socket| self.has_socket(who, socket)
+    }
+
     pub fn has_socket(&self, who: PrincipalId, socket: SocketRef) -> bool {
         self.here(socket)
             && self

@@ -181,7 +181,7 @@ impl Session {
             }
             ClientMsg::StrangerNext => {
                 if self.stranger_within_starts() {
-                    let alive = self.alive();
+                    let alive = self.state.hub.reachable();
                     let next = state.strangers.next(who, calls.as_ref(), &alive);
                     self.stranger_op(next).await
                 }
@@ -199,11 +199,6 @@ impl Session {
             ClientMsg::StrangerBlock => self.stranger_block().await,
             ClientMsg::StrangerFriend => self.stranger_friend().await,
         }
-    }
-
-    /// Whether a socket is still there (the matcher never pairs anyone with a closed one).
-    fn alive(&self) -> impl Fn(PrincipalId, SocketRef) -> bool + '_ {
-        |who, socket| self.state.hub.has_socket(who, socket)
     }
 
     /// Counts a start or next against the principal's and the address's allowance.
@@ -273,7 +268,7 @@ impl Session {
             address,
             shadow: standing.restricted,
         };
-        let alive = self.alive();
+        let alive = self.state.hub.reachable();
         let started = state.strangers.start(
             self.who(),
             self.socket,
@@ -302,7 +297,7 @@ impl Session {
                 None,
             ));
         }
-        let alive = self.alive();
+        let alive = self.state.hub.reachable();
         let relayed = self
             .state
             .strangers
@@ -359,7 +354,7 @@ impl Session {
         if !self.stranger_within_reports() {
             return;
         }
-        let alive = self.alive();
+        let alive = self.state.hub.reachable();
         let blocked = self
             .state
             .strangers

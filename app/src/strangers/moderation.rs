@@ -139,7 +139,7 @@ mod imp {
         tracing::info!(report = report_id, moderator = me.id, "report dismissed");
         state.metrics.moderation("dismissed");
         if let Some(who) = lifted.and_then(|key| PrincipalId::from_key(&key)) {
-            let alive = |w, s| state.hub.has_socket(w, s);
+            let alive = state.hub.reachable();
             let effects = state
                 .strangers
                 .set_shadow(who, false, state.calls.as_ref(), &alive);

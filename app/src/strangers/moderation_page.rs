@@ -11,7 +11,10 @@ use super::moderation::{
     ban_reported, dismiss_report, lift_ban, moderation_log, moderation_reports, LogEntry,
     ReportView, BAN_CHOICES,
 };
-use crate::{accounts::session::use_auth, components::time};
+use crate::{
+    accounts::session::use_auth,
+    components::{form::Check, time},
+};
 
 /// The page's state, shared by its parts.
 #[derive(Clone, Copy)]
@@ -124,14 +127,7 @@ pub fn ModerationPage() -> impl IntoView {
             </p>
             <section class="card" aria-labelledby="reports-title">
                 <h2 id="reports-title">"Reports on strangers"</h2>
-                <label class="check">
-                    <input
-                        type="checkbox"
-                        prop:checked=move || state.all.get()
-                        on:change=move |ev| state.all.set(event_target_checked(&ev))
-                    />
-                    " Show decided reports too"
-                </label>
+                <Check checked=state.all label="Show decided reports too" />
                 {move || match state.reports.get() {
                     None => view! { <p class="muted">"Loading…"</p> }.into_any(),
                     Some(reports) if reports.is_empty() => {

@@ -10,6 +10,7 @@ use leptos_meta::Title;
 use super::{normalize_interests, MatchEnd, MAX_INTERESTS};
 use crate::{
     calls::use_call,
+    components::form::Check,
     protocol::{ClientMsg, ErrorCode, ServerMsg},
     realtime::{use_realtime, ConnStatus},
 };
@@ -170,15 +171,7 @@ pub fn StrangersPage() -> impl IntoView {
                     start();
                 }
             >
-                <label class="check">
-                    <input
-                        type="checkbox"
-                        id="strangers-accept"
-                        prop:checked=move || accepted.get()
-                        on:change=move |ev| accepted.set(event_target_checked(&ev))
-                    />
-                    " I am 18 or older and accept the rules"
-                </label>
+                <Check checked=accepted label="I am 18 or older and accept the rules" />
                 <label for="strangers-interests">
                     {format!("Interests (optional, up to {MAX_INTERESTS}, separated by commas)")}
                 </label>
@@ -189,14 +182,7 @@ pub fn StrangersPage() -> impl IntoView {
                     prop:value=move || interests.get()
                     on:input=move |ev| interests.set(event_target_value(&ev))
                 />
-                <label class="check">
-                    <input
-                        type="checkbox"
-                        prop:checked=move || text_only.get()
-                        on:change=move |ev| text_only.set(event_target_checked(&ev))
-                    />
-                    " Text only (no camera or microphone)"
-                </label>
+                <Check checked=text_only label="Text only (no camera or microphone)" />
                 <super::preview::Preview active=Signal::derive(move || {
                     !text_only.get() && stage.get() != Stage::Matched
                 }) />

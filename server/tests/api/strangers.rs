@@ -761,3 +761,44 @@ async fn two_signed_in_strangers_become_friends_only_when_both_press_add_as_frie
     let friends = app.ok_as(&cat, "/api/friends/list", &[]).await;
     assert!(friends["outgoing"].as_array().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn starts_spread_over_many_sockets_of_one_person_share_one_allowance() {
+    let app = TestApp::spawn().await;
+    let flooder = app.guest().await;
+    let mut sockets = Vec::new();
+    for _ in 0..4 {
+        sockets.push(app.socket(&flooder).await);
+    }
+    // 40 starts over four tabs (10 each): the person's 30 a minute hold across them.
+    for socket in &mut sockets {
+        for _ in 0..10 {
+            socket.send(&start(&[])).await;
+        }
+    }
+    let mut refused = 0;
+    for socket in &mut sockets {
+        socket.send(&ClientMsg::Ping).await;
+        loop {
+            match socket.next().await {
+                ServerMsg::Pong => break,
+                ServerMsg::Error { code, .. } => {
+                    assert_eq!(code, ErrorCode::RateLimited);
+                    refused += 1;
+                }
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(
+        refused, 10,
+        "30 starts a minute per person, whatever the socket"
+    );
+    // Someone else is served meanwhile.
+    let (_, mut other) = guest(&app).await;
+    other.send(&start(&[])).await;
+    assert!(matches!(
+        stranger_news(&mut other).await,
+        ServerMsg::StrangerLooking { .. } | ServerMsg::StrangerMatched { .. }
+    ));
+}

@@ -188,7 +188,7 @@ pub async fn run_ticker(state: super::state::AppState) {
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        let alive = |who, socket| state.hub.has_socket(who, socket);
+        let alive = state.hub.reachable();
         let effects = state.strangers.tick(state.calls.as_ref(), &alive);
         super::calls::carry_out(&state, effects).await;
     }
@@ -682,19 +682,8 @@ impl Inner {
         now: Instant,
         effects: &mut Effects,
     ) -> bool {
-        if settings.shadow {
-            // Restricted: looking, as far as they can tell, but never in the queue.
-            self.seeking.insert(
-                who,
-                Seeking {
-                    socket,
-                    settings,
-                    since: now,
-                },
-            );
-            return false;
-        }
-        let seeker = Seeker {
+        // Restricted: looking, as far as they can tell, but never in the queue.
+        let queued = (!settings.shadow).then(|| Seeker {
             who,
             interests: settings.interests.clone(),
             text_only: settings.text_only,
@@ -704,7 +693,7 @@ impl Inner {
                 .get(&who)
                 .map(|h| h.recent.iter().copied().collect())
                 .unwrap_or_default(),
-        };
+        });
         self.seeking.insert(
             who,
             Seeking {
@@ -713,6 +702,9 @@ impl Inner {
                 since: now,
             },
         );
+        let Some(seeker) = queued else {
+            return false;
+        };
         let Inner { queue, seeking, .. } = self;
         let pair = queue.join(seeker, now, |w| {
             seeking.get(&w).is_some_and(|s| alive(w, s.socket))
