@@ -69,7 +69,7 @@ export default defineConfig({
         // Unanswered calls give up sooner than the default 30 s.
         PARLOR_CALL_RING_SECS: '6',
         // The strangers test's moderator.
-        PARLOR_ADMIN_EMAILS: 'moderator@example.com',
+        PARLOR_ADMIN_EMAILS: 'moderator@example.com,operator@example.com',
         // Tests that need clients on different addresses send X-Forwarded-For.
         PARLOR_TRUSTED_PROXIES: '127.0.0.1',
         PARLOR_GOOGLE_CLIENT_ID: 'parlor-test-client',

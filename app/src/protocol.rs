@@ -166,7 +166,8 @@ pub enum ServerMsg {
         /// The server pings this often; the browser should ping at the same pace and treat
         /// two silent intervals as a dead connection.
         heartbeat_ms: u64,
-        /// STUN/TURN servers for calls (`PARLOR_ICE_SERVERS`); empty works on one network.
+        /// The configured STUN/TURN servers (`PARLOR_ICE_SERVERS`); TURN credentials of the
+        /// server's own come with each call (`call_accepted`, `call_opened`, `call_resumed`).
         ice_servers: Vec<IceServer>,
     },
     Pong,
@@ -227,6 +228,10 @@ pub enum ServerMsg {
     CallAccepted {
         call_id: CallId,
         you_offer: bool,
+        /// The STUN/TURN servers for this call, with TURN credentials minted for this side of
+        /// it only (they stop working when the call ends).
+        #[serde(default)]
+        ice_servers: Vec<IceServer>,
     },
     /// A call that does not ring (a stranger match, a code room) starts between this socket
     /// and `peer`'s: connect at once.
@@ -235,10 +240,16 @@ pub enum ServerMsg {
         peer: CallPeer,
         video: bool,
         you_offer: bool,
+        /// As in `call_accepted`.
+        #[serde(default)]
+        ice_servers: Vec<IceServer>,
     },
-    /// This socket took over its side of the call again (`call_resume`).
+    /// This socket took over its side of the call again (`call_resume`), with fresh
+    /// credentials (as in `call_accepted`) for its ICE restart.
     CallResumed {
         call_id: CallId,
+        #[serde(default)]
+        ice_servers: Vec<IceServer>,
     },
     CallEnded {
         call_id: CallId,
@@ -474,7 +485,10 @@ mod tests {
                 conversation_id: 1,
                 user_id: 2,
             },
-            ServerMsg::CallResumed { call_id: id },
+            ServerMsg::CallResumed {
+                call_id: id,
+                ice_servers: Vec::new(),
+            },
             ServerMsg::CallPeerConnection {
                 call_id: id,
                 connected: true,

@@ -44,9 +44,6 @@ pub struct Realtime {
     pub outbox: RwSignal<Vec<Outgoing>>,
     /// Counts (re)connections: pages read it to reload what may have changed meanwhile.
     pub connections: RwSignal<u64>,
-    /// STUN/TURN servers for calls, from the server's welcome.
-    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
-    pub ice_servers: RwSignal<Vec<crate::protocol::IceServer>>,
     /// Counts closes for an ended session (signed out everywhere, password changed).
     pub sessions_ended: RwSignal<u64>,
     /// Pages that need the socket whoever is there (a guest talking to strangers).
@@ -62,7 +59,6 @@ impl Realtime {
             outbox: RwSignal::new(Vec::new()),
             connections: RwSignal::new(0),
             sessions_ended: RwSignal::new(0),
-            ice_servers: RwSignal::new(Vec::new()),
             holds: RwSignal::new(0),
         }
     }
@@ -545,12 +541,8 @@ mod client {
         };
         let me = rt.me.get_untracked();
         match &message {
-            ServerMsg::Welcome {
-                heartbeat_ms,
-                ice_servers,
-                ..
-            } => {
-                rt.ice_servers.set(ice_servers.clone());
+            // Its `ice_servers` are not kept: each call brings its own (with credentials).
+            ServerMsg::Welcome { heartbeat_ms, .. } => {
                 let (resume_after, reconnected) = with(|s| {
                     s.attempt = 0;
                     s.heartbeat_ms = *heartbeat_ms;

@@ -2,7 +2,7 @@
 // finds with the server's STUN/TURN servers and whether calls will connect, after a real
 // round trip through the built-in relay (loopback only, inside the test's namespace).
 import { expect, test } from '@playwright/test';
-import { hydrated } from './support';
+import { hydrated, signUp } from './support';
 
 test('a guest tests the connection from the footer: relay addresses, a round trip, a verdict', async ({ page }) => {
   await page.goto('/');
@@ -21,4 +21,23 @@ test('a guest tests the connection from the footer: relay addresses, a round tri
   // Again, on demand.
   await page.getByRole('button', { name: 'Run it again' }).click();
   await expect(page.getByTestId('check-round-trip')).toHaveText(/^\d+ ms$/, { timeout: 20_000 });
+});
+
+test("a moderator checks the server's own relay from the same page; a guest is not offered it", async ({ page, browser }) => {
+  await page.goto('/connectivity');
+  await hydrated(page);
+  await expect(page.getByRole('button', { name: "Check the server's relay" })).toHaveCount(0);
+
+  // PARLOR_ADMIN_EMAILS lists this address (playwright.config.ts).
+  const context = await browser.newContext();
+  const moderator = await context.newPage();
+  await signUp(moderator, 'operator@example.com', 'Otto');
+  await moderator.goto('/connectivity');
+  await hydrated(moderator);
+  await moderator.getByRole('button', { name: "Check the server's relay" }).click();
+  await expect(moderator.getByTestId('server-relay-verdict')).toHaveText(
+    /^The server's relay works: a datagram went through it in \d+ ms\.$/,
+    { timeout: 15_000 },
+  );
+  await context.close();
 });

@@ -126,6 +126,9 @@ pub struct TurnSettings {
     pub credential_ttl: Duration,
     /// `PARLOR_TURN_ALLOWED_PEERS`: address blocks it may relay to besides public addresses.
     pub allowed_peers: Vec<app::server::auth::proxy::Cidr>,
+    /// How long a call's credentials keep working after it ended, for the browsers to give
+    /// their allocations back (not from the environment: tests shorten it).
+    pub after_call: Duration,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -197,7 +200,10 @@ pub enum ConfigError {
 
 pub const DEFAULT_ADDR: &str = "127.0.0.1:3000";
 pub const DEFAULT_DATA_DIR: &str = "data";
-pub const DEFAULT_LOG: &str = "info";
+/// `turn::server` is off: the TURN crate logs every refused or malformed datagram (which
+/// anyone may send) as an error; Parlor counts them in `parlor_refused_total` instead and
+/// logs its own refusals at debug.
+pub const DEFAULT_LOG: &str = "info,turn::server=off";
 pub const DEFAULT_SHUTDOWN_TIMEOUT_SECS: u64 = 10;
 pub const DEFAULT_SITE_ROOT: &str = "target/site";
 pub const DEFAULT_SESSION_DAYS: u64 = 14;
@@ -738,6 +744,7 @@ fn parse_turn(
         secret,
         credential_ttl,
         allowed_peers,
+        after_call: app::server::calls::TURN_AFTER_CALL,
     }))
 }
 

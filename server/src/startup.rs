@@ -137,7 +137,8 @@ impl Application {
         }
         let leptos_options = leptos_options(&config, addr, &bundle);
         let metrics = Arc::new(Metrics::default());
-        let turn = start_turn(&config, &metrics).await?;
+        let bindings = crate::turn::Bindings::default();
+        let turn = start_turn(&config, &metrics, bindings.clone()).await?;
         let mut ice_servers = app::server::state::IceServers {
             configured: config.ice_servers.clone(),
             turn: None,
@@ -145,8 +146,34 @@ impl Application {
         };
         if let Some(turn) = &turn {
             let turn = turn.clone();
-            ice_servers.turn = Some(Box::new(move |principal| turn.ice_server(principal)));
+            ice_servers.turn = Some(Box::new(move |label, at_most| {
+                turn.ice_server(label, at_most)
+            }));
         }
+        let ice_servers = Arc::new(ice_servers);
+        let calls: Arc<dyn app::server::calls::CallRegistry> = Arc::new(
+            app::server::calls::LocalCalls::new(config.call_ring, config.call_grace)
+                .with_ice_servers(ice_servers.clone())
+                .with_turn_after_call(
+                    config
+                        .turn
+                        .as_ref()
+                        .map_or(app::server::calls::TURN_AFTER_CALL, |t| t.after_call),
+                ),
+        );
+        let rooms = Arc::new(app::server::rendezvous::Rooms::new(
+            config.code_ttl,
+            config.code_digits,
+            app::server::rendezvous::MailboxLimits {
+                frames: 128,
+                bytes: 1024 * 1024,
+            },
+        ));
+        // The TURN server takes credentials bound to a call or room while it is on.
+        let _ = bindings.set({
+            let (calls, rooms) = (calls.clone(), rooms.clone());
+            Box::new(move |binding| binding.live(calls.as_ref(), &rooms))
+        });
         let session_secret = session_secret(&config)?;
         let auth = Arc::new(build_auth(&config, &session_secret, &metrics)?);
         let hub = Arc::new(app::server::hub::Hub::default());
@@ -162,11 +189,8 @@ impl Application {
             delivery: hub.clone(),
             presence: hub.clone(),
             hub,
-            ice_servers: Arc::new(ice_servers),
-            calls: Arc::new(app::server::calls::LocalCalls::new(
-                config.call_ring,
-                config.call_grace,
-            )),
+            ice_servers,
+            calls,
             heartbeat: config.ws_heartbeat,
             socket_rate: config.ws_messages_per_sec,
             socket_caps: Arc::new(app::server::socket_caps::SocketCaps::new(
@@ -213,16 +237,10 @@ impl Application {
                     app::connectivity::TESTS_PER_MINUTE,
                 ),
             }),
-            rooms: Arc::new(app::server::rendezvous::Rooms::new(
-                config.code_ttl,
-                config.code_digits,
-                app::server::rendezvous::MailboxLimits {
-                    frames: 128,
-                    bytes: 1024 * 1024,
-                },
-            )),
+            rooms,
             strangers,
             moderators: app::server::moderation::Moderators::new(&config.admin_emails),
+            turn_check: turn.as_ref().map(|turn| turn_check(turn, &metrics)),
             rendezvous_limits: Arc::new(RendezvousLimits {
                 mints: per_minute(&metrics, "codes_per_address", config.codes_per_ip_per_min),
                 redeems: per_minute(
@@ -333,9 +351,10 @@ impl Application {
 /// Mints credentials for an external TURN server that shares `PARLOR_TURN_SECRET`.
 fn external_turn(external: crate::config::ExternalTurn) -> app::server::state::MintTurn {
     let secret = crate::turn::TurnSecret::new(external.secret.expose().as_bytes());
-    Box::new(move |principal| {
-        let expires = crate::turn::credentials::now_secs() + external.credential_ttl.as_secs();
-        let (username, credential) = secret.mint(principal, expires);
+    Box::new(move |label, at_most| {
+        let lifetime = external.credential_ttl.min(at_most).as_secs();
+        let (username, credential) =
+            secret.mint(label, crate::turn::credentials::now_secs() + lifetime);
         app::protocol::IceServer {
             urls: external.urls.clone(),
             username: Some(username),
@@ -347,6 +366,7 @@ fn external_turn(external: crate::config::ExternalTurn) -> app::server::state::M
 async fn start_turn(
     config: &Config,
     metrics: &Arc<Metrics>,
+    bindings: crate::turn::Bindings,
 ) -> Result<Option<Arc<crate::turn::Turn>>, StartupError> {
     let Some(settings) = &config.turn else {
         return Ok(None);
@@ -371,7 +391,7 @@ async fn start_turn(
         credential_ttl: settings.credential_ttl,
         allowed_peers: settings.allowed_peers.clone(),
     };
-    let turn = crate::turn::Turn::start(&turn_config, metrics.clone())
+    let turn = crate::turn::Turn::start(&turn_config, metrics.clone(), bindings)
         .await
         .map_err(|source| StartupError::Turn {
             addr: settings.addr,
@@ -379,28 +399,39 @@ async fn start_turn(
         })?;
     tracing::info!(addr = %turn.addr, public_ip = %settings.public_ip, "TURN server ready");
     let turn = Arc::new(turn);
-    // Whether browsers will get relayed calls: checked once at start, told in the log.
-    let checked = turn.clone();
-    let metrics = metrics.clone();
+    // Whether browsers will get relayed calls: checked once at start (and on demand), told
+    // in the log.
     metrics.turn_self_test(None);
-    tokio::spawn(async move {
-        match checked.self_test().await {
-            Ok(took) => {
-                metrics.turn_self_test(Some(true));
-                tracing::info!(?took, "TURN self-test passed: calls can be relayed")
-            }
-            Err(why) => {
-                metrics.turn_self_test(Some(false));
-                tracing::warn!(
-                    %why,
-                    "TURN self-test failed: calls that need a relay will not connect; check \
-                     PARLOR_TURN_PUBLIC_IP and that UDP {} and the relay ports are open",
-                    checked.addr.port()
-                )
-            }
-        }
-    });
+    tokio::spawn(self_test(turn.clone(), metrics.clone()));
     Ok(Some(turn))
+}
+
+/// Runs the TURN server's self-test, sets its gauge and logs the outcome.
+async fn self_test(
+    turn: Arc<crate::turn::Turn>,
+    metrics: Arc<Metrics>,
+) -> Result<Duration, String> {
+    let outcome = turn.self_test().await;
+    metrics.turn_self_test(Some(outcome.is_ok()));
+    match &outcome {
+        Ok(took) => tracing::info!(?took, "TURN self-test passed: calls can be relayed"),
+        Err(why) => tracing::warn!(
+            %why,
+            "TURN self-test failed: calls that need a relay will not connect; check \
+             PARLOR_TURN_PUBLIC_IP and that UDP {} and the relay ports are open",
+            turn.addr.port()
+        ),
+    }
+    outcome
+}
+
+/// The self-test, for moderators to run from the connection test page.
+fn turn_check(
+    turn: &Arc<crate::turn::Turn>,
+    metrics: &Arc<Metrics>,
+) -> app::server::state::TurnCheck {
+    let (turn, metrics) = (turn.clone(), metrics.clone());
+    Arc::new(move || Box::pin(self_test(turn.clone(), metrics.clone())))
 }
 
 /// A limit of `max` per `window`, its refusals counted as `name`.

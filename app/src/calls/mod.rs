@@ -19,7 +19,7 @@ use leptos::{prelude::*, wasm_split::SplitLoaderError};
 pub use window::CallOverlay;
 
 use crate::{
-    protocol::{CallEndReason, ClientMsg, ServerMsg},
+    protocol::{CallEndReason, ClientMsg, IceServer, ServerMsg},
     realtime::{use_realtime, Realtime},
     webrtc::{Engine, Link, Signal, Signaling},
     wire::{CallId, CallPeer, UserCard},
@@ -423,10 +423,10 @@ impl CallUi {
         self.call_id.get_untracked() == Some(*call_id)
     }
 
-    /// Connects the engine, with the server's STUN/TURN servers.
-    fn connect(self, you_offer: bool) {
-        self.engine
-            .connect(you_offer, self.realtime.ice_servers.get_untracked());
+    /// Connects the engine, with the STUN/TURN servers the server gave this side of this
+    /// call.
+    fn connect(self, you_offer: bool, ice_servers: &[IceServer]) {
+        self.engine.connect(you_offer, ice_servers.to_vec());
     }
 
     fn on_message(self, message: &ServerMsg) {
@@ -473,15 +473,20 @@ impl CallUi {
                 );
                 self.engine.ring();
             }
-            ServerMsg::CallAccepted { call_id, you_offer } if self.ours(call_id) => {
+            ServerMsg::CallAccepted {
+                call_id,
+                you_offer,
+                ice_servers,
+            } if self.ours(call_id) => {
                 self.phase.set(Phase::InCall);
-                self.connect(*you_offer);
+                self.connect(*you_offer, ice_servers);
             }
             ServerMsg::CallOpened {
                 call_id,
                 peer,
                 video,
                 you_offer,
+                ice_servers,
             } => {
                 if self.busy() {
                     self.send(&ClientMsg::CallHangup { call_id: *call_id });
@@ -507,7 +512,7 @@ impl CallUi {
                 }
                 let channel = self.socket_channel();
                 self.begin(Phase::InCall, Some(*call_id), peer.clone(), *video, channel);
-                self.connect(*you_offer);
+                self.connect(*you_offer, ice_servers);
             }
             ServerMsg::StrangerMatched {
                 shared,
@@ -576,7 +581,11 @@ impl CallUi {
                     self.engine.link.set(Link::Reconnecting);
                 }
             }
-            ServerMsg::CallResumed { call_id } if self.ours(call_id) => {
+            ServerMsg::CallResumed {
+                call_id,
+                ice_servers,
+            } if self.ours(call_id) => {
+                self.engine.renew_ice_servers(ice_servers.clone());
                 self.engine.restart_ice();
             }
             ServerMsg::Welcome { .. } => {

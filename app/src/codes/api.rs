@@ -14,16 +14,18 @@ pub async fn code_ice_servers(app_id: String) -> Result<Vec<IceServer>, AppError
 #[cfg(feature = "ssr")]
 mod imp {
     use crate::{
-        error::AppError, protocol::IceServer, rendezvous::AppId, server::state::app_state,
+        error::AppError,
+        protocol::IceServer,
+        rendezvous::AppId,
+        server::{state::app_state, turn_binding::TurnBinding},
     };
 
     pub fn ice_servers(app_id: &str) -> Result<Vec<IceServer>, AppError> {
         let state = app_state()?;
         let gone = || AppError::NotFound("This code call has ended.".into());
         let room: AppId = app_id.parse().map_err(|_| gone())?;
-        if !state.rooms.exists(room) {
-            return Err(gone());
-        }
-        Ok(state.ice_servers.for_principal("code"))
+        // Credentials bound to the room: they stop working when it is gone.
+        let tag = state.rooms.turn_tag(room).ok_or_else(gone)?;
+        Ok(state.ice_servers.bound_to(&TurnBinding::Room { tag }))
     }
 }

@@ -63,6 +63,23 @@ impl Findings {
     }
 }
 
+/// What the server found when it checked its own relay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayCheck {
+    pub ok: bool,
+    /// How long the relayed datagram took (when it passed), in milliseconds.
+    pub millis: Option<u64>,
+    /// Why it failed (when it did).
+    pub problem: Option<String>,
+}
+
+/// Runs the built-in TURN server's self-test now (moderators only): whether a datagram is
+/// relayed between two allocations made at the address browsers are given.
+#[server(endpoint = "connectivity/server")]
+pub async fn check_server_relay() -> Result<RelayCheck, AppError> {
+    crate::server::respond(imp::check_server_relay().await)
+}
+
 /// The STUN/TURN servers to test with (short-lived credentials), for a guest or a member.
 #[server(endpoint = "connectivity/ice")]
 pub async fn test_ice_servers() -> Result<Vec<IceServer>, AppError> {
@@ -77,22 +94,48 @@ mod imp {
         server::{
             auth::{client_key, rate_limit::retry_secs, request_principal},
             state::app_state,
+            turn_binding::TurnBinding,
         },
     };
 
+    pub async fn check_server_relay() -> Result<super::RelayCheck, AppError> {
+        crate::server::moderation::require_moderator()?;
+        let state = app_state()?;
+        let Some(check) = state.turn_check.clone() else {
+            return Err(AppError::NotFound(
+                "This server has no built-in TURN server (PARLOR_TURN is off).".into(),
+            ));
+        };
+        state
+            .limits
+            .connectivity_tests
+            .hit(&client_key())
+            .map_err(|wait| AppError::RateLimited(retry_secs(wait)))?;
+        Ok(match check().await {
+            Ok(took) => super::RelayCheck {
+                ok: true,
+                millis: Some(took.as_millis() as u64),
+                problem: None,
+            },
+            Err(why) => super::RelayCheck {
+                ok: false,
+                millis: None,
+                problem: Some(why),
+            },
+        })
+    }
+
     pub fn ice_servers() -> Result<Vec<IceServer>, AppError> {
-        let principal = request_principal().ok_or(AppError::Unauthorized)?;
+        // Guests and members (anyone about to call), each test limited per address.
+        request_principal().ok_or(AppError::Unauthorized)?;
         let state = app_state()?;
         state
             .limits
             .connectivity_tests
             .hit(&client_key())
             .map_err(|wait| AppError::RateLimited(retry_secs(wait)))?;
-        let name = match principal.id().user() {
-            Some(id) => format!("u{id}"),
-            None => "guest".into(),
-        };
-        Ok(state.ice_servers.for_principal(&name))
+        // Not bound to a call: short-lived instead (a quarter of an hour).
+        Ok(state.ice_servers.bound_to(&TurnBinding::Test))
     }
 }
 

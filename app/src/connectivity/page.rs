@@ -6,7 +6,8 @@
 use leptos::prelude::*;
 use leptos_meta::Title;
 
-use super::{test_ice_servers, Findings};
+use super::{check_server_relay, test_ice_servers, Findings, RelayCheck};
+use crate::accounts::session::use_auth;
 
 #[derive(Clone, Debug, PartialEq)]
 enum Stage {
@@ -32,6 +33,11 @@ async fn probe(servers: Vec<crate::protocol::IceServer>) -> Findings {
 #[component]
 pub fn ConnectivityPage() -> impl IntoView {
     let stage = RwSignal::new(Stage::Ready);
+    let auth = use_auth();
+    let moderator = move || {
+        auth.session
+            .with(|s| s.user.as_ref().is_some_and(|u| u.moderator))
+    };
     let run = move || {
         stage.set(Stage::Running);
         leptos::task::spawn_local(async move {
@@ -103,6 +109,62 @@ pub fn ConnectivityPage() -> impl IntoView {
                 }
                     .into_any(),
             }}
+            <Show when=moderator>
+                <ServerRelayCheck />
+            </Show>
         </section>
+    }
+}
+
+/// For moderators (who run the server): the server checks its own relay now, as it does at
+/// start, and says what it found.
+#[component]
+fn ServerRelayCheck() -> impl IntoView {
+    let check = Action::new(|_: &()| check_server_relay());
+    let verdict = move |found: Result<RelayCheck, crate::error::AppError>| {
+        match found {
+        Ok(RelayCheck {
+            ok: true, millis, ..
+        }) => view! {
+            <p class="notice" role="status" data-testid="server-relay-verdict">
+                {format!(
+                    "The server's relay works: a datagram went through it in {} ms.",
+                    millis.unwrap_or(0),
+                )}
+            </p>
+        }
+            .into_any(),
+        Ok(RelayCheck { problem, .. }) => view! {
+            <p class="form-error" role="alert" data-testid="server-relay-verdict">
+                {format!(
+                    "The server's relay does not work ({}). Calls that need it will not connect: check PARLOR_TURN_PUBLIC_IP and that its UDP and TCP port and the relay ports are open.",
+                    problem.unwrap_or_default(),
+                )}
+            </p>
+        }
+            .into_any(),
+        Err(e) => view! {
+            <p class="form-error" role="alert" data-testid="server-relay-verdict">{e.to_string()}</p>
+        }
+            .into_any(),
+    }
+    };
+    view! {
+        <h2>"The server's relay"</h2>
+        <p class="muted">
+            "Checks from the server itself that its TURN relay is reachable at the address browsers are given (it also checks at start)."
+        </p>
+        <p>
+            <button
+                type="button"
+                disabled=move || check.pending().get()
+                on:click=move |_| {
+                    check.dispatch(());
+                }
+            >
+                {move || if check.pending().get() { "Checking…" } else { "Check the server's relay" }}
+            </button>
+        </p>
+        {move || check.value().get().map(verdict)}
     }
 }

@@ -14,6 +14,7 @@ pub mod rendezvous;
 pub mod socket_caps;
 pub mod state;
 pub mod strangers;
+pub mod turn_binding;
 
 use crate::error::AppError;
 

@@ -119,12 +119,19 @@ struct Room {
     sides: [SideState; 2],
     /// Bumped whenever the expiry timer is re-armed; a timer of an older generation is void.
     generation: u64,
+    /// What the room's TURN credentials are bound to ([`TurnBinding::Room`]): random, and
+    /// not the room's id (the secret of its two sides).
+    ///
+    /// [`TurnBinding::Room`]: super::turn_binding::TurnBinding::Room
+    turn_tag: u64,
 }
 
 #[derive(Default)]
 struct Inner {
     rooms: HashMap<AppId, Room>,
     codes: HashMap<String, AppId>,
+    /// The live rooms' TURN tags.
+    turn_tags: std::collections::HashSet<u64>,
     next_conn: u64,
 }
 
@@ -212,6 +219,12 @@ impl Rooms {
         };
         let room = AppId::from_random(random_u128());
         let expires_at = now_secs() + self.ttl.as_secs();
+        let turn_tag = loop {
+            let tag = random_u128() as u64;
+            if inner.turn_tags.insert(tag) {
+                break tag;
+            }
+        };
         inner.codes.insert(code.clone(), room);
         inner.rooms.insert(
             room,
@@ -220,6 +233,7 @@ impl Rooms {
                 expires_at,
                 sides: Default::default(),
                 generation: 0,
+                turn_tag,
             },
         );
         Some((
@@ -245,6 +259,16 @@ impl Rooms {
     /// Whether a room exists (for refusing upgrades to rooms that do not).
     pub fn exists(&self, room: AppId) -> bool {
         self.lock().rooms.contains_key(&room)
+    }
+
+    /// The tag a live room's TURN credentials are bound to.
+    pub fn turn_tag(&self, room: AppId) -> Option<u64> {
+        self.lock().rooms.get(&room).map(|r| r.turn_tag)
+    }
+
+    /// Whether the room with this TURN tag still exists.
+    pub fn has_turn_tag(&self, tag: u64) -> bool {
+        self.lock().turn_tags.contains(&tag)
     }
 
     /// Seats a socket on `side` of `room` with session `session`. A connected holder with the
@@ -322,6 +346,7 @@ impl Rooms {
             return None;
         }
         let state = inner.rooms.remove(&timer.room)?;
+        inner.turn_tags.remove(&state.turn_tag);
         let unredeemed = state.code.is_some();
         if let Some(code) = state.code {
             inner.codes.remove(&code);

@@ -1,7 +1,7 @@
 //! The state every route and server function shares, and the fallible way to reach it from
 //! inside a server function.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use axum::extract::FromRef;
 use leptos::prelude::*;
@@ -11,6 +11,7 @@ use super::{
     calls::CallRegistry,
     db::Db,
     hub::{Delivery, Hub, Presence},
+    turn_binding::TurnBinding,
 };
 use crate::error::AppError;
 
@@ -73,14 +74,30 @@ pub struct Shared {
     pub strangers: Arc<super::strangers::Strangers>,
     /// Who may moderate strangers (`PARLOR_ADMIN_EMAILS`).
     pub moderators: super::moderation::Moderators,
+    /// Runs the built-in TURN server's self-test on demand; `None` without one.
+    pub turn_check: Option<TurnCheck>,
 }
 
-/// Mints a TURN server entry with credentials for one principal.
-pub type MintTurn = Box<dyn Fn(&str) -> crate::protocol::IceServer + Send + Sync>;
+/// Runs the built-in TURN server's self-test now (its gauge and log follow): how long a
+/// relayed datagram took, or why nothing was relayed.
+pub type TurnCheck = Arc<
+    dyn Fn()
+            -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Duration, String>> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// Mints a TURN server entry with credentials for a username's principal part (a
+/// [`TurnBinding`] label), working for at most the given time.
+pub type MintTurn = Box<dyn Fn(&str, Duration) -> crate::protocol::IceServer + Send + Sync>;
+
+/// How long a connection test's TURN credentials work: long enough for the test, too short
+/// to be worth harvesting as a free relay.
+pub const TEST_CREDENTIAL_LIFETIME: Duration = Duration::from_secs(15 * 60);
 
 /// The STUN/TURN servers handed to browsers: the configured ones (`PARLOR_ICE_SERVERS`) and,
-/// with the built-in TURN server, an entry with short-lived credentials minted for whoever
-/// asks.
+/// with the built-in or an external TURN server, an entry with short-lived credentials
+/// minted for one party of one call (or room, or connection test).
 #[derive(Default)]
 pub struct IceServers {
     pub configured: Vec<crate::protocol::IceServer>,
@@ -90,11 +107,16 @@ pub struct IceServers {
 }
 
 impl IceServers {
-    /// The list for `principal` (a name that goes into the TURN username: `u42`, `guest`).
-    pub fn for_principal(&self, principal: &str) -> Vec<crate::protocol::IceServer> {
+    /// The list for what `binding` names, with fresh credentials.
+    pub fn bound_to(&self, binding: &TurnBinding) -> Vec<crate::protocol::IceServer> {
+        let lifetime = match binding {
+            TurnBinding::Test | TurnBinding::SelfTest => TEST_CREDENTIAL_LIFETIME,
+            TurnBinding::Call { .. } | TurnBinding::Room { .. } => Duration::MAX,
+        };
+        let label = binding.label();
         let mut list = self.configured.clone();
         for mint in self.turn.iter().chain(&self.external) {
-            list.push(mint(principal));
+            list.push(mint(&label, lifetime));
         }
         list
     }

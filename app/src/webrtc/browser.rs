@@ -23,6 +23,7 @@ pub struct Browser {
     pub connect: fn(Engine, bool, Vec<IceServer>),
     pub receive: fn(Engine, Signal),
     pub restart_ice: fn(Engine),
+    pub renew_ice_servers: fn(Engine, Vec<IceServer>),
     pub media_connected: fn() -> bool,
     pub close: fn(Engine),
     pub apply_local_state: fn(Engine),
@@ -44,6 +45,7 @@ fn load() -> Result<&'static Browser, SplitLoaderError> {
         connect: engine::connect,
         receive: engine::receive,
         restart_ice: engine::restart_ice,
+        renew_ice_servers: engine::renew_ice_servers,
         media_connected: engine::media_connected,
         close: |engine| {
             // A recording in progress is saved, not lost.

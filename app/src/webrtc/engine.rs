@@ -342,6 +342,21 @@ fn recover(engine: Engine) {
     }
 }
 
+/// Fresh STUN/TURN servers for this call (new TURN credentials after its socket came back):
+/// the next ICE gathering, and a screen shared from now on, use them.
+pub fn renew_ice_servers(_engine: Engine, ice_servers: Vec<IceServer>) {
+    if ice_servers.is_empty() {
+        return;
+    }
+    let (camera, relay_only) = with(|s| {
+        s.ice_servers = ice_servers.clone();
+        (s.camera.clone(), s.relay_only)
+    });
+    if let Some(camera) = camera {
+        camera.renew_servers(&ice_servers, relay_only);
+    }
+}
+
 /// After a network change: the offering side renegotiates with fresh ICE candidates.
 pub fn restart_ice(_engine: Engine) {
     let Some(camera) = with(|s| s.you_offer.then(|| s.camera.clone()).flatten()) else {

@@ -285,6 +285,14 @@ impl Engine {
         }
     }
 
+    /// Fresh STUN/TURN servers for the running call (see `call_resumed`).
+    pub fn renew_ice_servers(self, ice_servers: Vec<IceServer>) {
+        #[cfg(feature = "hydrate")]
+        browser::run_if_started(move |b| (b.renew_ice_servers)(self, ice_servers));
+        #[cfg(not(feature = "hydrate"))]
+        let _ = ice_servers;
+    }
+
     /// The other side's connection came back or changed: the offering side renegotiates
     /// with fresh candidates.
     pub fn restart_ice(self) {

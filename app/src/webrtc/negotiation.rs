@@ -29,6 +29,20 @@ struct State {
     handlers: Vec<Box<dyn Any>>,
 }
 
+/// A peer connection's configuration: these servers, and relay only or not.
+fn configuration(ice_servers: &[IceServer], relay_only: bool) -> RtcConfiguration {
+    let config = RtcConfiguration::new();
+    if relay_only {
+        config.set_ice_transport_policy(RtcIceTransportPolicy::Relay);
+    }
+    let servers = serde_json::to_string(ice_servers)
+        .ok()
+        .and_then(|json| js_sys::JSON::parse(&json).ok())
+        .unwrap_or_else(|| js_sys::Array::new().into());
+    config.set_ice_servers(&servers);
+    config
+}
+
 impl Negotiation {
     /// A peer connection with these STUN/TURN servers (an empty list works on one network),
     /// whose own candidates go to `on_candidate`; `relay_only`: through TURN only, so the
@@ -38,16 +52,8 @@ impl Negotiation {
         relay_only: bool,
         on_candidate: impl Fn(Ice) + 'static,
     ) -> Result<Self, JsValue> {
-        let config = RtcConfiguration::new();
-        if relay_only {
-            config.set_ice_transport_policy(RtcIceTransportPolicy::Relay);
-        }
-        let servers = serde_json::to_string(ice_servers)
-            .ok()
-            .and_then(|json| js_sys::JSON::parse(&json).ok())
-            .unwrap_or_else(|| js_sys::Array::new().into());
-        config.set_ice_servers(&servers);
-        let pc = RtcPeerConnection::new_with_configuration(&config)?;
+        let pc =
+            RtcPeerConnection::new_with_configuration(&configuration(ice_servers, relay_only))?;
         let handler = Closure::<dyn FnMut(RtcPeerConnectionIceEvent)>::new(
             move |event: RtcPeerConnectionIceEvent| {
                 if let Some(c) = event.candidate() {
@@ -70,6 +76,17 @@ impl Negotiation {
 
     pub fn pc(&self) -> &RtcPeerConnection {
         &self.pc
+    }
+
+    /// Uses these servers (fresh TURN credentials) from the next ICE gathering on; the
+    /// policy stays as it was made.
+    pub fn renew_servers(&self, ice_servers: &[IceServer], relay_only: bool) {
+        if let Err(error) = self
+            .pc
+            .set_configuration_with_configuration(&configuration(ice_servers, relay_only))
+        {
+            leptos::logging::warn!("could not renew the STUN/TURN servers: {error:?}");
+        }
     }
 
     /// Keeps an event handler alive as long as the connection.

@@ -124,10 +124,8 @@ async fn run(
     session.reply(&ServerMsg::Welcome {
         user_id: who.user(),
         heartbeat_ms: state.heartbeat.as_millis() as u64,
-        ice_servers: state.ice_servers.for_principal(&match who {
-            app::server::auth::PrincipalId::User(id) => format!("u{id}"),
-            app::server::auth::PrincipalId::Guest(_) => "guest".into(),
-        }),
+        // TURN credentials come with each call, for its two parties only.
+        ice_servers: state.ice_servers.configured.clone(),
     });
     if registration.first {
         Box::pin(session.announce_online()).await;

@@ -1,13 +1,15 @@
 //! Short-lived TURN credentials, the TURN REST scheme coturn's `use-auth-secret` also checks:
 //! the username is `expiry:principal` (expiry in seconds since the epoch), the password is
-//! base64(HMAC-SHA1(shared secret, username)). Minted by the server for one principal, checked
-//! by the TURN server without any lookup; never logged.
+//! base64(HMAC-SHA1(shared secret, username)). Minted by the server for one party of one call
+//! (the principal part is a [`TurnBinding`] label), checked by the TURN server: signed, not
+//! expired, and the call or room it is bound to still on. Never logged.
 
 use std::{
     net::SocketAddr,
     time::{SystemTime, UNIX_EPOCH},
 };
 
+use app::server::turn_binding::TurnBinding;
 use base64::{prelude::BASE64_STANDARD, Engine};
 use ring::hmac;
 
@@ -46,10 +48,37 @@ pub fn now_secs() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// Checks TURN requests' credentials: a username this server's secret minted, not expired.
+/// Whether what a credential is bound to is still on (its call, its room); set once the
+/// app's state exists. Until then only the self-test's credentials work.
+pub type Bindings =
+    std::sync::Arc<std::sync::OnceLock<Box<dyn Fn(&TurnBinding) -> bool + Send + Sync>>>;
+
+/// Checks TURN requests' credentials: a username this server's secret minted, not expired,
+/// bound to something still on.
 pub struct RestAuth {
     pub secret: TurnSecret,
     pub metrics: std::sync::Arc<app::server::metrics::Metrics>,
+    pub bindings: Bindings,
+}
+
+impl RestAuth {
+    /// Why `username` is refused (the refusal's metric), if it is.
+    fn refusal(&self, username: &str) -> Option<&'static str> {
+        let Some((expiry, binding)) = username.split_once(':').and_then(|(expiry, label)| {
+            Some((expiry.parse::<u64>().ok()?, TurnBinding::parse(label)?))
+        }) else {
+            return Some("turn_credentials_malformed");
+        };
+        if expiry < now_secs() {
+            return Some("turn_credentials_expired");
+        }
+        let live = match (binding, self.bindings.get()) {
+            (TurnBinding::SelfTest, _) => true,
+            (binding, Some(live)) => live(&binding),
+            (_, None) => false,
+        };
+        (!live).then_some("turn_credentials_ended")
+    }
 }
 
 impl turn::auth::AuthHandler for RestAuth {
@@ -59,22 +88,14 @@ impl turn::auth::AuthHandler for RestAuth {
         realm: &str,
         src_addr: SocketAddr,
     ) -> Result<Vec<u8>, turn::Error> {
-        let expiry = username
-            .split_once(':')
-            .and_then(|(expiry, principal)| (!principal.is_empty()).then_some(expiry))
-            .and_then(|e| e.parse::<u64>().ok());
-        match expiry {
-            Some(expiry) if expiry >= now_secs() => {
+        match self.refusal(username) {
+            None => {
                 let password = self.secret.password(username);
                 Ok(turn::auth::generate_auth_key(username, realm, &password))
             }
-            found => {
-                self.metrics.refused(if found.is_some() {
-                    "turn_credentials_expired"
-                } else {
-                    "turn_credentials_malformed"
-                });
-                tracing::debug!(%src_addr, "TURN credentials refused");
+            Some(reason) => {
+                self.metrics.refused(reason);
+                tracing::debug!(%src_addr, reason, "TURN credentials refused");
                 Err(turn::Error::Other("refused credentials".into()))
             }
         }

@@ -25,6 +25,7 @@ use turn::{
 };
 use webrtc_util::Conn;
 
+pub use credentials::Bindings;
 pub use credentials::TurnSecret;
 use credentials::{now_secs, RestAuth};
 use peers::PeerPolicy;
@@ -69,7 +70,12 @@ pub const REALM: &str = "parlor";
 const SELF_TEST_WITHIN: Duration = Duration::from_secs(5);
 
 impl Turn {
-    pub async fn start(config: &TurnConfig, metrics: Arc<Metrics>) -> std::io::Result<Self> {
+    /// Starts listening; credentials bound to calls or rooms work once `bindings` is set.
+    pub async fn start(
+        config: &TurnConfig,
+        metrics: Arc<Metrics>,
+        bindings: Bindings,
+    ) -> std::io::Result<Self> {
         let (socket, listener) = bind(config.addr).await?;
         let addr = socket.local_addr()?;
         let relays = Relays {
@@ -97,6 +103,7 @@ impl Turn {
             auth_handler: Arc::new(RestAuth {
                 secret: config.secret.clone(),
                 metrics,
+                bindings,
             }),
             channel_bind_timeout: Duration::ZERO,
             alloc_close_notify: None,
@@ -112,9 +119,13 @@ impl Turn {
         })
     }
 
-    /// An ICE server entry for `principal`, with credentials that work for a few hours.
-    pub fn ice_server(&self, principal: &str) -> IceServer {
-        let (username, credential) = self.secret.mint(principal, now_secs() + self.ttl.as_secs());
+    /// An ICE server entry for `label` (a [`TurnBinding`] label), with credentials that work
+    /// for the configured few hours, or `at_most` if that is shorter.
+    ///
+    /// [`TurnBinding`]: app::server::turn_binding::TurnBinding
+    pub fn ice_server(&self, label: &str, at_most: Duration) -> IceServer {
+        let lifetime = self.ttl.min(at_most).as_secs();
+        let (username, credential) = self.secret.mint(label, now_secs() + lifetime);
         IceServer {
             urls: vec![
                 format!("turn:{}?transport=udp", self.public),
@@ -155,7 +166,8 @@ impl Turn {
                 0,
             );
             let conn = Arc::new(UdpSocket::bind(local).await.map_err(|e| e.to_string())?);
-            let (username, password) = self.secret.mint("self-test", now_secs() + 60);
+            let label = app::server::turn_binding::TurnBinding::SelfTest.label();
+            let (username, password) = self.secret.mint(&label, now_secs() + 60);
             let client = Client::new(ClientConfig {
                 stun_serv_addr: server.clone(),
                 turn_serv_addr: server.clone(),

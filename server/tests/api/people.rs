@@ -322,7 +322,9 @@ impl Socket {
     /// The call was answered: its id and whether this side makes the offer.
     pub async fn accepted(&mut self) -> (CallId, bool) {
         self.next_where(|m| match m {
-            ServerMsg::CallAccepted { call_id, you_offer } => Some((call_id, you_offer)),
+            ServerMsg::CallAccepted {
+                call_id, you_offer, ..
+            } => Some((call_id, you_offer)),
             _ => None,
         })
         .await

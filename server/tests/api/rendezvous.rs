@@ -46,7 +46,7 @@ impl TestApp {
     }
 
     /// A room: minted and redeemed; its appID.
-    async fn room(&self) -> String {
+    pub(crate) async fn room(&self) -> String {
         let code = self.mint().await["code"].as_str().unwrap().to_string();
         let (status, redeemed) = self.redeem(&code).await;
         assert_eq!(status, 200);

@@ -1,4 +1,5 @@
-//! The built-in TURN server: credentials minted per principal reach the browser, allocations
+//! The built-in TURN server: credentials minted for each side of a call reach that side only
+//! and end with the call, allocations
 //! relay between two clients through it (its own relay addresses are allowed peers even on
 //! loopback), other loopback or private peers are never relayed to, and expired, forged or
 //! malformed credentials are refused. A real TURN client (webrtc-rs) over real UDP, and over
@@ -6,7 +7,10 @@
 
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
-use app::{protocol::ServerMsg, server::metrics::PoolUse};
+use app::{
+    protocol::{ClientMsg, ErrorCode, IceServer, ServerMsg},
+    server::metrics::PoolUse,
+};
 use server::turn::tcp::{framed, read_frame};
 use server::{
     config::{Secret, TurnSettings},
@@ -46,23 +50,24 @@ async fn turn_app_starting(allowed_peers: &str) -> TestApp {
 
 /// An app whose TURN server listens on 127.0.0.1 and tells browsers it is at `public_ip`.
 async fn turn_app_announcing(public_ip: &str, allowed_peers: &str) -> TestApp {
-    let public_ip = public_ip.parse().unwrap();
-    let allowed = allowed_peers
-        .split(',')
-        .filter(|p| !p.is_empty())
-        .map(|p| p.parse().unwrap())
-        .collect();
-    TestApp::spawn_with(move |c| {
-        c.turn = Some(TurnSettings {
-            addr: "127.0.0.1:0".parse().unwrap(),
-            public_ip,
-            relay_ports: (20_000, 60_000),
-            secret: Some(Secret::new(SECRET)),
-            credential_ttl: Duration::from_secs(3 * 3600),
-            allowed_peers: allowed,
-        })
-    })
-    .await
+    let settings = turn_settings(public_ip, allowed_peers);
+    TestApp::spawn_with(move |c| c.turn = Some(settings)).await
+}
+
+fn turn_settings(public_ip: &str, allowed_peers: &str) -> TurnSettings {
+    TurnSettings {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        public_ip: public_ip.parse().unwrap(),
+        relay_ports: (20_000, 60_000),
+        secret: Some(Secret::new(SECRET)),
+        credential_ttl: Duration::from_secs(3 * 3600),
+        allowed_peers: allowed_peers
+            .split(',')
+            .filter(|p| !p.is_empty())
+            .map(|p| p.parse().unwrap())
+            .collect(),
+        after_call: Duration::from_millis(300),
+    }
 }
 
 async fn client(app: &TestApp, username: &str, password: &str) -> Client {
@@ -125,40 +130,191 @@ fn sample(text: &str, name: &str) -> Option<i64> {
         .and_then(|value| value.parse().ok())
 }
 
-#[tokio::test]
-async fn signed_in_sockets_get_credentials_for_the_built_in_turn_server() {
-    let app = turn_app("").await;
-    let ann = app.person("Ann").await;
-    let mut tab = app.try_socket(Some(&ann.cookie)).await.unwrap();
-    let ServerMsg::Welcome { ice_servers, .. } = tab.next().await else {
-        panic!("expected a welcome");
-    };
-    let turn = ice_servers.last().expect("a TURN entry");
-    let port = app.turn_addr.unwrap().port();
+/// The built-in TURN server's entry of a list: its username and password.
+fn turn_entry(list: &[IceServer], turn_port: u16) -> (String, String) {
+    let entry = list
+        .iter()
+        .find(|e| e.urls.iter().any(|u| u.starts_with("turn:")))
+        .unwrap_or_else(|| panic!("no TURN entry in {list:?}"));
     assert_eq!(
-        turn.urls,
+        entry.urls,
         [
-            format!("turn:127.0.0.1:{port}?transport=udp"),
-            format!("turn:127.0.0.1:{port}?transport=tcp")
+            format!("turn:127.0.0.1:{turn_port}?transport=udp"),
+            format!("turn:127.0.0.1:{turn_port}?transport=tcp")
         ]
     );
-    let username = turn.username.as_deref().unwrap();
-    let (expiry, principal) = username.split_once(':').unwrap();
-    assert_eq!(principal, format!("u{}", ann.id));
-    let lifetime = expiry.parse::<u64>().unwrap() - now_secs();
-    assert!((3 * 3600 - 60..=3 * 3600).contains(&lifetime), "{lifetime}");
-    // The password is the secret's HMAC of that username, and it allocates.
-    let password = turn.credential.clone().unwrap();
-    assert_eq!(
-        TurnSecret::new(SECRET.as_bytes()).password(username),
-        password
-    );
-    let client = client(&app, username, &password).await;
-    client
-        .allocate()
-        .await
-        .expect("an allocation with minted credentials");
+    (
+        entry.username.clone().unwrap(),
+        entry.credential.clone().unwrap(),
+    )
+}
+
+/// Whether `username`/`password` get an allocation (given back at once).
+async fn allocates(app: &TestApp, username: &str, password: &str) -> bool {
+    let client = client(app, username, password).await;
+    let allocated = match client.allocate().await {
+        Ok(relay) => {
+            relay.close().await.unwrap();
+            true
+        }
+        Err(_) => false,
+    };
     client.close().await.unwrap();
+    allocated
+}
+
+#[tokio::test]
+async fn each_side_of_a_call_gets_credentials_bound_to_it_that_end_with_the_call() {
+    let app = turn_app("").await;
+    let port = app.turn_addr.unwrap().port();
+    let (ann, bob, _) = app.pair().await;
+    let cat = app.person("Cat").await;
+    // Being connected is not enough: the welcome carries no TURN credentials.
+    let mut ann_tab = app.try_socket(Some(&ann.cookie)).await.unwrap();
+    let ServerMsg::Welcome { ice_servers, .. } = ann_tab.next().await else {
+        panic!("expected a welcome");
+    };
+    assert_eq!(ice_servers, []);
+    let mut bob_tab = app.socket(&bob).await;
+    let mut cat_tab = app.socket(&cat).await;
+
+    ann_tab.start_call(bob.id, true).await;
+    let call_id = ann_tab.ringing().await;
+    bob_tab.incoming().await;
+    // Someone else cannot answer it, so gets nothing for it.
+    cat_tab.send(&ClientMsg::CallAccept { call_id }).await;
+    assert_eq!(cat_tab.error_code().await, ErrorCode::NotAllowed);
+    bob_tab.send(&ClientMsg::CallAccept { call_id }).await;
+    let accepted = |m| match m {
+        ServerMsg::CallAccepted {
+            call_id: id,
+            ice_servers,
+            ..
+        } if id == call_id => Some(ice_servers),
+        _ => None,
+    };
+    let (ann_user, ann_pass) = turn_entry(&ann_tab.next_where(accepted).await, port);
+    let (bob_user, bob_pass) = turn_entry(&bob_tab.next_where(accepted).await, port);
+    // Each side's credentials name that side and this call, and work for the few hours.
+    for (username, id) in [(&ann_user, ann.id), (&bob_user, bob.id)] {
+        let (expiry, label) = username.split_once(':').unwrap();
+        assert_eq!(label, format!("u{id}@{call_id}"));
+        let lifetime = expiry.parse::<u64>().unwrap() - now_secs();
+        assert!((3 * 3600 - 60..=3 * 3600).contains(&lifetime), "{lifetime}");
+    }
+    assert!(allocates(&app, &ann_user, &ann_pass).await);
+    assert!(allocates(&app, &bob_user, &bob_pass).await);
+
+    // Properly signed credentials for someone who is not a party of this call, for a call
+    // that does not exist, or bound to nothing are refused.
+    for label in [
+        format!("u{}@{call_id}", cat.id),
+        format!("u{}@{:032x}", ann.id, 7),
+        format!("u{}", ann.id),
+        "guest".to_string(),
+    ] {
+        let (username, password) = credentials(&label, now_secs() + 600);
+        assert!(!allocates(&app, &username, &password).await, "{label}");
+    }
+
+    // Once the call is over its credentials work a moment longer (closing browsers give
+    // their allocations back with them), then stop.
+    ann_tab.send(&ClientMsg::CallHangup { call_id }).await;
+    bob_tab.call_ended().await;
+    assert!(allocates(&app, &bob_user, &bob_pass).await);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(!allocates(&app, &ann_user, &ann_pass).await);
+    assert!(!allocates(&app, &bob_user, &bob_pass).await);
+    let text = metrics(&app);
+    assert!(
+        text.contains("parlor_refused_total{reason=\"turn_credentials_ended\"}"),
+        "{text}"
+    );
+    assert_eq!(sample(&text, "parlor_turn_allocations"), Some(0), "{text}");
+}
+
+#[tokio::test]
+async fn matched_guests_get_credentials_for_their_side_and_fresh_ones_after_coming_back() {
+    let app = turn_app("").await;
+    let port = app.turn_addr.unwrap().port();
+    let (first, mut a) = crate::strangers::guest(&app).await;
+    let (_, mut b) = crate::strangers::guest(&app).await;
+    a.send(&crate::strangers::start(&[])).await;
+    assert!(crate::strangers::looking(&mut a).await);
+    b.send(&crate::strangers::start(&[])).await;
+    let opened = |m| match m {
+        ServerMsg::CallOpened {
+            call_id,
+            ice_servers,
+            ..
+        } => Some((call_id, ice_servers)),
+        _ => None,
+    };
+    let (call_id, a_ice) = a.next_where(opened).await;
+    let (_, b_ice) = b.next_where(opened).await;
+    let (a_user, a_pass) = turn_entry(&a_ice, port);
+    let (b_user, _) = turn_entry(&b_ice, port);
+    assert_ne!(a_user, b_user);
+    let label = a_user.split_once(':').unwrap().1;
+    assert!(
+        label.starts_with('g') && label.ends_with(&format!("@{call_id}")),
+        "{label}"
+    );
+    assert!(allocates(&app, &a_user, &a_pass).await);
+
+    // The first guest's connection drops and comes back: new credentials for the restart.
+    drop(a);
+    let mut back = app.socket(&first).await;
+    back.send(&ClientMsg::CallResume { call_id }).await;
+    let resumed = back
+        .next_where(|m| match m {
+            ServerMsg::CallResumed { ice_servers, .. } => Some(ice_servers),
+            _ => None,
+        })
+        .await;
+    let (user, pass) = turn_entry(&resumed, port);
+    assert_eq!(user.split_once(':').unwrap().1, label);
+    assert!(allocates(&app, &user, &pass).await);
+}
+
+#[tokio::test]
+async fn a_code_rooms_credentials_name_a_tag_not_the_room_and_end_with_it() {
+    let app = TestApp::spawn_with(|c| {
+        c.turn = Some(turn_settings("127.0.0.1", ""));
+        c.code_ttl = Duration::from_millis(300);
+    })
+    .await;
+    let port = app.turn_addr.unwrap().port();
+    let room = app.room().await;
+    let anyone = app.browser();
+    let response = app
+        .call(&anyone, "/api/codes/ice", &[("app_id", room.as_str())])
+        .await;
+    assert_eq!(response.status(), 200);
+    let servers: Vec<IceServer> = response.json().await.unwrap();
+    let (username, password) = turn_entry(&servers, port);
+    let label = username.split_once(':').unwrap().1;
+    assert!(label.starts_with("code@"), "{label}");
+    // The room's id is the secret of its two sides: it never travels in TURN's clear text.
+    let bare: String = room.chars().filter(|c| c.is_ascii_hexdigit()).collect();
+    assert!(
+        !label.contains(&room) && !bare.contains(&label[5..]),
+        "{label}"
+    );
+    assert!(allocates(&app, &username, &password).await);
+    // Nobody joined: the room expires, and its credentials with it.
+    let mut refused = false;
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if !allocates(&app, &username, &password).await {
+            refused = true;
+            break;
+        }
+    }
+    assert!(
+        refused,
+        "the room's credentials still work after it expired"
+    );
 }
 
 #[tokio::test]
@@ -172,17 +328,31 @@ async fn an_external_turn_server_gets_credentials_minted_with_the_shared_secret(
         });
     })
     .await;
-    let ann = app.person("Ann").await;
-    let mut tab = app.try_socket(Some(&ann.cookie)).await.unwrap();
-    let ServerMsg::Welcome { ice_servers, .. } = tab.next().await else {
-        panic!("expected a welcome");
-    };
+    let (ann, bob, _) = app.pair().await;
+    let mut ann_tab = app.socket(&ann).await;
+    let mut bob_tab = app.socket(&bob).await;
+    ann_tab.start_call(bob.id, true).await;
+    let call_id = ann_tab.ringing().await;
+    bob_tab.incoming().await;
+    bob_tab.send(&ClientMsg::CallAccept { call_id }).await;
+    // The answer comes with the external server's entry, for Ann's side of this call.
+    let ice_servers = ann_tab
+        .next_where(|m| match m {
+            ServerMsg::CallAccepted { ice_servers, .. } => Some(ice_servers),
+            _ => None,
+        })
+        .await;
     let [external] = &ice_servers[..] else {
         panic!("only the external entry: {ice_servers:?}");
     };
     assert_eq!(external.urls, ["turns:turn.example.com:443?transport=tcp"]);
     let username = external.username.as_deref().unwrap();
-    assert!(username.ends_with(&format!(":u{}", ann.id)), "{username}");
+    assert!(
+        username.ends_with(&format!(":u{}@{call_id}", ann.id)),
+        "{username}"
+    );
+    let lifetime = username.split_once(':').unwrap().0.parse::<u64>().unwrap() - now_secs();
+    assert!((540..=600).contains(&lifetime), "{lifetime}");
     // What coturn with use-auth-secret computes from the same secret.
     assert_eq!(
         external.credential.as_deref(),
@@ -197,8 +367,8 @@ async fn an_external_turn_server_gets_credentials_minted_with_the_shared_secret(
 #[tokio::test]
 async fn two_clients_meet_through_their_relays_and_loopback_peers_are_never_reached() {
     let app = turn_app("").await;
-    let (user_a, pass_a) = credentials("u1", now_secs() + 600);
-    let (user_b, pass_b) = credentials("u2", now_secs() + 600);
+    let (user_a, pass_a) = credentials("test", now_secs() + 600);
+    let (user_b, pass_b) = credentials("test", now_secs() + 600);
     let a = client(&app, &user_a, &pass_a).await;
     let b = client(&app, &user_b, &pass_b).await;
     let relay_a = a.allocate().await.unwrap();
@@ -253,7 +423,7 @@ async fn two_clients_meet_through_their_relays_and_loopback_peers_are_never_reac
 #[tokio::test]
 async fn an_allowed_block_is_relayed_to_which_shows_the_policy_is_what_blocks() {
     let app = turn_app("127.0.0.0/8").await;
-    let (user, pass) = credentials("u1", now_secs() + 600);
+    let (user, pass) = credentials("test", now_secs() + 600);
     let a = client(&app, &user, &pass).await;
     let relay = a.allocate().await.unwrap();
     let target = UdpSocket::bind("127.0.0.1:0").await.unwrap();
@@ -275,10 +445,10 @@ async fn an_allowed_block_is_relayed_to_which_shows_the_policy_is_what_blocks() 
 #[tokio::test]
 async fn expired_forged_and_malformed_credentials_are_refused() {
     let app = turn_app("").await;
-    let (expired_user, expired_pass) = credentials("u1", now_secs() - 1);
-    let (user, _) = credentials("u1", now_secs() + 600);
+    let (expired_user, expired_pass) = credentials("test", now_secs() - 1);
+    let (user, _) = credentials("test", now_secs() + 600);
     let forged = TurnSecret::new(b"another-secret-of-at-least-32-characters").password(&user);
-    let unsigned = credentials("u1", now_secs() + 600).1;
+    let unsigned = credentials("test", now_secs() + 600).1;
     for (username, password, why) in [
         (expired_user.as_str(), expired_pass.as_str(), "expired"),
         (user.as_str(), forged.as_str(), "signed with another secret"),
@@ -385,8 +555,8 @@ impl Conn for TcpClient {
 #[tokio::test]
 async fn a_client_with_udp_blocked_allocates_over_tcp_and_meets_a_udp_client_through_the_relays() {
     let app = turn_app("").await;
-    let (user_a, pass_a) = credentials("u1", now_secs() + 600);
-    let (user_b, pass_b) = credentials("u2", now_secs() + 600);
+    let (user_a, pass_a) = credentials("test", now_secs() + 600);
+    let (user_b, pass_b) = credentials("test", now_secs() + 600);
     let a = tcp_client(&app, &user_a, &pass_a).await;
     let b = client(&app, &user_b, &pass_b).await;
     let relay_a = a.allocate().await.expect("an allocation over TCP");
@@ -453,7 +623,7 @@ async fn the_tcp_listener_closes_what_is_not_turn_and_caps_connections_per_addre
 #[tokio::test]
 async fn tcp_clients_that_leave_do_not_take_the_listener_or_the_others_with_them() {
     let app = turn_app("").await;
-    let (user, pass) = credentials("u1", now_secs() + 600);
+    let (user, pass) = credentials("test", now_secs() + 600);
     let keep = tcp_client(&app, &user, &pass).await;
     let kept = keep.allocate().await.expect("an allocation over TCP");
     for _ in 0..3 {
@@ -502,21 +672,92 @@ async fn the_connection_test_gets_fresh_turn_credentials_for_guests_and_members_
         .iter()
         .find(|s| s["urls"].to_string().contains("turn:"))
         .expect("a TURN entry");
+    // Bound to no call, so short-lived: a quarter of an hour.
     let username = turn["username"].as_str().unwrap();
-    assert!(username.ends_with(":guest"), "{username}");
+    let (expiry, label) = username.split_once(':').unwrap();
+    assert_eq!(label, "test");
+    let lifetime = expiry.parse::<u64>().unwrap() - now_secs();
+    assert!((15 * 60 - 60..=15 * 60).contains(&lifetime), "{lifetime}");
     let ann = app.person("Ann").await;
     let servers = app.ok_as(&ann, "/api/connectivity/ice", &[]).await;
-    assert!(
-        servers.to_string().contains(&format!(":u{}\"", ann.id)),
-        "{servers}"
-    );
+    assert!(servers.to_string().contains(":test\""), "{servers}");
     // The credentials work: a TURN client allocates with them.
     let password = turn["credential"].as_str().unwrap();
-    let _relay = client(&app, username, password).await;
+    assert!(allocates(&app, username, password).await);
     // 20 tests a minute per address (two done): the rest are refused.
     for _ in 2..app::connectivity::TESTS_PER_MINUTE {
         app.ok_as(&guest, "/api/connectivity/ice", &[]).await;
     }
     let (status, _) = app.refused_as(&ann, "/api/connectivity/ice", &[]).await;
     assert_eq!(status, 429);
+}
+
+#[tokio::test]
+async fn moderators_run_the_relay_self_test_on_demand_and_nobody_else_may() {
+    let settings = turn_settings("127.0.0.1", "");
+    let app = TestApp::spawn_with(move |c| {
+        c.turn = Some(settings);
+        c.admin_emails = vec!["mod@example.com".into()];
+    })
+    .await;
+    let moderator = app.person("Mod").await;
+    let checked = app.ok_as(&moderator, "/api/connectivity/server", &[]).await;
+    assert_eq!(checked["ok"], true, "{checked}");
+    assert!(checked["millis"].as_u64().is_some(), "{checked}");
+    assert_eq!(sample(&metrics(&app), "parlor_turn_self_test_ok"), Some(1));
+    // Members who are not moderators, guests and anonymous callers are refused.
+    let ann = app.person("Ann").await;
+    assert_eq!(
+        app.refused_as(&ann, "/api/connectivity/server", &[])
+            .await
+            .0,
+        403
+    );
+    let guest = app.guest().await;
+    assert_eq!(
+        app.refused_as(&guest, "/api/connectivity/server", &[])
+            .await
+            .0,
+        401
+    );
+    let anonymous = app
+        .client
+        .post(app.url("/api/connectivity/server"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+
+    // A server browsers cannot reach where it says it is: the check says so, and the metric.
+    let settings = turn_settings("127.0.0.2", "");
+    let unreachable = TestApp::spawn_with(move |c| {
+        c.turn = Some(settings);
+        c.admin_emails = vec!["mod@example.com".into()];
+    })
+    .await;
+    let moderator = unreachable.person("Mod").await;
+    let checked = unreachable
+        .ok_as(&moderator, "/api/connectivity/server", &[])
+        .await;
+    assert_eq!(checked["ok"], false, "{checked}");
+    assert!(
+        checked["problem"].as_str().unwrap().contains("127.0.0.2"),
+        "{checked}"
+    );
+    assert_eq!(
+        sample(&metrics(&unreachable), "parlor_turn_self_test_ok"),
+        Some(0)
+    );
+
+    // Without a built-in TURN server there is nothing to check.
+    let without = TestApp::spawn_with(|c| {
+        c.turn = None;
+        c.admin_emails = vec!["mod@example.com".into()];
+    })
+    .await;
+    let moderator = without.person("Mod").await;
+    let (status, body) = without
+        .refused_as(&moderator, "/api/connectivity/server", &[])
+        .await;
+    assert_eq!(status, 404, "{body}");
 }

@@ -22,6 +22,10 @@ use crate::{
     wire::{CallId, CallOutcome, CallPeer, CallRecord, UserCard},
 };
 
+/// How long a call's TURN credentials keep working after it ended: closing browsers give
+/// their allocations back with an (authenticated) refresh of lifetime 0.
+pub const TURN_AFTER_CALL: Duration = Duration::from_secs(30);
+
 /// The longest a stranger match waits for a side that dropped.
 pub const STRANGER_GRACE: Duration = Duration::from_secs(5);
 

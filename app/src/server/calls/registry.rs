@@ -5,15 +5,15 @@
 //! calls of this instance in memory.
 
 use std::{
-    collections::HashMap,
-    sync::Mutex,
+    collections::{HashMap, VecDeque},
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
 use super::{CallContext, Effects, Party, To};
 use crate::{
     protocol::{CallEndReason, ServerMsg},
-    server::{auth::PrincipalId, hub::SocketRef},
+    server::{auth::PrincipalId, hub::SocketRef, state::IceServers, turn_binding::TurnBinding},
     wire::{CallId, CallOutcome},
 };
 
@@ -36,6 +36,8 @@ pub trait CallRegistry: Send + Sync + std::fmt::Debug {
     fn ring_time(&self) -> Duration;
     /// The call `who` is in, if any.
     fn call_of(&self, who: PrincipalId) -> Option<CallId>;
+    /// Whether `who` is a party of the call `id` (TURN credentials bound to it still work).
+    fn holds(&self, who: PrincipalId, id: CallId) -> bool;
     /// `caller` (on `socket`, asking with `request_id`) rings `callee` in a context that rings.
     fn start(
         &self,
@@ -196,6 +198,12 @@ struct Inner {
     calls: HashMap<CallId, Call>,
     /// The call each principal is in.
     busy: HashMap<PrincipalId, CallId>,
+    /// Calls that ended lately, with their parties (their TURN credentials still work for
+    /// `after_call`), and when, oldest first.
+    ended: HashMap<CallId, [PrincipalId; 2]>,
+    ended_order: VecDeque<(Instant, CallId)>,
+    /// How long those credentials keep working after the call ended.
+    after_call: Duration,
 }
 
 impl Inner {
@@ -204,7 +212,22 @@ impl Inner {
         let call = self.calls.remove(&id)?;
         self.busy.remove(&call.caller.who());
         self.busy.remove(&call.callee.who());
+        self.forget_ended();
+        self.ended
+            .insert(id, [call.caller.who(), call.callee.who()]);
+        self.ended_order.push_back((Instant::now(), id));
         Some(call)
+    }
+
+    /// Forgets the calls that ended more than `after_call` ago.
+    fn forget_ended(&mut self) {
+        while let Some(&(at, id)) = self.ended_order.front() {
+            if at.elapsed() < self.after_call {
+                break;
+            }
+            self.ended_order.pop_front();
+            self.ended.remove(&id);
+        }
     }
 }
 
@@ -213,6 +236,8 @@ pub struct LocalCalls {
     inner: Mutex<Inner>,
     ring: Duration,
     grace: Duration,
+    /// Where each side's STUN/TURN servers (credentials bound to its side) come from.
+    ice: Arc<IceServers>,
 }
 
 impl std::fmt::Debug for LocalCalls {
@@ -235,10 +260,30 @@ fn new_call_id() -> CallId {
 impl LocalCalls {
     pub fn new(ring: Duration, grace: Duration) -> Self {
         Self {
-            inner: Mutex::new(Inner::default()),
+            inner: Mutex::new(Inner {
+                after_call: super::TURN_AFTER_CALL,
+                ..Inner::default()
+            }),
             ring,
             grace,
+            ice: Arc::default(),
         }
+    }
+
+    /// Lets a call's TURN credentials work for `after_call` after it ended.
+    pub fn with_turn_after_call(self, after_call: Duration) -> Self {
+        self.lock().after_call = after_call;
+        self
+    }
+
+    /// Hands each side of a connecting call these servers, with TURN credentials minted for
+    /// that side of that call.
+    pub fn with_ice_servers(self, ice: Arc<IceServers>) -> Self {
+        Self { ice, ..self }
+    }
+
+    fn ice_for(&self, who: PrincipalId, call: CallId) -> Vec<crate::protocol::IceServer> {
+        self.ice.bound_to(&TurnBinding::Call { who, call })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -262,6 +307,15 @@ impl CallRegistry for LocalCalls {
 
     fn call_of(&self, who: PrincipalId) -> Option<CallId> {
         self.lock().busy.get(&who).copied()
+    }
+
+    fn holds(&self, who: PrincipalId, id: CallId) -> bool {
+        let mut inner = self.lock();
+        if let Some(call) = inner.calls.get(&id) {
+            return call.side(who).is_some();
+        }
+        inner.forget_ended();
+        inner.ended.get(&id).is_some_and(|p| p.contains(&who))
     }
 
     fn start(
@@ -349,6 +403,7 @@ impl CallRegistry for LocalCalls {
                     peer: other.seen_as.clone(),
                     video,
                     you_offer,
+                    ice_servers: self.ice_for(me.who, id),
                 },
             ));
         }
@@ -401,6 +456,7 @@ impl CallRegistry for LocalCalls {
                 ServerMsg::CallAccepted {
                     call_id: id,
                     you_offer: true,
+                    ice_servers: self.ice_for(call.caller.who(), id),
                 },
             ));
         }
@@ -409,6 +465,7 @@ impl CallRegistry for LocalCalls {
             ServerMsg::CallAccepted {
                 call_id: id,
                 you_offer: false,
+                ice_servers: self.ice_for(who, id),
             },
         ));
         effects.send.push((
@@ -507,7 +564,10 @@ impl CallRegistry for LocalCalls {
         let mut effects = Effects::default();
         effects.send.push((
             To::Socket(who, socket),
-            ServerMsg::CallResumed { call_id: id },
+            ServerMsg::CallResumed {
+                call_id: id,
+                ice_servers: self.ice_for(who, id),
+            },
         ));
         if let Some(other_socket) = other.socket {
             effects.send.push((
@@ -726,6 +786,31 @@ mod tests {
         let ended = calls.hang_up(guest(2).who, id).unwrap();
         assert!(ended.record.is_none(), "code calls leave no record");
         assert_eq!(calls.call_of(guest(1).who), None);
+    }
+
+    #[test]
+    fn turn_credentials_hold_for_the_parties_until_a_moment_after_the_end() {
+        let calls = calls().with_turn_after_call(Duration::from_millis(50));
+        let (a, b, c) = (guest(1), guest(2), guest(3));
+        calls
+            .open(
+                CallContext::Stranger { match_id: 1 },
+                (a.clone(), socket(1)),
+                (b.clone(), socket(2)),
+                true,
+            )
+            .unwrap();
+        let id = calls.call_of(a.who).unwrap();
+        assert!(calls.holds(a.who, id) && calls.holds(b.who, id));
+        assert!(!calls.holds(c.who, id), "not a party");
+        assert!(!calls.holds(a.who, CallId(id.0 ^ 1)), "another call");
+        calls.hang_up(a.who, id).unwrap();
+        assert!(calls.holds(b.who, id) && !calls.holds(c.who, id));
+        std::thread::sleep(Duration::from_millis(60));
+        assert!(!calls.holds(a.who, id) && !calls.holds(b.who, id));
+        // What ended is forgotten after that, not kept forever.
+        let inner = calls.lock();
+        assert!(inner.ended.is_empty() && inner.ended_order.is_empty());
     }
 
     #[test]
