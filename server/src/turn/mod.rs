@@ -5,6 +5,7 @@
 
 pub mod credentials;
 pub mod peers;
+pub mod quota;
 pub mod tcp;
 
 use std::{
@@ -87,18 +88,27 @@ impl Turn {
                 vec![config.public_ip, config.addr.ip()],
             ),
             metrics: metrics.clone(),
+            quota: quota::Quota::new(quota::PER_PRINCIPAL, quota::PER_ADDRESS),
+            current: quota::Current::default(),
         };
-        let server = Server::new(ServerConfig {
-            conn_configs: vec![
+        // Each listener notes who its current Allocate request is from, for its relays.
+        let listeners: [Arc<dyn Conn + Send + Sync>; 2] =
+            [Arc::new(socket), Arc::new(tcp::TcpTurn::new(listener)?)];
+        let conn_configs = listeners
+            .into_iter()
+            .map(|conn| {
+                let relays = Relays {
+                    current: quota::Current::default(),
+                    ..relays.clone()
+                };
                 ConnConfig {
-                    conn: Arc::new(socket),
-                    relay_addr_generator: Box::new(relays.clone()),
-                },
-                ConnConfig {
-                    conn: Arc::new(tcp::TcpTurn::new(listener)?),
+                    conn: Arc::new(quota::Gate::new(conn, relays.current.clone())),
                     relay_addr_generator: Box::new(relays),
-                },
-            ],
+                }
+            })
+            .collect();
+        let server = Server::new(ServerConfig {
+            conn_configs,
             realm: REALM.into(),
             auth_handler: Arc::new(RestAuth {
                 secret: config.secret.clone(),
@@ -252,6 +262,10 @@ struct Relays {
     ports: (u16, u16),
     policy: PeerPolicy,
     metrics: Arc<Metrics>,
+    /// The caps on allocations (shared by the listeners).
+    quota: Arc<quota::Quota>,
+    /// Who the listener's Allocate request being handled is from.
+    current: quota::Current,
 }
 
 #[async_trait]
@@ -265,6 +279,17 @@ impl RelayAddressGenerator for Relays {
         _use_ipv4: bool,
         requested_port: u16,
     ) -> Result<(Arc<dyn Conn + Send + Sync>, SocketAddr), turn::Error> {
+        // The request being handled is an Allocate the gate noted (always, in practice).
+        let asking = self
+            .current
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .flatten();
+        let Ok(ticket) = self.quota.admit(asking) else {
+            self.metrics.refused("turn_allocation_quota");
+            return Err(turn::Error::Other("allocation quota reached".into()));
+        };
         let (low, high) = self.ports;
         let mut candidates: Vec<u16> = if requested_port != 0 {
             vec![requested_port]
@@ -289,6 +314,7 @@ impl RelayAddressGenerator for Relays {
                 relay,
                 policy: self.policy.clone(),
                 metrics: self.metrics.clone(),
+                _ticket: ticket,
             };
             return Ok((Arc::new(conn), relay));
         }
@@ -311,6 +337,8 @@ struct Guarded {
     relay: SocketAddr,
     policy: PeerPolicy,
     metrics: Arc<Metrics>,
+    /// Its place in the quota, given back with it.
+    _ticket: quota::Ticket,
 }
 
 impl Drop for Guarded {

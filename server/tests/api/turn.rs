@@ -761,3 +761,80 @@ async fn moderators_run_the_relay_self_test_on_demand_and_nobody_else_may() {
         .await;
     assert_eq!(status, 404, "{body}");
 }
+
+#[tokio::test]
+async fn one_person_or_one_address_cannot_take_every_relay() {
+    use server::turn::quota::{PER_ADDRESS, PER_PRINCIPAL};
+    let app = turn_app("").await;
+    let (ann, bob, _) = app.pair().await;
+    let mut ann_tab = app.socket(&ann).await;
+    let mut bob_tab = app.socket(&bob).await;
+    ann_tab.start_call(bob.id, true).await;
+    let call_id = ann_tab.ringing().await;
+    bob_tab.incoming().await;
+    bob_tab.send(&ClientMsg::CallAccept { call_id }).await;
+    let ice = ann_tab
+        .next_where(|m| match m {
+            ServerMsg::CallAccepted { ice_servers, .. } => Some(ice_servers),
+            _ => None,
+        })
+        .await;
+    let (user, pass) = turn_entry(&ice, app.turn_addr.unwrap().port());
+
+    // Ann's credentials, from many sockets: her share of the relay, then 508.
+    let mut held = Vec::new();
+    for _ in 0..PER_PRINCIPAL {
+        let client = client(&app, &user, &pass).await;
+        let relay = client.allocate().await.expect("within Ann's share");
+        held.push((client, relay));
+    }
+    let over = client(&app, &user, &pass).await;
+    assert!(over.allocate().await.is_err(), "one more than Ann's share");
+    let text = metrics(&app);
+    assert!(
+        text.contains("parlor_refused_total{reason=\"turn_allocation_quota\"}"),
+        "{text}"
+    );
+    // Bob, in the same call from the same address, still gets his.
+    let (bob_user, bob_pass) = turn_entry(
+        &bob_tab
+            .next_where(|m| match m {
+                ServerMsg::CallAccepted { ice_servers, .. } => Some(ice_servers),
+                _ => None,
+            })
+            .await,
+        app.turn_addr.unwrap().port(),
+    );
+    assert!(allocates(&app, &bob_user, &bob_pass).await);
+    // One of Ann's given back: she may allocate again.
+    let (given_back, relay) = held.pop().unwrap();
+    relay.close().await.unwrap();
+    given_back.close().await.unwrap();
+    let mut again = false;
+    for _ in 0..20 {
+        if allocates(&app, &user, &pass).await {
+            again = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(again, "a closed allocation gives its place back");
+
+    // One address (connection-test credentials, so no person's share applies): its share.
+    let (test_user, test_pass) = credentials("test", now_secs() + 600);
+    for _ in held.len()..PER_ADDRESS {
+        let client = client(&app, &test_user, &test_pass).await;
+        let relay = client.allocate().await.expect("within the address's share");
+        held.push((client, relay));
+    }
+    assert!(!allocates(&app, &test_user, &test_pass).await);
+    assert!(
+        !allocates(&app, &bob_user, &bob_pass).await,
+        "the address is full"
+    );
+    for (holder, relay) in held {
+        relay.close().await.unwrap();
+        holder.close().await.unwrap();
+    }
+    over.close().await.unwrap();
+}
