@@ -4,6 +4,9 @@
 //! handed to browsers. Allocations and relayed bytes are counted in `/metrics`.
 
 pub mod credentials;
+pub mod gate;
+pub mod message;
+pub mod nonces;
 pub mod peers;
 pub mod quota;
 pub mod tcp;
@@ -91,7 +94,9 @@ impl Turn {
             quota: quota::Quota::new(quota::PER_PRINCIPAL, quota::PER_ADDRESS),
             current: quota::Current::default(),
         };
-        // Each listener notes who its current Allocate request is from, for its relays.
+        // Each listener answers requests without credentials itself and notes who its
+        // current Allocate request is from, for its relays.
+        let nonces = Arc::new(nonces::Nonces::new(REALM));
         let listeners: [Arc<dyn Conn + Send + Sync>; 2] =
             [Arc::new(socket), Arc::new(tcp::TcpTurn::new(listener)?)];
         let conn_configs = listeners
@@ -102,7 +107,11 @@ impl Turn {
                     ..relays.clone()
                 };
                 ConnConfig {
-                    conn: Arc::new(quota::Gate::new(conn, relays.current.clone())),
+                    conn: Arc::new(gate::Gate::new(
+                        conn,
+                        relays.current.clone(),
+                        nonces.clone(),
+                    )),
                     relay_addr_generator: Box::new(relays),
                 }
             })

@@ -1,6 +1,6 @@
 //! Caps on relay allocations per person and per address, so that one party (or one address)
 //! cannot take the relay port range from everyone. The TURN server handles one request at a
-//! time per listener: the listener's [`Gate`] notes who sent the Allocate request being
+//! time per listener: the listener's [`Gate`](super::gate::Gate) notes who sent the Allocate request being
 //! handled, and [`Quota::admit`], called when its relay socket is made, counts it; the
 //! [`Ticket`] gives the place back when the allocation closes. Over a cap the client gets
 //! 508 (Insufficient Capacity) and the refusal is counted (`turn_allocation_quota`).
@@ -12,8 +12,8 @@ use std::{
 };
 
 use app::server::{auth::rate_limit::address_key, turn_binding::TurnBinding};
-use async_trait::async_trait;
-use webrtc_util::Conn;
+
+use super::message::{attribute, authenticated_request, ALLOCATE, USERNAME};
 
 /// Allocations one person may hold at once: a call needs a few (UDP and TCP, camera and
 /// screen), ICE restarts after network changes a few more while the old ones run out.
@@ -113,96 +113,26 @@ impl Quota {
 /// What the listener's current Allocate request is, for the relay socket made for it.
 pub type Current = Arc<Mutex<Option<Option<Asking>>>>;
 
-/// A listener's socket that notes who sends each Allocate request (into [`Current`]).
-pub struct Gate {
-    inner: Arc<dyn Conn + Send + Sync>,
-    current: Current,
-}
-
-impl Gate {
-    pub fn new(inner: Arc<dyn Conn + Send + Sync>, current: Current) -> Self {
-        Self { inner, current }
-    }
-}
-
-/// STUN's Allocate request type, its magic cookie, and the USERNAME attribute.
-const ALLOCATE_REQUEST: [u8; 2] = [0x00, 0x03];
-const MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xa4, 0x42];
-const USERNAME: u16 = 0x0006;
-
 /// Who an Allocate request is from: `None` if it is not one or carries no username (the
 /// first, unauthenticated try); `Some(None)` for the server's self-test.
 pub fn asking(message: &[u8], from: SocketAddr) -> Option<Option<Asking>> {
-    if message.len() < 20 || message[..2] != ALLOCATE_REQUEST || message[4..8] != MAGIC_COOKIE {
+    if authenticated_request(message) != Some(ALLOCATE) {
         return None;
     }
-    let mut rest = &message[20..];
-    while rest.len() >= 4 {
-        let kind = u16::from_be_bytes([rest[0], rest[1]]);
-        let len = usize::from(u16::from_be_bytes([rest[2], rest[3]]));
-        let value = rest.get(4..4 + len)?;
-        if kind == USERNAME {
-            let username = std::str::from_utf8(value).ok()?;
-            let label = username
-                .split_once(':')
-                .map_or(username, |(_, label)| label);
-            let principal = match TurnBinding::parse(label) {
-                Some(TurnBinding::SelfTest) => return Some(None),
-                Some(TurnBinding::Call { who, .. }) => Some(who.key()),
-                Some(TurnBinding::Room { tag }) => Some(format!("room:{tag:016x}")),
-                Some(TurnBinding::Test) | None => None,
-            };
-            return Some(Some(Asking {
-                principal,
-                address: address_key(from.ip()),
-            }));
-        }
-        rest = rest.get(4 + len.div_ceil(4) * 4..)?;
-    }
-    None
-}
-
-#[async_trait]
-impl Conn for Gate {
-    async fn connect(&self, addr: SocketAddr) -> webrtc_util::Result<()> {
-        self.inner.connect(addr).await
-    }
-
-    async fn recv(&self, buf: &mut [u8]) -> webrtc_util::Result<usize> {
-        Ok(self.recv_from(buf).await?.0)
-    }
-
-    async fn recv_from(&self, buf: &mut [u8]) -> webrtc_util::Result<(usize, SocketAddr)> {
-        let (n, from) = self.inner.recv_from(buf).await?;
-        if let Some(asking) = asking(&buf[..n], from) {
-            *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(asking);
-        }
-        Ok((n, from))
-    }
-
-    async fn send(&self, buf: &[u8]) -> webrtc_util::Result<usize> {
-        self.inner.send(buf).await
-    }
-
-    async fn send_to(&self, buf: &[u8], target: SocketAddr) -> webrtc_util::Result<usize> {
-        self.inner.send_to(buf, target).await
-    }
-
-    fn local_addr(&self) -> webrtc_util::Result<SocketAddr> {
-        self.inner.local_addr()
-    }
-
-    fn remote_addr(&self) -> Option<SocketAddr> {
-        self.inner.remote_addr()
-    }
-
-    async fn close(&self) -> webrtc_util::Result<()> {
-        self.inner.close().await
-    }
-
-    fn as_any(&self) -> &(dyn std::any::Any + Send + Sync) {
-        self
-    }
+    let username = std::str::from_utf8(attribute(message, USERNAME)?).ok()?;
+    let label = username
+        .split_once(':')
+        .map_or(username, |(_, label)| label);
+    let principal = match TurnBinding::parse(label) {
+        Some(TurnBinding::SelfTest) => return Some(None),
+        Some(TurnBinding::Call { who, .. }) => Some(who.key()),
+        Some(TurnBinding::Room { tag }) => Some(format!("room:{tag:016x}")),
+        Some(TurnBinding::Test) | None => None,
+    };
+    Some(Some(Asking {
+        principal,
+        address: address_key(from.ip()),
+    }))
 }
 
 #[cfg(test)]
@@ -210,19 +140,10 @@ mod tests {
     use super::*;
 
     fn allocate(username: &str) -> Vec<u8> {
-        let mut attributes = Vec::new();
-        // A LIFETIME first, then USERNAME (padded to four bytes).
-        attributes.extend_from_slice(&[0x00, 0x0d, 0x00, 0x04, 0, 0, 0x02, 0x58]);
-        attributes.extend_from_slice(&USERNAME.to_be_bytes());
-        attributes.extend_from_slice(&(username.len() as u16).to_be_bytes());
-        attributes.extend_from_slice(username.as_bytes());
-        attributes.resize(attributes.len().div_ceil(4) * 4, 0);
-        let mut message = vec![0x00, 0x03];
-        message.extend_from_slice(&(attributes.len() as u16).to_be_bytes());
-        message.extend_from_slice(&MAGIC_COOKIE);
-        message.extend_from_slice(&[7; 12]);
-        message.extend_from_slice(&attributes);
-        message
+        super::super::message::tests::request(
+            ALLOCATE,
+            &[(0x000d, &[0, 0, 2, 88]), (USERNAME, username.as_bytes())],
+        )
     }
 
     #[test]

@@ -838,3 +838,46 @@ async fn one_person_or_one_address_cannot_take_every_relay() {
     }
     over.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_flood_of_requests_without_credentials_gets_one_nonce_and_real_clients_still_relay() {
+    let app = turn_app("").await;
+    let turn = app.turn_addr.unwrap();
+    let flood = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut nonces = std::collections::HashSet::new();
+    let mut answered = 0;
+    for n in 0u32..500 {
+        // An Allocate request with no attributes, a new transaction id each time.
+        let mut request = vec![0x00, 0x03, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
+        request.extend_from_slice(&[0; 8]);
+        request.extend_from_slice(&n.to_be_bytes());
+        flood.send_to(&request, turn).await.unwrap();
+        let mut buf = [0u8; 1500];
+        let Ok(Ok((len, _))) =
+            tokio::time::timeout(Duration::from_secs(1), flood.recv_from(&mut buf)).await
+        else {
+            continue;
+        };
+        let answer = &buf[..len];
+        assert_eq!(&answer[..2], &[0x01, 0x13], "an Allocate error response");
+        assert_eq!(&answer[8..20], &request[8..20], "to this request");
+        assert_eq!(
+            server::turn::message::attribute(answer, 0x0009).map(|code| (code[2], code[3])),
+            Some((4, 1)),
+            "401"
+        );
+        nonces.insert(
+            server::turn::message::attribute(answer, server::turn::message::NONCE)
+                .unwrap()
+                .to_vec(),
+        );
+        answered += 1;
+    }
+    // Every request was answered, all with the one nonce the TURN server gave out last (it
+    // would have made and kept 500).
+    assert_eq!(answered, 500);
+    assert_eq!(nonces.len(), 1, "distinct nonces handed out");
+    // A real client still allocates and relays.
+    let (user, pass) = credentials("test", now_secs() + 600);
+    assert!(allocates(&app, &user, &pass).await);
+}
