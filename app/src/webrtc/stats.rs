@@ -40,6 +40,18 @@ pub fn inbound_bytes(report: &js_sys::Map) -> f64 {
     bytes
 }
 
+/// A candidate pair of a report.
+struct Pair {
+    id: String,
+    local: String,
+    remote: String,
+    rtt: Option<f64>,
+    /// Marked selected (Firefox's way of saying it).
+    selected: bool,
+    /// Nominated, and its checks succeeded.
+    nominated: bool,
+}
+
 pub fn read(engine: Engine, pc: RtcPeerConnection) {
     leptos::task::spawn_local(async move {
         let Some(report) = report(&pc).await else {
@@ -51,27 +63,37 @@ pub fn read(engine: Engine, pc: RtcPeerConnection) {
         let mut quality = Quality::default();
         let (mut bytes_in, mut bytes_out, mut lost, mut received) = (0.0, 0.0, 0.0, 0.0);
         let mut now = 0.0;
-        let mut pair: Option<(String, String)> = None;
+        // The pair media uses: the one the transport names as selected (after an ICE restart
+        // an older pair may still say it was nominated), else one marked selected (Firefox),
+        // else the last nominated pair that succeeded.
+        let mut selected_id: Option<String> = None;
+        let mut pairs = Vec::new();
         // Candidate id → (type, the protocol a local relay candidate reaches its server by).
         let mut candidates = std::collections::HashMap::new();
         report.for_each(&mut |stat, _| {
             now = num(&stat, "timestamp").unwrap_or(now);
             match text(&stat, "type").as_deref() {
-                Some("candidate-pair")
-                    if get(&stat, "nominated").and_then(|v| v.as_bool()) == Some(true) =>
-                {
-                    if let Some(rtt) = num(&stat, "currentRoundTripTime") {
-                        quality.rtt_ms = Some(rtt * 1000.0);
-                    }
-                    if let (Some(local), Some(remote)) = (
+                Some("transport") => {
+                    selected_id = selected_id
+                        .take()
+                        .or(text(&stat, "selectedCandidatePairId"));
+                }
+                Some("candidate-pair") => {
+                    let flag = |k: &str| get(&stat, k).and_then(|v| v.as_bool()) == Some(true);
+                    if let (Some(id), Some(local), Some(remote)) = (
+                        text(&stat, "id"),
                         text(&stat, "localCandidateId"),
                         text(&stat, "remoteCandidateId"),
                     ) {
-                        if get(&stat, "state").and_then(|v| v.as_string()).as_deref()
-                            == Some("succeeded")
-                        {
-                            pair = Some((local, remote));
-                        }
+                        pairs.push(Pair {
+                            id,
+                            local,
+                            remote,
+                            rtt: num(&stat, "currentRoundTripTime"),
+                            selected: flag("selected"),
+                            nominated: flag("nominated")
+                                && text(&stat, "state").as_deref() == Some("succeeded"),
+                        });
                     }
                 }
                 Some("local-candidate" | "remote-candidate") => {
@@ -105,8 +127,16 @@ pub fn read(engine: Engine, pc: RtcPeerConnection) {
             }
         }
         LAST.set(Some((now, bytes_in, bytes_out)));
-        quality.route = pair.map(|(local, remote)| {
-            let (local, remote) = (candidates.get(&local), candidates.get(&remote));
+        let pair = match &selected_id {
+            Some(id) => pairs.iter().find(|p| &p.id == id),
+            None => pairs
+                .iter()
+                .find(|p| p.selected)
+                .or_else(|| pairs.iter().rev().find(|p| p.nominated)),
+        };
+        quality.rtt_ms = pair.and_then(|p| p.rtt).map(|rtt| rtt * 1000.0);
+        quality.route = pair.map(|pair| {
+            let (local, remote) = (candidates.get(&pair.local), candidates.get(&pair.remote));
             Route::of(
                 local.map(|(kind, relay_protocol)| (kind.as_str(), relay_protocol.as_deref())),
                 remote.map(|(kind, _)| kind.as_str()),

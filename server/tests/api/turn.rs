@@ -10,6 +10,7 @@ use std::{net::SocketAddr, sync::Arc, time::Duration};
 use app::{
     protocol::{ClientMsg, ErrorCode, IceServer, ServerMsg},
     server::metrics::PoolUse,
+    wire::CallId,
 };
 use server::turn::tcp::{framed, read_frame};
 use server::{
@@ -24,7 +25,7 @@ use tokio::{
 use turn::client::{Client, ClientConfig};
 use webrtc_util::Conn;
 
-use crate::helpers::TestApp;
+use crate::{helpers::TestApp, people::Socket};
 
 const SECRET: &str = "a-turn-secret-of-at-least-32-characters";
 
@@ -149,6 +150,29 @@ fn turn_entry(list: &[IceServer], turn_port: u16) -> (String, String) {
     )
 }
 
+/// What a call's answer carries for its side: the STUN/TURN servers.
+fn accepted_ice(message: ServerMsg) -> Option<Vec<IceServer>> {
+    match message {
+        ServerMsg::CallAccepted { ice_servers, .. } => Some(ice_servers),
+        _ => None,
+    }
+}
+
+/// Ann calls Bob (friends, each with a socket) and Bob answers: the sockets, the call, and the
+/// STUN/TURN servers each side got with the answer.
+async fn answered_call(app: &TestApp) -> (Socket, Socket, CallId, Vec<IceServer>, Vec<IceServer>) {
+    let (ann, bob, _) = app.pair().await;
+    let mut ann_tab = app.socket(&ann).await;
+    let mut bob_tab = app.socket(&bob).await;
+    ann_tab.start_call(bob.id, true).await;
+    let call_id = ann_tab.ringing().await;
+    bob_tab.incoming().await;
+    bob_tab.send(&ClientMsg::CallAccept { call_id }).await;
+    let ann_ice = ann_tab.next_where(accepted_ice).await;
+    let bob_ice = bob_tab.next_where(accepted_ice).await;
+    (ann_tab, bob_tab, call_id, ann_ice, bob_ice)
+}
+
 /// Whether `username`/`password` get an allocation (given back at once).
 async fn allocates(app: &TestApp, username: &str, password: &str) -> bool {
     let client = client(app, username, password).await;
@@ -185,16 +209,8 @@ async fn each_side_of_a_call_gets_credentials_bound_to_it_that_end_with_the_call
     cat_tab.send(&ClientMsg::CallAccept { call_id }).await;
     assert_eq!(cat_tab.error_code().await, ErrorCode::NotAllowed);
     bob_tab.send(&ClientMsg::CallAccept { call_id }).await;
-    let accepted = |m| match m {
-        ServerMsg::CallAccepted {
-            call_id: id,
-            ice_servers,
-            ..
-        } if id == call_id => Some(ice_servers),
-        _ => None,
-    };
-    let (ann_user, ann_pass) = turn_entry(&ann_tab.next_where(accepted).await, port);
-    let (bob_user, bob_pass) = turn_entry(&bob_tab.next_where(accepted).await, port);
+    let (ann_user, ann_pass) = turn_entry(&ann_tab.next_where(accepted_ice).await, port);
+    let (bob_user, bob_pass) = turn_entry(&bob_tab.next_where(accepted_ice).await, port);
     // Each side's credentials name that side and this call, and work for the few hours.
     for (username, id) in [(&ann_user, ann.id), (&bob_user, bob.id)] {
         let (expiry, label) = username.split_once(':').unwrap();
@@ -328,30 +344,19 @@ async fn an_external_turn_server_gets_credentials_minted_with_the_shared_secret(
         });
     })
     .await;
-    let (ann, bob, _) = app.pair().await;
-    let mut ann_tab = app.socket(&ann).await;
-    let mut bob_tab = app.socket(&bob).await;
-    ann_tab.start_call(bob.id, true).await;
-    let call_id = ann_tab.ringing().await;
-    bob_tab.incoming().await;
-    bob_tab.send(&ClientMsg::CallAccept { call_id }).await;
     // The answer comes with the external server's entry, for Ann's side of this call.
-    let ice_servers = ann_tab
-        .next_where(|m| match m {
-            ServerMsg::CallAccepted { ice_servers, .. } => Some(ice_servers),
-            _ => None,
-        })
-        .await;
+    let (_, _, call_id, ice_servers, _) = answered_call(&app).await;
     let [external] = &ice_servers[..] else {
         panic!("only the external entry: {ice_servers:?}");
     };
     assert_eq!(external.urls, ["turns:turn.example.com:443?transport=tcp"]);
     let username = external.username.as_deref().unwrap();
+    let (expiry, label) = username.split_once(':').unwrap();
     assert!(
-        username.ends_with(&format!(":u{}@{call_id}", ann.id)),
+        label.starts_with('u') && label.ends_with(&format!("@{call_id}")),
         "{username}"
     );
-    let lifetime = username.split_once(':').unwrap().0.parse::<u64>().unwrap() - now_secs();
+    let lifetime = expiry.parse::<u64>().unwrap() - now_secs();
     assert!((540..=600).contains(&lifetime), "{lifetime}");
     // What coturn with use-auth-secret computes from the same secret.
     assert_eq!(
@@ -766,20 +771,9 @@ async fn moderators_run_the_relay_self_test_on_demand_and_nobody_else_may() {
 async fn one_person_or_one_address_cannot_take_every_relay() {
     use server::turn::quota::{PER_ADDRESS, PER_PRINCIPAL};
     let app = turn_app("").await;
-    let (ann, bob, _) = app.pair().await;
-    let mut ann_tab = app.socket(&ann).await;
-    let mut bob_tab = app.socket(&bob).await;
-    ann_tab.start_call(bob.id, true).await;
-    let call_id = ann_tab.ringing().await;
-    bob_tab.incoming().await;
-    bob_tab.send(&ClientMsg::CallAccept { call_id }).await;
-    let ice = ann_tab
-        .next_where(|m| match m {
-            ServerMsg::CallAccepted { ice_servers, .. } => Some(ice_servers),
-            _ => None,
-        })
-        .await;
-    let (user, pass) = turn_entry(&ice, app.turn_addr.unwrap().port());
+    let port = app.turn_addr.unwrap().port();
+    let (_ann_tab, _bob_tab, _, ann_ice, bob_ice) = answered_call(&app).await;
+    let (user, pass) = turn_entry(&ann_ice, port);
 
     // Ann's credentials, from many sockets: her share of the relay, then 508.
     let mut held = Vec::new();
@@ -796,15 +790,7 @@ async fn one_person_or_one_address_cannot_take_every_relay() {
         "{text}"
     );
     // Bob, in the same call from the same address, still gets his.
-    let (bob_user, bob_pass) = turn_entry(
-        &bob_tab
-            .next_where(|m| match m {
-                ServerMsg::CallAccepted { ice_servers, .. } => Some(ice_servers),
-                _ => None,
-            })
-            .await,
-        app.turn_addr.unwrap().port(),
-    );
+    let (bob_user, bob_pass) = turn_entry(&bob_ice, port);
     assert!(allocates(&app, &bob_user, &bob_pass).await);
     // One of Ann's given back: she may allocate again.
     let (given_back, relay) = held.pop().unwrap();
