@@ -107,7 +107,8 @@ pub async fn moderation_log(before: Option<i64>) -> Result<Vec<LogEntry>, AppErr
 mod imp {
     use super::*;
     use crate::server::{
-        auth::PrincipalId, moderation::require_moderator, state::app_state, unavailable,
+        auth::PrincipalId, db::moderation::Dismissal, moderation::require_moderator,
+        state::app_state, unavailable,
     };
 
     const NO_REPORT: &str = "There is no such report.";
@@ -133,8 +134,11 @@ mod imp {
             .dismiss_report(report_id, me.id)
             .await
             .map_err(unavailable("dismissing a report"))?;
-        let Some(lifted) = done else {
-            return Err(AppError::NotFound(NO_REPORT.into()));
+        let lifted = match done {
+            Dismissal::NoSuchReport => return Err(AppError::NotFound(NO_REPORT.into())),
+            // Decided already (twice, or by another moderator): done, and not counted again.
+            Dismissal::AlreadyDecided => return Ok(()),
+            Dismissal::Dismissed { lifted } => lifted,
         };
         tracing::info!(report = report_id, moderator = me.id, "report dismissed");
         state.metrics.moderation("dismissed");

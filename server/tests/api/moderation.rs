@@ -285,9 +285,28 @@ async fn reports_from_three_addresses_restrict_until_a_moderator_dismisses_them(
     }
     matched(&mut fay).await;
     matched(&mut eve).await;
+    // Dismissing one again changes nothing and is not counted twice.
+    let again = reports[0]["id"].as_i64().unwrap().to_string();
+    app.ok_as(
+        &moderator,
+        "/api/moderation/dismiss",
+        &[("report_id", &again)],
+    )
+    .await;
     let log = app.ok_as(&moderator, "/api/moderation/log", &[]).await;
     assert_eq!(log[0]["action"], "dismissed");
     assert_eq!(log.as_array().unwrap().len(), 4);
+    let text = app
+        .state
+        .metrics
+        .render(app::server::metrics::PoolUse { open: 0, idle: 0 });
+    assert!(
+        text.contains(&format!(
+            "parlor_moderation_total{{event=\"dismissed\"}} {}\n",
+            reports.len()
+        )),
+        "{text}"
+    );
 }
 
 #[tokio::test]

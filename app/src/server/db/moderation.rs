@@ -89,6 +89,18 @@ type LogRow = (
     String,
 );
 
+/// What dismissing a report did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dismissal {
+    NoSuchReport,
+    /// Someone decided on it already: nothing changed.
+    AlreadyDecided,
+    /// Dismissed now; `lifted`: the principal whose restriction ended with it.
+    Dismissed {
+        lifted: Option<String>,
+    },
+}
+
 impl Db {
     /// Whether `principal` (or anyone on `address`) is banned, and whether they are restricted.
     pub async fn stranger_standing(
@@ -223,13 +235,8 @@ impl Db {
     }
 
     /// Closes report `id` as dismissed by `moderator` (if still open), and lifts the
-    /// reported person's restriction when none of their reports stays open. `None`: no
-    /// such report; `Some(Some(key))`: the principal whose restriction was lifted.
-    pub async fn dismiss_report(
-        &self,
-        id: i64,
-        moderator: i64,
-    ) -> Result<Option<Option<String>>, DbError> {
+    /// reported person's restriction when none of their reports stays open.
+    pub async fn dismiss_report(&self, id: i64, moderator: i64) -> Result<Dismissal, DbError> {
         let mut tx = self.immediate().await?;
         let Some((reported,)): Option<(String,)> =
             sqlx::query_as("SELECT reported FROM stranger_reports WHERE id = ?")
@@ -237,7 +244,7 @@ impl Db {
                 .fetch_optional(&mut *tx)
                 .await?
         else {
-            return Ok(None);
+            return Ok(Dismissal::NoSuchReport);
         };
         let closed = sqlx::query(&format!(
             "UPDATE stranger_reports SET resolved_at = {NOW}, resolution = 'dismissed' \
@@ -249,7 +256,7 @@ impl Db {
         .rows_affected();
         if closed == 0 {
             // Decided already (by another moderator, or twice): nothing more to do.
-            return Ok(Some(None));
+            return Ok(Dismissal::AlreadyDecided);
         }
         let (open,): (i64,) = sqlx::query_as(
             "SELECT COUNT(*) FROM stranger_reports WHERE reported = ? AND resolved_at IS NULL",
@@ -274,7 +281,9 @@ impl Db {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        Ok(Some(lifted.then_some(reported)))
+        Ok(Dismissal::Dismissed {
+            lifted: lifted.then_some(reported),
+        })
     }
 
     /// Bans the person report `id` is about, and their address, for `hours`; closes every
@@ -473,14 +482,25 @@ mod tests {
 
         // Dismissing all but one keeps the restriction; the last lifts it.
         for r in &reports[1..] {
-            assert_eq!(db.dismiss_report(r.id, 1).await.unwrap(), Some(None));
+            assert_eq!(
+                db.dismiss_report(r.id, 1).await.unwrap(),
+                Dismissal::Dismissed { lifted: None }
+            );
         }
         assert_eq!(
             db.dismiss_report(last, 1).await.unwrap(),
-            Some(Some(key.clone()))
+            Dismissal::Dismissed {
+                lifted: Some(key.clone())
+            }
         );
-        assert_eq!(db.dismiss_report(last, 1).await.unwrap(), Some(None));
-        assert_eq!(db.dismiss_report(9999, 1).await.unwrap(), None);
+        assert_eq!(
+            db.dismiss_report(last, 1).await.unwrap(),
+            Dismissal::AlreadyDecided
+        );
+        assert_eq!(
+            db.dismiss_report(9999, 1).await.unwrap(),
+            Dismissal::NoSuchReport
+        );
         assert!(!db.stranger_standing(&key, "feed").await.unwrap().restricted);
         assert!(db
             .moderation_reports(false, None, 10)
