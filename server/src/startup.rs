@@ -352,14 +352,11 @@ impl Application {
 fn external_turn(external: crate::config::ExternalTurn) -> app::server::state::MintTurn {
     let secret = crate::turn::TurnSecret::new(external.secret.expose().as_bytes());
     Box::new(move |label, at_most| {
-        let lifetime = external.credential_ttl.min(at_most).as_secs();
-        let (username, credential) =
-            secret.mint(label, crate::turn::credentials::now_secs() + lifetime);
-        app::protocol::IceServer {
-            urls: external.urls.clone(),
-            username: Some(username),
-            credential: Some(credential),
-        }
+        secret.entry(
+            external.urls.clone(),
+            label,
+            external.credential_ttl.min(at_most),
+        )
     })
 }
 

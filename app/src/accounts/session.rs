@@ -19,6 +19,12 @@ pub struct AuthContext {
 }
 
 impl AuthContext {
+    /// Whether the one signed in moderates strangers and runs the server (tracks the session).
+    pub fn is_moderator(self) -> bool {
+        self.session
+            .with(|s| s.user.as_ref().is_some_and(|u| u.moderator))
+    }
+
     /// Asks the server who is signed in now.
     pub fn refresh(self) {
         leptos::task::spawn_local(async move {

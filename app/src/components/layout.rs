@@ -16,10 +16,7 @@ pub fn Layout(children: Children) -> impl IntoView {
     let auth = use_auth();
     let realtime = use_realtime();
     let signed_in = move || auth.session.with(|s| s.user.is_some());
-    let moderator = move || {
-        auth.session
-            .with(|s| s.user.as_ref().is_some_and(|u| u.moderator))
-    };
+    let moderator = move || auth.is_moderator();
     let call = crate::calls::provide_call();
     // Whoever is signed in may be called: load the call's code once the page is up.
     Effect::new(move |_| {

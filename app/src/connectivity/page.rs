@@ -34,10 +34,7 @@ async fn probe(servers: Vec<crate::protocol::IceServer>) -> Findings {
 pub fn ConnectivityPage() -> impl IntoView {
     let stage = RwSignal::new(Stage::Ready);
     let auth = use_auth();
-    let moderator = move || {
-        auth.session
-            .with(|s| s.user.as_ref().is_some_and(|u| u.moderator))
-    };
+    let moderator = move || auth.is_moderator();
     let run = move || {
         stage.set(Stage::Running);
         leptos::task::spawn_local(async move {

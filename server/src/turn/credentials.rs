@@ -40,6 +40,21 @@ impl TurnSecret {
         let password = self.password(&username);
         (username, password)
     }
+
+    /// An ICE server entry for `urls` with credentials for `label` that work for `lifetime`.
+    pub fn entry(
+        &self,
+        urls: Vec<String>,
+        label: &str,
+        lifetime: std::time::Duration,
+    ) -> app::protocol::IceServer {
+        let (username, credential) = self.mint(label, now_secs() + lifetime.as_secs());
+        app::protocol::IceServer {
+            urls,
+            username: Some(username),
+            credential: Some(credential),
+        }
+    }
 }
 
 pub fn now_secs() -> u64 {

@@ -2,7 +2,7 @@
 //! message's type, one of its attributes, and the error response that carries a nonce.
 
 /// STUN's magic cookie, bytes 4..8 of every message.
-const MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xa4, 0x42];
+pub const MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xa4, 0x42];
 
 pub const USERNAME: u16 = 0x0006;
 pub const MESSAGE_INTEGRITY: u16 = 0x0008;

@@ -143,16 +143,14 @@ impl Turn {
     ///
     /// [`TurnBinding`]: app::server::turn_binding::TurnBinding
     pub fn ice_server(&self, label: &str, at_most: Duration) -> IceServer {
-        let lifetime = self.ttl.min(at_most).as_secs();
-        let (username, credential) = self.secret.mint(label, now_secs() + lifetime);
-        IceServer {
-            urls: vec![
+        self.secret.entry(
+            vec![
                 format!("turn:{}?transport=udp", self.public),
                 format!("turn:{}?transport=tcp", self.public),
             ],
-            username: Some(username),
-            credential: Some(credential),
-        }
+            label,
+            self.ttl.min(at_most),
+        )
     }
 
     /// Checks that the server relays: two clients allocate through its public address with

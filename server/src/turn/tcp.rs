@@ -24,7 +24,6 @@ use webrtc_util::Conn;
 
 /// The largest frame accepted: a STUN message or ChannelData with a full datagram inside.
 pub const MAX_FRAME: usize = 1500;
-const STUN_MAGIC_COOKIE: [u8; 4] = [0x21, 0x12, 0xa4, 0x42];
 /// Connections open at once, in all and from one address (an IPv6 /64 counts as one).
 const MAX_CONNECTIONS: usize = 4096;
 const MAX_PER_ADDRESS: usize = 32;
@@ -87,7 +86,7 @@ pub async fn read_frame<R: AsyncReadExt + Unpin>(stream: &mut R) -> Option<Vec<u
     frame.truncate(len);
     // A STUN message carries the magic cookie (TLS, for one, would look like STUN without it).
     let stun = first[0] < 0x40;
-    (!stun || frame[4..8] == STUN_MAGIC_COOKIE).then_some(frame)
+    (!stun || frame[4..8] == super::message::MAGIC_COOKIE).then_some(frame)
 }
 
 type Peers = Arc<Mutex<HashMap<SocketAddr, mpsc::Sender<Vec<u8>>>>>;
