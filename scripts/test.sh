@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Every test Parlor has: builds the app, runs the Rust unit and integration tests, then the
-# browser tests in a loopback-only network namespace, the connectivity matrix, then builds the release site and server. Runs all suites even when one fails,
+# Every test Parlor has: builds the app, runs the Rust unit and integration tests (the
+# integration suite twice: on SQLite, then on a throwaway PostgreSQL), then the browser tests
+# in a loopback-only network namespace, the connectivity matrix, then builds the release site
+# and server. Runs all suites even when one fails,
 # ends with each runner's own summary lines, and exits non-zero if anything failed.
 set -uo pipefail
 
@@ -11,7 +13,8 @@ source scripts/env.sh
 step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 logs=$(mktemp -d)
-trap 'rm -rf "$logs"' EXIT
+pg_dir=$(mktemp -d)
+trap 'scripts/pg-temp.sh stop "$pg_dir" 2>/dev/null; rm -rf "$logs" "$pg_dir"' EXIT
 status=0
 
 step "Building the app (cargo leptos build --split: server + wasm)"
@@ -24,6 +27,17 @@ fi
 step "Rust tests (server, app with ssr)"
 (parlor_leptos_build_env && cargo test -p server -p app --features app/ssr) 2>&1 | tee "$logs/rust.txt"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+
+step "Integration tests on PostgreSQL (a throwaway server on a private socket: scripts/pg-temp.sh)"
+if pg_url=$(scripts/pg-temp.sh start "$pg_dir"); then
+  (parlor_leptos_build_env && PARLOR_TEST_POSTGRES="$pg_url" cargo test -p server --test api) 2>&1 \
+    | tee "$logs/rust-postgres.txt"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  scripts/pg-temp.sh stop "$pg_dir"
+else
+  echo "error: PostgreSQL did not start" | tee "$logs/rust-postgres.txt"
+  status=1
+fi
 
 step "Browser tests (Playwright + Chromium, loopback-only network namespace)"
 scripts/e2e.sh "$@" 2>&1 | tee "$logs/e2e.txt"
@@ -42,6 +56,8 @@ release_status=${PIPESTATUS[0]}
 step "Summary"
 echo "Rust (cargo test):"
 grep -E '^test result:|^error(\[|:)' "$logs/rust.txt" | sed 's/^/  /'
+echo "Integration tests on PostgreSQL (cargo test):"
+grep -E '^test result:|^error(\[|:)' "$logs/rust-postgres.txt" | sed 's/^/  /'
 echo "Browser (Playwright):"
 grep -E '^\s+[0-9]+ (passed|failed|flaky|skipped|did not run)|^Error:' "$logs/e2e.txt" | sed 's/^ */  /'
 echo "Connectivity matrix (Playwright):"

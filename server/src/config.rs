@@ -16,8 +16,14 @@ use tracing_subscriber::EnvFilter;
 pub struct Config {
     /// `PARLOR_ADDR`: where the HTTP server listens.
     pub addr: SocketAddr,
-    /// `PARLOR_DATA_DIR`: holds the SQLite database; created if missing.
+    /// `PARLOR_DATA_DIR`: holds the SQLite database (when no `PARLOR_DATABASE_URL`) and the
+    /// development session key; created if missing.
     pub data_dir: PathBuf,
+    /// `PARLOR_DATABASE_URL`: PostgreSQL (`postgres://…`) instead of the SQLite file in the
+    /// data directory. Holds a password: never printed.
+    pub database_url: Option<Secret>,
+    /// `PARLOR_DATABASE_POOL`: connections kept to PostgreSQL.
+    pub database_pool: u32,
     /// `PARLOR_LOG`: a tracing filter (`RUST_LOG` syntax).
     pub log_filter: String,
     /// `PARLOR_LOG_FORMAT`: human-readable text or one JSON object per line.
@@ -200,6 +206,7 @@ pub enum ConfigError {
 
 pub const DEFAULT_ADDR: &str = "127.0.0.1:3000";
 pub const DEFAULT_DATA_DIR: &str = "data";
+pub const DEFAULT_DATABASE_POOL: u32 = 16;
 /// `turn::server` is off: the TURN crate logs every refused or malformed datagram (which
 /// anyone may send) as an error; Parlor counts them in `parlor_refused_total` instead and
 /// logs its own refusals at debug.
@@ -246,6 +253,31 @@ impl Config {
 
         let addr = parse_addr(get("PARLOR_ADDR").as_deref().unwrap_or(DEFAULT_ADDR))?;
         let data_dir = PathBuf::from(get("PARLOR_DATA_DIR").unwrap_or(DEFAULT_DATA_DIR.into()));
+        let database_url = match get("PARLOR_DATABASE_URL") {
+            None => None,
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Some(Secret(url))
+            }
+            Some(url) => {
+                return Err(ConfigError::Invalid {
+                    key: "PARLOR_DATABASE_URL",
+                    // Only the scheme: the rest may hold a password.
+                    value: match url.split_once("://") {
+                        Some((scheme, _)) => format!("{scheme}://[redacted]"),
+                        None => "[redacted]".into(),
+                    },
+                    reason: "expected postgres://user:password@host:port/database (unset: the \
+                             SQLite file in PARLOR_DATA_DIR)"
+                        .into(),
+                });
+            }
+        };
+        let database_pool = parse_number(
+            "PARLOR_DATABASE_POOL",
+            get("PARLOR_DATABASE_POOL"),
+            DEFAULT_DATABASE_POOL,
+            1..=1000,
+        )?;
 
         let log_filter = get("PARLOR_LOG").unwrap_or(DEFAULT_LOG.into());
         if let Err(e) = EnvFilter::try_new(&log_filter) {
@@ -514,6 +546,8 @@ impl Config {
         Ok(Self {
             addr,
             data_dir,
+            database_url,
+            database_pool,
             log_filter,
             log_format,
             shutdown_timeout,
@@ -561,11 +595,22 @@ impl Config {
         self.data_dir.join("parlor.db")
     }
 
+    /// Which database, in words safe to log: the SQLite file, or the PostgreSQL URL without
+    /// its password and parameters.
+    pub fn database_label(&self) -> String {
+        match &self.database_url {
+            Some(url) => redact_url(url.expose()),
+            None => self.database_path().display().to_string(),
+        }
+    }
+
     /// A configuration for tests: port 0 on loopback and the given data directory.
     pub fn for_tests(data_dir: &Path) -> Self {
         Self {
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: data_dir.to_path_buf(),
+            database_url: None,
+            database_pool: DEFAULT_DATABASE_POOL,
             log_filter: DEFAULT_LOG.into(),
             log_format: LogFormat::Text,
             shutdown_timeout: Duration::from_secs(1),
@@ -758,6 +803,23 @@ fn parse_addr(value: &str) -> Result<SocketAddr, ConfigError> {
     })
 }
 
+/// A database URL without its password and parameters (`postgres://ann@db:5432/parlor`).
+fn redact_url(url: &str) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or_default();
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "[redacted]".into();
+    };
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    let host = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or_default();
+            format!("{user}@{host}")
+        }
+        None => authority.to_string(),
+    };
+    format!("{scheme}://{host}/{path}")
+}
+
 fn parse_number<T>(
     key: &'static str,
     value: Option<String>,
@@ -931,6 +993,41 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    #[test]
+    fn a_postgres_url_is_taken_and_its_password_never_echoed() {
+        let config = from(&[(
+            "PARLOR_DATABASE_URL",
+            "postgres://parlor:pa55word@db.internal:5432/parlor?sslmode=require",
+        )])
+        .unwrap();
+        assert_eq!(
+            config.database_url.as_ref().unwrap().expose(),
+            "postgres://parlor:pa55word@db.internal:5432/parlor?sslmode=require"
+        );
+        assert_eq!(
+            config.database_label(),
+            "postgres://parlor@db.internal:5432/parlor"
+        );
+        assert!(!format!("{config:?}").contains("pa55word"));
+        assert_eq!(from(&[]).unwrap().database_label(), "data/parlor.db");
+
+        for bad in [
+            "mysql://root:pa55word@db/parlor",
+            "pa55word",
+            "sqlite://pa55word",
+        ] {
+            let error = from(&[("PARLOR_DATABASE_URL", bad)]).unwrap_err();
+            let text = error.to_string();
+            assert!(text.contains("PARLOR_DATABASE_URL"), "{text}");
+            assert!(!text.contains("pa55word"), "{text}");
+        }
+        let error = from(&[("PARLOR_DATABASE_POOL", "0")]).unwrap_err();
+        assert!(
+            error.to_string().contains("PARLOR_DATABASE_POOL"),
+            "{error}"
+        );
     }
 
     #[test]

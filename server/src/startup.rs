@@ -34,10 +34,10 @@ use crate::{
 pub enum StartupError {
     #[error("cannot create the data directory {path} (PARLOR_DATA_DIR): {source}")]
     DataDir { path: PathBuf, source: io::Error },
-    #[error("cannot open the database {path}: {source}")]
-    Database { path: PathBuf, source: DbError },
-    #[error("cannot apply database migrations to {path}: {source}")]
-    Migrate { path: PathBuf, source: MigrateError },
+    #[error("cannot open the database {what}: {source}")]
+    Database { what: String, source: DbError },
+    #[error("cannot apply database migrations to {what}: {source}")]
+    Migrate { what: String, source: MigrateError },
     #[error("cannot use the session key file {path}: {reason}")]
     SessionKey { path: PathBuf, reason: String },
     #[error("cannot use the TLS certificate (PARLOR_TLS_CERT, PARLOR_TLS_KEY): {0}")]
@@ -82,27 +82,33 @@ impl Application {
             }
             None => None,
         };
-        let db_path = config.database_path();
-        create_private_file(&db_path).map_err(|source| StartupError::Database {
-            path: db_path.clone(),
-            source: DbError::Io(source),
+        let what = config.database_label();
+        let db = match &config.database_url {
+            Some(url) => Db::open_postgres(url.expose(), config.database_pool).await,
+            None => {
+                let path = config.database_path();
+                create_private_file(&path).map_err(|source| StartupError::Database {
+                    what: what.clone(),
+                    source: DbError::Io(source),
+                })?;
+                Db::open_sqlite(&path).await
+            }
+        }
+        .map_err(|source| StartupError::Database {
+            what: what.clone(),
+            source,
         })?;
-        let db = Db::open_sqlite(&db_path)
-            .await
-            .map_err(|source| StartupError::Database {
-                path: db_path.clone(),
-                source,
-            })?;
         db.migrate().await.map_err(|source| StartupError::Migrate {
-            path: db_path.clone(),
+            what: what.clone(),
             source,
         })?;
         // The operator's facts (the public status page only says whether all is well).
         match db.status().await {
             Ok(status) => tracing::info!(
-                path = %db_path.display(),
+                database = %what,
+                engine = status.engine.name(),
+                engine_version = %status.engine_version,
                 version = env!("CARGO_PKG_VERSION"),
-                sqlite = %status.engine_version,
                 schema = status.migrations.last().map_or(0, |m| m.0),
                 "database ready"
             ),

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use app::protocol::ServerMsg;
+use app::{protocol::ServerMsg, server::db::Engine};
 use serde_json::Value;
 
 use crate::helpers::TestApp;
@@ -350,13 +350,28 @@ async fn accepting_is_all_or_nothing() {
     .await;
 
     // Make creating the conversation fail inside the accept transaction.
-    sqlx::query(
-        "CREATE TRIGGER fail_conversations BEFORE INSERT ON conversations \
-         BEGIN SELECT RAISE(ABORT, 'test failure'); END",
-    )
-    .execute(&app.state.db.pool_for_tests())
-    .await
-    .unwrap();
+    let pool = app.state.db.pool_for_tests();
+    let (make, unmake): (&[&str], &str) = match app.state.db.engine() {
+        Engine::Sqlite => (
+            &[
+                "CREATE TRIGGER fail_conversations BEFORE INSERT ON conversations \
+               BEGIN SELECT RAISE(ABORT, 'test failure'); END",
+            ],
+            "DROP TRIGGER fail_conversations",
+        ),
+        Engine::Postgres => (
+            &[
+                "CREATE FUNCTION fail() RETURNS TRIGGER LANGUAGE plpgsql AS \
+                 $$ BEGIN RAISE EXCEPTION 'test failure'; END $$",
+                "CREATE TRIGGER fail_conversations BEFORE INSERT ON conversations \
+                 FOR EACH ROW EXECUTE FUNCTION fail()",
+            ],
+            "DROP TRIGGER fail_conversations ON conversations",
+        ),
+    };
+    for sql in make {
+        sqlx::query(sql).execute(&pool).await.unwrap();
+    }
     let (status, _) = app
         .refused_as(
             &bob,
@@ -374,10 +389,7 @@ async fn accepting_is_all_or_nothing() {
         .unwrap();
     assert_eq!(friendships, 0);
 
-    sqlx::query("DROP TRIGGER fail_conversations")
-        .execute(&app.state.db.pool_for_tests())
-        .await
-        .unwrap();
+    sqlx::query(unmake).execute(&pool).await.unwrap();
     // Two accepts at once: one wins, one finds nothing; one conversation.
     let answer = [
         ("user_id", ann.id.to_string()),

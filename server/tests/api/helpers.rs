@@ -4,9 +4,48 @@
 use std::net::SocketAddr;
 
 use app::server::state::AppState;
-use server::{config::Config, startup::Application};
+use server::{
+    config::{Config, Secret},
+    startup::Application,
+};
 use tempfile::TempDir;
 use tokio::{sync::oneshot, task::JoinHandle};
+
+/// With `PARLOR_TEST_POSTGRES` set (a URL with `{db}` where the database name goes, as
+/// `scripts/test.sh` sets it), every test app gets its own fresh PostgreSQL database instead
+/// of the SQLite file; its name is kept in the data directory, so a restart on the same
+/// directory finds the same database. Unset: SQLite, as by default.
+async fn postgres_for(data_dir: &std::path::Path) -> Option<String> {
+    use sqlx::Connection;
+    let template = std::env::var("PARLOR_TEST_POSTGRES").ok()?;
+    let marker = data_dir.join("test-postgres-database");
+    let name = match std::fs::read_to_string(&marker) {
+        Ok(name) => name,
+        Err(_) => {
+            static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos();
+            let name = format!(
+                "parlor_{}_{nanos}_{}",
+                std::process::id(),
+                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            );
+            let mut admin = sqlx::PgConnection::connect(&template.replace("{db}", "postgres"))
+                .await
+                .expect("the test PostgreSQL server (PARLOR_TEST_POSTGRES) answers");
+            sqlx::query(&format!("CREATE DATABASE {name}"))
+                .execute(&mut admin)
+                .await
+                .expect("a test database");
+            let _ = admin.close().await;
+            std::fs::write(&marker, &name).unwrap();
+            name
+        }
+    };
+    Some(template.replace("{db}", &name))
+}
 
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -14,6 +53,8 @@ pub struct TestApp {
     pub turn_addr: Option<SocketAddr>,
     pub client: reqwest::Client,
     pub state: AppState,
+    /// PostgreSQL's URL, when the test runs on it (see [`postgres_for`]).
+    database_url: Option<String>,
     data_dir: Option<TempDir>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
@@ -38,7 +79,14 @@ impl TestApp {
         Self::start(Config::for_tests(data_dir.path()), data_dir).await
     }
 
-    async fn start(config: Config, data_dir: TempDir) -> Self {
+    async fn start(mut config: Config, data_dir: TempDir) -> Self {
+        if config.database_url.is_none() {
+            config.database_url = postgres_for(data_dir.path()).await.map(Secret::new);
+        }
+        let database_url = config
+            .database_url
+            .as_ref()
+            .map(|url| url.expose().to_string());
         let app = Application::build(config)
             .await
             .expect("the application builds");
@@ -57,9 +105,22 @@ impl TestApp {
                 .build()
                 .unwrap(),
             state,
+            database_url,
             data_dir: Some(data_dir),
             stop: Some(stop),
             task: Some(task),
+        }
+    }
+
+    /// Another handle on the app's database, as a second instance sharing it would have (its
+    /// own pool and message writer).
+    pub async fn second_db(&self) -> app::server::db::Db {
+        use app::server::db::Db;
+        match &self.database_url {
+            Some(url) => Db::open_postgres(url, 8).await.unwrap(),
+            None => Db::open_sqlite(&self.data_path().join("parlor.db"))
+                .await
+                .unwrap(),
         }
     }
 

@@ -692,3 +692,85 @@ async fn catching_up_on_many_large_messages_comes_in_frames_the_socket_can_carry
     bob_tab.send(&ClientMsg::Ping).await;
     assert_eq!(bob_tab.next().await, ServerMsg::Pong);
 }
+
+/// Two instances on one database (each with its own message writer) store messages at once,
+/// while Ann's browser keeps catching up with "everything after the newest id I have", as a
+/// reconnecting browser does. She misses none: ids grow in commit order, on PostgreSQL too
+/// (where two transactions could otherwise commit their ids out of order).
+#[tokio::test]
+async fn catching_up_by_id_misses_nothing_while_two_instances_store_at_once() {
+    use app::server::db::writer::{Post, Posted};
+
+    let app = TestApp::spawn().await;
+    let instances = [app.state.db.clone(), app.second_db().await];
+    let db = &instances[0];
+    let ann = db
+        .create_user("ann@example.com", false, "Ann", None)
+        .await
+        .unwrap()
+        .id;
+    let mut senders = Vec::new();
+    for name in ["bob", "cat", "dan", "eve"] {
+        let user = db
+            .create_user(&format!("{name}@example.com"), false, name, None)
+            .await
+            .unwrap()
+            .id;
+        db.send_friend_request(user, ann).await.unwrap();
+        let conversation = db.accept_friend_request(ann, user).await.unwrap();
+        senders.push((user, conversation));
+    }
+
+    const EACH: usize = 200;
+    let writers = senders
+        .iter()
+        .enumerate()
+        .map(|(i, &(user, conversation))| {
+            let db = instances[i % 2].clone();
+            async move {
+                let posts = (0..EACH).map(|n| {
+                    db.post_message(Post {
+                        conversation,
+                        sender: user,
+                        client_id: format!("{user}-{n}"),
+                        body: format!("message {n}"),
+                    })
+                });
+                for posted in futures::future::join_all(posts).await {
+                    assert!(matches!(posted, Ok(Posted::New { .. })), "{posted:?}");
+                }
+            }
+        });
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let reader = async {
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = 0;
+        loop {
+            let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+            for message in instances[1]
+                .messages_after(ann, cursor, 1000)
+                .await
+                .unwrap()
+            {
+                cursor = cursor.max(message.id);
+                seen.insert(message.id);
+            }
+            if finished {
+                return seen;
+            }
+            tokio::task::yield_now().await;
+        }
+    };
+    let (_, seen) = tokio::join!(
+        async {
+            futures::future::join_all(writers).await;
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        },
+        reader
+    );
+    assert_eq!(
+        seen.len(),
+        senders.len() * EACH,
+        "messages missed by catching up"
+    );
+}

@@ -1,3 +1,4 @@
+use app::server::db::Engine;
 use serde_json::Value;
 
 use crate::helpers::TestApp;
@@ -63,7 +64,14 @@ async fn the_status_server_function_tells_the_public_health_and_nothing_else() {
     let keys: Vec<_> = status.as_object().unwrap().keys().cloned().collect();
     assert_eq!(keys, ["checked_at", "status"], "{status}");
     let text = status.to_string();
-    for secret in [env!("CARGO_PKG_VERSION"), "SQLite", "sqlite", "migration"] {
+    for secret in [
+        env!("CARGO_PKG_VERSION"),
+        "SQLite",
+        "sqlite",
+        "PostgreSQL",
+        "postgres",
+        "migration",
+    ] {
         assert!(!text.contains(secret), "{secret} in {text}");
     }
 }
@@ -77,7 +85,11 @@ async fn the_database_lives_in_the_data_directory_across_restarts() {
     // Created once (millisecond resolution), migrated once.
     assert_eq!(before.created_at, after.created_at);
     assert_eq!(before.migrations, after.migrations);
-    assert_eq!(after.migrations[0].1, "instance");
+    let first = match after.engine {
+        Engine::Sqlite => "instance",
+        Engine::Postgres => "schema",
+    };
+    assert_eq!(after.migrations[0].1, first);
 }
 
 #[tokio::test]

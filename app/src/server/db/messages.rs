@@ -6,7 +6,7 @@ use sqlx::FromRow;
 use super::{
     social::ordered,
     writer::{Post, PostError, Posted},
-    Db, DbError,
+    Db, DbError, Flag,
 };
 use crate::{
     messages::api::{ConversationDetail, ConversationSummary},
@@ -33,6 +33,7 @@ pub(super) struct MessageRow {
     created_at: String,
     call_outcome: Option<String>,
     call_secs: i64,
+    #[sqlx(try_from = "Flag")]
     call_video: bool,
 }
 
@@ -68,37 +69,40 @@ pub(super) async fn posting_rights<'e, E>(
     me: i64,
 ) -> Result<Option<PostingRights>, DbError>
 where
-    E: sqlx::Executor<'e, Database = sqlx::Sqlite>,
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
-    let row: Option<(i64, bool, bool, bool)> = sqlx::query_as(
-        "SELECT peer, \
-           EXISTS (SELECT 1 FROM blocks WHERE blocker = ?2 AND blocked = peer), \
-           EXISTS (SELECT 1 FROM blocks WHERE blocker = peer AND blocked = ?2), \
-           EXISTS (SELECT 1 FROM friendships WHERE user_a = min(?2, peer) \
-                   AND user_b = max(?2, peer)) \
-         FROM (SELECT CASE WHEN user_a = ?2 THEN user_b ELSE user_a END AS peer \
-               FROM conversations WHERE id = ?1 AND (user_a = ?2 OR user_b = ?2))",
+    // Conversations and friendships both store the pair smaller id first.
+    let row: Option<(i64, Flag, Flag, Flag)> = sqlx::query_as(
+        "SELECT CASE WHEN c.user_a = $2 THEN c.user_b ELSE c.user_a END, \
+           EXISTS (SELECT 1 FROM blocks b WHERE b.blocker = $2 \
+                   AND b.blocked = CASE WHEN c.user_a = $2 THEN c.user_b ELSE c.user_a END), \
+           EXISTS (SELECT 1 FROM blocks b WHERE b.blocked = $2 \
+                   AND b.blocker = CASE WHEN c.user_a = $2 THEN c.user_b ELSE c.user_a END), \
+           EXISTS (SELECT 1 FROM friendships f WHERE f.user_a = c.user_a AND f.user_b = c.user_b) \
+         FROM conversations c WHERE c.id = $1 AND (c.user_a = $2 OR c.user_b = $2)",
     )
     .bind(conversation)
     .bind(me)
     .fetch_optional(executor)
     .await?;
-    Ok(row.map(|(peer, i_blocked, they_blocked, friends)| {
-        let refusal = if i_blocked {
-            Some("You blocked this person. Unblock them on the Friends page to talk again.")
-        } else if they_blocked {
-            Some("You can no longer send messages to this person.")
-        } else if !friends {
-            Some("You are no longer friends: this conversation is read-only.")
-        } else {
-            None
-        };
-        PostingRights {
-            peer,
-            refusal: refusal.map(str::to_string),
-            blocked: i_blocked || they_blocked,
-        }
-    }))
+    Ok(row.map(
+        |(peer, Flag(i_blocked), Flag(they_blocked), Flag(friends))| {
+            let refusal = if i_blocked {
+                Some("You blocked this person. Unblock them on the Friends page to talk again.")
+            } else if they_blocked {
+                Some("You can no longer send messages to this person.")
+            } else if !friends {
+                Some("You are no longer friends: this conversation is read-only.")
+            } else {
+                None
+            };
+            PostingRights {
+                peer,
+                refusal: refusal.map(str::to_string),
+                blocked: i_blocked || they_blocked,
+            }
+        },
+    ))
 }
 
 impl Db {
@@ -110,8 +114,8 @@ impl Db {
         me: i64,
     ) -> Result<Option<i64>, DbError> {
         sqlx::query_scalar(
-            "SELECT CASE WHEN user_a = ?2 THEN user_b ELSE user_a END FROM conversations \
-             WHERE id = ?1 AND (user_a = ?2 OR user_b = ?2)",
+            "SELECT CASE WHEN user_a = $2 THEN user_b ELSE user_a END FROM conversations \
+             WHERE id = $1 AND (user_a = $2 OR user_b = $2)",
         )
         .bind(conversation)
         .bind(me)
@@ -140,7 +144,7 @@ impl Db {
         };
         let peer = rights.peer;
         let (display_name,): (String,) =
-            sqlx::query_as("SELECT display_name FROM users WHERE id = ?")
+            sqlx::query_as("SELECT display_name FROM users WHERE id = $1")
                 .bind(peer)
                 .fetch_one(&self.pool)
                 .await?;
@@ -169,7 +173,7 @@ impl Db {
     pub async fn receipts(&self, conversation: i64, user: i64) -> Result<(i64, i64), DbError> {
         Ok(sqlx::query_as(
             "SELECT delivered_up_to, read_up_to FROM conversation_members \
-             WHERE conversation_id = ? AND user_id = ?",
+             WHERE conversation_id = $1 AND user_id = $2",
         )
         .bind(conversation)
         .bind(user)
@@ -182,11 +186,11 @@ impl Db {
         let rows: Vec<(i64, i64, String, Option<i64>, i64)> = sqlx::query_as(
             "SELECT c.id, u.id, u.display_name, c.last_message_id, \
                (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id \
-                  AND m.sender_id <> ?1 AND m.id > COALESCE(cm.read_up_to, 0)) \
+                  AND m.sender_id <> $1 AND m.id > COALESCE(cm.read_up_to, 0)) \
              FROM conversations c \
-             JOIN users u ON u.id = CASE WHEN c.user_a = ?1 THEN c.user_b ELSE c.user_a END \
-             LEFT JOIN conversation_members cm ON cm.conversation_id = c.id AND cm.user_id = ?1 \
-             WHERE c.user_a = ?1 OR c.user_b = ?1 \
+             JOIN users u ON u.id = CASE WHEN c.user_a = $1 THEN c.user_b ELSE c.user_a END \
+             LEFT JOIN conversation_members cm ON cm.conversation_id = c.id AND cm.user_id = $1 \
+             WHERE c.user_a = $1 OR c.user_b = $1 \
              ORDER BY COALESCE(c.last_message_id, 0) DESC, c.id DESC",
         )
         .bind(me)
@@ -196,7 +200,7 @@ impl Db {
         for (id, peer_id, display_name, last_id, unread) in rows {
             let last_message = match last_id {
                 Some(last) => sqlx::query_as::<_, MessageRow>(&format!(
-                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ?"
+                    "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = $1"
                 ))
                 .bind(last)
                 .fetch_optional(&self.pool)
@@ -221,7 +225,7 @@ impl Db {
         sqlx::query_scalar(
             "SELECT count(*) FROM conversation_members cm \
              JOIN messages m ON m.conversation_id = cm.conversation_id \
-             WHERE cm.user_id = ?1 AND m.sender_id <> ?1 AND m.id > cm.read_up_to",
+             WHERE cm.user_id = $1 AND m.sender_id <> $1 AND m.id > cm.read_up_to",
         )
         .bind(me)
         .fetch_one(&self.pool)
@@ -236,8 +240,8 @@ impl Db {
         limit: i64,
     ) -> Result<Vec<MessageView>, DbError> {
         let rows: Vec<MessageRow> = sqlx::query_as(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? AND id < ? \
-             ORDER BY id DESC LIMIT ?"
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conversation_id = $1 AND id < $2 \
+             ORDER BY id DESC LIMIT $3"
         ))
         .bind(conversation)
         .bind(before.unwrap_or(i64::MAX))
@@ -255,9 +259,9 @@ impl Db {
         limit: i64,
     ) -> Result<Vec<MessageView>, DbError> {
         let rows: Vec<MessageRow> = sqlx::query_as(&format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id > ?2 AND conversation_id IN \
-             (SELECT id FROM conversations WHERE user_a = ?1 OR user_b = ?1) \
-             ORDER BY id LIMIT ?3"
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id > $2 AND conversation_id IN \
+             (SELECT id FROM conversations WHERE user_a = $1 OR user_b = $1) \
+             ORDER BY id LIMIT $3"
         ))
         .bind(me)
         .bind(after)
@@ -288,9 +292,11 @@ impl Db {
             CallOutcome::Rejected => "rejected",
             CallOutcome::Completed => "completed",
         };
+        // A message id is handed out under the write lock (see `Db::immediate`).
+        let mut tx = self.immediate().await?;
         let row: MessageRow = sqlx::query_as(&format!(
             "INSERT INTO messages (conversation_id, sender_id, client_id, body, call_outcome, \
-             call_secs, call_video) VALUES (?, ?, ?, '', ?, ?, ?) RETURNING {MESSAGE_COLUMNS}"
+             call_secs, call_video) VALUES ($1, $2, $3, '', $4, $5, $6) RETURNING {MESSAGE_COLUMNS}"
         ))
         .bind(conversation)
         .bind(caller)
@@ -299,8 +305,9 @@ impl Db {
         .bind(outcome)
         .bind(record.duration_secs)
         .bind(record.video)
-        .fetch_one(&self.pool)
+        .fetch_one(&mut *tx)
         .await?;
+        tx.commit().await?;
         Ok(row.into())
     }
 
@@ -315,13 +322,16 @@ impl Db {
         read: i64,
     ) -> Result<Option<(i64, i64)>, DbError> {
         const NEWEST: &str =
-            "COALESCE((SELECT last_message_id FROM conversations WHERE id = ?3), 0)";
+            "COALESCE((SELECT last_message_id FROM conversations WHERE id = $3), 0)";
+        let (max, min) = (self.engine.greatest(), self.engine.least());
+        // Read implies delivered.
+        let delivered = delivered.max(read);
         sqlx::query_as(&format!(
             "UPDATE conversation_members SET \
-               delivered_up_to = max(delivered_up_to, min(max(?1, ?2), {NEWEST})), \
-               read_up_to = max(read_up_to, min(?2, {NEWEST})) \
-             WHERE conversation_id = ?3 AND user_id = ?4 \
-               AND (min(max(?1, ?2), {NEWEST}) > delivered_up_to OR min(?2, {NEWEST}) > read_up_to) \
+               delivered_up_to = {max}(delivered_up_to, {min}($1, {NEWEST})), \
+               read_up_to = {max}(read_up_to, {min}($2, {NEWEST})) \
+             WHERE conversation_id = $3 AND user_id = $4 \
+               AND ({min}($1, {NEWEST}) > delivered_up_to OR {min}($2, {NEWEST}) > read_up_to) \
              RETURNING delivered_up_to, read_up_to"
         ))
         .bind(delivered)
@@ -336,7 +346,7 @@ impl Db {
 /// The conversation of two users, if they ever were friends.
 pub async fn conversation_between(db: &Db, x: i64, y: i64) -> Result<Option<i64>, DbError> {
     let (a, b) = ordered(x, y);
-    sqlx::query_scalar("SELECT id FROM conversations WHERE user_a = ? AND user_b = ?")
+    sqlx::query_scalar("SELECT id FROM conversations WHERE user_a = $1 AND user_b = $2")
         .bind(a)
         .bind(b)
         .fetch_optional(&db.pool)

@@ -2,28 +2,22 @@
 //! restrictions, the reports as moderators read them, and the log of every decision. A
 //! decision and its log line are written in one transaction.
 
-use super::{Db, DbError};
+use super::{Db, DbError, Flag};
 use crate::strangers::{
     moderation::{LogEntry, ReportView},
     ReportReason,
 };
 
-/// Now, as the tables write times (RFC 3339 UTC with milliseconds, comparable as text).
-const NOW: &str = "strftime('%Y-%m-%dT%H:%M:%fZ', 'now')";
-
 /// The user id in a principal key (`u:12`), for joining `users` by its primary key.
-const USER_OF: &str = "CASE WHEN substr({k}, 1, 2) = 'u:' THEN CAST(substr({k}, 3) AS INTEGER) END";
+const USER_OF: &str = "CASE WHEN substr({k}, 1, 2) = 'u:' THEN CAST(substr({k}, 3) AS BIGINT) END";
 
 fn user_of(column: &str) -> String {
     USER_OF.replace("{k}", column)
 }
 
 /// Who report `id` is about: their principal key and address hash.
-async fn reported(
-    tx: &mut sqlx::Transaction<'static, sqlx::Sqlite>,
-    id: i64,
-) -> Result<Option<(String, String)>, DbError> {
-    sqlx::query_as("SELECT reported, reported_address FROM stranger_reports WHERE id = ?")
+async fn reported(tx: &mut super::Tx, id: i64) -> Result<Option<(String, String)>, DbError> {
+    sqlx::query_as("SELECT reported, reported_address FROM stranger_reports WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut **tx)
         .await
@@ -108,11 +102,12 @@ impl Db {
         principal: &str,
         address: &str,
     ) -> Result<Standing, DbError> {
-        let (banned_until, restricted): (Option<String>, bool) = sqlx::query_as(&format!(
+        let now = self.engine.now();
+        let (banned_until, Flag(restricted)): (Option<String>, Flag) = sqlx::query_as(&format!(
             "SELECT (SELECT MAX(until) FROM stranger_bans \
-                     WHERE (principal = ?1 OR (?2 <> '' AND address = ?2)) AND until > {NOW}), \
+                     WHERE (principal = $1 OR ($2 <> '' AND address = $2)) AND until > {now}), \
                     EXISTS (SELECT 1 FROM stranger_restrictions \
-                            WHERE principal = ?1 AND until > {NOW})"
+                            WHERE principal = $1 AND until > {now})"
         ))
         .bind(principal)
         .bind(address)
@@ -135,22 +130,25 @@ impl Db {
         window_hours: u32,
         hours: u32,
     ) -> Result<Option<String>, DbError> {
+        let now = self.engine.now();
+        let since = self.engine.hours_from_now("$3");
+        let until = self.engine.hours_from_now("$4");
         let until: Option<(String,)> = sqlx::query_as(&format!(
             "INSERT INTO stranger_restrictions (principal, until) \
-             SELECT ?1, strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?4) \
+             SELECT $1, {until} \
              WHERE (SELECT COUNT(DISTINCT CASE WHEN reporter_address = '' THEN reporter \
                                                ELSE reporter_address END) \
-                    FROM stranger_reports WHERE reported = ?1 AND resolved_at IS NULL \
-                    AND created_at > strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?3)) >= ?2 \
+                    FROM stranger_reports WHERE reported = $1 AND resolved_at IS NULL \
+                    AND created_at > {since}) >= $2 \
              ON CONFLICT (principal) DO UPDATE \
                SET until = excluded.until, created_at = excluded.created_at \
-               WHERE stranger_restrictions.until <= {NOW} \
+               WHERE stranger_restrictions.until <= {now} \
              RETURNING until"
         ))
         .bind(principal)
         .bind(reporters)
-        .bind(format!("-{window_hours} hours"))
-        .bind(format!("+{hours} hours"))
+        .bind(-i64::from(window_hours))
+        .bind(i64::from(hours))
         .fetch_optional(&self.pool)
         .await?;
         let Some((until,)) = until else {
@@ -158,7 +156,7 @@ impl Db {
         };
         sqlx::query(
             "INSERT INTO moderation_log (moderator, action, principal, detail) \
-             VALUES (0, 'restricted', ?, ?)",
+             VALUES (0, 'restricted', $1, $2)",
         )
         .bind(principal)
         .bind(&until)
@@ -174,6 +172,7 @@ impl Db {
         before: Option<i64>,
         limit: i64,
     ) -> Result<Vec<ReportView>, DbError> {
+        let now = self.engine.now();
         let rows: Vec<ReportRow> = sqlx::query_as(&format!(
             "SELECT r.id, r.created_at, r.reason, r.note, r.lines, r.reported, \
                     u.display_name, u.email, \
@@ -185,13 +184,13 @@ impl Db {
                     (SELECT MAX(b.until) FROM stranger_bans b \
                      WHERE (b.principal = r.reported \
                             OR (r.reported_address <> '' AND b.address = r.reported_address)) \
-                       AND b.until > {NOW}), \
+                       AND b.until > {now}), \
                     (SELECT s.until FROM stranger_restrictions s \
-                     WHERE s.principal = r.reported AND s.until > {NOW}), \
+                     WHERE s.principal = r.reported AND s.until > {now}), \
                     r.resolution \
              FROM stranger_reports r LEFT JOIN users u ON u.id = {} \
-             WHERE (?1 OR r.resolved_at IS NULL) AND (?2 IS NULL OR r.id < ?2) \
-             ORDER BY r.id DESC LIMIT ?3",
+             WHERE ($1 OR r.resolved_at IS NULL) AND ($2 IS NULL OR r.id < $2) \
+             ORDER BY r.id DESC LIMIT $3",
             user_of("r.reported")
         ))
         .bind(all)
@@ -237,9 +236,10 @@ impl Db {
     /// Closes report `id` as dismissed by `moderator` (if still open), and lifts the
     /// reported person's restriction when none of their reports stays open.
     pub async fn dismiss_report(&self, id: i64, moderator: i64) -> Result<Dismissal, DbError> {
+        let now = self.engine.now();
         let mut tx = self.immediate().await?;
         let Some((reported,)): Option<(String,)> =
-            sqlx::query_as("SELECT reported FROM stranger_reports WHERE id = ?")
+            sqlx::query_as("SELECT reported FROM stranger_reports WHERE id = $1")
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?
@@ -247,8 +247,8 @@ impl Db {
             return Ok(Dismissal::NoSuchReport);
         };
         let closed = sqlx::query(&format!(
-            "UPDATE stranger_reports SET resolved_at = {NOW}, resolution = 'dismissed' \
-             WHERE id = ? AND resolved_at IS NULL"
+            "UPDATE stranger_reports SET resolved_at = {now}, resolution = 'dismissed' \
+             WHERE id = $1 AND resolved_at IS NULL"
         ))
         .bind(id)
         .execute(&mut *tx)
@@ -259,13 +259,13 @@ impl Db {
             return Ok(Dismissal::AlreadyDecided);
         }
         let (open,): (i64,) = sqlx::query_as(
-            "SELECT COUNT(*) FROM stranger_reports WHERE reported = ? AND resolved_at IS NULL",
+            "SELECT COUNT(*) FROM stranger_reports WHERE reported = $1 AND resolved_at IS NULL",
         )
         .bind(&reported)
         .fetch_one(&mut *tx)
         .await?;
         let lifted = open == 0
-            && sqlx::query("DELETE FROM stranger_restrictions WHERE principal = ?")
+            && sqlx::query("DELETE FROM stranger_restrictions WHERE principal = $1")
                 .bind(&reported)
                 .execute(&mut *tx)
                 .await?
@@ -273,7 +273,7 @@ impl Db {
                 > 0;
         sqlx::query(
             "INSERT INTO moderation_log (moderator, action, report_id, principal) \
-             VALUES (?, 'dismissed', ?, ?)",
+             VALUES ($1, 'dismissed', $2, $3)",
         )
         .bind(moderator)
         .bind(id)
@@ -295,36 +295,38 @@ impl Db {
         hours: u32,
         moderator: i64,
     ) -> Result<Option<Ban>, DbError> {
+        let now = self.engine.now();
         let mut tx = self.immediate().await?;
         let Some((principal, address)) = reported(&mut tx, id).await? else {
             return Ok(None);
         };
-        let (until,): (String,) = sqlx::query_as(
+        let until = self.engine.hours_from_now("$3");
+        let (until,): (String,) = sqlx::query_as(&format!(
             "INSERT INTO stranger_bans (principal, address, until, report_id, moderator) \
-             VALUES (?1, ?2, strftime('%Y-%m-%dT%H:%M:%fZ', 'now', ?3), ?4, ?5) \
-             RETURNING until",
-        )
+             VALUES ($1, $2, {until}, $4, $5) \
+             RETURNING until"
+        ))
         .bind(&principal)
         .bind(&address)
-        .bind(format!("+{hours} hours"))
+        .bind(i64::from(hours))
         .bind(id)
         .bind(moderator)
         .fetch_one(&mut *tx)
         .await?;
         sqlx::query(&format!(
-            "UPDATE stranger_reports SET resolved_at = {NOW}, resolution = 'banned' \
-             WHERE reported = ? AND resolved_at IS NULL"
+            "UPDATE stranger_reports SET resolved_at = {now}, resolution = 'banned' \
+             WHERE reported = $1 AND resolved_at IS NULL"
         ))
         .bind(&principal)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM stranger_restrictions WHERE principal = ?")
+        sqlx::query("DELETE FROM stranger_restrictions WHERE principal = $1")
             .bind(&principal)
             .execute(&mut *tx)
             .await?;
         sqlx::query(
             "INSERT INTO moderation_log (moderator, action, report_id, principal, detail) \
-             VALUES (?, 'banned', ?, ?, ?)",
+             VALUES ($1, 'banned', $2, $3, $4)",
         )
         .bind(moderator)
         .bind(id)
@@ -343,13 +345,14 @@ impl Db {
     /// Ends now every running ban on the person report `id` is about (and on their address),
     /// logged as `moderator`'s. `None`: no such report; `Some(false)`: nothing was banned.
     pub async fn lift_ban(&self, id: i64, moderator: i64) -> Result<Option<bool>, DbError> {
+        let now = self.engine.now();
         let mut tx = self.immediate().await?;
         let Some((principal, address)) = reported(&mut tx, id).await? else {
             return Ok(None);
         };
         let lifted = sqlx::query(&format!(
-            "UPDATE stranger_bans SET until = {NOW} \
-             WHERE (principal = ?1 OR (?2 <> '' AND address = ?2)) AND until > {NOW}"
+            "UPDATE stranger_bans SET until = {now} \
+             WHERE (principal = $1 OR ($2 <> '' AND address = $2)) AND until > {now}"
         ))
         .bind(&principal)
         .bind(&address)
@@ -361,7 +364,7 @@ impl Db {
         }
         sqlx::query(
             "INSERT INTO moderation_log (moderator, action, report_id, principal) \
-             VALUES (?, 'lifted', ?, ?)",
+             VALUES ($1, 'lifted', $2, $3)",
         )
         .bind(moderator)
         .bind(id)
@@ -384,7 +387,7 @@ impl Db {
              FROM moderation_log l \
              LEFT JOIN users m ON m.id = l.moderator \
              LEFT JOIN users u ON u.id = {} \
-             WHERE (?1 IS NULL OR l.id < ?1) ORDER BY l.id DESC LIMIT ?2",
+             WHERE ($1 IS NULL OR l.id < $1) ORDER BY l.id DESC LIMIT $2",
             user_of("l.principal")
         ))
         .bind(before)

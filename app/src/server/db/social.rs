@@ -2,9 +2,7 @@
 //! one `BEGIN IMMEDIATE` transaction, so two people acting at once cannot leave a request
 //! beside a friendship or a friendship without its conversation.
 
-use sqlx::{Sqlite, Transaction};
-
-use super::{users::name_key, Db, DbError};
+use super::{users::name_key, Db, DbError, Flag, Tx};
 use crate::{
     error::AppError,
     friends::api::{Friend, FriendRequest, FriendsOverview, Relation, RequestOutcome},
@@ -42,13 +40,7 @@ pub fn ordered(a: i64, b: i64) -> (i64, i64) {
     (a.min(b), a.max(b))
 }
 
-type Tx = Transaction<'static, Sqlite>;
-
 impl Db {
-    pub(super) async fn immediate(&self) -> Result<Tx, DbError> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await
-    }
-
     /// Search results with where `me` stands with each; blocked pairs (either way) never see
     /// each other.
     pub async fn search_users(
@@ -60,22 +52,23 @@ impl Db {
     ) -> Result<Vec<(UserCard, Relation)>, DbError> {
         let rows: Vec<(i64, String, i64)> = sqlx::query_as(
             "SELECT u.id, u.display_name, \
-               CASE WHEN EXISTS (SELECT 1 FROM friendships f WHERE f.user_a = min(?1, u.id) \
-                                 AND f.user_b = max(?1, u.id)) THEN 1 \
-                    WHEN EXISTS (SELECT 1 FROM friend_requests r WHERE r.from_user = ?1 \
+               CASE WHEN EXISTS (SELECT 1 FROM friendships f \
+                                 WHERE (f.user_a = $1 AND f.user_b = u.id) \
+                                    OR (f.user_a = u.id AND f.user_b = $1)) THEN 1 \
+                    WHEN EXISTS (SELECT 1 FROM friend_requests r WHERE r.from_user = $1 \
                                  AND r.to_user = u.id) THEN 2 \
                     WHEN EXISTS (SELECT 1 FROM friend_requests r WHERE r.from_user = u.id \
-                                 AND r.to_user = ?1) THEN 3 \
+                                 AND r.to_user = $1) THEN 3 \
                     ELSE 0 END \
              FROM users u \
-             WHERE u.id <> ?1 \
-               AND (instr(u.name_key, ?2) > 0 OR u.email_key = ?3) \
-               AND NOT EXISTS (SELECT 1 FROM blocks b WHERE (b.blocker = ?1 AND b.blocked = u.id) \
-                               OR (b.blocker = u.id AND b.blocked = ?1)) \
-             ORDER BY u.name_key, u.id LIMIT ?4 OFFSET ?5",
+             WHERE u.id <> $1 \
+               AND (u.name_key LIKE $2 ESCAPE '\\' OR u.email_key = $3) \
+               AND NOT EXISTS (SELECT 1 FROM blocks b WHERE (b.blocker = $1 AND b.blocked = u.id) \
+                               OR (b.blocker = u.id AND b.blocked = $1)) \
+             ORDER BY u.name_key, u.id LIMIT $4 OFFSET $5",
         )
         .bind(me)
-        .bind(name_key(query))
+        .bind(contains_pattern(&name_key(query)))
         .bind(super::users::email_key(query))
         .bind(limit)
         .bind(offset)
@@ -99,9 +92,9 @@ impl Db {
         let friends: Vec<(i64, String, Option<String>, i64)> = sqlx::query_as(
             "SELECT u.id, u.display_name, u.last_seen_at, c.id \
              FROM friendships f \
-             JOIN users u ON u.id = CASE WHEN f.user_a = ?1 THEN f.user_b ELSE f.user_a END \
+             JOIN users u ON u.id = CASE WHEN f.user_a = $1 THEN f.user_b ELSE f.user_a END \
              JOIN conversations c ON c.user_a = f.user_a AND c.user_b = f.user_b \
-             WHERE f.user_a = ?1 OR f.user_b = ?1",
+             WHERE f.user_a = $1 OR f.user_b = $1",
         )
         .bind(me)
         .fetch_all(&self.pool)
@@ -120,17 +113,17 @@ impl Db {
         };
         let incoming = requests(
             "SELECT u.id, u.display_name, r.created_at FROM friend_requests r \
-             JOIN users u ON u.id = r.from_user WHERE r.to_user = ? ORDER BY r.created_at DESC",
+             JOIN users u ON u.id = r.from_user WHERE r.to_user = $1 ORDER BY r.created_at DESC",
         )
         .await?;
         let outgoing = requests(
             "SELECT u.id, u.display_name, r.created_at FROM friend_requests r \
-             JOIN users u ON u.id = r.to_user WHERE r.from_user = ? ORDER BY r.created_at DESC",
+             JOIN users u ON u.id = r.to_user WHERE r.from_user = $1 ORDER BY r.created_at DESC",
         )
         .await?;
         let blocked: Vec<(i64, String)> = sqlx::query_as(
             "SELECT u.id, u.display_name FROM blocks b JOIN users u ON u.id = b.blocked \
-             WHERE b.blocker = ? ORDER BY u.name_key",
+             WHERE b.blocker = $1 ORDER BY u.name_key",
         )
         .bind(me)
         .fetch_all(&self.pool)
@@ -157,8 +150,8 @@ impl Db {
     /// The ids of the user's friends (who see their presence).
     pub async fn friend_ids(&self, me: i64) -> Result<Vec<i64>, DbError> {
         sqlx::query_scalar(
-            "SELECT CASE WHEN user_a = ?1 THEN user_b ELSE user_a END FROM friendships \
-             WHERE user_a = ?1 OR user_b = ?1",
+            "SELECT CASE WHEN user_a = $1 THEN user_b ELSE user_a END FROM friendships \
+             WHERE user_a = $1 OR user_b = $1",
         )
         .bind(me)
         .fetch_all(&self.pool)
@@ -176,7 +169,7 @@ impl Db {
             ));
         }
         let mut tx = self.immediate().await?;
-        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = ?)")
+        let Flag(exists) = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)")
             .bind(to)
             .fetch_one(&mut *tx)
             .await?;
@@ -187,8 +180,8 @@ impl Db {
             return Err(SocialError::Refused(CANNOT_ASK));
         }
         let (a, b) = ordered(me, to);
-        let friends: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM friendships WHERE user_a = ? AND user_b = ?)",
+        let Flag(friends) = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM friendships WHERE user_a = $1 AND user_b = $2)",
         )
         .bind(a)
         .bind(b)
@@ -203,7 +196,7 @@ impl Db {
             tx.commit().await?;
             return Ok(RequestOutcome::Accepted { conversation_id });
         }
-        sqlx::query("INSERT OR IGNORE INTO friend_requests (from_user, to_user) VALUES (?, ?)")
+        sqlx::query("INSERT INTO friend_requests (from_user, to_user) VALUES ($1, $2) ON CONFLICT DO NOTHING")
             .bind(me)
             .bind(to)
             .execute(&mut *tx)
@@ -214,7 +207,7 @@ impl Db {
 
     pub async fn cancel_friend_request(&self, me: i64, to: i64) -> Result<(), SocialError> {
         let deleted =
-            sqlx::query("DELETE FROM friend_requests WHERE from_user = ? AND to_user = ?")
+            sqlx::query("DELETE FROM friend_requests WHERE from_user = $1 AND to_user = $2")
                 .bind(me)
                 .bind(to)
                 .execute(&self.pool)
@@ -254,7 +247,7 @@ impl Db {
     /// Ends a friendship. The conversation and its history stay, read-only.
     pub async fn unfriend(&self, me: i64, other: i64) -> Result<(), SocialError> {
         let (a, b) = ordered(me, other);
-        let deleted = sqlx::query("DELETE FROM friendships WHERE user_a = ? AND user_b = ?")
+        let deleted = sqlx::query("DELETE FROM friendships WHERE user_a = $1 AND user_b = $2")
             .bind(a)
             .bind(b)
             .execute(&self.pool)
@@ -274,27 +267,27 @@ impl Db {
             return Err(SocialError::Refused("You cannot block yourself."));
         }
         let mut tx = self.immediate().await?;
-        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = ?)")
+        let Flag(exists) = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)")
             .bind(other)
             .fetch_one(&mut *tx)
             .await?;
         if !exists {
             return Err(SocialError::NotFound(NO_SUCH_USER));
         }
-        sqlx::query("INSERT OR IGNORE INTO blocks (blocker, blocked) VALUES (?, ?)")
+        sqlx::query("INSERT INTO blocks (blocker, blocked) VALUES ($1, $2) ON CONFLICT DO NOTHING")
             .bind(me)
             .bind(other)
             .execute(&mut *tx)
             .await?;
         let (a, b) = ordered(me, other);
-        sqlx::query("DELETE FROM friendships WHERE user_a = ? AND user_b = ?")
+        sqlx::query("DELETE FROM friendships WHERE user_a = $1 AND user_b = $2")
             .bind(a)
             .bind(b)
             .execute(&mut *tx)
             .await?;
         sqlx::query(
-            "DELETE FROM friend_requests WHERE (from_user = ?1 AND to_user = ?2) \
-             OR (from_user = ?2 AND to_user = ?1)",
+            "DELETE FROM friend_requests WHERE (from_user = $1 AND to_user = $2) \
+             OR (from_user = $2 AND to_user = $1)",
         )
         .bind(me)
         .bind(other)
@@ -305,7 +298,7 @@ impl Db {
     }
 
     pub async fn unblock(&self, me: i64, other: i64) -> Result<(), SocialError> {
-        let deleted = sqlx::query("DELETE FROM blocks WHERE blocker = ? AND blocked = ?")
+        let deleted = sqlx::query("DELETE FROM blocks WHERE blocker = $1 AND blocked = $2")
             .bind(me)
             .bind(other)
             .execute(&self.pool)
@@ -319,34 +312,50 @@ impl Db {
 
     /// Remembers when the user was last connected (`None` if the account is gone).
     pub async fn touch_last_seen(&self, user: i64) -> Result<Option<String>, DbError> {
-        sqlx::query_scalar(
-            "UPDATE users SET last_seen_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = ? \
-             RETURNING last_seen_at",
-        )
+        sqlx::query_scalar(&format!(
+            "UPDATE users SET last_seen_at = {} WHERE id = $1 RETURNING last_seen_at",
+            self.engine.now()
+        ))
         .bind(user)
         .fetch_optional(&self.pool)
         .await
     }
 }
 
-async fn blocked_between<'e, E: sqlx::Executor<'e, Database = Sqlite>>(
+async fn blocked_between<'e, E: sqlx::Executor<'e, Database = sqlx::Any>>(
     executor: E,
     a: i64,
     b: i64,
 ) -> Result<bool, DbError> {
-    sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM blocks WHERE (blocker = ?1 AND blocked = ?2) \
-         OR (blocker = ?2 AND blocked = ?1))",
+    let Flag(blocked) = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM blocks WHERE (blocker = $1 AND blocked = $2) \
+         OR (blocker = $2 AND blocked = $1))",
     )
     .bind(a)
     .bind(b)
     .fetch_one(executor)
-    .await
+    .await?;
+    Ok(blocked)
+}
+
+/// A `LIKE` pattern matching text that contains `needle` (its `%`, `_` and `\` taken
+/// literally, with `ESCAPE '\'`).
+fn contains_pattern(needle: &str) -> String {
+    let mut pattern = String::with_capacity(needle.len() + 2);
+    pattern.push('%');
+    for c in needle.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
 }
 
 /// Deletes the request `from` → `to`; whether there was one.
 async fn take_request(tx: &mut Tx, from: i64, to: i64) -> Result<bool, DbError> {
-    let deleted = sqlx::query("DELETE FROM friend_requests WHERE from_user = ? AND to_user = ?")
+    let deleted = sqlx::query("DELETE FROM friend_requests WHERE from_user = $1 AND to_user = $2")
         .bind(from)
         .bind(to)
         .execute(&mut **tx)
@@ -359,24 +368,27 @@ async fn take_request(tx: &mut Tx, from: i64, to: i64) -> Result<bool, DbError> 
 /// had one). Returns the conversation id.
 async fn befriend(tx: &mut Tx, x: i64, y: i64) -> Result<i64, DbError> {
     let (a, b) = ordered(x, y);
-    sqlx::query("INSERT OR IGNORE INTO friendships (user_a, user_b) VALUES (?, ?)")
+    sqlx::query("INSERT INTO friendships (user_a, user_b) VALUES ($1, $2) ON CONFLICT DO NOTHING")
         .bind(a)
         .bind(b)
         .execute(&mut **tx)
         .await?;
-    sqlx::query("INSERT OR IGNORE INTO conversations (user_a, user_b) VALUES (?, ?)")
-        .bind(a)
-        .bind(b)
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO conversations (user_a, user_b) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(a)
+    .bind(b)
+    .execute(&mut **tx)
+    .await?;
     let id: i64 =
-        sqlx::query_scalar("SELECT id FROM conversations WHERE user_a = ? AND user_b = ?")
+        sqlx::query_scalar("SELECT id FROM conversations WHERE user_a = $1 AND user_b = $2")
             .bind(a)
             .bind(b)
             .fetch_one(&mut **tx)
             .await?;
     sqlx::query(
-        "INSERT OR IGNORE INTO conversation_members (conversation_id, user_id) VALUES (?1, ?2), (?1, ?3)",
+        "INSERT INTO conversation_members (conversation_id, user_id) VALUES ($1, $2), ($1, $3) \
+         ON CONFLICT DO NOTHING",
     )
     .bind(id)
     .bind(a)

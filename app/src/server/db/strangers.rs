@@ -16,8 +16,8 @@ impl Db {
     pub async fn stranger_avoid(&self, who: PrincipalId) -> Result<HashSet<PrincipalId>, DbError> {
         let key = who.key();
         let keys: Vec<(String,)> = sqlx::query_as(
-            "SELECT blocked FROM stranger_blocks WHERE blocker = ?1 \
-             UNION SELECT blocker FROM stranger_blocks WHERE blocked = ?1 LIMIT ?2",
+            "SELECT blocked FROM stranger_blocks WHERE blocker = $1 \
+             UNION SELECT blocker FROM stranger_blocks WHERE blocked = $1 LIMIT $2",
         )
         .bind(&key)
         .bind(MAX_BLOCKS_READ)
@@ -29,8 +29,8 @@ impl Db {
             .collect();
         if let PrincipalId::User(id) = who {
             let users: Vec<(i64,)> = sqlx::query_as(
-                "SELECT blocked FROM blocks WHERE blocker = ?1 \
-                 UNION SELECT blocker FROM blocks WHERE blocked = ?1 LIMIT ?2",
+                "SELECT blocked FROM blocks WHERE blocker = $1 \
+                 UNION SELECT blocker FROM blocks WHERE blocked = $1 LIMIT $2",
             )
             .bind(id)
             .bind(MAX_BLOCKS_READ)
@@ -47,11 +47,13 @@ impl Db {
         blocker: PrincipalId,
         blocked: PrincipalId,
     ) -> Result<(), DbError> {
-        sqlx::query("INSERT OR IGNORE INTO stranger_blocks (blocker, blocked) VALUES (?, ?)")
-            .bind(blocker.key())
-            .bind(blocked.key())
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO stranger_blocks (blocker, blocked) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(blocker.key())
+        .bind(blocked.key())
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -61,7 +63,7 @@ impl Db {
         let (id,): (i64,) = sqlx::query_as(
             "INSERT INTO stranger_reports \
              (reporter, reporter_address, reported, reported_address, reason, note, lines) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
         )
         .bind(report.reporter.key())
         .bind(&report.reporter_address)
@@ -118,7 +120,7 @@ mod tests {
         let first = db.stranger_report(&report).await.unwrap();
         assert!(db.stranger_report(&report).await.unwrap() > first);
         let (lines, reason): (String, String) =
-            sqlx::query_as("SELECT lines, reason FROM stranger_reports WHERE id = ?")
+            sqlx::query_as("SELECT lines, reason FROM stranger_reports WHERE id = $1")
                 .bind(first)
                 .fetch_one(&db.pool)
                 .await

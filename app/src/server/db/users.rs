@@ -3,18 +3,20 @@
 
 use sqlx::FromRow;
 
-use super::{Db, DbError};
+use super::{Db, DbError, Flag};
 
 /// A user row. Not `Serialize` on purpose: it carries the password hash.
 #[derive(Debug, Clone, FromRow)]
 pub struct UserRow {
     pub id: i64,
     pub email: String,
+    #[sqlx(try_from = "Flag")]
     pub email_verified: bool,
     pub display_name: String,
     pub password_hash: Option<String>,
     pub token_version: i64,
     /// Whether a Google identity is linked.
+    #[sqlx(try_from = "Flag")]
     pub google_linked: bool,
 }
 
@@ -43,7 +45,7 @@ pub fn name_key(name: &str) -> String {
 
 impl Db {
     pub async fn user_by_id(&self, id: i64) -> Result<Option<UserRow>, DbError> {
-        sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?"))
+        sqlx::query_as(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
             .bind(id)
             .fetch_optional(&self.pool)
             .await
@@ -66,12 +68,13 @@ impl Db {
     /// Rows of sessions past their expiry go at the same time.
     pub async fn revoke_session(&self, session_id: &str, expires_at: u64) -> Result<(), DbError> {
         let now = crate::server::auth::session::now_secs() as i64;
-        sqlx::query("DELETE FROM revoked_sessions WHERE expires_at < ?")
+        sqlx::query("DELETE FROM revoked_sessions WHERE expires_at < $1")
             .bind(now)
             .execute(&self.pool)
             .await?;
         sqlx::query(
-            "INSERT OR REPLACE INTO revoked_sessions (session_id, expires_at) VALUES (?, ?)",
+            "INSERT INTO revoked_sessions (session_id, expires_at) VALUES ($1, $2) \
+             ON CONFLICT (session_id) DO UPDATE SET expires_at = excluded.expires_at",
         )
         .bind(session_id)
         .bind(expires_at as i64)
@@ -90,8 +93,8 @@ impl Db {
             return Ok(false);
         }
         let read_after = self.live_sessions.changes();
-        let revoked: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM revoked_sessions WHERE session_id = ?)",
+        let Flag(revoked) = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM revoked_sessions WHERE session_id = $1)",
         )
         .bind(session_id)
         .fetch_one(&self.pool)
@@ -104,7 +107,7 @@ impl Db {
 
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>, DbError> {
         sqlx::query_as(&format!(
-            "SELECT {USER_COLUMNS} FROM users WHERE email_key = ?"
+            "SELECT {USER_COLUMNS} FROM users WHERE email_key = $1"
         ))
         .bind(email_key(email))
         .fetch_optional(&self.pool)
@@ -120,7 +123,7 @@ impl Db {
     ) -> Result<UserRow, CreateUserError> {
         let result = sqlx::query_as(&format!(
             "INSERT INTO users (email, email_key, email_verified, display_name, name_key, \
-             password_hash) VALUES (?, ?, ?, ?, ?, ?) RETURNING {USER_COLUMNS}"
+             password_hash) VALUES ($1, $2, $3, $4, $5, $6) RETURNING {USER_COLUMNS}"
         ))
         .bind(email.trim())
         .bind(email_key(email))
@@ -140,7 +143,7 @@ impl Db {
     }
 
     pub async fn set_display_name(&self, id: i64, display_name: &str) -> Result<(), DbError> {
-        let result = sqlx::query("UPDATE users SET display_name = ?, name_key = ? WHERE id = ?")
+        let result = sqlx::query("UPDATE users SET display_name = $1, name_key = $2 WHERE id = $3")
             .bind(display_name)
             .bind(name_key(display_name))
             .bind(id)
@@ -154,8 +157,8 @@ impl Db {
     /// Replaces the password hash and ends every session (new token version, returned).
     pub async fn set_password(&self, id: i64, password_hash: &str) -> Result<i64, DbError> {
         let result = sqlx::query_scalar(
-            "UPDATE users SET password_hash = ?, token_version = token_version + 1 \
-             WHERE id = ? RETURNING token_version",
+            "UPDATE users SET password_hash = $1, token_version = token_version + 1 \
+             WHERE id = $2 RETURNING token_version",
         )
         .bind(password_hash)
         .bind(id)
@@ -168,7 +171,7 @@ impl Db {
     /// Ends every session of the user: tokens carrying an older version stop working.
     pub async fn bump_token_version(&self, id: i64) -> Result<i64, DbError> {
         let result = sqlx::query_scalar(
-            "UPDATE users SET token_version = token_version + 1 WHERE id = ? RETURNING token_version",
+            "UPDATE users SET token_version = token_version + 1 WHERE id = $1 RETURNING token_version",
         )
         .bind(id)
         .fetch_one(&self.pool)
@@ -179,7 +182,7 @@ impl Db {
 
     /// Deletes the user; linked identities go with it (foreign key cascade).
     pub async fn delete_user(&self, id: i64) -> Result<(), DbError> {
-        let result = sqlx::query("DELETE FROM users WHERE id = ?")
+        let result = sqlx::query("DELETE FROM users WHERE id = $1")
             .bind(id)
             .execute(&self.pool)
             .await
@@ -197,7 +200,7 @@ impl Db {
         sqlx::query_as(
             "SELECT u.id, u.email, u.email_verified, u.display_name, u.password_hash, \
              u.token_version, TRUE AS google_linked FROM users u \
-             JOIN identities i ON i.user_id = u.id WHERE i.provider = ? AND i.subject = ?",
+             JOIN identities i ON i.user_id = u.id WHERE i.provider = $1 AND i.subject = $2",
         )
         .bind(provider)
         .bind(subject)
@@ -213,7 +216,7 @@ impl Db {
         email: &str,
     ) -> Result<(), DbError> {
         sqlx::query(
-            "INSERT INTO identities (provider, subject, user_id, email) VALUES (?, ?, ?, ?)",
+            "INSERT INTO identities (provider, subject, user_id, email) VALUES ($1, $2, $3, $4)",
         )
         .bind(provider)
         .bind(subject)
@@ -228,13 +231,14 @@ impl Db {
 
     /// Whether the user has a linked identity with this provider.
     pub async fn has_identity(&self, user_id: i64, provider: &str) -> Result<bool, DbError> {
-        sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM identities WHERE user_id = ? AND provider = ?)",
+        let Flag(linked) = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM identities WHERE user_id = $1 AND provider = $2)",
         )
         .bind(user_id)
         .bind(provider)
         .fetch_one(&self.pool)
-        .await
+        .await?;
+        Ok(linked)
     }
 }
 
@@ -339,7 +343,7 @@ mod cache_tests {
             "Ann"
         );
         // Cached: a change behind the app's back is not seen at once...
-        sqlx::query("UPDATE users SET display_name = 'Sneaky' WHERE id = ?")
+        sqlx::query("UPDATE users SET display_name = 'Sneaky' WHERE id = $1")
             .bind(ann.id)
             .execute(&db.pool)
             .await
@@ -387,7 +391,7 @@ mod cache_tests {
         let sid = "0123456789abcdef0123456789abcdef";
         assert!(!db.session_revoked(sid).await.unwrap());
         // Cached: the database is not asked again for a few seconds...
-        sqlx::query("INSERT INTO revoked_sessions (session_id, expires_at) VALUES (?, ?)")
+        sqlx::query("INSERT INTO revoked_sessions (session_id, expires_at) VALUES ($1, $2)")
             .bind(sid)
             .bind(i64::MAX)
             .execute(&db.pool)

@@ -1,17 +1,18 @@
 //! Conversation messages are stored by one writer task, in batches. SQLite takes one writer
-//! at a time anyway; here the messages that arrive while one transaction commits go together
+//! at a time anyway (and on PostgreSQL writers take turns too, see `Db::immediate`); here the messages that arrive while one transaction commits go together
 //! in the next (up to [`MAX_BATCH`]), so a busy server pays one commit for many messages
 //! instead of one each, and a quiet one writes each message at once (no waiting to fill a
 //! batch). Each message's posting rights are checked in the same transaction as its insert, so
 //! a block or unfriend cannot slip in between. A sender hears back only after the commit: the
 //! durability is that of one write per message.
 
-use sqlx::SqlitePool;
+use sqlx::{AnyConnection, AnyPool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
+    begin_immediate,
     messages::{posting_rights, MessageRow, MESSAGE_COLUMNS},
-    DbError,
+    DbError, Engine,
 };
 use crate::wire::MessageView;
 
@@ -68,9 +69,9 @@ pub struct MessageWriter {
 
 impl MessageWriter {
     /// Starts the writer on `pool` (inside a tokio runtime).
-    pub fn start(pool: SqlitePool) -> Self {
+    pub fn start(pool: AnyPool, engine: Engine) -> Self {
         let (queue, jobs) = mpsc::channel(QUEUE);
-        tokio::spawn(run(pool, jobs));
+        tokio::spawn(run(pool, engine, jobs));
         Self { queue }
     }
 
@@ -99,7 +100,7 @@ struct Members(std::collections::HashMap<i64, (i64, i64)>);
 impl Members {
     async fn peer(
         &mut self,
-        tx: &mut sqlx::SqliteConnection,
+        tx: &mut AnyConnection,
         conversation: i64,
         me: i64,
     ) -> Result<i64, DbError> {
@@ -107,7 +108,7 @@ impl Members {
             Some(&members) => members,
             None => {
                 let members: (i64, i64) =
-                    sqlx::query_as("SELECT user_a, user_b FROM conversations WHERE id = ?")
+                    sqlx::query_as("SELECT user_a, user_b FROM conversations WHERE id = $1")
                         .bind(conversation)
                         .fetch_one(&mut *tx)
                         .await?;
@@ -122,7 +123,7 @@ impl Members {
     }
 }
 
-async fn run(pool: SqlitePool, mut jobs: mpsc::Receiver<Job>) {
+async fn run(pool: AnyPool, engine: Engine, mut jobs: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut members = Members::default();
     while let Some(job) = jobs.recv().await {
@@ -133,7 +134,7 @@ async fn run(pool: SqlitePool, mut jobs: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let answers = match write(&pool, &batch, &mut members).await {
+        let answers = match write(&pool, engine, &batch, &mut members).await {
             Ok(answers) => answers,
             Err(error) => {
                 tracing::error!(%error, messages = batch.len(), "storing messages failed");
@@ -150,12 +151,14 @@ async fn run(pool: SqlitePool, mut jobs: mpsc::Receiver<Job>) {
 /// One transaction for the whole batch; a database failure fails all of it (nothing is half
 /// stored, and every sender is told).
 async fn write(
-    pool: &SqlitePool,
+    pool: &AnyPool,
+    engine: Engine,
     batch: &[Job],
     members: &mut Members,
 ) -> Result<Vec<Result<Posted, PostError>>, DbError> {
-    // IMMEDIATE: take the write lock first, instead of failing to upgrade a read later.
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    // Take the write lock first, instead of failing to upgrade a read later (SQLite); hand
+    // out message ids in commit order (PostgreSQL): see `Db::immediate`.
+    let mut tx = begin_immediate(pool, engine).await?;
     let mut answers = Vec::with_capacity(batch.len());
     for job in batch {
         answers.push(post_one(&mut tx, &job.post, members).await?);
@@ -166,18 +169,20 @@ async fn write(
 
 /// The insert, only where the sender may post: a member, friends with the other, no block
 /// either way (the same rules as [`posting_rights`], which says why when nothing is stored).
-const INSERT_IF_ALLOWED: &str = "INSERT INTO messages (conversation_id, sender_id, client_id, body) \
-     SELECT ?1, ?2, ?3, ?4 FROM conversations c \
-     WHERE c.id = ?1 AND (c.user_a = ?2 OR c.user_b = ?2) \
+/// Conversations and friendships both store their pair smaller id first.
+const INSERT_IF_ALLOWED: &str =
+    "INSERT INTO messages (conversation_id, sender_id, client_id, body) \
+     SELECT $1, $2, $3, $4 FROM conversations c \
+     WHERE c.id = $1 AND (c.user_a = $2 OR c.user_b = $2) \
        AND EXISTS (SELECT 1 FROM friendships f \
-                   WHERE f.user_a = min(c.user_a, c.user_b) AND f.user_b = max(c.user_a, c.user_b)) \
+                   WHERE f.user_a = c.user_a AND f.user_b = c.user_b) \
        AND NOT EXISTS (SELECT 1 FROM blocks b \
                        WHERE (b.blocker = c.user_a AND b.blocked = c.user_b) \
                           OR (b.blocker = c.user_b AND b.blocked = c.user_a)) \
      ON CONFLICT (sender_id, client_id) DO NOTHING RETURNING ";
 
 async fn post_one(
-    tx: &mut sqlx::SqliteConnection,
+    tx: &mut AnyConnection,
     post: &Post,
     members: &mut Members,
 ) -> Result<Result<Posted, PostError>, DbError> {
@@ -204,7 +209,7 @@ async fn post_one(
         return Ok(Err(PostError::NotAllowed(refusal)));
     }
     let existing: MessageRow = sqlx::query_as(&format!(
-        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender_id = ? AND client_id = ?"
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE sender_id = $1 AND client_id = $2"
     ))
     .bind(post.sender)
     .bind(&post.client_id)
