@@ -24,6 +24,12 @@ pub struct Config {
     pub database_url: Option<Secret>,
     /// `PARLOR_DATABASE_POOL`: connections kept to PostgreSQL.
     pub database_pool: u32,
+    /// `PARLOR_REDIS_URL`: Redis, shared by several instances (`redis://…` or
+    /// `redis+unix://…`). May hold a password: never printed.
+    pub redis_url: Option<Secret>,
+    /// `PARLOR_INSTANCE_TIMEOUT_SECS`: how long an instance may go without a heartbeat in
+    /// Redis before the others take it for gone (its users offline).
+    pub instance_timeout: Duration,
     /// `PARLOR_LOG`: a tracing filter (`RUST_LOG` syntax).
     pub log_filter: String,
     /// `PARLOR_LOG_FORMAT`: human-readable text or one JSON object per line.
@@ -272,6 +278,38 @@ impl Config {
                 });
             }
         };
+        let redis_url = match get("PARLOR_REDIS_URL") {
+            None => None,
+            Some(url)
+                if ["redis://", "rediss://", "redis+unix://", "unix://"]
+                    .iter()
+                    .any(|scheme| url.starts_with(scheme)) =>
+            {
+                Some(Secret(url))
+            }
+            Some(url) => return Err(ConfigError::Invalid {
+                key: "PARLOR_REDIS_URL",
+                value: match url.split_once("://") {
+                    Some((scheme, _)) => format!("{scheme}://[redacted]"),
+                    None => "[redacted]".into(),
+                },
+                reason:
+                    "expected redis://[:password@]host:port[/db] or redis+unix:///path/to/socket"
+                        .into(),
+            }),
+        };
+        if redis_url.is_some() && database_url.is_none() {
+            return Err(ConfigError::Missing {
+                key: "PARLOR_DATABASE_URL",
+                reason: "several instances (PARLOR_REDIS_URL) share one PostgreSQL database, not each its own SQLite file",
+            });
+        }
+        let instance_timeout = Duration::from_secs(parse_number(
+            "PARLOR_INSTANCE_TIMEOUT_SECS",
+            get("PARLOR_INSTANCE_TIMEOUT_SECS"),
+            app::server::cluster::ALIVE_FOR.as_secs(),
+            2..=300,
+        )?);
         let database_pool = parse_number(
             "PARLOR_DATABASE_POOL",
             get("PARLOR_DATABASE_POOL"),
@@ -548,6 +586,8 @@ impl Config {
             data_dir,
             database_url,
             database_pool,
+            redis_url,
+            instance_timeout,
             log_filter,
             log_format,
             shutdown_timeout,
@@ -595,6 +635,13 @@ impl Config {
         self.data_dir.join("parlor.db")
     }
 
+    /// The Redis URL in words safe to log (without password and parameters).
+    pub fn redis_label(&self) -> String {
+        self.redis_url
+            .as_ref()
+            .map_or_else(String::new, |url| redact_url(url.expose()))
+    }
+
     /// Which database, in words safe to log: the SQLite file, or the PostgreSQL URL without
     /// its password and parameters.
     pub fn database_label(&self) -> String {
@@ -611,6 +658,8 @@ impl Config {
             data_dir: data_dir.to_path_buf(),
             database_url: None,
             database_pool: DEFAULT_DATABASE_POOL,
+            redis_url: None,
+            instance_timeout: app::server::cluster::ALIVE_FOR,
             log_filter: DEFAULT_LOG.into(),
             log_format: LogFormat::Text,
             shutdown_timeout: Duration::from_secs(1),

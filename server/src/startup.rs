@@ -16,7 +16,9 @@ use app::server::{
         session::{random_secret_hex, Sessions},
         Auth, GoogleSettings, Guests,
     },
+    cluster::Cluster,
     db::{Db, DbError, MigrateError},
+    hub::{Delivery, Presence},
     metrics::Metrics,
     state::{AppState, Limits, RendezvousLimits, Shared},
 };
@@ -38,6 +40,11 @@ pub enum StartupError {
     Database { what: String, source: DbError },
     #[error("cannot apply database migrations to {what}: {source}")]
     Migrate { what: String, source: MigrateError },
+    #[error("cannot reach Redis at {what} (PARLOR_REDIS_URL): {source}")]
+    Redis {
+        what: String,
+        source: redis::RedisError,
+    },
     #[error("cannot use the session key file {path}: {reason}")]
     SessionKey { path: PathBuf, reason: String },
     #[error("cannot use the TLS certificate (PARLOR_TLS_CERT, PARLOR_TLS_KEY): {0}")]
@@ -183,6 +190,28 @@ impl Application {
         let session_secret = session_secret(&config)?;
         let auth = Arc::new(build_auth(&config, &session_secret, &metrics)?);
         let hub = Arc::new(app::server::hub::Hub::default());
+        let (cluster, presence_changes) = match &config.redis_url {
+            Some(url) => {
+                let (cluster, changes) =
+                    Cluster::connect(url.expose(), hub.clone(), config.instance_timeout)
+                        .await
+                        .map_err(|source| StartupError::Redis {
+                            what: config.redis_label(),
+                            source,
+                        })?;
+                tracing::info!(
+                    redis = %config.redis_label(),
+                    instance = %format!("{:x}", hub.instance().0),
+                    "joined the cluster"
+                );
+                (Some(cluster), Some(changes))
+            }
+            None => (None, None),
+        };
+        let (delivery, presence): (Arc<dyn Delivery>, Arc<dyn Presence>) = match &cluster {
+            Some(cluster) => (cluster.clone(), cluster.clone()),
+            None => (hub.clone(), hub.clone()),
+        };
         let strangers = Arc::new(
             app::server::strangers::Strangers::new(&session_secret)
                 .with_metrics(metrics.strangers())
@@ -192,8 +221,9 @@ impl Application {
             leptos_options,
             db,
             auth,
-            delivery: hub.clone(),
-            presence: hub.clone(),
+            delivery,
+            presence,
+            cluster,
             hub,
             ice_servers,
             calls,
@@ -268,6 +298,15 @@ impl Application {
             }),
             metrics,
         });
+        if let Some(mut changes) = presence_changes {
+            // Who came online or went offline over all instances: their friends hear it.
+            let state = state.clone();
+            tokio::spawn(async move {
+                while let Some((user, online)) = changes.recv().await {
+                    app::server::realtime::announce_presence(&state, user, online).await;
+                }
+            });
+        }
         Ok(Self {
             listener,
             tls,
@@ -344,6 +383,13 @@ impl Application {
             }
         };
         matcher.abort();
+        if let Some(cluster) = &self.state.cluster {
+            // Out of the cluster at once (not when the heartbeat runs out): friends of people
+            // who were only here hear they left.
+            for user in cluster.depart().await {
+                app::server::realtime::announce_presence(&self.state, user, false).await;
+            }
+        }
         if let Some(turn) = &self.turn {
             turn.close().await;
         }

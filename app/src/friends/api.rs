@@ -172,8 +172,10 @@ mod imp {
             .friends_overview(me.id)
             .await
             .map_err(crate::server::unavailable("reading friends"))?;
-        for friend in &mut overview.friends {
-            friend.online = state.presence.is_online(friend.user.id);
+        let ids: Vec<i64> = overview.friends.iter().map(|f| f.user.id).collect();
+        let online = state.presence.online(&ids).await;
+        for (friend, online) in overview.friends.iter_mut().zip(online) {
+            friend.online = online;
             if friend.online {
                 friend.last_seen = None;
             }

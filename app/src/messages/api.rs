@@ -110,7 +110,7 @@ mod imp {
             .ok_or_else(not_found)?;
         // Presence is for people who may talk: not across a block (nor to ex-friends).
         detail.peer_online =
-            detail.read_only_reason.is_none() && state.presence.is_online(detail.peer.id);
+            detail.read_only_reason.is_none() && state.presence.is_online(detail.peer.id).await;
         Ok(detail)
     }
 

@@ -72,9 +72,32 @@ fn session_number(session_id: &str) -> u128 {
     u128::from_str_radix(session_id, 16).unwrap_or(0)
 }
 
-/// Whether a user has a socket open anywhere (friends see each other online).
+/// Whether users have a socket open anywhere (friends see each other online).
 pub trait Presence: Send + Sync {
-    fn is_online(&self, user: i64) -> bool;
+    /// For each of `users`, whether they have a socket open on any instance.
+    fn online<'a>(
+        &'a self,
+        users: &'a [i64],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<bool>> + Send + 'a>>;
+
+    /// `who`'s first socket on this instance opened (`here`), or their last one here closed.
+    /// Returns whether the caller announces it now: they came online or went offline
+    /// everywhere. (With several instances the answer comes later, and the cluster announces
+    /// it.)
+    fn local_change(&self, who: PrincipalId, here: bool) -> bool;
+
+    fn is_online<'a>(
+        &'a self,
+        user: i64,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = bool> + Send + 'a>> {
+        Box::pin(async move {
+            self.online(std::slice::from_ref(&user))
+                .await
+                .first()
+                .copied()
+                .unwrap_or(false)
+        })
+    }
 }
 
 /// Frames waiting for one socket's writer. Enough for bursts; a client this far behind is
@@ -247,6 +270,39 @@ impl Hub {
             .unwrap_or_default()
     }
 
+    /// Whether `who` has a socket on this instance.
+    pub fn holds(&self, who: PrincipalId) -> bool {
+        self.shard(who)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains_key(&who)
+    }
+
+    /// Everyone with a socket on this instance.
+    pub fn principals(&self) -> Vec<PrincipalId> {
+        self.shards
+            .iter()
+            .flat_map(|shard| {
+                shard
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .keys()
+                    .copied()
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// Queues `frame` for `who`'s sockets here but connection `except`; how many got it.
+    pub fn send_frame_except(&self, who: PrincipalId, frame: &Frame, except: Option<u64>) -> usize {
+        self.send_where(who, frame, |id| Some(id) != except)
+    }
+
+    /// Queues `frame` for `who`'s socket `conn` here; whether it is still there.
+    pub fn send_frame_to_conn(&self, who: PrincipalId, conn: u64, frame: &Frame) -> bool {
+        self.send_where(who, frame, |id| id == conn) > 0
+    }
+
     /// Whether `who`'s socket `socket` is still connected to this instance.
     /// [`Self::has_socket`] as the closure the strangers' matcher takes.
     pub fn reachable(&self) -> impl Fn(PrincipalId, SocketRef) -> bool + '_ {
@@ -346,12 +402,20 @@ impl Delivery for Hub {
 }
 
 impl Presence for Hub {
-    fn is_online(&self, user: i64) -> bool {
-        let who = PrincipalId::User(user);
-        self.shard(who)
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains_key(&who)
+    fn online<'a>(
+        &'a self,
+        users: &'a [i64],
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Vec<bool>> + Send + 'a>> {
+        let online = users
+            .iter()
+            .map(|&user| self.holds(PrincipalId::User(user)))
+            .collect();
+        Box::pin(std::future::ready(online))
+    }
+
+    /// One instance: the first socket here is the first anywhere.
+    fn local_change(&self, _who: PrincipalId, _here: bool) -> bool {
+        true
     }
 }
 
@@ -369,7 +433,7 @@ mod tests {
         let mut a = hub.register(ANN, 0, "");
         let mut b = hub.register(ANN, 0, "");
         assert!(a.first && !b.first);
-        assert!(hub.is_online(1) && !hub.is_online(2));
+        assert_eq!(hub.online(&[1, 2]).await, [true, false]);
 
         assert_eq!(hub.send_to(ANN, &ServerMsg::Pong), 2);
         let pong = Outbound::Text(Frame {
@@ -380,9 +444,9 @@ mod tests {
         assert_eq!(b.queue.recv().await, Some(pong));
 
         assert!(!hub.unregister(ANN, a.socket));
-        assert!(hub.is_online(1));
+        assert!(hub.is_online(1).await);
         assert!(hub.unregister(ANN, b.socket));
-        assert!(!hub.is_online(1));
+        assert!(!hub.is_online(1).await);
         assert_eq!(hub.socket_count(), 0);
     }
 
@@ -401,7 +465,7 @@ mod tests {
             conn: tab.socket.conn,
         };
         assert!(!hub.send_to_socket(guest, elsewhere, &ServerMsg::Pong));
-        assert!(!hub.is_online(42));
+        assert!(!hub.is_online(42).await);
         assert!(hub.unregister(guest, tab.socket));
     }
 

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod calls;
+pub mod cluster;
 pub mod db;
 pub mod headers;
 pub mod hub;

@@ -629,16 +629,26 @@ impl Session {
     /// Tells the user's friends they came online (first socket). Guests have no friends.
     pub async fn announce_online(&self) {
         if let Some(user) = self.principal.user() {
-            self.announce(user.id, true, None).await;
+            announce_presence(&self.state, user.id, true).await;
         }
     }
 
     /// Records when the user was last seen and tells their friends they left (last socket).
     pub async fn announce_offline(&self) {
-        let Some(user) = self.principal.user().map(|u| u.id) else {
-            return;
-        };
-        let last_seen = match self.state.db.touch_last_seen(user).await {
+        if let Some(user) = self.principal.user() {
+            announce_presence(&self.state, user.id, false).await;
+        }
+    }
+}
+
+/// Tells `user`'s friends they came online or went offline (recording when they were last
+/// seen). Sockets call it for a first or last socket; with several instances the cluster
+/// does, when it decides that over all of them.
+pub async fn announce_presence(state: &AppState, user: i64, online: bool) {
+    let last_seen = if online {
+        None
+    } else {
+        match state.db.touch_last_seen(user).await {
             Ok(Some(at)) => Some(at),
             // The account was deleted: its friends were told already.
             Ok(None) => return,
@@ -646,21 +656,17 @@ impl Session {
                 tracing::error!(error = %e, "recording last seen failed");
                 None
             }
-        };
-        self.announce(user, false, last_seen).await;
-    }
-
-    async fn announce(&self, user: i64, online: bool, last_seen: Option<String>) {
-        match self.state.db.friend_ids(user).await {
-            Ok(friends) => self.state.delivery.send_to_users(
-                &friends,
-                &ServerMsg::Presence {
-                    user_id: user,
-                    online,
-                    last_seen,
-                },
-            ),
-            Err(e) => tracing::error!(error = %e, "reading friends for presence failed"),
         }
+    };
+    match state.db.friend_ids(user).await {
+        Ok(friends) => state.delivery.send_to_users(
+            &friends,
+            &ServerMsg::Presence {
+                user_id: user,
+                online,
+                last_seen,
+            },
+        ),
+        Err(e) => tracing::error!(error = %e, "reading friends for presence failed"),
     }
 }

@@ -48,10 +48,13 @@ pub struct Shared {
     pub auth: Arc<Auth>,
     /// The sockets connected to this instance (registering and closing them).
     pub hub: Arc<Hub>,
-    /// Reaching people's sockets (today: this instance's hub).
+    /// Reaching people's sockets: this instance's hub, or through Redis the sockets of every
+    /// instance ([`super::cluster`]).
     pub delivery: Arc<dyn Delivery>,
-    /// Who is online (today: this instance's hub).
+    /// Who is online: on this instance, or on any (through Redis).
     pub presence: Arc<dyn Presence>,
+    /// The other instances, through Redis (`PARLOR_REDIS_URL`); `None` alone.
+    pub cluster: Option<Arc<super::cluster::Cluster>>,
     /// The calls ringing or running (today: in this instance's memory).
     pub calls: Arc<dyn CallRegistry>,
     /// STUN/TURN servers handed to browsers for calls.

@@ -127,7 +127,7 @@ async fn run(
         // TURN credentials come with each call, for its two parties only.
         ice_servers: state.ice_servers.configured.clone(),
     });
-    if registration.first {
+    if registration.first && state.presence.local_change(who, true) {
         Box::pin(session.announce_online()).await;
     }
 
@@ -177,7 +177,7 @@ async fn run(
     writer.abort();
     let last = state.hub.unregister(who, registration.socket);
     Box::pin(session.closed()).await;
-    if last {
+    if last && state.presence.local_change(who, false) {
         Box::pin(session.announce_offline()).await;
     }
     tracing::debug!(conn_id, "socket closed");

@@ -81,7 +81,7 @@ impl TestApp {
 
     async fn start(mut config: Config, data_dir: TempDir) -> Self {
         if config.database_url.is_none() {
-            config.database_url = postgres_for(data_dir.path()).await.map(Secret::new);
+            config.database_url = postgres_for(&config.data_dir).await.map(Secret::new);
         }
         let database_url = config
             .database_url
@@ -110,6 +110,27 @@ impl TestApp {
             stop: Some(stop),
             task: Some(task),
         }
+    }
+
+    /// `n` instances of the app sharing one database and one Redis (a `redis-server` of the
+    /// test's own), as behind a load balancer: one data directory (so one session key and, on
+    /// SQLite, one file) and, when the suite runs on PostgreSQL, one database. Instances are
+    /// taken for gone 1 s after their last heartbeat.
+    pub async fn cluster(n: usize) -> (testkit::redis::Redis, Vec<TestApp>) {
+        let redis = testkit::redis::Redis::start();
+        let join = |config: &mut Config| {
+            config.redis_url = Some(Secret::new(redis.url()));
+            config.instance_timeout = std::time::Duration::from_secs(1);
+        };
+        let first = Self::spawn_with(join).await;
+        let mut apps = vec![first];
+        for _ in 1..n {
+            let mut config = Config::for_tests(apps[0].data_path());
+            join(&mut config);
+            let own = tempfile::tempdir().expect("temporary directory");
+            apps.push(Self::start(config, own).await);
+        }
+        (redis, apps)
     }
 
     /// Another handle on the app's database, as a second instance sharing it would have (its

@@ -5,6 +5,7 @@ mod assets;
 mod auth;
 mod binary;
 mod calls;
+mod cluster;
 mod decoders;
 mod friends;
 mod guests;

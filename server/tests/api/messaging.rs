@@ -559,7 +559,7 @@ async fn a_silent_connection_is_dropped_within_two_heartbeats() {
         lively.silent_for(Duration::from_millis(1000)),
         bob_tab.silent_for(Duration::from_millis(1000))
     );
-    assert!(app.state.presence.is_online(ann.id));
+    assert!(app.state.presence.is_online(ann.id).await);
     lively.ws.close(None).await.unwrap();
     bob_tab
         .next_where(|m| matches!(m, ServerMsg::Presence { online: false, .. }).then_some(()))
@@ -579,7 +579,7 @@ async fn a_silent_connection_is_dropped_within_two_heartbeats() {
         "{:?}",
         started.elapsed()
     );
-    assert!(!app.state.presence.is_online(ann.id));
+    assert!(!app.state.presence.is_online(ann.id).await);
     drop(silent);
 }
 

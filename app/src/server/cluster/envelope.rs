@@ -1,0 +1,294 @@
+//! What one instance publishes for the others' sockets: a frame for every socket of a
+//! principal (or all but one), for one socket, or an order to close sessions. Written as a few
+//! header lines and the frame's text as is (no second JSON encoding):
+//!
+//! ```text
+//! <op>\n<origin instance>\n<principal key>\n<argument>\n<frame type>\n<frame text>
+//! ```
+//!
+//! Only Parlor instances write to Redis; a payload that does not parse is dropped and logged.
+
+use std::sync::Mutex;
+
+use crate::server::{
+    auth::PrincipalId,
+    hub::{InstanceId, SocketRef},
+};
+
+/// One delivery or order between instances.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Envelope {
+    /// For every socket of `to`.
+    All {
+        origin: InstanceId,
+        to: PrincipalId,
+        kind: &'static str,
+        text: String,
+    },
+    /// For every socket of `to` but `except`.
+    Others {
+        origin: InstanceId,
+        to: PrincipalId,
+        except: SocketRef,
+        kind: &'static str,
+        text: String,
+    },
+    /// For one socket (published on its instance's channel).
+    Socket {
+        origin: InstanceId,
+        to: PrincipalId,
+        conn: u64,
+        kind: &'static str,
+        text: String,
+    },
+    /// Close the user's sockets opened with an older token version (all: `None`).
+    EndSessions {
+        origin: InstanceId,
+        user: i64,
+        token_version: Option<i64>,
+    },
+    /// Close the user's sockets opened with this session.
+    EndSession {
+        origin: InstanceId,
+        user: i64,
+        session_id: String,
+    },
+}
+
+/// Why a payload was dropped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed envelope: {0}")]
+pub struct Malformed(&'static str);
+
+impl Envelope {
+    pub fn origin(&self) -> InstanceId {
+        match self {
+            Envelope::All { origin, .. }
+            | Envelope::Others { origin, .. }
+            | Envelope::Socket { origin, .. }
+            | Envelope::EndSessions { origin, .. }
+            | Envelope::EndSession { origin, .. } => *origin,
+        }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        let (op, origin, to, arg, kind, text) = match self {
+            Envelope::All {
+                origin,
+                to,
+                kind,
+                text,
+            } => ("A", origin, to.key(), String::new(), *kind, text.as_str()),
+            Envelope::Others {
+                origin,
+                to,
+                except,
+                kind,
+                text,
+            } => (
+                "O",
+                origin,
+                to.key(),
+                format!("{:x}:{}", except.instance.0, except.conn),
+                *kind,
+                text.as_str(),
+            ),
+            Envelope::Socket {
+                origin,
+                to,
+                conn,
+                kind,
+                text,
+            } => (
+                "S",
+                origin,
+                to.key(),
+                conn.to_string(),
+                *kind,
+                text.as_str(),
+            ),
+            Envelope::EndSessions {
+                origin,
+                user,
+                token_version,
+            } => (
+                "E",
+                origin,
+                PrincipalId::User(*user).key(),
+                token_version.map_or_else(String::new, |v| v.to_string()),
+                "",
+                "",
+            ),
+            Envelope::EndSession {
+                origin,
+                user,
+                session_id,
+            } => (
+                "X",
+                origin,
+                PrincipalId::User(*user).key(),
+                session_id.clone(),
+                "",
+                "",
+            ),
+        };
+        format!("{op}\n{:x}\n{to}\n{arg}\n{kind}\n{text}", origin.0).into_bytes()
+    }
+
+    pub fn decode(payload: &[u8]) -> Result<Self, Malformed> {
+        let text = std::str::from_utf8(payload).map_err(|_| Malformed("not UTF-8"))?;
+        let mut parts = text.splitn(6, '\n');
+        let mut next = |what| parts.next().ok_or(Malformed(what));
+        let (op, origin, to, arg, kind, text) = (
+            next("op")?,
+            next("origin")?,
+            next("principal")?,
+            next("argument")?,
+            next("type")?,
+            next("text")?,
+        );
+        let origin = InstanceId(u64::from_str_radix(origin, 16).map_err(|_| Malformed("origin"))?);
+        let to = PrincipalId::from_key(to).ok_or(Malformed("principal"))?;
+        let user = || match to {
+            PrincipalId::User(id) => Ok(id),
+            PrincipalId::Guest(_) => Err(Malformed("sessions are a user's")),
+        };
+        Ok(match op {
+            "A" => Envelope::All {
+                origin,
+                to,
+                kind: intern(kind),
+                text: text.to_string(),
+            },
+            "O" => {
+                let (instance, conn) = arg.split_once(':').ok_or(Malformed("socket"))?;
+                Envelope::Others {
+                    origin,
+                    to,
+                    except: SocketRef {
+                        instance: InstanceId(
+                            u64::from_str_radix(instance, 16).map_err(|_| Malformed("socket"))?,
+                        ),
+                        conn: conn.parse().map_err(|_| Malformed("socket"))?,
+                    },
+                    kind: intern(kind),
+                    text: text.to_string(),
+                }
+            }
+            "S" => Envelope::Socket {
+                origin,
+                to,
+                conn: arg.parse().map_err(|_| Malformed("socket"))?,
+                kind: intern(kind),
+                text: text.to_string(),
+            },
+            "E" => Envelope::EndSessions {
+                origin,
+                user: user()?,
+                token_version: match arg {
+                    "" => None,
+                    v => Some(v.parse().map_err(|_| Malformed("token version"))?),
+                },
+            },
+            "X" => Envelope::EndSession {
+                origin,
+                user: user()?,
+                session_id: arg.to_string(),
+            },
+            _ => return Err(Malformed("op")),
+        })
+    }
+}
+
+/// Frame types name metrics labels, which are `&'static str`: the few types there are, each
+/// kept once. Past [`MAX_KINDS`] (only a bug could get there), `other`.
+fn intern(kind: &str) -> &'static str {
+    const MAX_KINDS: usize = 128;
+    static KINDS: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+    let mut kinds = KINDS.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(known) = kinds.iter().find(|k| **k == kind) {
+        return known;
+    }
+    if kinds.len() >= MAX_KINDS || kind.len() > 64 {
+        return "other";
+    }
+    let leaked: &'static str = Box::leak(kind.to_string().into_boxed_str());
+    kinds.push(leaked);
+    leaked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::auth::GuestId;
+
+    #[test]
+    fn every_envelope_round_trips_with_its_text_untouched() {
+        let origin = InstanceId(0xfeed_beef);
+        let text = "{\"type\":\"message\",\"body\":\"two\\nlines\\n\\nand more\"}".to_string();
+        for envelope in [
+            Envelope::All {
+                origin,
+                to: PrincipalId::User(42),
+                kind: "message",
+                text: text.clone(),
+            },
+            Envelope::Others {
+                origin,
+                to: PrincipalId::Guest(GuestId(7)),
+                except: SocketRef {
+                    instance: InstanceId(u64::MAX),
+                    conn: 9,
+                },
+                kind: "typing",
+                text: text.clone(),
+            },
+            Envelope::Socket {
+                origin,
+                to: PrincipalId::User(1),
+                conn: 3,
+                kind: "call_signal",
+                text: String::new(),
+            },
+            Envelope::EndSessions {
+                origin,
+                user: 5,
+                token_version: Some(2),
+            },
+            Envelope::EndSessions {
+                origin,
+                user: 5,
+                token_version: None,
+            },
+            Envelope::EndSession {
+                origin,
+                user: 5,
+                session_id: "0123456789abcdef0123456789abcdef".into(),
+            },
+        ] {
+            assert_eq!(Envelope::decode(&envelope.encode()), Ok(envelope.clone()));
+        }
+    }
+
+    #[test]
+    fn garbage_is_refused_not_delivered() {
+        for bad in [
+            &b""[..],
+            b"A\nzz\nu:1\n\nmessage\n{}",
+            b"A\n1\nnobody\n\nmessage\n{}",
+            b"Q\n1\nu:1\n\nmessage\n{}",
+            b"E\n1\ng:00000000000000000000000000000001\n\n\n",
+            b"O\n1\nu:1\nnot-a-socket\nmessage\n{}",
+            b"A\n1\nu:1",
+            &[0xff, 0xfe][..],
+        ] {
+            assert!(Envelope::decode(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn types_are_kept_once_and_bounded() {
+        assert!(std::ptr::eq(intern("presence"), intern("presence")));
+        assert_eq!(intern(&"x".repeat(65)), "other");
+    }
+}

@@ -1,0 +1,490 @@
+//! Several instances as one (`PARLOR_REDIS_URL`): reaching sockets on any instance, and
+//! presence over all of them, through Redis.
+//!
+//! - Delivery: every instance subscribes to one channel per principal it holds sockets of
+//!   (`parlor:p:<key>`) and one of its own (`parlor:i:<instance>`, for one socket). Sending
+//!   queues for this instance's sockets at once (as the [`Hub`] alone does) and publishes an
+//!   [`Envelope`] for the others; the instance that sent it ignores its own. Publishing never
+//!   waits: envelopes go through a bounded queue to one task that pipelines them in order.
+//! - Presence: `parlor:where:<user>` holds the instances a user has sockets on;
+//!   `parlor:alive` the instances' heartbeats (valid for [`ALIVE_FOR`], sent five times as
+//!   often).
+//!   A user is online while one of their instances is alive. Coming online and going offline
+//!   are decided by Lua scripts, atomic over all instances. Instances sweep the heartbeats:
+//!   the users of an instance that stopped without saying so go offline everywhere else.
+//! - If Redis forgets everything (restarted without persistence), the next heartbeat notices
+//!   this instance is unknown and registers its people again.
+//!
+//! Stored data never goes through here: PostgreSQL stays the source of truth, and a lost or
+//! late envelope loses no message (browsers catch up from the database).
+
+pub mod envelope;
+mod scripts;
+
+use std::{
+    collections::HashSet,
+    future::Future,
+    pin::Pin,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use redis::{
+    aio::{ConnectionManager, ConnectionManagerConfig},
+    PushInfo, PushKind, Value,
+};
+use tokio::sync::mpsc;
+
+pub use envelope::Envelope;
+
+use super::{
+    auth::PrincipalId,
+    hub::{encode, Delivery, Frame, Hub, InstanceId, Presence, SocketRef},
+};
+use crate::protocol::ServerMsg;
+
+/// How long a heartbeat counts by default: an instance silent this long is taken for gone.
+/// Instances say they are alive five times as often.
+pub const ALIVE_FOR: Duration = Duration::from_secs(10);
+/// Envelopes waiting for the publisher; past it they are dropped (and counted in the log):
+/// browsers catch up on reconnecting.
+const PUBLISH_QUEUE: usize = 65_536;
+/// The most envelopes sent in one pipeline.
+const PUBLISH_BATCH: usize = 256;
+
+/// A user came online (`true`) or went offline (`false`) over all instances: their friends
+/// are to be told.
+pub type PresenceChange = (i64, bool);
+
+fn principal_channel(who: PrincipalId) -> String {
+    format!("parlor:p:{}", who.key())
+}
+
+fn instance_channel(instance: InstanceId) -> String {
+    format!("parlor:i:{:x}", instance.0)
+}
+
+fn instance_name(instance: InstanceId) -> String {
+    format!("{:x}", instance.0)
+}
+
+/// This instance's side of the cluster.
+pub struct Cluster {
+    hub: Arc<Hub>,
+    redis: ConnectionManager,
+    publish: mpsc::Sender<(String, Vec<u8>)>,
+    /// Principals whose registration here may have changed, for the reconciler.
+    changes: mpsc::UnboundedSender<PrincipalId>,
+    /// How long a heartbeat counts.
+    alive_for: Duration,
+    /// The background tasks, stopped by [`Cluster::halt`].
+    tasks: Mutex<Vec<tokio::task::AbortHandle>>,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("instance", &self.hub.instance())
+            .finish()
+    }
+}
+
+impl Cluster {
+    /// Connects to Redis at `url`, subscribes this instance's own channel and says it is
+    /// alive. Returns the cluster and the presence changes its friends should hear about
+    /// (someone's last instance stopped, or their first or last socket anywhere).
+    pub async fn connect(
+        url: &str,
+        hub: Arc<Hub>,
+        alive_for: Duration,
+    ) -> Result<(Arc<Self>, mpsc::UnboundedReceiver<PresenceChange>), redis::RedisError> {
+        let info = redis::IntoConnectionInfo::into_connection_info(url)?;
+        let settings = info
+            .redis_settings()
+            .clone()
+            .set_protocol(redis::ProtocolVersion::RESP3);
+        let client = redis::Client::open(info.set_redis_settings(settings))?;
+        let receiver = hub.clone();
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(5)))
+            .set_response_timeout(Some(Duration::from_secs(5)))
+            .set_automatic_resubscription()
+            .set_push_sender(move |push: PushInfo| {
+                receive(&receiver, push);
+                Ok::<(), std::convert::Infallible>(())
+            });
+        let mut redis = client.get_connection_manager_with_config(config).await?;
+        redis.subscribe(instance_channel(hub.instance())).await?;
+        scripts::heartbeat(&mut redis, hub.instance(), alive_for).await?;
+
+        let (publish, queue) = mpsc::channel(PUBLISH_QUEUE);
+        let (changes, changed) = mpsc::unbounded_channel();
+        let (events, presence) = mpsc::unbounded_channel();
+        let cluster = Arc::new(Self {
+            hub,
+            redis,
+            publish,
+            changes,
+            alive_for,
+            tasks: Default::default(),
+        });
+        let tasks = [
+            tokio::spawn(publisher(cluster.redis.clone(), queue)).abort_handle(),
+            tokio::spawn(reconcile(cluster.clone(), changed, events.clone())).abort_handle(),
+            tokio::spawn(heartbeats(Arc::downgrade(&cluster), events)).abort_handle(),
+        ];
+        cluster
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(tasks);
+        Ok((cluster, presence))
+    }
+
+    /// Leaves the cluster (the server is stopping, its sockets closed): stops the background
+    /// work and forgets this instance in Redis at once. Returns the users who were only here,
+    /// for their friends to hear they left.
+    pub async fn depart(&self) -> Vec<i64> {
+        // What is queued to publish still goes; registering and heart-beating stop.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        self.halt();
+        let mut redis = self.redis.clone();
+        match scripts::sweep(&mut redis, Some(self.hub.instance())).await {
+            Ok(offline) => offline,
+            Err(error) => {
+                tracing::warn!(%error, "leaving the cluster failed: the others will time this instance out");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Stops publishing, registering and heart-beating, as a crashed instance would (the
+    /// others take it for gone once its heartbeat runs out). For tests.
+    pub fn halt(&self) {
+        for task in self
+            .tasks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain(..)
+        {
+            task.abort();
+        }
+    }
+
+    /// A round trip to Redis, for readiness checks.
+    pub async fn ping(&self) -> Result<(), redis::RedisError> {
+        let mut redis = self.redis.clone();
+        redis::cmd("PING").query_async::<String>(&mut redis).await?;
+        Ok(())
+    }
+
+    fn send(&self, channel: String, envelope: Envelope) {
+        if let Err(error) = self.publish.try_send((channel, envelope.encode())) {
+            tracing::warn!(%error, "the cluster's publish queue is full: dropping an envelope");
+        }
+    }
+
+    fn origin(&self) -> InstanceId {
+        self.hub.instance()
+    }
+}
+
+impl Delivery for Cluster {
+    fn send_frame(&self, to: PrincipalId, frame: &Frame) -> usize {
+        let sent = self.hub.send_frame(to, frame);
+        self.send(
+            principal_channel(to),
+            Envelope::All {
+                origin: self.origin(),
+                to,
+                kind: frame.kind,
+                text: frame.text.to_string(),
+            },
+        );
+        sent
+    }
+
+    fn send_to_socket(&self, to: PrincipalId, socket: SocketRef, message: &ServerMsg) -> bool {
+        if socket.instance == self.origin() {
+            return self.hub.send_to_socket(to, socket, message);
+        }
+        let frame = encode(message);
+        self.send(
+            instance_channel(socket.instance),
+            Envelope::Socket {
+                origin: self.origin(),
+                to,
+                conn: socket.conn,
+                kind: frame.kind,
+                text: frame.text.to_string(),
+            },
+        );
+        // Whether it is still there is for its instance to know.
+        true
+    }
+
+    fn send_to_others(&self, to: PrincipalId, except: SocketRef, message: &ServerMsg) {
+        let frame = encode(message);
+        self.hub.send_frame_except(
+            to,
+            &frame,
+            (except.instance == self.origin()).then_some(except.conn),
+        );
+        self.send(
+            principal_channel(to),
+            Envelope::Others {
+                origin: self.origin(),
+                to,
+                except,
+                kind: frame.kind,
+                text: frame.text.to_string(),
+            },
+        );
+    }
+
+    fn end_sessions(&self, user: i64, token_version: Option<i64>) {
+        self.hub.end_sessions(user, token_version);
+        self.send(
+            principal_channel(PrincipalId::User(user)),
+            Envelope::EndSessions {
+                origin: self.origin(),
+                user,
+                token_version,
+            },
+        );
+    }
+
+    fn end_session(&self, user: i64, session_id: &str) {
+        Delivery::end_session(self.hub.as_ref(), user, session_id);
+        self.send(
+            principal_channel(PrincipalId::User(user)),
+            Envelope::EndSession {
+                origin: self.origin(),
+                user,
+                session_id: session_id.to_string(),
+            },
+        );
+    }
+}
+
+impl Presence for Cluster {
+    fn online<'a>(
+        &'a self,
+        users: &'a [i64],
+    ) -> Pin<Box<dyn Future<Output = Vec<bool>> + Send + 'a>> {
+        Box::pin(async move {
+            let mut redis = self.redis.clone();
+            match scripts::online(&mut redis, users).await {
+                Ok(online) => online,
+                Err(error) => {
+                    // Shown as offline rather than failing the page.
+                    tracing::warn!(%error, "reading presence from Redis failed");
+                    users
+                        .iter()
+                        .map(|&u| self.hub.holds(PrincipalId::User(u)))
+                        .collect()
+                }
+            }
+        })
+    }
+
+    fn local_change(&self, who: PrincipalId, _here: bool) -> bool {
+        // The reconciler registers or unregisters them, and announces what changed.
+        let _ = self.changes.send(who);
+        false
+    }
+}
+
+/// A message Redis pushed: an envelope for this instance's sockets.
+fn receive(hub: &Hub, push: PushInfo) {
+    if push.kind != PushKind::Message {
+        if push.kind == PushKind::Disconnection {
+            tracing::warn!("lost the connection to Redis: reconnecting");
+        }
+        return;
+    }
+    let Some(Value::BulkString(payload)) = push.data.get(1) else {
+        return;
+    };
+    let envelope = match Envelope::decode(payload) {
+        Ok(envelope) => envelope,
+        Err(error) => {
+            tracing::warn!(%error, "dropping a cluster envelope");
+            return;
+        }
+    };
+    if envelope.origin() == hub.instance() {
+        // Delivered here when it was sent.
+        return;
+    }
+    let frame = |kind, text: String| Frame {
+        text: text.into(),
+        kind,
+    };
+    match envelope {
+        Envelope::All { to, kind, text, .. } => {
+            hub.send_frame(to, &frame(kind, text));
+        }
+        Envelope::Others {
+            to,
+            except,
+            kind,
+            text,
+            ..
+        } => {
+            let except = (except.instance == hub.instance()).then_some(except.conn);
+            hub.send_frame_except(to, &frame(kind, text), except);
+        }
+        Envelope::Socket {
+            to,
+            conn,
+            kind,
+            text,
+            ..
+        } => {
+            hub.send_frame_to_conn(to, conn, &frame(kind, text));
+        }
+        Envelope::EndSessions {
+            user,
+            token_version,
+            ..
+        } => hub.end_sessions(user, token_version),
+        Envelope::EndSession {
+            user, session_id, ..
+        } => Delivery::end_session(hub, user, &session_id),
+    }
+}
+
+/// Publishes envelopes in the order they were queued, as many per round trip as are waiting.
+async fn publisher(mut redis: ConnectionManager, mut queue: mpsc::Receiver<(String, Vec<u8>)>) {
+    let mut batch = Vec::with_capacity(PUBLISH_BATCH);
+    while queue.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
+        let mut pipe = redis::pipe();
+        for (channel, payload) in batch.drain(..) {
+            pipe.cmd("PUBLISH").arg(channel).arg(payload).ignore();
+        }
+        if let Err(error) = pipe.query_async::<()>(&mut redis).await {
+            tracing::warn!(%error, "publishing to Redis failed: those deliveries are lost");
+        }
+    }
+}
+
+/// Keeps Redis in step with who has sockets here: subscribes their channel and records them
+/// as present (or the reverse), one principal at a time, so a close and an open of the same
+/// person cannot cross. Announces who came online or went offline everywhere.
+async fn reconcile(
+    cluster: Arc<Cluster>,
+    mut changed: mpsc::UnboundedReceiver<PrincipalId>,
+    events: mpsc::UnboundedSender<PresenceChange>,
+) {
+    let registered: Arc<Mutex<HashSet<PrincipalId>>> = Default::default();
+    let mut redis = cluster.redis.clone();
+    let instance = cluster.hub.instance();
+    while let Some(who) = changed.recv().await {
+        if who == RESYNC {
+            // Redis lost this instance: register everyone again.
+            registered.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            for who in cluster.hub.principals() {
+                let _ = cluster.changes.send(who);
+            }
+            continue;
+        }
+        let wanted = cluster.hub.holds(who);
+        let is = registered
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&who);
+        if wanted == is {
+            continue;
+        }
+        let result = async {
+            let channel = principal_channel(who);
+            let changed = if wanted {
+                redis.subscribe(&channel).await?;
+                match who {
+                    PrincipalId::User(user) => scripts::arrive(&mut redis, instance, user).await?,
+                    PrincipalId::Guest(_) => false,
+                }
+            } else {
+                let changed = match who {
+                    PrincipalId::User(user) => scripts::leave(&mut redis, instance, user).await?,
+                    PrincipalId::Guest(_) => false,
+                };
+                redis.unsubscribe(&channel).await?;
+                changed
+            };
+            Ok::<_, redis::RedisError>(changed)
+        }
+        .await;
+        match result {
+            Ok(changed) => {
+                let mut registered = registered.lock().unwrap_or_else(|e| e.into_inner());
+                if wanted {
+                    registered.insert(who);
+                } else {
+                    registered.remove(&who);
+                }
+                if let (true, PrincipalId::User(user)) = (changed, who) {
+                    let _ = events.send((user, wanted));
+                }
+            }
+            // Tried again at the next heartbeat that finds Redis back.
+            Err(error) => tracing::warn!(%error, ?who, "updating presence in Redis failed"),
+        }
+    }
+}
+
+/// Not a principal anyone has: asks the reconciler to register everyone again.
+const RESYNC: PrincipalId = PrincipalId::Guest(super::auth::GuestId(0));
+
+/// Says this instance is alive five times per `alive_for`, and sweeps instances that stopped.
+async fn heartbeats(
+    cluster: std::sync::Weak<Cluster>,
+    events: mpsc::UnboundedSender<PresenceChange>,
+) {
+    let Some(alive_for) = cluster.upgrade().map(|c| c.alive_for) else {
+        return;
+    };
+    let mut tick = tokio::time::interval(alive_for / 5);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    let mut failing = false;
+    loop {
+        tick.tick().await;
+        let Some(cluster) = cluster.upgrade() else {
+            return;
+        };
+        let mut redis = cluster.redis.clone();
+        let instance = cluster.hub.instance();
+        match scripts::heartbeat(&mut redis, instance, alive_for).await {
+            Ok(known) => {
+                if failing {
+                    tracing::info!("Redis answers again");
+                    failing = false;
+                }
+                if !known {
+                    tracing::warn!(
+                        instance = %instance_name(instance),
+                        "Redis did not know this instance (restarted, or this instance stalled): registering its people again"
+                    );
+                    let _ = cluster.changes.send(RESYNC);
+                }
+            }
+            Err(error) => {
+                if !failing {
+                    tracing::error!(%error, "Redis is unreachable: other instances cannot reach this one's sockets until it is back");
+                    failing = true;
+                }
+                continue;
+            }
+        }
+        match scripts::sweep(&mut redis, None).await {
+            Ok(offline) => {
+                for user in offline {
+                    let _ = events.send((user, false));
+                }
+            }
+            Err(error) => tracing::warn!(%error, "sweeping stopped instances failed"),
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! The presence scripts: each runs atomically in Redis, so instances acting at once agree on
+//! who came online or went offline. Times are Redis's own clock (`TIME`), the same for every
+//! instance.
+
+use std::sync::LazyLock;
+
+use redis::{aio::ConnectionManager, RedisResult, Script};
+
+use super::instance_name;
+use crate::server::hub::InstanceId;
+
+const ALIVE: &str = "parlor:alive";
+
+fn where_key(user: i64) -> String {
+    format!("parlor:where:{user}")
+}
+
+fn users_key(instance: InstanceId) -> String {
+    format!("parlor:users:{}", instance_name(instance))
+}
+
+/// Shared by the scripts: Redis's clock in milliseconds, and whether a set of instances holds
+/// one that is alive (other than `except`).
+const PRELUDE: &str = r#"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local function alive_in(set, except)
+  for _, other in ipairs(redis.call('SMEMBERS', set)) do
+    if other ~= except then
+      local until_ = redis.call('ZSCORE', KEYS[1], other)
+      if until_ and tonumber(until_) > now then return true end
+    end
+  end
+  return false
+end
+"#;
+
+/// KEYS: alive, where:<user>, users:<instance>; ARGV: instance, user. 1 when the user was on
+/// no live instance before (they came online).
+static ARRIVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{PRELUDE}
+local before = alive_in(KEYS[2], ARGV[1])
+redis.call('SADD', KEYS[2], ARGV[1])
+redis.call('SADD', KEYS[3], ARGV[2])
+if before then return 0 else return 1 end"
+    ))
+});
+
+/// KEYS and ARGV as [`ARRIVE`]. 1 when the user is on no live instance now (went offline).
+static LEAVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{PRELUDE}
+redis.call('SREM', KEYS[2], ARGV[1])
+redis.call('SREM', KEYS[3], ARGV[2])
+if alive_in(KEYS[2], '') then return 0 else return 1 end"
+    ))
+});
+
+/// KEYS: alive, then where:<user> of each user asked. 1 or 0 for each.
+static ONLINE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{PRELUDE}
+local out = {{}}
+for i = 2, #KEYS do
+  if alive_in(KEYS[i], '') then out[#out + 1] = 1 else out[#out + 1] = 0 end
+end
+return out"
+    ))
+});
+
+/// KEYS: alive; ARGV: instance, how long it counts (ms). 1 when Redis knew the instance
+/// (and still counted it alive), 0 when it is new to Redis.
+static HEARTBEAT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{PRELUDE}
+local until_ = redis.call('ZSCORE', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+if until_ and tonumber(until_) > now then return 1 else return 0 end"
+    ))
+});
+
+/// KEYS: alive; ARGV: an instance that is leaving, or none. Forgets that instance, or every
+/// instance whose heartbeat ran out, and returns the users who were on it and are on no live
+/// instance now. Atomic: one sweeper handles each instance.
+static SWEEP: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{PRELUDE}
+local offline = {{}}
+local gone = ARGV[1] and {{ARGV[1]}} or redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now)
+for _, instance in ipairs(gone) do
+  redis.call('ZREM', KEYS[1], instance)
+  local users = 'parlor:users:' .. instance
+  for _, user in ipairs(redis.call('SMEMBERS', users)) do
+    local where = 'parlor:where:' .. user
+    redis.call('SREM', where, instance)
+    if not alive_in(where, '') then offline[#offline + 1] = user end
+  end
+  redis.call('DEL', users)
+end
+return offline"
+    ))
+});
+
+pub(super) async fn arrive(
+    redis: &mut ConnectionManager,
+    instance: InstanceId,
+    user: i64,
+) -> RedisResult<bool> {
+    let came: i64 = ARRIVE
+        .key(ALIVE)
+        .key(where_key(user))
+        .key(users_key(instance))
+        .arg(instance_name(instance))
+        .arg(user)
+        .invoke_async(redis)
+        .await?;
+    Ok(came == 1)
+}
+
+pub(super) async fn leave(
+    redis: &mut ConnectionManager,
+    instance: InstanceId,
+    user: i64,
+) -> RedisResult<bool> {
+    let gone: i64 = LEAVE
+        .key(ALIVE)
+        .key(where_key(user))
+        .key(users_key(instance))
+        .arg(instance_name(instance))
+        .arg(user)
+        .invoke_async(redis)
+        .await?;
+    Ok(gone == 1)
+}
+
+pub(super) async fn online(redis: &mut ConnectionManager, users: &[i64]) -> RedisResult<Vec<bool>> {
+    if users.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut invocation = ONLINE.key(ALIVE);
+    for &user in users {
+        invocation.key(where_key(user));
+    }
+    let online: Vec<i64> = invocation.invoke_async(redis).await?;
+    Ok(online.into_iter().map(|o| o == 1).collect())
+}
+
+/// Says `instance` is alive; whether Redis knew it (false after a Redis restart, or after
+/// this instance stalled long enough to be swept).
+pub(super) async fn heartbeat(
+    redis: &mut ConnectionManager,
+    instance: InstanceId,
+    alive_for: std::time::Duration,
+) -> RedisResult<bool> {
+    let known: i64 = HEARTBEAT
+        .key(ALIVE)
+        .arg(instance_name(instance))
+        .arg(alive_for.as_millis() as u64)
+        .invoke_async(redis)
+        .await?;
+    Ok(known == 1)
+}
+
+/// Forgets stopped instances (or `leaving` now); the users who went offline with them.
+pub(super) async fn sweep(
+    redis: &mut ConnectionManager,
+    leaving: Option<InstanceId>,
+) -> RedisResult<Vec<i64>> {
+    let mut invocation = SWEEP.key(ALIVE);
+    if let Some(instance) = leaving {
+        invocation.arg(instance_name(instance));
+    }
+    let offline: Vec<String> = invocation.invoke_async(redis).await?;
+    Ok(offline.iter().filter_map(|u| u.parse().ok()).collect())
+}

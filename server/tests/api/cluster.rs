@@ -1,0 +1,274 @@
+//! Several instances as one (`PARLOR_REDIS_URL`): two and three real instances on one
+//! database and one real Redis, people connected to different instances.
+
+use std::time::Duration;
+
+use app::protocol::{close, ClientMsg, ServerMsg};
+use serde_json::Value;
+
+use crate::{helpers::TestApp, people::Person};
+
+fn send(conversation_id: i64, client_id: &str, body: &str) -> ClientMsg {
+    ClientMsg::Send {
+        conversation_id,
+        client_id: client_id.into(),
+        body: body.into(),
+    }
+}
+
+fn presence(user_id: i64, online: bool) -> impl FnMut(ServerMsg) -> Option<Option<String>> {
+    move |m| match m {
+        ServerMsg::Presence {
+            user_id: u,
+            online: o,
+            last_seen,
+        } if u == user_id && o == online => Some(last_seen),
+        _ => None,
+    }
+}
+
+async fn online_in_list(app: &TestApp, who: &Person, friend: i64) -> bool {
+    let overview = app.ok_as(who, "/api/friends/list", &[]).await;
+    let friends = overview["friends"].as_array().unwrap();
+    let entry = friends
+        .iter()
+        .find(|f| f["user"]["id"] == friend)
+        .expect("the friend is listed");
+    entry["online"] == Value::Bool(true)
+}
+
+#[tokio::test]
+async fn friends_on_two_instances_ask_talk_type_read_and_see_each_other_come_and_go() {
+    let (_redis, apps) = TestApp::cluster(2).await;
+    let (a, b) = (&apps[0], &apps[1]);
+    let ann = a.person("Ann").await;
+    let bob = b.person("Bob").await;
+    let mut bob_tab = b.socket(&bob).await;
+
+    // A request made through one instance reaches the other's socket, and back.
+    assert_eq!(
+        a.ok_as(
+            &ann,
+            "/api/friends/request",
+            &[("user_id", &bob.id.to_string())]
+        )
+        .await,
+        "Sent"
+    );
+    assert_eq!(bob_tab.next().await, ServerMsg::FriendsChanged);
+    let mut ann_tab = a.socket(&ann).await;
+    let conversation = b
+        .ok_as(
+            &bob,
+            "/api/friends/answer",
+            &[("user_id", &ann.id.to_string()), ("accept", "true")],
+        )
+        .await
+        .as_i64()
+        .unwrap();
+    ann_tab
+        .next_where(|m| (m == ServerMsg::FriendsChanged).then_some(()))
+        .await;
+
+    // Both online, as seen from either instance.
+    assert!(online_in_list(a, &ann, bob.id).await);
+    assert!(online_in_list(b, &bob, ann.id).await);
+
+    // Messages live both ways, each stored once.
+    ann_tab.send(&send(conversation, "a-1", "hi from A")).await;
+    let got = bob_tab.message().await;
+    assert_eq!((got.body.as_str(), got.sender_id), ("hi from A", ann.id));
+    assert_eq!(ann_tab.message().await.id, got.id, "the sender's own tab");
+    bob_tab
+        .send(&send(conversation, "b-1", "hello from B"))
+        .await;
+    let reply = ann_tab.message().await;
+    assert_eq!(reply.body, "hello from B");
+    bob_tab.message().await;
+
+    // Typing and receipts cross too.
+    bob_tab
+        .send(&ClientMsg::Typing {
+            conversation_id: conversation,
+        })
+        .await;
+    ann_tab
+        .next_where(|m| match m {
+            ServerMsg::Typing { user_id, .. } if user_id == bob.id => Some(()),
+            _ => None,
+        })
+        .await;
+    ann_tab
+        .send(&ClientMsg::Receipt {
+            conversation_id: conversation,
+            delivered_up_to: reply.id,
+            read_up_to: reply.id,
+        })
+        .await;
+    let read = bob_tab
+        .next_where(|m| match m {
+            ServerMsg::Receipt {
+                user_id,
+                read_up_to,
+                ..
+            } if user_id == ann.id => Some(read_up_to),
+            _ => None,
+        })
+        .await;
+    assert_eq!(read, reply.id);
+    let history = b.history(&bob, conversation).await;
+    assert_eq!(history["messages"].as_array().unwrap().len(), 2);
+
+    // Ann leaves her instance: Bob, on the other, hears it; she comes back through B.
+    ann_tab.ws.close(None).await.unwrap();
+    let last_seen = bob_tab.next_where(presence(ann.id, false)).await;
+    assert!(last_seen.is_some_and(|at| at.ends_with('Z')));
+    assert!(!online_in_list(b, &bob, ann.id).await);
+    let _ann_on_b = b.socket(&ann).await;
+    bob_tab.next_where(presence(ann.id, true)).await;
+    assert!(online_in_list(a, &bob, ann.id).await);
+}
+
+#[tokio::test]
+async fn one_person_on_three_instances_is_online_until_their_last_tab_closes() {
+    let (_redis, apps) = TestApp::cluster(3).await;
+    let (ann, bob, _) = apps[0].pair().await;
+    let mut bob_tab = apps[0].socket(&bob).await;
+    let mut tabs = Vec::new();
+    for app in &apps {
+        tabs.push(app.socket(&ann).await);
+    }
+    bob_tab.next_where(presence(ann.id, true)).await;
+    // Closing two of three: still online, and nobody is told otherwise.
+    for mut tab in tabs.drain(..2) {
+        tab.ws.close(None).await.unwrap();
+    }
+    bob_tab
+        .none_for(Duration::from_millis(500), |m| {
+            matches!(m, ServerMsg::Presence { online: false, .. })
+        })
+        .await;
+    for app in &apps {
+        assert!(online_in_list(app, &bob, ann.id).await);
+    }
+    tabs.pop().unwrap().ws.close(None).await.unwrap();
+    bob_tab.next_where(presence(ann.id, false)).await;
+    for app in &apps {
+        assert!(!online_in_list(app, &bob, ann.id).await);
+    }
+}
+
+#[tokio::test]
+async fn signing_out_everywhere_on_one_instance_closes_the_tabs_on_the_others() {
+    let (_redis, apps) = TestApp::cluster(2).await;
+    let ann = apps[0].person("Ann").await;
+    let mut on_b = apps[1].socket(&ann).await;
+    let mut on_a = apps[0].socket(&ann).await;
+    apps[0]
+        .ok_as(&ann, "/api/auth/sign_out_everywhere", &[])
+        .await;
+    for tab in [&mut on_a, &mut on_b] {
+        let frame = tab.closed().await.expect("a close frame");
+        assert_eq!(u16::from(frame.code), close::SESSION_ENDED);
+    }
+}
+
+#[tokio::test]
+async fn an_instance_that_stops_without_a_word_takes_its_people_offline_for_the_others() {
+    let (_redis, apps) = TestApp::cluster(2).await;
+    let (ann, bob, _) = apps[0].pair().await;
+    let mut bob_tab = apps[0].socket(&bob).await;
+    let _ann_tab = apps[1].socket(&ann).await;
+    bob_tab.next_where(presence(ann.id, true)).await;
+    // Instance B freezes (no heartbeat, nothing published): after its timeout (1 s here),
+    // A sweeps it and tells Bob that Ann, who was only there, is gone.
+    apps[1].state.cluster.as_ref().unwrap().halt();
+    let last_seen = bob_tab.next_where(presence(ann.id, false)).await;
+    assert!(last_seen.is_some());
+    assert!(!online_in_list(&apps[0], &bob, ann.id).await);
+}
+
+#[tokio::test]
+async fn after_redis_restarts_empty_the_instances_register_their_people_again() {
+    let (mut redis, apps) = TestApp::cluster(2).await;
+    let (ann, bob, conversation) = apps[0].pair().await;
+    let mut bob_tab = apps[0].socket(&bob).await;
+    let mut ann_tab = apps[1].socket(&ann).await;
+    bob_tab.next_where(presence(ann.id, true)).await;
+
+    redis.stop();
+    for app in &apps {
+        let ready = app.get("/readyz").await;
+        assert_eq!(ready.status(), 503);
+        let body: Value = ready.json().await.unwrap();
+        assert_eq!(body["redis"], "unavailable", "{body}");
+        assert_eq!(body["database"], "ok", "{body}");
+    }
+    redis.restart();
+    // Back without restarting Parlor: ready, and presence and delivery work again once the
+    // heartbeat (200 ms here) finds Redis empty and registers everyone again.
+    for app in &apps {
+        let mut ready = false;
+        for _ in 0..50 {
+            if app.get("/readyz").await.status() == 200 {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(ready, "an instance did not come back");
+    }
+    let mut delivered = false;
+    for n in 0..50 {
+        ann_tab
+            .send(&send(conversation, &format!("again-{n}"), "still there?"))
+            .await;
+        ann_tab.message().await;
+        if tokio::time::timeout(Duration::from_millis(200), bob_tab.message())
+            .await
+            .is_ok()
+        {
+            delivered = true;
+            break;
+        }
+    }
+    assert!(delivered, "messages cross instances again");
+    let mut online = false;
+    for _ in 0..50 {
+        if online_in_list(&apps[0], &bob, ann.id).await {
+            online = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(online, "Ann is online again as seen from A");
+}
+
+#[tokio::test]
+async fn a_stopping_instance_sends_its_tabs_elsewhere_and_leaves_at_once() {
+    let (_redis, mut apps) = TestApp::cluster(2).await;
+    let (ann, bob, conversation) = apps[0].pair().await;
+    let mut bob_tab = apps[0].socket(&bob).await;
+    let mut ann_tab = apps[1].socket(&ann).await;
+    bob_tab.next_where(presence(ann.id, true)).await;
+
+    let b = apps.pop().unwrap();
+    let stopping = tokio::spawn(b.shutdown());
+    let frame = ann_tab.closed().await.expect("a close frame");
+    assert_eq!(
+        u16::from(frame.code),
+        close::GOING_AWAY,
+        "reconnect elsewhere"
+    );
+    stopping.await.unwrap().expect("clean shutdown");
+    // Told at once, not after the instance timeout.
+    let started = std::time::Instant::now();
+    bob_tab.next_where(presence(ann.id, false)).await;
+    assert!(started.elapsed() < Duration::from_millis(900));
+
+    // Her browser reconnects, lands on A, and carries on.
+    let mut ann_tab = apps[0].socket(&ann).await;
+    bob_tab.next_where(presence(ann.id, true)).await;
+    ann_tab.send(&send(conversation, "after", "back")).await;
+    assert_eq!(bob_tab.message().await.body, "back");
+}
