@@ -54,7 +54,10 @@ cargo_install() { # name version extra-args...
     return
   fi
   step "Building $name $version from crates.io ($took; output follows)"
-  CARGO_TARGET_DIR="$PARLOR_TOOLS/build" cargo install "$name" --version "=$version" \
+  # Their release profiles ask for fat LTO in one codegen unit (cargo-leptos): the slowest
+  # build there is, for tools whose own speed hardly matters here. Config beats the manifest.
+  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+    CARGO_TARGET_DIR="$PARLOR_TOOLS/build" cargo install "$name" --version "=$version" \
     --root "$PARLOR_TOOLS/cargo" "$@"
 }
 cargo_install cargo-leptos "$CARGO_LEPTOS_VERSION" cargo-leptos "about 18 min on 2 cores" --locked
