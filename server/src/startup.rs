@@ -164,8 +164,10 @@ impl Application {
             }));
         }
         let ice_servers = Arc::new(ice_servers);
+        let hub = Arc::new(app::server::hub::Hub::default());
         let calls: Arc<dyn app::server::calls::CallRegistry> = Arc::new(
             app::server::calls::LocalCalls::new(config.call_ring, config.call_grace)
+                .with_instance(hub.instance())
                 .with_ice_servers(ice_servers.clone())
                 .with_turn_after_call(
                     config
@@ -189,22 +191,23 @@ impl Application {
         });
         let session_secret = session_secret(&config)?;
         let auth = Arc::new(build_auth(&config, &session_secret, &metrics)?);
-        let hub = Arc::new(app::server::hub::Hub::default());
-        let (cluster, presence_changes) = match &config.redis_url {
+        let (cluster, cluster_work) = match &config.redis_url {
             Some(url) => {
-                let (cluster, changes) =
-                    Cluster::connect(url.expose(), hub.clone(), config.instance_timeout)
-                        .await
-                        .map_err(|source| StartupError::Redis {
-                            what: config.redis_label(),
-                            source,
-                        })?;
+                let joined = Cluster::connect(url.expose(), hub.clone(), config.instance_timeout)
+                    .await
+                    .map_err(|source| StartupError::Redis {
+                        what: config.redis_label(),
+                        source,
+                    })?;
                 tracing::info!(
                     redis = %config.redis_label(),
                     instance = %format!("{:x}", hub.instance().0),
                     "joined the cluster"
                 );
-                (Some(cluster), Some(changes))
+                (
+                    Some(joined.cluster),
+                    Some((joined.presence, joined.forwarded)),
+                )
             }
             None => (None, None),
         };
@@ -298,12 +301,19 @@ impl Application {
             }),
             metrics,
         });
-        if let Some(mut changes) = presence_changes {
+        if let Some((mut changes, mut forwarded)) = cluster_work {
             // Who came online or went offline over all instances: their friends hear it.
-            let state = state.clone();
+            let presence_state = state.clone();
             tokio::spawn(async move {
                 while let Some((user, online)) = changes.recv().await {
-                    app::server::realtime::announce_presence(&state, user, online).await;
+                    app::server::realtime::announce_presence(&presence_state, user, online).await;
+                }
+            });
+            // What other instances' sockets ask of the calls held here, in order.
+            let call_state = state.clone();
+            tokio::spawn(async move {
+                while let Some(work) = forwarded.recv().await {
+                    app::server::calls::apply_forwarded(&call_state, work).await;
                 }
             });
         }

@@ -9,6 +9,7 @@ use super::strangers::{Settings, StrangerError};
 use super::{
     auth::{Principal, PrincipalId},
     calls::{carry_out, friends_call, CallError, Effects, FriendsRefusal, Party},
+    cluster::CallOp,
     db::writer::{Post, PostError, Posted},
     hub::{encode, Outbound, SocketRef},
     state::AppState,
@@ -16,7 +17,7 @@ use super::{
 use crate::{
     protocol::{check_body, CallEndReason, ClientMsg, ErrorCode, ServerMsg, MAX_CLIENT_ID_CHARS},
     strangers::{check_chat, normalize_interests, ReportReason, MAX_NOTE_CHARS},
-    wire::UserCard,
+    wire::{CallId, UserCard},
 };
 
 /// Messages sent per `Backlog` answer, at most.
@@ -52,6 +53,9 @@ pub struct Session {
     pub address: String,
     pub state: AppState,
     pub reply: super::queue::Sender<Outbound>,
+    /// Calls held by other instances that this socket answered or resumed: told when it
+    /// closes.
+    pub remote_calls: std::sync::Mutex<std::collections::HashSet<CallId>>,
 }
 
 fn error(code: ErrorCode, message: impl Into<String>, client_id: Option<String>) -> ServerMsg {
@@ -157,12 +161,31 @@ impl Session {
                 }
             }
             ClientMsg::CallAccept { call_id } => {
-                self.call_op(calls.accept(who, socket, call_id)).await
+                if !self.elsewhere(call_id, CallOp::Accept).await {
+                    self.call_op(calls.accept(who, socket, call_id)).await
+                }
             }
-            ClientMsg::CallReject { call_id } => self.call_op(calls.reject(who, call_id)).await,
-            ClientMsg::CallHangup { call_id } => self.call_op(calls.hang_up(who, call_id)).await,
+            ClientMsg::CallReject { call_id } => {
+                if !self.elsewhere(call_id, CallOp::Reject).await {
+                    self.call_op(calls.reject(who, call_id)).await
+                }
+            }
+            ClientMsg::CallHangup { call_id } => {
+                if !self.elsewhere(call_id, CallOp::HangUp).await {
+                    self.call_op(calls.hang_up(who, call_id)).await
+                }
+            }
             ClientMsg::CallSignal { call_id, data } => {
-                self.call_op(calls.signal(who, socket, call_id, data)).await
+                // (Cloned only when another instance holds the call.)
+                if !self
+                    .elsewhere_with(call_id, || CallOp::Signal { data: data.clone() })
+                    .await
+                {
+                    self.call_op(calls.signal(who, socket, call_id, data)).await
+                }
+            }
+            ClientMsg::CallResume { call_id } if self.held_elsewhere(call_id) => {
+                self.elsewhere(call_id, CallOp::Resume).await;
             }
             ClientMsg::CallResume { call_id } => {
                 let resumed = calls.resume(who, socket, call_id);
@@ -467,6 +490,40 @@ impl Session {
         carry_out(&self.state, effects).await;
     }
 
+    /// Whether another instance holds call `id` (only with several instances).
+    fn held_elsewhere(&self, id: CallId) -> bool {
+        self.state.cluster.is_some() && super::calls::owner_of(id) != self.socket.instance
+    }
+
+    /// Sends `op` to the instance that holds call `id`, if that is another; whether it did
+    /// (or told this socket the call is gone with its instance).
+    async fn elsewhere(&self, id: CallId, op: CallOp) -> bool {
+        self.elsewhere_with(id, || op).await
+    }
+
+    async fn elsewhere_with(&self, id: CallId, op: impl FnOnce() -> CallOp) -> bool {
+        let (Some(cluster), true) = (&self.state.cluster, self.held_elsewhere(id)) else {
+            return false;
+        };
+        let op = op();
+        let binds = matches!(op, CallOp::Accept | CallOp::Resume);
+        if cluster.forward_call(self.who(), self.socket, id, op).await {
+            if binds {
+                self.remote_calls
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(id);
+            }
+        } else {
+            self.reply(&error(
+                ErrorCode::NotAllowed,
+                CallError::NoSuchCall.to_string(),
+                None,
+            ));
+        }
+        true
+    }
+
     async fn call_op(&self, result: Result<Effects, CallError>) {
         match result {
             Ok(effects) => carry_out(&self.state, effects).await,
@@ -480,6 +537,19 @@ impl Session {
         self.state.strangers.socket_closed(self.who(), self.socket);
         let effects = self.state.calls.socket_closed(self.who(), self.socket);
         carry_out(&self.state, effects).await;
+        let remote: Vec<CallId> = self
+            .remote_calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .collect();
+        if let Some(cluster) = &self.state.cluster {
+            for id in remote {
+                cluster
+                    .forward_call(self.who(), self.socket, id, CallOp::SocketClosed)
+                    .await;
+            }
+        }
     }
 
     fn unavailable(

@@ -119,6 +119,7 @@ async fn run(
         address,
         state: state.clone(),
         reply: registration.reply.clone(),
+        remote_calls: Default::default(),
     };
     tracing::debug!(conn_id, "socket open");
     session.reply(&ServerMsg::Welcome {

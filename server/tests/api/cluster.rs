@@ -3,7 +3,10 @@
 
 use std::time::Duration;
 
-use app::protocol::{close, ClientMsg, ServerMsg};
+use app::{
+    protocol::{close, CallEndReason, ClientMsg, ErrorCode, ServerMsg},
+    wire::CallOutcome,
+};
 use serde_json::Value;
 
 use crate::{helpers::TestApp, people::Person};
@@ -271,4 +274,135 @@ async fn a_stopping_instance_sends_its_tabs_elsewhere_and_leaves_at_once() {
     bob_tab.next_where(presence(ann.id, true)).await;
     ann_tab.send(&send(conversation, "after", "back")).await;
     assert_eq!(bob_tab.message().await.body, "back");
+}
+
+#[tokio::test]
+async fn a_call_rings_on_both_instances_is_answered_on_the_other_and_carries_signals() {
+    let (_redis, apps) = TestApp::cluster(2).await;
+    let (a, b) = (&apps[0], &apps[1]);
+    let (ann, bob, _) = a.pair().await;
+    let cat = b.person("Cat").await;
+    let mut ann_tab = a.socket(&ann).await;
+    let mut bob_on_a = a.socket(&bob).await;
+    let mut bob_on_b = b.socket(&bob).await;
+    let mut cat_on_b = b.socket(&cat).await;
+
+    ann_tab.start_call(bob.id, true).await;
+    let call_id = ann_tab.ringing().await;
+    // Every tab of Bob rings, on either instance.
+    assert_eq!(bob_on_a.incoming().await.0, call_id);
+    assert_eq!(bob_on_b.incoming().await.0, call_id);
+
+    // Cat, on B, cannot answer or signal into it: the instance holding it says no.
+    cat_on_b.send(&ClientMsg::CallAccept { call_id }).await;
+    assert_eq!(cat_on_b.error_code().await, ErrorCode::NotAllowed);
+    cat_on_b
+        .send(&ClientMsg::CallSignal {
+            call_id,
+            data: "sneaky".into(),
+        })
+        .await;
+    assert_eq!(cat_on_b.error_code().await, ErrorCode::NotAllowed);
+
+    // Bob answers on B: both sides hear it, his tab on A is told it was answered elsewhere.
+    bob_on_b.send(&ClientMsg::CallAccept { call_id }).await;
+    assert_eq!(ann_tab.accepted().await, (call_id, true));
+    assert_eq!(bob_on_b.accepted().await, (call_id, false));
+    assert_eq!(
+        bob_on_a.call_ended().await,
+        (call_id, CallEndReason::AnsweredElsewhere)
+    );
+    let signal = |data: &str| ClientMsg::CallSignal {
+        call_id,
+        data: data.into(),
+    };
+    ann_tab.send(&signal("offer from A")).await;
+    assert_eq!(bob_on_b.call_signal().await, "offer from A");
+    bob_on_b.send(&signal("answer from B")).await;
+    assert_eq!(ann_tab.call_signal().await, "answer from B");
+    // Bob hangs up from B: both ends hear it, and the record reaches both conversations.
+    bob_on_b.send(&ClientMsg::CallHangup { call_id }).await;
+    assert_eq!(ann_tab.call_ended().await, (call_id, CallEndReason::HungUp));
+    assert_eq!(
+        ann_tab.call_record().await.call.unwrap().outcome,
+        CallOutcome::Completed
+    );
+    assert_eq!(
+        bob_on_b.call_record().await.call.unwrap().outcome,
+        CallOutcome::Completed
+    );
+}
+
+#[tokio::test]
+async fn a_call_resumes_on_a_third_instance_and_a_call_gone_with_its_instance_is_refused() {
+    let (_redis, mut apps) = TestApp::cluster(3).await;
+    let (ann, bob, _) = apps[0].pair().await;
+    let mut ann_tab = apps[0].socket(&ann).await;
+    let mut bob_tab = apps[1].socket(&bob).await;
+    ann_tab.start_call(bob.id, true).await;
+    let call_id = ann_tab.ringing().await;
+    bob_tab.incoming().await;
+    bob_tab.send(&ClientMsg::CallAccept { call_id }).await;
+    ann_tab.accepted().await;
+    bob_tab.accepted().await;
+
+    // Bob's connection drops on B; the instance holding the call (A) hears it and waits.
+    drop(bob_tab);
+    let connected = ann_tab
+        .next_where(|m| match m {
+            ServerMsg::CallPeerConnection { connected, .. } => Some(connected),
+            _ => None,
+        })
+        .await;
+    assert!(!connected);
+    // He comes back on C and takes his side again.
+    let mut bob_back = apps[2].socket(&bob).await;
+    bob_back.send(&ClientMsg::CallResume { call_id }).await;
+    bob_back
+        .next_where(|m| matches!(m, ServerMsg::CallResumed { .. }).then_some(()))
+        .await;
+    ann_tab
+        .send(&ClientMsg::CallSignal {
+            call_id,
+            data: "restart ice".into(),
+        })
+        .await;
+    assert_eq!(bob_back.call_signal().await, "restart ice");
+
+    // A stops: the call is gone with it, and C says so instead of leaving Bob waiting.
+    let a = apps.remove(0);
+    drop(ann_tab);
+    a.shutdown().await.unwrap();
+    bob_back
+        .send(&ClientMsg::CallSignal {
+            call_id,
+            data: "anyone?".into(),
+        })
+        .await;
+    assert_eq!(bob_back.error_code().await, ErrorCode::NotAllowed);
+}
+
+#[tokio::test]
+async fn blocking_through_another_instance_ends_the_call_where_it_is_held() {
+    let (_redis, apps) = TestApp::cluster(2).await;
+    let (ann, bob, _) = apps[0].pair().await;
+    let mut ann_tab = apps[0].socket(&ann).await;
+    let mut bob_tab = apps[1].socket(&bob).await;
+    ann_tab.start_call(bob.id, true).await;
+    let call_id = ann_tab.ringing().await;
+    bob_tab.incoming().await;
+    bob_tab.send(&ClientMsg::CallAccept { call_id }).await;
+    ann_tab.accepted().await;
+    bob_tab.accepted().await;
+
+    // Bob blocks Ann through B; the call lives on A.
+    apps[1]
+        .ok_as(
+            &bob,
+            "/api/friends/block",
+            &[("user_id", &ann.id.to_string())],
+        )
+        .await;
+    assert_eq!(ann_tab.call_ended().await.0, call_id);
+    assert_eq!(bob_tab.call_ended().await.0, call_id);
 }

@@ -14,7 +14,7 @@ pub mod relay_only;
 
 use std::{future::Future, pin::Pin, time::Duration};
 
-pub use registry::{CallError, CallRegistry, LocalCalls};
+pub use registry::{owner_of, CallError, CallRegistry, LocalCalls};
 
 use super::{auth::PrincipalId, hub::SocketRef, state::AppState};
 use crate::{
@@ -263,8 +263,58 @@ async fn store(state: &AppState, stored: StoredRecord) {
     }
 }
 
-/// Ends any call between `a` and `b` (one blocked the other, or they stopped being friends).
+/// Ends any call between `a` and `b` (one blocked the other, or they stopped being friends),
+/// on whichever instance holds it.
 pub async fn end_between(state: &AppState, a: i64, b: i64, reason: CallEndReason) {
+    if let Some(cluster) = &state.cluster {
+        cluster.end_between_elsewhere(a, b, reason);
+    }
+    end_between_here(state, a, b, reason).await;
+}
+
+/// Carries out call work another instance sent here (see [`super::cluster`]): what a socket
+/// there asked of a call held here, with the same rules as if it had asked here; a refusal
+/// goes back to that socket.
+pub async fn apply_forwarded(state: &AppState, work: super::cluster::Forwarded) {
+    use super::cluster::{CallOp, Forwarded};
+    let (who, socket, call, op) = match work {
+        Forwarded::EndBetween { a, b, reason } => {
+            return end_between_here(state, a, b, reason).await;
+        }
+        Forwarded::Call {
+            who,
+            socket,
+            call,
+            op,
+        } => (who, socket, call, op),
+    };
+    let calls = state.calls.as_ref();
+    let result = match op {
+        CallOp::Accept => calls.accept(who, socket, call),
+        CallOp::Reject => calls.reject(who, call),
+        CallOp::HangUp => calls.hang_up(who, call),
+        CallOp::Signal { data } => calls.signal(who, socket, call, data),
+        CallOp::Resume => calls.resume(who, socket, call),
+        CallOp::SocketClosed => Ok(calls.socket_closed(who, socket)),
+    };
+    match result {
+        Ok(effects) => carry_out(state, effects).await,
+        Err(refusal) => {
+            state.delivery.send_to_socket(
+                who,
+                socket,
+                &ServerMsg::Error {
+                    code: crate::protocol::ErrorCode::NotAllowed,
+                    message: refusal.to_string(),
+                    client_id: None,
+                },
+            );
+        }
+    }
+}
+
+/// [`end_between`] for the calls this instance holds.
+async fn end_between_here(state: &AppState, a: i64, b: i64, reason: CallEndReason) {
     let (a, b) = (PrincipalId::User(a), PrincipalId::User(b));
     match (state.calls.call_of(a), state.calls.call_of(b)) {
         (Some(x), Some(y)) if x == y => {

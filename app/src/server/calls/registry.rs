@@ -13,7 +13,12 @@ use std::{
 use super::{CallContext, Effects, Party, To};
 use crate::{
     protocol::{CallEndReason, ServerMsg},
-    server::{auth::PrincipalId, hub::SocketRef, state::IceServers, turn_binding::TurnBinding},
+    server::{
+        auth::PrincipalId,
+        hub::{InstanceId, SocketRef},
+        state::IceServers,
+        turn_binding::TurnBinding,
+    },
     wire::{CallId, CallOutcome},
 };
 
@@ -238,6 +243,8 @@ pub struct LocalCalls {
     grace: Duration,
     /// Where each side's STUN/TURN servers (credentials bound to its side) come from.
     ice: Arc<IceServers>,
+    /// This instance: named in the ids of the calls started here.
+    instance: InstanceId,
 }
 
 impl std::fmt::Debug for LocalCalls {
@@ -249,12 +256,16 @@ impl std::fmt::Debug for LocalCalls {
     }
 }
 
-/// A fresh call id: 128 random bits, unique across restarts and instances.
-fn new_call_id() -> CallId {
+/// A fresh call id: the instance that holds the call in its upper 64 bits (so any instance
+/// knows where to send an operation on it), 64 random bits below.
+fn new_call_id(owner: InstanceId) -> CallId {
     use argon2::password_hash::rand_core::{OsRng, RngCore};
-    let mut bytes = [0u8; 16];
-    OsRng.fill_bytes(&mut bytes);
-    CallId(u128::from_le_bytes(bytes))
+    CallId((u128::from(owner.0) << 64) | u128::from(OsRng.next_u64()))
+}
+
+/// The instance that holds call `id` (see [`LocalCalls::with_instance`]).
+pub fn owner_of(id: CallId) -> InstanceId {
+    InstanceId((id.0 >> 64) as u64)
 }
 
 impl LocalCalls {
@@ -267,7 +278,14 @@ impl LocalCalls {
             ring,
             grace,
             ice: Arc::default(),
+            instance: InstanceId(0),
         }
+    }
+
+    /// Names `instance` as the holder of the calls it starts (in their ids, see
+    /// [`owner_of`]): other instances send their operations on them here.
+    pub fn with_instance(self, instance: InstanceId) -> Self {
+        Self { instance, ..self }
     }
 
     /// Lets a call's TURN credentials work for `after_call` after it ended.
@@ -327,7 +345,7 @@ impl CallRegistry for LocalCalls {
         callee: Party,
         video: bool,
     ) -> Effects {
-        let id = new_call_id();
+        let id = new_call_id(self.instance);
         let mut inner = self.lock();
         let mut effects = Effects::default();
         let refuse = |reason| ServerMsg::CallRefused { request_id, reason };
@@ -392,7 +410,7 @@ impl CallRegistry for LocalCalls {
         if a.who == b.who || inner.busy.contains_key(&a.who) || inner.busy.contains_key(&b.who) {
             return Err(CallError::Busy);
         }
-        let id = new_call_id();
+        let id = new_call_id(self.instance);
         let mut effects = Effects::default();
         for (me, socket, other, you_offer) in [(&a, a_socket, &b, true), (&b, b_socket, &a, false)]
         {
@@ -660,10 +678,7 @@ impl CallRegistry for LocalCalls {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        server::{auth::GuestId, hub::InstanceId},
-        wire::CallPeer,
-    };
+    use crate::{server::auth::GuestId, wire::CallPeer};
 
     fn guest(n: u128) -> Party {
         Party {
@@ -814,8 +829,23 @@ mod tests {
     }
 
     #[test]
-    fn call_ids_are_random_and_unique() {
-        let ids: std::collections::HashSet<CallId> = (0..1000).map(|_| new_call_id()).collect();
+    fn call_ids_are_random_unique_and_name_their_instance() {
+        let ids: std::collections::HashSet<CallId> =
+            (0..1000).map(|_| new_call_id(InstanceId(7))).collect();
         assert_eq!(ids.len(), 1000);
+        assert!(ids.iter().all(|&id| owner_of(id) == InstanceId(7)));
+        let here = LocalCalls::new(Duration::from_secs(30), Duration::from_secs(20))
+            .with_instance(InstanceId(u64::MAX - 3));
+        let effects = here.start(
+            CallContext::Friends { conversation: 1 },
+            guest(1),
+            socket(1),
+            1,
+            guest(2),
+            false,
+        );
+        assert!(effects.ring_timer.is_some());
+        let id = here.call_of(guest(1).who).unwrap();
+        assert_eq!(owner_of(id), InstanceId(u64::MAX - 3));
     }
 }

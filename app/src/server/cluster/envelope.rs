@@ -8,12 +8,34 @@
 //!
 //! Only Parlor instances write to Redis; a payload that does not parse is dropped and logged.
 
-use std::sync::Mutex;
+use std::{borrow::Cow, sync::Mutex};
 
-use crate::server::{
-    auth::PrincipalId,
-    hub::{InstanceId, SocketRef},
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    protocol::CallEndReason,
+    server::{
+        auth::PrincipalId,
+        hub::{InstanceId, SocketRef},
+    },
+    wire::CallId,
 };
+
+/// An operation a socket asked for on a call another instance holds (see
+/// [`crate::server::calls::owner_of`]), carried out there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum CallOp {
+    Accept,
+    Reject,
+    HangUp,
+    Signal {
+        data: String,
+    },
+    Resume,
+    /// The socket that accepted or resumed the call closed.
+    SocketClosed,
+}
 
 /// One delivery or order between instances.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,6 +75,21 @@ pub enum Envelope {
         user: i64,
         session_id: String,
     },
+    /// `who`, on `socket`, asks for `op` on `call` (published on the holder's channel).
+    Call {
+        origin: InstanceId,
+        who: PrincipalId,
+        socket: SocketRef,
+        call: CallId,
+        op: CallOp,
+    },
+    /// End any call between users `a` and `b` (a block or an unfriend; to every instance).
+    EndBetween {
+        origin: InstanceId,
+        a: i64,
+        b: i64,
+        reason: CallEndReason,
+    },
 }
 
 /// Why a payload was dropped.
@@ -67,7 +104,9 @@ impl Envelope {
             | Envelope::Others { origin, .. }
             | Envelope::Socket { origin, .. }
             | Envelope::EndSessions { origin, .. }
-            | Envelope::EndSession { origin, .. } => *origin,
+            | Envelope::EndSession { origin, .. }
+            | Envelope::Call { origin, .. }
+            | Envelope::EndBetween { origin, .. } => *origin,
         }
     }
 
@@ -78,7 +117,7 @@ impl Envelope {
                 to,
                 kind,
                 text,
-            } => ("A", origin, to.key(), String::new(), *kind, text.as_str()),
+            } => ("A", origin, to.key(), String::new(), *kind, Cow::from(text)),
             Envelope::Others {
                 origin,
                 to,
@@ -91,7 +130,7 @@ impl Envelope {
                 to.key(),
                 format!("{:x}:{}", except.instance.0, except.conn),
                 *kind,
-                text.as_str(),
+                Cow::from(text),
             ),
             Envelope::Socket {
                 origin,
@@ -105,7 +144,7 @@ impl Envelope {
                 to.key(),
                 conn.to_string(),
                 *kind,
-                text.as_str(),
+                Cow::from(text),
             ),
             Envelope::EndSessions {
                 origin,
@@ -117,7 +156,7 @@ impl Envelope {
                 PrincipalId::User(*user).key(),
                 token_version.map_or_else(String::new, |v| v.to_string()),
                 "",
-                "",
+                Cow::from(""),
             ),
             Envelope::EndSession {
                 origin,
@@ -129,7 +168,34 @@ impl Envelope {
                 PrincipalId::User(*user).key(),
                 session_id.clone(),
                 "",
+                Cow::from(""),
+            ),
+            Envelope::Call {
+                origin,
+                who,
+                socket,
+                call,
+                op,
+            } => (
+                "C",
+                origin,
+                who.key(),
+                format!("{:x}:{}:{call}", socket.instance.0, socket.conn),
                 "",
+                Cow::from(serde_json::to_string(op).unwrap_or_default()),
+            ),
+            Envelope::EndBetween {
+                origin,
+                a,
+                b,
+                reason,
+            } => (
+                "B",
+                origin,
+                PrincipalId::User(*a).key(),
+                b.to_string(),
+                "",
+                Cow::from(serde_json::to_string(reason).unwrap_or_default()),
             ),
         };
         format!("{op}\n{:x}\n{to}\n{arg}\n{kind}\n{text}", origin.0).into_bytes()
@@ -194,6 +260,29 @@ impl Envelope {
                 origin,
                 user: user()?,
                 session_id: arg.to_string(),
+            },
+            "C" => {
+                let mut parts = arg.splitn(3, ':');
+                let mut part = || parts.next().ok_or(Malformed("call"));
+                let (instance, conn, call) = (part()?, part()?, part()?);
+                Envelope::Call {
+                    origin,
+                    who: to,
+                    socket: SocketRef {
+                        instance: InstanceId(
+                            u64::from_str_radix(instance, 16).map_err(|_| Malformed("socket"))?,
+                        ),
+                        conn: conn.parse().map_err(|_| Malformed("socket"))?,
+                    },
+                    call: call.parse().map_err(|_| Malformed("call"))?,
+                    op: serde_json::from_str(text).map_err(|_| Malformed("call op"))?,
+                }
+            }
+            "B" => Envelope::EndBetween {
+                origin,
+                a: user()?,
+                b: arg.parse().map_err(|_| Malformed("user"))?,
+                reason: serde_json::from_str(text).map_err(|_| Malformed("reason"))?,
             },
             _ => return Err(Malformed("op")),
         })
@@ -264,6 +353,34 @@ mod tests {
                 origin,
                 user: 5,
                 session_id: "0123456789abcdef0123456789abcdef".into(),
+            },
+            Envelope::Call {
+                origin,
+                who: PrincipalId::Guest(GuestId(3)),
+                socket: SocketRef {
+                    instance: InstanceId(12),
+                    conn: 4,
+                },
+                call: CallId(u128::MAX - 5),
+                op: CallOp::Signal {
+                    data: "{\"sdp\":\"v=0\\r\\n\"}\n".into(),
+                },
+            },
+            Envelope::Call {
+                origin,
+                who: PrincipalId::User(3),
+                socket: SocketRef {
+                    instance: InstanceId(12),
+                    conn: 4,
+                },
+                call: CallId(1),
+                op: CallOp::SocketClosed,
+            },
+            Envelope::EndBetween {
+                origin,
+                a: 1,
+                b: 2,
+                reason: CallEndReason::NotAllowed,
             },
         ] {
             assert_eq!(Envelope::decode(&envelope.encode()), Ok(envelope.clone()));

@@ -35,7 +35,7 @@ use redis::{
 };
 use tokio::sync::mpsc;
 
-pub use envelope::Envelope;
+pub use envelope::{CallOp, Envelope};
 
 use super::{
     auth::PrincipalId,
@@ -56,6 +56,35 @@ const PUBLISH_BATCH: usize = 256;
 /// are to be told.
 pub type PresenceChange = (i64, bool);
 
+/// Work another instance sent here: an operation on a call this instance holds, or ending
+/// the calls between two people. Carried out by [`crate::server::calls::apply_forwarded`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Forwarded {
+    Call {
+        who: PrincipalId,
+        socket: SocketRef,
+        call: crate::wire::CallId,
+        op: CallOp,
+    },
+    EndBetween {
+        a: i64,
+        b: i64,
+        reason: crate::protocol::CallEndReason,
+    },
+}
+
+/// What joining the cluster gives: the cluster, and the work it hands over.
+pub struct Joined {
+    pub cluster: Arc<Cluster>,
+    /// Presence changes whose friends are to be told.
+    pub presence: mpsc::UnboundedReceiver<PresenceChange>,
+    /// Call work other instances sent here.
+    pub forwarded: mpsc::UnboundedReceiver<Forwarded>,
+}
+
+/// Every instance's channel for what concerns all of them.
+const ALL_CHANNEL: &str = "parlor:all";
+
 fn principal_channel(who: PrincipalId) -> String {
     format!("parlor:p:{}", who.key())
 }
@@ -75,6 +104,8 @@ pub struct Cluster {
     publish: mpsc::Sender<(String, Vec<u8>)>,
     /// Principals whose registration here may have changed, for the reconciler.
     changes: mpsc::UnboundedSender<PrincipalId>,
+    /// Principals registered in Redis as having sockets here (their channel subscribed).
+    registered: Mutex<HashSet<PrincipalId>>,
     /// How long a heartbeat counts.
     alive_for: Duration,
     /// The background tasks, stopped by [`Cluster::halt`].
@@ -97,7 +128,7 @@ impl Cluster {
         url: &str,
         hub: Arc<Hub>,
         alive_for: Duration,
-    ) -> Result<(Arc<Self>, mpsc::UnboundedReceiver<PresenceChange>), redis::RedisError> {
+    ) -> Result<Joined, redis::RedisError> {
         let info = redis::IntoConnectionInfo::into_connection_info(url)?;
         let settings = info
             .redis_settings()
@@ -105,16 +136,18 @@ impl Cluster {
             .set_protocol(redis::ProtocolVersion::RESP3);
         let client = redis::Client::open(info.set_redis_settings(settings))?;
         let receiver = hub.clone();
+        let (forward, forwarded) = mpsc::unbounded_channel();
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(5)))
             .set_response_timeout(Some(Duration::from_secs(5)))
             .set_automatic_resubscription()
             .set_push_sender(move |push: PushInfo| {
-                receive(&receiver, push);
+                receive(&receiver, &forward, push);
                 Ok::<(), std::convert::Infallible>(())
             });
         let mut redis = client.get_connection_manager_with_config(config).await?;
         redis.subscribe(instance_channel(hub.instance())).await?;
+        redis.subscribe(ALL_CHANNEL).await?;
         scripts::heartbeat(&mut redis, hub.instance(), alive_for).await?;
 
         let (publish, queue) = mpsc::channel(PUBLISH_QUEUE);
@@ -125,6 +158,7 @@ impl Cluster {
             redis,
             publish,
             changes,
+            registered: Default::default(),
             alive_for,
             tasks: Default::default(),
         });
@@ -138,7 +172,55 @@ impl Cluster {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .extend(tasks);
-        Ok((cluster, presence))
+        Ok(Joined {
+            cluster,
+            presence,
+            forwarded,
+        })
+    }
+
+    /// Sends `op` on `call` (asked by `who` on `socket`) to the instance that holds it.
+    /// `false` when no instance took it: that instance is gone, and the call with it.
+    pub async fn forward_call(
+        &self,
+        who: PrincipalId,
+        socket: SocketRef,
+        call: crate::wire::CallId,
+        op: CallOp,
+    ) -> bool {
+        let envelope = Envelope::Call {
+            origin: self.origin(),
+            who,
+            socket,
+            call,
+            op,
+        };
+        let mut redis = self.redis.clone();
+        match redis::cmd("PUBLISH")
+            .arg(instance_channel(crate::server::calls::owner_of(call)))
+            .arg(envelope.encode())
+            .query_async::<i64>(&mut redis)
+            .await
+        {
+            Ok(receivers) => receivers > 0,
+            Err(error) => {
+                tracing::warn!(%error, "forwarding a call operation failed");
+                false
+            }
+        }
+    }
+
+    /// Asks every other instance to end any call between users `a` and `b`.
+    pub fn end_between_elsewhere(&self, a: i64, b: i64, reason: crate::protocol::CallEndReason) {
+        self.send(
+            ALL_CHANNEL.to_string(),
+            Envelope::EndBetween {
+                origin: self.origin(),
+                a,
+                b,
+                reason,
+            },
+        );
     }
 
     /// Leaves the cluster (the server is stopping, its sockets closed): stops the background
@@ -149,13 +231,26 @@ impl Cluster {
         tokio::time::sleep(Duration::from_millis(50)).await;
         self.halt();
         let mut redis = self.redis.clone();
-        match scripts::sweep(&mut redis, Some(self.hub.instance())).await {
+        let offline = match scripts::sweep(&mut redis, Some(self.hub.instance())).await {
             Ok(offline) => offline,
             Err(error) => {
                 tracing::warn!(%error, "leaving the cluster failed: the others will time this instance out");
                 Vec::new()
             }
+        };
+        // Nothing more is taken in: what is sent here now finds nobody (and says so).
+        let mut channels = vec![instance_channel(self.hub.instance()), ALL_CHANNEL.into()];
+        channels.extend(
+            self.registered
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .drain()
+                .map(principal_channel),
+        );
+        if let Err(error) = redis.unsubscribe(&channels).await {
+            tracing::warn!(%error, "unsubscribing from Redis failed");
         }
+        offline
     }
 
     /// Stops publishing, registering and heart-beating, as a crashed instance would (the
@@ -295,8 +390,8 @@ impl Presence for Cluster {
     }
 }
 
-/// A message Redis pushed: an envelope for this instance's sockets.
-fn receive(hub: &Hub, push: PushInfo) {
+/// A message Redis pushed: an envelope for this instance's sockets, or call work.
+fn receive(hub: &Hub, forward: &mpsc::UnboundedSender<Forwarded>, push: PushInfo) {
     if push.kind != PushKind::Message {
         if push.kind == PushKind::Disconnection {
             tracing::warn!("lost the connection to Redis: reconnecting");
@@ -352,6 +447,23 @@ fn receive(hub: &Hub, push: PushInfo) {
         Envelope::EndSession {
             user, session_id, ..
         } => Delivery::end_session(hub, user, &session_id),
+        Envelope::Call {
+            who,
+            socket,
+            call,
+            op,
+            ..
+        } => {
+            let _ = forward.send(Forwarded::Call {
+                who,
+                socket,
+                call,
+                op,
+            });
+        }
+        Envelope::EndBetween { a, b, reason, .. } => {
+            let _ = forward.send(Forwarded::EndBetween { a, b, reason });
+        }
     }
 }
 
@@ -377,7 +489,7 @@ async fn reconcile(
     mut changed: mpsc::UnboundedReceiver<PrincipalId>,
     events: mpsc::UnboundedSender<PresenceChange>,
 ) {
-    let registered: Arc<Mutex<HashSet<PrincipalId>>> = Default::default();
+    let registered = &cluster.registered;
     let mut redis = cluster.redis.clone();
     let instance = cluster.hub.instance();
     while let Some(who) = changed.recv().await {
