@@ -218,7 +218,7 @@ impl Application {
         let strangers = Arc::new(
             app::server::strangers::Strangers::new(&session_secret)
                 .with_metrics(metrics.strangers())
-                .with_delivery(hub.clone()),
+                .with_delivery(delivery.clone()),
         );
         let state = AppState::new(Shared {
             leptos_options,

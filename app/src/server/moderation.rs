@@ -69,7 +69,7 @@ pub async fn after_report(state: &AppState, reported: PrincipalId) {
         Ok(Some(until)) => {
             tracing::warn!(%until, "a stranger was restricted after reports from several people");
             state.metrics.moderation("restricted");
-            let alive = state.hub.reachable();
+            let alive = state.reachable();
             let effects = state
                 .strangers
                 .set_shadow(reported, true, state.calls.as_ref(), &alive);

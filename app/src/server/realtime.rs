@@ -9,7 +9,7 @@ use super::strangers::{Settings, StrangerError};
 use super::{
     auth::{Principal, PrincipalId},
     calls::{carry_out, friends_call, CallError, Effects, FriendsRefusal, Party},
-    cluster::CallOp,
+    cluster::{CallOp, RemoteWork, StrangerWork},
     db::writer::{Post, PostError, Posted},
     hub::{encode, Outbound, SocketRef},
     state::AppState,
@@ -56,6 +56,9 @@ pub struct Session {
     /// Calls held by other instances that this socket answered or resumed: told when it
     /// closes.
     pub remote_calls: std::sync::Mutex<std::collections::HashSet<CallId>>,
+    /// Whether this socket sent strangers business to the instance that runs strangers
+    /// (which is then told when it closes).
+    pub remote_strangers: std::sync::atomic::AtomicBool,
 }
 
 fn error(code: ErrorCode, message: impl Into<String>, client_id: Option<String>) -> ServerMsg {
@@ -70,7 +73,14 @@ impl Session {
     /// Queues a frame for this socket only. A full queue means the hub is closing the socket
     /// already; the browser catches up after it reconnects.
     pub fn reply(&self, message: &ServerMsg) {
-        let _ = self.reply.try_send(Outbound::Text(encode(message)));
+        if self.socket.instance == self.state.hub.instance() {
+            let _ = self.reply.try_send(Outbound::Text(encode(message)));
+        } else {
+            // A socket of another instance, whose strangers business is run here.
+            self.state
+                .delivery
+                .send_to_socket(self.who(), self.socket, message);
+        }
     }
 
     fn who(&self) -> PrincipalId {
@@ -115,6 +125,21 @@ impl Session {
     pub async fn handle(&self, message: ClientMsg) {
         if !self.within_principal_rate(&message) {
             return;
+        }
+        let strangers_business = matches!(
+            message,
+            ClientMsg::StrangerStart { .. }
+                | ClientMsg::StrangerNext
+                | ClientMsg::StrangerStop
+                | ClientMsg::StrangerChat { .. }
+                | ClientMsg::StrangerReport { .. }
+                | ClientMsg::StrangerBlock
+                | ClientMsg::StrangerFriend
+        );
+        if strangers_business && self.strangers_elsewhere() {
+            return self
+                .forward_strangers(StrangerWork::Message { message })
+                .await;
         }
         let state = &self.state;
         let calls = &state.calls;
@@ -204,7 +229,7 @@ impl Session {
             }
             ClientMsg::StrangerNext => {
                 if self.stranger_within_starts() {
-                    let alive = self.state.hub.reachable();
+                    let alive = self.state.reachable();
                     let next = state.strangers.next(who, calls.as_ref(), &alive);
                     self.stranger_op(next).await
                 }
@@ -291,7 +316,7 @@ impl Session {
             address,
             shadow: standing.restricted,
         };
-        let alive = self.state.hub.reachable();
+        let alive = self.state.reachable();
         let started = state.strangers.start(
             self.who(),
             self.socket,
@@ -320,7 +345,7 @@ impl Session {
                 None,
             ));
         }
-        let alive = self.state.hub.reachable();
+        let alive = self.state.reachable();
         let relayed = self
             .state
             .strangers
@@ -377,7 +402,7 @@ impl Session {
         if !self.stranger_within_reports() {
             return;
         }
-        let alive = self.state.hub.reachable();
+        let alive = self.state.reachable();
         let blocked = self
             .state
             .strangers
@@ -490,6 +515,31 @@ impl Session {
         carry_out(&self.state, effects).await;
     }
 
+    /// Whether another instance runs strangers (only with several instances).
+    fn strangers_elsewhere(&self) -> bool {
+        self.state
+            .cluster
+            .as_ref()
+            .is_some_and(|cluster| cluster.strangers_leader() != self.state.hub.instance())
+    }
+
+    /// Sends this socket's strangers business to the instance that runs strangers.
+    async fn forward_strangers(&self, work: StrangerWork) {
+        let Some(cluster) = &self.state.cluster else {
+            return;
+        };
+        self.remote_strangers
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let work = RemoteWork {
+            principal: self.principal.clone(),
+            address: self.address.clone(),
+            work,
+        };
+        if !cluster.forward_remote(self.socket, work).await {
+            self.reply(&error(ErrorCode::Unavailable, TRY_AGAIN, None));
+        }
+    }
+
     /// Whether another instance holds call `id` (only with several instances).
     fn held_elsewhere(&self, id: CallId) -> bool {
         self.state.cluster.is_some() && super::calls::owner_of(id) != self.socket.instance
@@ -549,6 +599,13 @@ impl Session {
                     .forward_call(self.who(), self.socket, id, CallOp::SocketClosed)
                     .await;
             }
+        }
+        if self
+            .remote_strangers
+            .load(std::sync::atomic::Ordering::Relaxed)
+            && self.strangers_elsewhere()
+        {
+            self.forward_strangers(StrangerWork::SocketClosed).await;
         }
     }
 
@@ -738,5 +795,25 @@ pub async fn announce_presence(state: &AppState, user: i64, online: bool) {
             },
         ),
         Err(e) => tracing::error!(error = %e, "reading friends for presence failed"),
+    }
+}
+
+/// Runs a socket's strangers business sent here by its own instance (this one runs
+/// strangers): the same handling as for a socket of this instance, its replies sent back
+/// through the cluster.
+pub async fn run_remote(state: &AppState, socket: SocketRef, work: RemoteWork) {
+    let session = Session {
+        principal: work.principal,
+        socket,
+        address: work.address,
+        state: state.clone(),
+        // Unused: replies to another instance's socket go through the cluster.
+        reply: super::queue::queue(1).0,
+        remote_calls: Default::default(),
+        remote_strangers: Default::default(),
+    };
+    match work.work {
+        StrangerWork::Message { message } => session.handle(message).await,
+        StrangerWork::SocketClosed => session.closed().await,
     }
 }

@@ -81,6 +81,25 @@ pub struct Shared {
     pub turn_check: Option<TurnCheck>,
 }
 
+impl Shared {
+    /// Whether a socket can still be reached: an open socket of this instance, or one on
+    /// another instance that is alive (sockets closing there are forwarded as they close).
+    /// What the strangers' matcher asks before pairing anyone.
+    pub fn reachable(
+        &self,
+    ) -> impl Fn(super::auth::PrincipalId, super::hub::SocketRef) -> bool + '_ {
+        move |who, socket| {
+            if socket.instance == self.hub.instance() {
+                self.hub.has_socket(who, socket)
+            } else {
+                self.cluster
+                    .as_ref()
+                    .is_some_and(|cluster| cluster.reachable_elsewhere(socket))
+            }
+        }
+    }
+}
+
 /// Runs the built-in TURN server's self-test now (its gauge and log follow): how long a
 /// relayed datagram took, or why nothing was relayed.
 pub type TurnCheck = Arc<

@@ -143,7 +143,7 @@ mod imp {
         tracing::info!(report = report_id, moderator = me.id, "report dismissed");
         state.metrics.moderation("dismissed");
         if let Some(who) = lifted.and_then(|key| PrincipalId::from_key(&key)) {
-            let alive = state.hub.reachable();
+            let alive = state.reachable();
             let effects = state
                 .strangers
                 .set_shadow(who, false, state.calls.as_ref(), &alive);

@@ -120,6 +120,7 @@ async fn run(
         state: state.clone(),
         reply: registration.reply.clone(),
         remote_calls: Default::default(),
+        remote_strangers: Default::default(),
     };
     tracing::debug!(conn_id, "socket open");
     session.reply(&ServerMsg::Welcome {

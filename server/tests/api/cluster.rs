@@ -9,7 +9,11 @@ use app::{
 };
 use serde_json::Value;
 
-use crate::{helpers::TestApp, people::Person};
+use crate::{
+    helpers::TestApp,
+    people::{Person, Socket},
+    strangers::{ended, looking, matched, start, stranger_news},
+};
 
 fn send(conversation_id: i64, client_id: &str, body: &str) -> ClientMsg {
     ClientMsg::Send {
@@ -405,4 +409,168 @@ async fn blocking_through_another_instance_ends_the_call_where_it_is_held() {
         .await;
     assert_eq!(ann_tab.call_ended().await.0, call_id);
     assert_eq!(bob_tab.call_ended().await.0, call_id);
+}
+
+#[tokio::test]
+async fn strangers_on_different_instances_are_matched_chat_move_on_and_leave() {
+    let (_redis, apps) = TestApp::cluster(3).await;
+    // The first instance runs strangers; these two are on the others.
+    let (a_guest, b_guest) = (apps[1].guest().await, apps[2].guest().await);
+    let mut a = apps[1].socket(&a_guest).await;
+    let mut b = apps[2].socket(&b_guest).await;
+    a.send(&start(&[])).await;
+    assert!(looking(&mut a).await);
+    b.send(&start(&[])).await;
+    let (_, call_id, a_offers) = matched(&mut a).await;
+    let (_, b_call, b_offers) = matched(&mut b).await;
+    assert_eq!(call_id, b_call);
+    assert!(a_offers && !b_offers);
+
+    a.send(&ClientMsg::StrangerChat {
+        text: "hi B".into(),
+    })
+    .await;
+    assert_eq!(
+        stranger_news(&mut b).await,
+        ServerMsg::StrangerChat {
+            text: "hi B".into()
+        }
+    );
+    b.send(&ClientMsg::StrangerChat {
+        text: "hi A".into(),
+    })
+    .await;
+    assert_eq!(
+        stranger_news(&mut a).await,
+        ServerMsg::StrangerChat {
+            text: "hi A".into()
+        }
+    );
+    // The match's call, held where strangers run, carries their signals.
+    let relay = serde_json::json!({"kind": "candidate",
+        "candidate": "candidate:4 1 udp 41885439 198.51.100.9 50123 typ relay raddr 203.0.113.7 rport 61000",
+        "mid": "0", "index": 0})
+    .to_string();
+    a.send(&ClientMsg::CallSignal {
+        call_id,
+        data: relay,
+    })
+    .await;
+    let relayed = b.call_signal().await;
+    assert!(relayed.contains("198.51.100.9") && !relayed.contains("203.0.113.7"));
+
+    // Next from B: A hears it ended and looks again. A stops; C, on the first instance,
+    // meets B.
+    b.send(&ClientMsg::StrangerNext).await;
+    assert_eq!(ended(&mut a).await, app::strangers::MatchEnd::Next);
+    a.send(&ClientMsg::StrangerStop).await;
+    let runner = &apps[0].state;
+    for _ in 0..100 {
+        if runner.strangers.counts() == (1, 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(runner.strangers.counts(), (1, 0), "only B looks");
+    let c_guest = apps[0].guest().await;
+    let mut c = apps[0].socket(&c_guest).await;
+    c.send(&start(&[])).await;
+    let (_, c_call, _) = matched(&mut c).await;
+    let b_call = b
+        .next_where(|m| match m {
+            ServerMsg::CallOpened { call_id, .. } => Some(call_id),
+            _ => None,
+        })
+        .await;
+    assert_eq!(b_call, c_call);
+
+    // B's tab closes on its instance: C hears at once that the connection dropped.
+    drop(b);
+    let dropped = c
+        .next_where(|m| match m {
+            ServerMsg::CallPeerConnection { call_id, connected } => Some((call_id, connected)),
+            _ => None,
+        })
+        .await;
+    assert_eq!(dropped, (c_call, false));
+}
+
+#[tokio::test]
+async fn a_thousand_starts_over_three_instances_are_each_matched_once_and_never_with_a_leaver() {
+    const PEOPLE: usize = 1000;
+    const LEAVERS: usize = 50;
+    let (_redis, apps) = TestApp::cluster_with(3, |config| {
+        config.guests_per_ip = 100_000;
+        config.trusted_proxies =
+            app::server::auth::proxy::TrustedProxies::parse("127.0.0.1").unwrap();
+    })
+    .await;
+    // Each person from an address of their own (behind the trusted proxy), spread over the
+    // instances.
+    let mut n = 0u32;
+    let mut connect = |count: usize| {
+        let apps = &apps;
+        let start_at = n;
+        n += count as u32;
+        async move {
+            let mut sockets = Vec::new();
+            for i in 0..count {
+                let k = start_at + i as u32;
+                let app = &apps[k as usize % apps.len()];
+                let person = app.guest().await;
+                let address = format!("10.{}.{}.{}", k >> 16 & 255, k >> 8 & 255, k & 255);
+                sockets.push(app.socket_from(&person, &address).await);
+            }
+            sockets
+        }
+    };
+    // Leavers look (each for an interest of their own, so they do not meet each other while
+    // they go), then close their tabs; they must be gone from the queue before anyone starts.
+    for (i, mut leaver) in connect(LEAVERS).await.into_iter().enumerate() {
+        leaver.send(&start(&[&format!("leaver{i}")])).await;
+        assert!(!looking(&mut leaver).await);
+        drop(leaver);
+    }
+    let runner = &apps[0].state;
+    for _ in 0..100 {
+        if runner.strangers.counts() == (0, 0) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(runner.strangers.counts(), (0, 0), "leavers left the queue");
+
+    let sockets = connect(PEOPLE).await;
+    let results =
+        futures::future::join_all(sockets.into_iter().map(|mut socket: Socket| async move {
+            socket.send(&start(&[])).await;
+            let (_, call_id, _) = loop {
+                match stranger_news(&mut socket).await {
+                    ServerMsg::StrangerLooking { .. } => continue,
+                    ServerMsg::StrangerMatched { .. } => {
+                        break socket
+                            .next_where(|m| match m {
+                                ServerMsg::CallOpened {
+                                    call_id, you_offer, ..
+                                } => Some(((), call_id, you_offer)),
+                                _ => None,
+                            })
+                            .await
+                    }
+                    other => panic!("expected a match, got {other:?}"),
+                }
+            };
+            (call_id, socket)
+        }))
+        .await;
+    let mut sides = std::collections::HashMap::<_, usize>::new();
+    for (call_id, _) in &results {
+        *sides.entry(*call_id).or_default() += 1;
+    }
+    assert_eq!(sides.len(), PEOPLE / 2, "every one matched, in pairs");
+    assert!(
+        sides.values().all(|&n| n == 2),
+        "no self, duplicate or leaver pairs"
+    );
+    assert_eq!(runner.strangers.counts(), (0, PEOPLE / 2));
 }

@@ -117,10 +117,19 @@ impl TestApp {
     /// SQLite, one file) and, when the suite runs on PostgreSQL, one database. Instances are
     /// taken for gone 1 s after their last heartbeat.
     pub async fn cluster(n: usize) -> (testkit::redis::Redis, Vec<TestApp>) {
+        Self::cluster_with(n, |_| {}).await
+    }
+
+    /// [`Self::cluster`] with every instance's configuration adjusted by `adjust`.
+    pub async fn cluster_with(
+        n: usize,
+        adjust: impl Fn(&mut Config),
+    ) -> (testkit::redis::Redis, Vec<TestApp>) {
         let redis = testkit::redis::Redis::start();
         let join = |config: &mut Config| {
             config.redis_url = Some(Secret::new(redis.url()));
             config.instance_timeout = std::time::Duration::from_secs(1);
+            adjust(config);
         };
         let first = Self::spawn_with(join).await;
         let mut apps = vec![first];

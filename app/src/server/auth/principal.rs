@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::session::{now_secs, SessionUser, Sessions};
 
 /// A guest's random id (128 bits from the OS).
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct GuestId(pub u128);
 
 impl GuestId {
@@ -65,8 +65,8 @@ impl PrincipalId {
     }
 }
 
-/// Who made a request.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Who made a request. (Serialised only between instances, with a socket's work.)
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Principal {
     User(SessionUser),
     Guest(GuestId),

@@ -161,7 +161,7 @@ pub fn random_secret_hex() -> String {
 
 /// The signed-in user of a request, put in the request's extensions by the session layer
 /// after checking the token and the user's current token version.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionUser {
     pub id: i64,
     /// This session's id (see [`Claims::sid`]).

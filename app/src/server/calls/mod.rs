@@ -281,6 +281,9 @@ pub async fn apply_forwarded(state: &AppState, work: super::cluster::Forwarded) 
         Forwarded::EndBetween { a, b, reason } => {
             return end_between_here(state, a, b, reason).await;
         }
+        Forwarded::Remote { socket, work } => {
+            return super::realtime::run_remote(state, socket, work).await;
+        }
         Forwarded::Call {
             who,
             socket,
@@ -294,7 +297,10 @@ pub async fn apply_forwarded(state: &AppState, work: super::cluster::Forwarded) 
         CallOp::Reject => calls.reject(who, call),
         CallOp::HangUp => calls.hang_up(who, call),
         CallOp::Signal { data } => calls.signal(who, socket, call, data),
-        CallOp::Resume => calls.resume(who, socket, call),
+        CallOp::Resume => calls.resume(who, socket, call).inspect(|_| {
+            // A stranger's match follows its call to the new socket.
+            state.strangers.resumed(who, socket);
+        }),
         CallOp::SocketClosed => Ok(calls.socket_closed(who, socket)),
     };
     match result {

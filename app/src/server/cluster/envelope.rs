@@ -21,6 +21,27 @@ use crate::{
     wire::CallId,
 };
 
+/// What a socket on another instance sent, for the instance that runs strangers (see
+/// [`super::Cluster::strangers_here`]): who sent it, from which address (as limits count
+/// it), and the message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteWork {
+    pub principal: crate::server::auth::Principal,
+    pub address: String,
+    pub work: StrangerWork,
+}
+
+/// A socket's strangers business, forwarded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "work", rename_all = "snake_case")]
+pub enum StrangerWork {
+    Message {
+        message: crate::protocol::ClientMsg,
+    },
+    /// The socket closed (it had used strangers).
+    SocketClosed,
+}
+
 /// An operation a socket asked for on a call another instance holds (see
 /// [`crate::server::calls::owner_of`]), carried out there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +104,12 @@ pub enum Envelope {
         call: CallId,
         op: CallOp,
     },
+    /// A socket's strangers business, for the instance that runs strangers.
+    Remote {
+        origin: InstanceId,
+        socket: SocketRef,
+        work: RemoteWork,
+    },
     /// End any call between users `a` and `b` (a block or an unfriend; to every instance).
     EndBetween {
         origin: InstanceId,
@@ -106,6 +133,7 @@ impl Envelope {
             | Envelope::EndSessions { origin, .. }
             | Envelope::EndSession { origin, .. }
             | Envelope::Call { origin, .. }
+            | Envelope::Remote { origin, .. }
             | Envelope::EndBetween { origin, .. } => *origin,
         }
     }
@@ -183,6 +211,18 @@ impl Envelope {
                 format!("{:x}:{}:{call}", socket.instance.0, socket.conn),
                 "",
                 Cow::from(serde_json::to_string(op).unwrap_or_default()),
+            ),
+            Envelope::Remote {
+                origin,
+                socket,
+                work,
+            } => (
+                "M",
+                origin,
+                work.principal.id().key(),
+                format!("{:x}:{}", socket.instance.0, socket.conn),
+                "",
+                Cow::from(serde_json::to_string(work).unwrap_or_default()),
             ),
             Envelope::EndBetween {
                 origin,
@@ -276,6 +316,24 @@ impl Envelope {
                     },
                     call: call.parse().map_err(|_| Malformed("call"))?,
                     op: serde_json::from_str(text).map_err(|_| Malformed("call op"))?,
+                }
+            }
+            "M" => {
+                let (instance, conn) = arg.split_once(':').ok_or(Malformed("socket"))?;
+                let work: RemoteWork =
+                    serde_json::from_str(text).map_err(|_| Malformed("remote work"))?;
+                if work.principal.id() != to {
+                    return Err(Malformed("principal"));
+                }
+                Envelope::Remote {
+                    origin,
+                    socket: SocketRef {
+                        instance: InstanceId(
+                            u64::from_str_radix(instance, 16).map_err(|_| Malformed("socket"))?,
+                        ),
+                        conn: conn.parse().map_err(|_| Malformed("socket"))?,
+                    },
+                    work,
                 }
             }
             "B" => Envelope::EndBetween {
@@ -381,6 +439,22 @@ mod tests {
                 a: 1,
                 b: 2,
                 reason: CallEndReason::NotAllowed,
+            },
+            Envelope::Remote {
+                origin,
+                socket: SocketRef {
+                    instance: InstanceId(3),
+                    conn: 8,
+                },
+                work: RemoteWork {
+                    principal: crate::server::auth::Principal::Guest(GuestId(u128::MAX)),
+                    address: "203.0.113.0/24".into(),
+                    work: StrangerWork::Message {
+                        message: crate::protocol::ClientMsg::StrangerChat {
+                            text: "hi\nthere".into(),
+                        },
+                    },
+                },
             },
         ] {
             assert_eq!(Envelope::decode(&envelope.encode()), Ok(envelope.clone()));

@@ -35,7 +35,7 @@ use redis::{
 };
 use tokio::sync::mpsc;
 
-pub use envelope::{CallOp, Envelope};
+pub use envelope::{CallOp, Envelope, RemoteWork, StrangerWork};
 
 use super::{
     auth::PrincipalId,
@@ -71,6 +71,8 @@ pub enum Forwarded {
         b: i64,
         reason: crate::protocol::CallEndReason,
     },
+    /// A socket elsewhere's strangers business (this instance runs strangers).
+    Remote { socket: SocketRef, work: RemoteWork },
 }
 
 /// What joining the cluster gives: the cluster, and the work it hands over.
@@ -108,6 +110,10 @@ pub struct Cluster {
     registered: Mutex<HashSet<PrincipalId>>,
     /// How long a heartbeat counts.
     alive_for: Duration,
+    /// The instance that runs strangers (their queue and matches), as of the last heartbeat.
+    strangers_leader: std::sync::atomic::AtomicU64,
+    /// The instances alive at the last heartbeat, and any heard from since.
+    live: Arc<Mutex<HashSet<InstanceId>>>,
     /// The background tasks, stopped by [`Cluster::halt`].
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
@@ -136,13 +142,15 @@ impl Cluster {
             .set_protocol(redis::ProtocolVersion::RESP3);
         let client = redis::Client::open(info.set_redis_settings(settings))?;
         let receiver = hub.clone();
+        let live: Arc<Mutex<HashSet<InstanceId>>> = Default::default();
+        let heard = live.clone();
         let (forward, forwarded) = mpsc::unbounded_channel();
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(5)))
             .set_response_timeout(Some(Duration::from_secs(5)))
             .set_automatic_resubscription()
             .set_push_sender(move |push: PushInfo| {
-                receive(&receiver, &forward, push);
+                receive(&receiver, &heard, &forward, push);
                 Ok::<(), std::convert::Infallible>(())
             });
         let mut redis = client.get_connection_manager_with_config(config).await?;
@@ -160,8 +168,11 @@ impl Cluster {
             changes,
             registered: Default::default(),
             alive_for,
+            strangers_leader: Default::default(),
+            live,
             tasks: Default::default(),
         });
+        cluster.lead().await?;
         let tasks = [
             tokio::spawn(publisher(cluster.redis.clone(), queue)).abort_handle(),
             tokio::spawn(reconcile(cluster.clone(), changed, events.clone())).abort_handle(),
@@ -177,6 +188,64 @@ impl Cluster {
             presence,
             forwarded,
         })
+    }
+
+    /// Keeps or takes the running of strangers, and learns which instances are alive.
+    async fn lead(&self) -> Result<(), redis::RedisError> {
+        use std::sync::atomic::Ordering;
+        let mut redis = self.redis.clone();
+        let me = self.hub.instance();
+        let (leader, live) = scripts::lead(&mut redis, me, self.alive_for).await?;
+        let before = self.strangers_leader.swap(leader.0, Ordering::Relaxed);
+        if before != leader.0 {
+            tracing::info!(
+                instance = %instance_name(leader),
+                here = leader == me,
+                "strangers are run by this instance"
+            );
+        }
+        *self.live.lock().unwrap_or_else(|e| e.into_inner()) = live.into_iter().collect();
+        Ok(())
+    }
+
+    /// The instance that runs strangers (all of their queue and matches).
+    pub fn strangers_leader(&self) -> InstanceId {
+        InstanceId(
+            self.strangers_leader
+                .load(std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
+    /// Whether a socket on another instance can still be reached: its instance is alive
+    /// (a socket closing there is forwarded as it happens).
+    pub fn reachable_elsewhere(&self, socket: SocketRef) -> bool {
+        self.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&socket.instance)
+    }
+
+    /// Sends a socket's strangers business to the instance that runs strangers. `false` when
+    /// no instance took it.
+    pub async fn forward_remote(&self, socket: SocketRef, work: RemoteWork) -> bool {
+        let envelope = Envelope::Remote {
+            origin: self.origin(),
+            socket,
+            work,
+        };
+        let mut redis = self.redis.clone();
+        match redis::cmd("PUBLISH")
+            .arg(instance_channel(self.strangers_leader()))
+            .arg(envelope.encode())
+            .query_async::<i64>(&mut redis)
+            .await
+        {
+            Ok(receivers) => receivers > 0,
+            Err(error) => {
+                tracing::warn!(%error, "forwarding strangers business failed");
+                false
+            }
+        }
     }
 
     /// Sends `op` on `call` (asked by `who` on `socket`) to the instance that holds it.
@@ -391,7 +460,12 @@ impl Presence for Cluster {
 }
 
 /// A message Redis pushed: an envelope for this instance's sockets, or call work.
-fn receive(hub: &Hub, forward: &mpsc::UnboundedSender<Forwarded>, push: PushInfo) {
+fn receive(
+    hub: &Hub,
+    live: &Mutex<HashSet<InstanceId>>,
+    forward: &mpsc::UnboundedSender<Forwarded>,
+    push: PushInfo,
+) {
     if push.kind != PushKind::Message {
         if push.kind == PushKind::Disconnection {
             tracing::warn!("lost the connection to Redis: reconnecting");
@@ -412,6 +486,10 @@ fn receive(hub: &Hub, forward: &mpsc::UnboundedSender<Forwarded>, push: PushInfo
         // Delivered here when it was sent.
         return;
     }
+    // An instance that sends is alive (before this one's next heartbeat says so).
+    live.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(envelope.origin());
     let frame = |kind, text: String| Frame {
         text: text.into(),
         kind,
@@ -463,6 +541,9 @@ fn receive(hub: &Hub, forward: &mpsc::UnboundedSender<Forwarded>, push: PushInfo
         }
         Envelope::EndBetween { a, b, reason, .. } => {
             let _ = forward.send(Forwarded::EndBetween { a, b, reason });
+        }
+        Envelope::Remote { socket, work, .. } => {
+            let _ = forward.send(Forwarded::Remote { socket, work });
         }
     }
 }
@@ -589,6 +670,9 @@ async fn heartbeats(
                 }
                 continue;
             }
+        }
+        if let Err(error) = cluster.lead().await {
+            tracing::warn!(%error, "reading who runs strangers failed");
         }
         match scripts::sweep(&mut redis, None).await {
             Ok(offline) => {

@@ -80,6 +80,27 @@ if until_ and tonumber(until_) > now then return 1 else return 0 end"
     ))
 });
 
+/// KEYS: alive, the strangers key; ARGV: instance, how long leadership lasts (ms). Keeps
+/// (or, when there is none or it stopped, takes) the running of strangers: one instance at
+/// a time. Returns that instance, then every live instance.
+static LEAD: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(&format!(
+        "{PRELUDE}
+local leader = redis.call('GET', KEYS[2])
+if leader then
+  local until_ = redis.call('ZSCORE', KEYS[1], leader)
+  if not (until_ and tonumber(until_) > now) then leader = false end
+end
+if (not leader) or leader == ARGV[1] then
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', tonumber(ARGV[2]))
+  leader = ARGV[1]
+end
+local out = redis.call('ZRANGEBYSCORE', KEYS[1], now, '+inf')
+table.insert(out, 1, leader)
+return out"
+    ))
+});
+
 /// KEYS: alive; ARGV: an instance that is leaving, or none. Forgets that instance, or every
 /// instance whose heartbeat ran out, and returns the users who were on it and are on no live
 /// instance now. Atomic: one sweeper handles each instance.
@@ -173,4 +194,23 @@ pub(super) async fn sweep(
     }
     let offline: Vec<String> = invocation.invoke_async(redis).await?;
     Ok(offline.iter().filter_map(|u| u.parse().ok()).collect())
+}
+
+/// Keeps or takes the running of strangers (see [`LEAD`]): the instance that runs them, and
+/// every live instance.
+pub(super) async fn lead(
+    redis: &mut ConnectionManager,
+    instance: InstanceId,
+    alive_for: std::time::Duration,
+) -> RedisResult<(InstanceId, Vec<InstanceId>)> {
+    let names: Vec<String> = LEAD
+        .key(ALIVE)
+        .key("parlor:strangers")
+        .arg(instance_name(instance))
+        .arg(alive_for.as_millis() as u64)
+        .invoke_async(redis)
+        .await?;
+    let parse = |name: &String| u64::from_str_radix(name, 16).ok().map(InstanceId);
+    let leader = names.first().and_then(parse).unwrap_or(instance);
+    Ok((leader, names.iter().skip(1).filter_map(parse).collect()))
 }

@@ -188,7 +188,7 @@ pub async fn run_ticker(state: super::state::AppState) {
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         every.tick().await;
-        let alive = state.hub.reachable();
+        let alive = state.reachable();
         let effects = state.strangers.tick(state.calls.as_ref(), &alive);
         super::calls::carry_out(&state, effects).await;
     }
