@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::{
     helpers::TestApp,
-    people::{Person, Socket},
+    people::{ring_and_answer, Person, Socket},
     strangers::{ended, looking, matched, start, stranger_news},
 };
 
@@ -343,12 +343,7 @@ async fn a_call_resumes_on_a_third_instance_and_a_call_gone_with_its_instance_is
     let (ann, bob, _) = apps[0].pair().await;
     let mut ann_tab = apps[0].socket(&ann).await;
     let mut bob_tab = apps[1].socket(&bob).await;
-    ann_tab.start_call(bob.id, true).await;
-    let call_id = ann_tab.ringing().await;
-    bob_tab.incoming().await;
-    bob_tab.send(&ClientMsg::CallAccept { call_id }).await;
-    ann_tab.accepted().await;
-    bob_tab.accepted().await;
+    let call_id = ring_and_answer(&mut ann_tab, &mut bob_tab, bob.id).await;
 
     // Bob's connection drops on B; the instance holding the call (A) hears it and waits.
     drop(bob_tab);
@@ -392,12 +387,7 @@ async fn blocking_through_another_instance_ends_the_call_where_it_is_held() {
     let (ann, bob, _) = apps[0].pair().await;
     let mut ann_tab = apps[0].socket(&ann).await;
     let mut bob_tab = apps[1].socket(&bob).await;
-    ann_tab.start_call(bob.id, true).await;
-    let call_id = ann_tab.ringing().await;
-    bob_tab.incoming().await;
-    bob_tab.send(&ClientMsg::CallAccept { call_id }).await;
-    ann_tab.accepted().await;
-    bob_tab.accepted().await;
+    let call_id = ring_and_answer(&mut ann_tab, &mut bob_tab, bob.id).await;
 
     // Bob blocks Ann through B; the call lives on A.
     apps[1]

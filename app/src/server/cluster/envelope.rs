@@ -156,7 +156,7 @@ impl Envelope {
                 "O",
                 origin,
                 to.key(),
-                format!("{:x}:{}", except.instance.0, except.conn),
+                socket_text(except),
                 *kind,
                 Cow::from(text),
             ),
@@ -208,7 +208,7 @@ impl Envelope {
                 "C",
                 origin,
                 who.key(),
-                format!("{:x}:{}:{call}", socket.instance.0, socket.conn),
+                format!("{}:{call}", socket_text(socket)),
                 "",
                 Cow::from(serde_json::to_string(op).unwrap_or_default()),
             ),
@@ -220,7 +220,7 @@ impl Envelope {
                 "M",
                 origin,
                 work.principal.id().key(),
-                format!("{:x}:{}", socket.instance.0, socket.conn),
+                socket_text(socket),
                 "",
                 Cow::from(serde_json::to_string(work).unwrap_or_default()),
             ),
@@ -266,21 +266,13 @@ impl Envelope {
                 kind: intern(kind),
                 text: text.to_string(),
             },
-            "O" => {
-                let (instance, conn) = arg.split_once(':').ok_or(Malformed("socket"))?;
-                Envelope::Others {
-                    origin,
-                    to,
-                    except: SocketRef {
-                        instance: InstanceId(
-                            u64::from_str_radix(instance, 16).map_err(|_| Malformed("socket"))?,
-                        ),
-                        conn: conn.parse().map_err(|_| Malformed("socket"))?,
-                    },
-                    kind: intern(kind),
-                    text: text.to_string(),
-                }
-            }
+            "O" => Envelope::Others {
+                origin,
+                to,
+                except: parse_socket(arg)?,
+                kind: intern(kind),
+                text: text.to_string(),
+            },
             "S" => Envelope::Socket {
                 origin,
                 to,
@@ -302,24 +294,16 @@ impl Envelope {
                 session_id: arg.to_string(),
             },
             "C" => {
-                let mut parts = arg.splitn(3, ':');
-                let mut part = || parts.next().ok_or(Malformed("call"));
-                let (instance, conn, call) = (part()?, part()?, part()?);
+                let (socket, call) = arg.rsplit_once(':').ok_or(Malformed("call"))?;
                 Envelope::Call {
                     origin,
                     who: to,
-                    socket: SocketRef {
-                        instance: InstanceId(
-                            u64::from_str_radix(instance, 16).map_err(|_| Malformed("socket"))?,
-                        ),
-                        conn: conn.parse().map_err(|_| Malformed("socket"))?,
-                    },
+                    socket: parse_socket(socket)?,
                     call: call.parse().map_err(|_| Malformed("call"))?,
                     op: serde_json::from_str(text).map_err(|_| Malformed("call op"))?,
                 }
             }
             "M" => {
-                let (instance, conn) = arg.split_once(':').ok_or(Malformed("socket"))?;
                 let work: RemoteWork =
                     serde_json::from_str(text).map_err(|_| Malformed("remote work"))?;
                 if work.principal.id() != to {
@@ -327,12 +311,7 @@ impl Envelope {
                 }
                 Envelope::Remote {
                     origin,
-                    socket: SocketRef {
-                        instance: InstanceId(
-                            u64::from_str_radix(instance, 16).map_err(|_| Malformed("socket"))?,
-                        ),
-                        conn: conn.parse().map_err(|_| Malformed("socket"))?,
-                    },
+                    socket: parse_socket(arg)?,
                     work,
                 }
             }
@@ -345,6 +324,19 @@ impl Envelope {
             _ => return Err(Malformed("op")),
         })
     }
+}
+
+/// A socket's address as envelopes write it: `<instance hex>:<connection>`.
+fn socket_text(socket: &SocketRef) -> String {
+    format!("{:x}:{}", socket.instance.0, socket.conn)
+}
+
+fn parse_socket(text: &str) -> Result<SocketRef, Malformed> {
+    let (instance, conn) = text.split_once(':').ok_or(Malformed("socket"))?;
+    Ok(SocketRef {
+        instance: InstanceId(u64::from_str_radix(instance, 16).map_err(|_| Malformed("socket"))?),
+        conn: conn.parse().map_err(|_| Malformed("socket"))?,
+    })
 }
 
 /// Frame types name metrics labels, which are `&'static str`: the few types there are, each

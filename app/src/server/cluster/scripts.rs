@@ -123,36 +123,41 @@ return offline"
     ))
 });
 
+/// Runs [`ARRIVE`] or [`LEAVE`] for `user` on `instance`: whether that changed their
+/// presence over all instances.
+async fn presence_change(
+    script: &Script,
+    redis: &mut ConnectionManager,
+    instance: InstanceId,
+    user: i64,
+) -> RedisResult<bool> {
+    let changed: i64 = script
+        .key(ALIVE)
+        .key(where_key(user))
+        .key(users_key(instance))
+        .arg(instance_name(instance))
+        .arg(user)
+        .invoke_async(redis)
+        .await?;
+    Ok(changed == 1)
+}
+
+/// `user` has a socket on `instance` now: whether they came online.
 pub(super) async fn arrive(
     redis: &mut ConnectionManager,
     instance: InstanceId,
     user: i64,
 ) -> RedisResult<bool> {
-    let came: i64 = ARRIVE
-        .key(ALIVE)
-        .key(where_key(user))
-        .key(users_key(instance))
-        .arg(instance_name(instance))
-        .arg(user)
-        .invoke_async(redis)
-        .await?;
-    Ok(came == 1)
+    presence_change(&ARRIVE, redis, instance, user).await
 }
 
+/// `user` has no socket on `instance` any more: whether they went offline.
 pub(super) async fn leave(
     redis: &mut ConnectionManager,
     instance: InstanceId,
     user: i64,
 ) -> RedisResult<bool> {
-    let gone: i64 = LEAVE
-        .key(ALIVE)
-        .key(where_key(user))
-        .key(users_key(instance))
-        .arg(instance_name(instance))
-        .arg(user)
-        .invoke_async(redis)
-        .await?;
-    Ok(gone == 1)
+    presence_change(&LEAVE, redis, instance, user).await
 }
 
 pub(super) async fn online(redis: &mut ConnectionManager, users: &[i64]) -> RedisResult<Vec<bool>> {
