@@ -21,11 +21,12 @@ if [ "$(id -u)" -ne 0 ]; then sudo_cmd=(sudo); fi
 # rustc-web/cargo-web/rust-web-src: a compiler that can build std for wasm32.
 # rust-web-llvm + lld-22: /usr/bin/rust-lld (a link into lld-22), rustc's default wasm linker.
 # chromium: the browser the end-to-end tests drive. iproute2/util-linux: the loopback-only
-# network namespace the browser tests run in. postgresql/redis-server: the scale-out backends.
+# network namespace the browser tests run in. postgresql/redis-server: the scale-out backends;
+# haproxy: the load balancer in front of two instances in the cluster browser tests.
 # nftables/conntrack/curl: the NAT matrix (scripts/nat-matrix.sh) builds routers, empties
 # their NAT tables between cases and checks the server is ready.
 apt_packages=(rustc-web cargo-web rust-web-src rust-web-llvm lld-22 chromium iproute2 util-linux openssl
-  postgresql redis-server pkg-config libssl-dev nftables conntrack curl)
+  postgresql redis-server haproxy pkg-config libssl-dev nftables conntrack curl)
 missing=()
 for p in "${apt_packages[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Every test Parlor has: builds the app, runs the Rust unit and integration tests (the
 # integration suite twice: on SQLite, then on a throwaway PostgreSQL), then the browser tests
-# in a loopback-only network namespace, the connectivity matrix, then builds the release site
-# and server. Runs all suites even when one fails,
+# in a loopback-only network namespace (one instance, then two behind haproxy), the
+# connectivity matrix, then builds the release site and server. Runs all suites even when one fails,
 # ends with each runner's own summary lines, and exits non-zero if anything failed.
 set -uo pipefail
 
@@ -43,6 +43,10 @@ step "Browser tests (Playwright + Chromium, loopback-only network namespace)"
 scripts/e2e.sh "$@" 2>&1 | tee "$logs/e2e.txt"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 
+step "Browser tests across two instances behind haproxy (PostgreSQL + Redis: scripts/e2e-cluster.sh)"
+scripts/e2e-cluster.sh 2>&1 | tee "$logs/e2e-cluster.txt"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+
 step "Connectivity matrix (two Chromiums behind routers in network namespaces: scripts/nat-matrix.sh)"
 scripts/nat-matrix.sh 2>&1 | tee "$logs/nat.txt"
 [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
@@ -60,6 +64,8 @@ echo "Integration tests on PostgreSQL (cargo test):"
 grep -E '^test result:|^error(\[|:)' "$logs/rust-postgres.txt" | sed 's/^/  /'
 echo "Browser (Playwright):"
 grep -E '^\s+[0-9]+ (passed|failed|flaky|skipped|did not run)|^Error:' "$logs/e2e.txt" | sed 's/^ */  /'
+echo "Browser, two instances behind haproxy (Playwright):"
+grep -E '^\s+[0-9]+ (passed|failed|flaky|skipped|did not run)|^Error:' "$logs/e2e-cluster.txt" | sed 's/^ */  /'
 echo "Connectivity matrix (Playwright):"
 grep -E '^\s+[0-9]+ (passed|failed|flaky|skipped|did not run)|^Error:|^  \{' "$logs/nat.txt" | sed 's/^ */  /'
 echo "Release build:"

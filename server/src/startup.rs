@@ -165,32 +165,6 @@ impl Application {
         }
         let ice_servers = Arc::new(ice_servers);
         let hub = Arc::new(app::server::hub::Hub::default());
-        let calls: Arc<dyn app::server::calls::CallRegistry> = Arc::new(
-            app::server::calls::LocalCalls::new(config.call_ring, config.call_grace)
-                .with_instance(hub.instance())
-                .with_ice_servers(ice_servers.clone())
-                .with_turn_after_call(
-                    config
-                        .turn
-                        .as_ref()
-                        .map_or(app::server::calls::TURN_AFTER_CALL, |t| t.after_call),
-                ),
-        );
-        let rooms = Arc::new(app::server::rendezvous::Rooms::new(
-            config.code_ttl,
-            config.code_digits,
-            app::server::rendezvous::MailboxLimits {
-                frames: 128,
-                bytes: 1024 * 1024,
-            },
-        ));
-        // The TURN server takes credentials bound to a call or room while it is on.
-        let _ = bindings.set({
-            let (calls, rooms) = (calls.clone(), rooms.clone());
-            Box::new(move |binding| binding.live(calls.as_ref(), &rooms))
-        });
-        let session_secret = session_secret(&config)?;
-        let auth = Arc::new(build_auth(&config, &session_secret, &metrics)?);
         let (cluster, cluster_work) = match &config.redis_url {
             Some(url) => {
                 let joined = Cluster::connect(url.expose(), hub.clone(), config.instance_timeout)
@@ -211,6 +185,36 @@ impl Application {
             }
             None => (None, None),
         };
+        let mut local_calls =
+            app::server::calls::LocalCalls::new(config.call_ring, config.call_grace)
+                .with_instance(hub.instance())
+                .with_ice_servers(ice_servers.clone())
+                .with_turn_after_call(
+                    config
+                        .turn
+                        .as_ref()
+                        .map_or(app::server::calls::TURN_AFTER_CALL, |t| t.after_call),
+                );
+        if let Some(cluster) = &cluster {
+            // Someone in a call another instance holds is busy here too.
+            local_calls = local_calls.with_busy_elsewhere(cluster.clone());
+        }
+        let calls: Arc<dyn app::server::calls::CallRegistry> = Arc::new(local_calls);
+        let rooms = Arc::new(app::server::rendezvous::Rooms::new(
+            config.code_ttl,
+            config.code_digits,
+            app::server::rendezvous::MailboxLimits {
+                frames: 128,
+                bytes: 1024 * 1024,
+            },
+        ));
+        // The TURN server takes credentials bound to a call or room while it is on.
+        let _ = bindings.set({
+            let (calls, rooms) = (calls.clone(), rooms.clone());
+            Box::new(move |binding| binding.live(calls.as_ref(), &rooms))
+        });
+        let session_secret = session_secret(&config)?;
+        let auth = Arc::new(build_auth(&config, &session_secret, &metrics)?);
         let (delivery, presence): (Arc<dyn Delivery>, Arc<dyn Presence>) = match &cluster {
             Some(cluster) => (cluster.clone(), cluster.clone()),
             None => (hub.clone(), hub.clone()),

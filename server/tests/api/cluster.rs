@@ -564,3 +564,54 @@ async fn a_thousand_starts_over_three_instances_are_each_matched_once_and_never_
     );
     assert_eq!(runner.strangers.counts(), (0, PEOPLE / 2));
 }
+
+#[tokio::test]
+async fn someone_in_a_call_held_elsewhere_is_busy_for_every_instance() {
+    let (_redis, apps) = TestApp::cluster(2).await;
+    let (a, b) = (&apps[0], &apps[1]);
+    let (ann, bob, _) = a.pair().await;
+    let cat = b.person("Cat").await;
+    b.befriend(&cat, &bob).await;
+    let mut ann_tab = a.socket(&ann).await;
+    let mut bob_tab = b.socket(&bob).await;
+    let mut cat_tab = b.socket(&cat).await;
+    // Ann (on A) and Bob (on B) are in a call A holds.
+    let call_id = ring_and_answer(&mut ann_tab, &mut bob_tab, bob.id).await;
+
+    // Cat, on B, rings Bob: busy, as if the call were on B; a missed call is recorded.
+    let request = cat_tab.start_call(bob.id, true).await;
+    assert_eq!(cat_tab.call_refused().await, (request, CallEndReason::Busy));
+    assert_eq!(
+        cat_tab.call_record().await.call.unwrap().outcome,
+        CallOutcome::Missed
+    );
+    // Bob cannot start another call from B either.
+    let request = bob_tab.start_call(cat.id, true).await;
+    assert_eq!(
+        bob_tab.call_refused().await,
+        (request, CallEndReason::NotAllowed)
+    );
+
+    // Once the call is over, Cat gets through.
+    ann_tab.send(&ClientMsg::CallHangup { call_id }).await;
+    bob_tab.call_ended().await;
+    let mut rang = false;
+    for _ in 0..50 {
+        cat_tab.start_call(bob.id, true).await;
+        match cat_tab
+            .next_where(|m| match m {
+                ServerMsg::CallRinging { call_id, .. } => Some(Ok(call_id)),
+                ServerMsg::CallRefused { .. } => Some(Err(())),
+                _ => None,
+            })
+            .await
+        {
+            Ok(_) => {
+                rang = true;
+                break;
+            }
+            Err(()) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    assert!(rang, "Bob is free once the call ended");
+}

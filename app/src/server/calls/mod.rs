@@ -14,7 +14,7 @@ pub mod relay_only;
 
 use std::{future::Future, pin::Pin, time::Duration};
 
-pub use registry::{owner_of, CallError, CallRegistry, LocalCalls};
+pub use registry::{owner_of, BusyElsewhere, CallError, CallRegistry, LocalCalls};
 
 use super::{auth::PrincipalId, hub::SocketRef, state::AppState};
 use crate::{

@@ -198,11 +198,22 @@ impl Call {
     }
 }
 
+/// What other instances need to know of the calls here, and know of theirs: who is in a
+/// call (ringing or answered). Several instances only ([`crate::server::cluster`]).
+pub trait BusyElsewhere: Send + Sync {
+    /// `who` is in call `call` here now (`None`: in none any more). Must not block.
+    fn changed(&self, who: PrincipalId, call: Option<CallId>);
+    /// Whether `who` is in a call another instance holds.
+    fn busy_elsewhere(&self, who: PrincipalId) -> bool;
+}
+
 #[derive(Default)]
 struct Inner {
     calls: HashMap<CallId, Call>,
-    /// The call each principal is in.
+    /// The call each principal is in (see [`Inner::engage`] and [`Inner::remove`]).
     busy: HashMap<PrincipalId, CallId>,
+    /// Told of every change to `busy`, and asked about calls elsewhere.
+    elsewhere: Option<Arc<dyn BusyElsewhere>>,
     /// Calls that ended lately, with their parties (their TURN credentials still work for
     /// `after_call`), and when, oldest first.
     ended: HashMap<CallId, [PrincipalId; 2]>,
@@ -212,11 +223,34 @@ struct Inner {
 }
 
 impl Inner {
+    /// Whether `who` is in a call, here or on another instance.
+    fn is_busy(&self, who: PrincipalId) -> bool {
+        self.busy.contains_key(&who)
+            || self
+                .elsewhere
+                .as_ref()
+                .is_some_and(|elsewhere| elsewhere.busy_elsewhere(who))
+    }
+
+    /// Puts `a` and `b` in call `id`.
+    fn engage(&mut self, a: PrincipalId, b: PrincipalId, id: CallId) {
+        for who in [a, b] {
+            self.busy.insert(who, id);
+            if let Some(elsewhere) = &self.elsewhere {
+                elsewhere.changed(who, Some(id));
+            }
+        }
+    }
+
     /// Ends a call: forgets it and frees both sides.
     fn remove(&mut self, id: CallId) -> Option<Call> {
         let call = self.calls.remove(&id)?;
-        self.busy.remove(&call.caller.who());
-        self.busy.remove(&call.callee.who());
+        for who in [call.caller.who(), call.callee.who()] {
+            self.busy.remove(&who);
+            if let Some(elsewhere) = &self.elsewhere {
+                elsewhere.changed(who, None);
+            }
+        }
         self.forget_ended();
         self.ended
             .insert(id, [call.caller.who(), call.callee.who()]);
@@ -280,6 +314,13 @@ impl LocalCalls {
             ice: Arc::default(),
             instance: InstanceId(0),
         }
+    }
+
+    /// Tells `elsewhere` who is in a call here, and asks it who is in one on another
+    /// instance (such a person is busy here too).
+    pub fn with_busy_elsewhere(self, elsewhere: Arc<dyn BusyElsewhere>) -> Self {
+        self.lock().elsewhere = Some(elsewhere);
+        self
     }
 
     /// Names `instance` as the holder of the calls it starts (in their ids, see
@@ -350,7 +391,7 @@ impl CallRegistry for LocalCalls {
         let mut effects = Effects::default();
         let refuse = |reason| ServerMsg::CallRefused { request_id, reason };
         let to_caller = To::Socket(caller.who, socket);
-        if inner.busy.contains_key(&caller.who) || caller.who == callee.who {
+        if inner.is_busy(caller.who) || caller.who == callee.who {
             effects
                 .send
                 .push((to_caller, refuse(CallEndReason::NotAllowed)));
@@ -370,13 +411,12 @@ impl CallRegistry for LocalCalls {
             },
             phase: Phase::Ringing,
         };
-        if inner.busy.contains_key(&callee.who) {
+        if inner.is_busy(callee.who) {
             effects.send.push((to_caller, refuse(CallEndReason::Busy)));
             call.record(CallOutcome::Missed, &mut effects);
             return effects;
         }
-        inner.busy.insert(caller.who, id);
-        inner.busy.insert(callee.who, id);
+        inner.engage(caller.who, callee.who, id);
         inner.calls.insert(id, call);
         effects.send.push((
             to_caller,
@@ -407,7 +447,7 @@ impl CallRegistry for LocalCalls {
         video: bool,
     ) -> Result<Effects, CallError> {
         let mut inner = self.lock();
-        if a.who == b.who || inner.busy.contains_key(&a.who) || inner.busy.contains_key(&b.who) {
+        if a.who == b.who || inner.is_busy(a.who) || inner.is_busy(b.who) {
             return Err(CallError::Busy);
         }
         let id = new_call_id(self.instance);
@@ -425,8 +465,7 @@ impl CallRegistry for LocalCalls {
                 },
             ));
         }
-        inner.busy.insert(a.who, id);
-        inner.busy.insert(b.who, id);
+        inner.engage(a.who, b.who, id);
         inner.calls.insert(
             id,
             Call {

@@ -104,6 +104,12 @@ pub enum Envelope {
         call: CallId,
         op: CallOp,
     },
+    /// `who` is in `call` on the origin instance now (`None`: in none there any more).
+    Busy {
+        origin: InstanceId,
+        who: PrincipalId,
+        call: Option<CallId>,
+    },
     /// A socket's strangers business, for the instance that runs strangers.
     Remote {
         origin: InstanceId,
@@ -134,6 +140,7 @@ impl Envelope {
             | Envelope::EndSession { origin, .. }
             | Envelope::Call { origin, .. }
             | Envelope::Remote { origin, .. }
+            | Envelope::Busy { origin, .. }
             | Envelope::EndBetween { origin, .. } => *origin,
         }
     }
@@ -211,6 +218,14 @@ impl Envelope {
                 format!("{}:{call}", socket_text(socket)),
                 "",
                 Cow::from(serde_json::to_string(op).unwrap_or_default()),
+            ),
+            Envelope::Busy { origin, who, call } => (
+                "U",
+                origin,
+                who.key(),
+                call.map_or_else(String::new, |c| c.to_string()),
+                "",
+                Cow::from(""),
             ),
             Envelope::Remote {
                 origin,
@@ -303,6 +318,14 @@ impl Envelope {
                     op: serde_json::from_str(text).map_err(|_| Malformed("call op"))?,
                 }
             }
+            "U" => Envelope::Busy {
+                origin,
+                who: to,
+                call: match arg {
+                    "" => None,
+                    call => Some(call.parse().map_err(|_| Malformed("call"))?),
+                },
+            },
             "M" => {
                 let work: RemoteWork =
                     serde_json::from_str(text).map_err(|_| Malformed("remote work"))?;
@@ -431,6 +454,16 @@ mod tests {
                 a: 1,
                 b: 2,
                 reason: CallEndReason::NotAllowed,
+            },
+            Envelope::Busy {
+                origin,
+                who: PrincipalId::User(4),
+                call: Some(CallId(u128::MAX / 3)),
+            },
+            Envelope::Busy {
+                origin,
+                who: PrincipalId::Guest(GuestId(4)),
+                call: None,
             },
             Envelope::Remote {
                 origin,

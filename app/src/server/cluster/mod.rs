@@ -22,7 +22,7 @@ pub mod envelope;
 mod scripts;
 
 use std::{
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     future::Future,
     pin::Pin,
     sync::{Arc, Mutex},
@@ -86,6 +86,8 @@ pub struct Joined {
 
 /// Every instance's channel for what concerns all of them.
 const ALL_CHANNEL: &str = "parlor:all";
+/// Who is in a call, and which (the call id names the instance holding it).
+const BUSY_KEY: &str = "parlor:busy";
 
 fn principal_channel(who: PrincipalId) -> String {
     format!("parlor:p:{}", who.key())
@@ -114,6 +116,10 @@ pub struct Cluster {
     strangers_leader: std::sync::atomic::AtomicU64,
     /// The instances alive at the last heartbeat, and any heard from since.
     live: Arc<Mutex<HashSet<InstanceId>>>,
+    /// Who is in a call other instances hold (as they said).
+    busy: Arc<Mutex<HashMap<PrincipalId, crate::wire::CallId>>>,
+    /// Who is in a call here now, for the task telling the others.
+    busy_here: mpsc::UnboundedSender<(PrincipalId, Option<crate::wire::CallId>)>,
     /// The background tasks, stopped by [`Cluster::halt`].
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
@@ -144,18 +150,31 @@ impl Cluster {
         let receiver = hub.clone();
         let live: Arc<Mutex<HashSet<InstanceId>>> = Default::default();
         let heard = live.clone();
+        let busy: Arc<Mutex<HashMap<PrincipalId, crate::wire::CallId>>> = Default::default();
+        let busy_heard = busy.clone();
         let (forward, forwarded) = mpsc::unbounded_channel();
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(5)))
             .set_response_timeout(Some(Duration::from_secs(5)))
             .set_automatic_resubscription()
             .set_push_sender(move |push: PushInfo| {
-                receive(&receiver, &heard, &forward, push);
+                receive(&receiver, &heard, &busy_heard, &forward, push);
                 Ok::<(), std::convert::Infallible>(())
             });
         let mut redis = client.get_connection_manager_with_config(config).await?;
         redis.subscribe(instance_channel(hub.instance())).await?;
         redis.subscribe(ALL_CHANNEL).await?;
+        // Who is in a call elsewhere, as of now (changes come on the channel above).
+        let known: HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(BUSY_KEY)
+            .query_async(&mut redis)
+            .await?;
+        busy.lock().unwrap_or_else(|e| e.into_inner()).extend(
+            known
+                .iter()
+                .filter_map(|(who, call)| Some((PrincipalId::from_key(who)?, call.parse().ok()?))),
+        );
+        let (busy_here, busy_changes) = mpsc::unbounded_channel();
         scripts::heartbeat(&mut redis, hub.instance(), alive_for).await?;
 
         let (publish, queue) = mpsc::channel(PUBLISH_QUEUE);
@@ -170,11 +189,14 @@ impl Cluster {
             alive_for,
             strangers_leader: Default::default(),
             live,
+            busy,
+            busy_here,
             tasks: Default::default(),
         });
         cluster.lead().await?;
         let tasks = [
             tokio::spawn(publisher(cluster.redis.clone(), queue)).abort_handle(),
+            tokio::spawn(busy_writer(cluster.clone(), busy_changes)).abort_handle(),
             tokio::spawn(reconcile(cluster.clone(), changed, events.clone())).abort_handle(),
             tokio::spawn(heartbeats(Arc::downgrade(&cluster), events)).abort_handle(),
         ];
@@ -463,6 +485,7 @@ impl Presence for Cluster {
 fn receive(
     hub: &Hub,
     live: &Mutex<HashSet<InstanceId>>,
+    busy: &Mutex<HashMap<PrincipalId, crate::wire::CallId>>,
     forward: &mpsc::UnboundedSender<Forwarded>,
     push: PushInfo,
 ) {
@@ -544,6 +567,76 @@ fn receive(
         }
         Envelope::Remote { socket, work, .. } => {
             let _ = forward.send(Forwarded::Remote { socket, work });
+        }
+        Envelope::Busy { who, call, origin } => {
+            let mut busy = busy.lock().unwrap_or_else(|e| e.into_inner());
+            match call {
+                Some(call) => {
+                    busy.insert(who, call);
+                }
+                // Only if it is still the call that instance holds (a later one may be
+                // another instance's).
+                None => {
+                    if busy
+                        .get(&who)
+                        .is_some_and(|&call| crate::server::calls::owner_of(call) == origin)
+                    {
+                        busy.remove(&who);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl crate::server::calls::BusyElsewhere for Cluster {
+    fn changed(&self, who: PrincipalId, call: Option<crate::wire::CallId>) {
+        let _ = self.busy_here.send((who, call));
+    }
+
+    fn busy_elsewhere(&self, who: PrincipalId) -> bool {
+        let Some(&call) = self
+            .busy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&who)
+        else {
+            return false;
+        };
+        let owner = crate::server::calls::owner_of(call);
+        owner != self.origin()
+            && self
+                .live
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&owner)
+    }
+}
+
+/// Records who is in a call here (for instances that start later) and tells the others at
+/// once, in the order it changed.
+async fn busy_writer(
+    cluster: Arc<Cluster>,
+    mut changes: mpsc::UnboundedReceiver<(PrincipalId, Option<crate::wire::CallId>)>,
+) {
+    let mut redis = cluster.redis.clone();
+    let mut batch = Vec::new();
+    while changes.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
+        let mut pipe = redis::pipe();
+        for (who, call) in batch.drain(..) {
+            match call {
+                Some(call) => pipe.hset(BUSY_KEY, who.key(), call.to_string()).ignore(),
+                None => pipe.hdel(BUSY_KEY, who.key()).ignore(),
+            };
+            let envelope = Envelope::Busy {
+                origin: cluster.origin(),
+                who,
+                call,
+            };
+            pipe.publish(ALL_CHANNEL, envelope.encode()).ignore();
+        }
+        if let Err(error) = pipe.query_async::<()>(&mut redis).await {
+            tracing::warn!(%error, "telling the other instances who is in a call failed");
         }
     }
 }

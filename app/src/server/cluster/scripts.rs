@@ -118,6 +118,12 @@ for _, instance in ipairs(gone) do
     if not alive_in(where, '') then offline[#offline + 1] = user end
   end
   redis.call('DEL', users)
+  -- Who was in a call held there is in none now.
+  local owner = string.rep('0', 16 - #instance) .. instance
+  local busy = redis.call('HGETALL', 'parlor:busy')
+  for i = 1, #busy, 2 do
+    if string.sub(busy[i + 1], 1, 16) == owner then redis.call('HDEL', 'parlor:busy', busy[i]) end
+  end
 end
 return offline"
     ))

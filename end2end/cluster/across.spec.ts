@@ -1,0 +1,115 @@
+// Two instances behind haproxy (see ../cluster.config.ts): friends whose sockets are on
+// different instances chat live and call each other with video; two guests on different
+// instances are matched as strangers, see and hear each other through the relay, and chat.
+import { expect, test, type APIRequestContext, type Browser, type Page } from '@playwright/test';
+import { befriendAndOpen, hydrated, person, unique } from '../tests/support';
+
+const instances = ['http://127.0.0.1:3200', 'http://127.0.0.1:3201'];
+const metricsToken = 'cluster-test-metrics-token-0123456789';
+
+/** How many sockets of `kind` (member, guest) each instance holds, read from its metrics. */
+async function socketsPerInstance(request: APIRequestContext, kind: string): Promise<number[]> {
+  return Promise.all(
+    instances.map(async (url) => {
+      const response = await request.get(`${url}/metrics`, {
+        headers: { authorization: `Bearer ${metricsToken}` },
+      });
+      expect(response.ok()).toBeTruthy();
+      const line = (await response.text())
+        .split('\n')
+        .find((l) => l.startsWith(`parlor_sockets_open{kind="${kind}"}`));
+      return Number(line?.split(' ')[1] ?? 0);
+    }),
+  );
+}
+
+/** Reloads the second page until the proxy put the two pages' sockets on different
+ * instances (round robin: a reload's socket goes to the other instance). */
+async function onDifferentInstances(request: APIRequestContext, kind: string, second: Page) {
+  for (let attempt = 0; attempt < 6; attempt++) {
+    await expect.poll(async () => (await socketsPerInstance(request, kind)).reduce((a, b) => a + b)).toBe(2);
+    const counts = await socketsPerInstance(request, kind);
+    if (counts[0] === 1 && counts[1] === 1) return;
+    await second.reload();
+    await hydrated(second);
+  }
+  throw new Error('the proxy never put the two sockets on different instances');
+}
+
+async function expectLiveVideo(page: Page) {
+  const video = page.getByTestId('remote-video');
+  await expect.poll(() => video.evaluate((v: HTMLVideoElement) => v.videoWidth), { timeout: 20_000 }).toBeGreaterThan(0);
+  const t1 = await video.evaluate((v: HTMLVideoElement) => v.currentTime);
+  await expect.poll(() => video.evaluate((v: HTMLVideoElement) => v.currentTime)).toBeGreaterThan(t1 + 0.5);
+}
+
+test('friends on two instances chat live and call each other with video', async ({ browser, request }) => {
+  const tag = unique();
+  const ann = await person(browser, 'Ann', tag);
+  const bob = await person(browser, 'Bob', tag);
+  await onDifferentInstances(request, 'member', bob.page);
+
+  await befriendAndOpen(ann, bob);
+  // (Opening pages keeps each socket where it was: the app navigates without reloading.)
+  expect(await socketsPerInstance(request, 'member')).toEqual([1, 1]);
+  await ann.page.getByLabel('Message', { exact: true }).fill('Hello across instances');
+  await ann.page.getByLabel('Message', { exact: true }).press('Enter');
+  await expect(bob.page.getByTestId('messages').getByTestId('message-body').filter({ hasText: 'Hello across instances' })).toBeVisible();
+  await bob.page.getByLabel('Message', { exact: true }).fill('Hi from the other one');
+  await bob.page.getByLabel('Message', { exact: true }).press('Enter');
+  await expect(ann.page.getByTestId('messages').getByTestId('message-body').filter({ hasText: 'Hi from the other one' })).toBeVisible();
+  await expect(ann.page.getByTestId('peer-presence')).toHaveText('Online');
+
+  await ann.page.getByRole('button', { name: 'Video call' }).click();
+  const prompt = bob.page.getByRole('alertdialog', { name: 'Call' });
+  await expect(prompt.getByTestId('call-status')).toHaveText(`${ann.name} is calling you`);
+  await prompt.getByRole('button', { name: 'Accept' }).click();
+  await expect(ann.page.getByTestId('call-status')).toHaveText('Connected', { timeout: 20_000 });
+  await expect(bob.page.getByTestId('call-status')).toHaveText('Connected', { timeout: 20_000 });
+  await expectLiveVideo(ann.page);
+  await expectLiveVideo(bob.page);
+  await bob.page.getByRole('button', { name: 'Hang up' }).click();
+  await expect(ann.page.getByTestId('call')).toBeHidden();
+  await ann.close();
+  await bob.close();
+});
+
+type Guest = { page: Page; close: () => Promise<void> };
+
+async function guest(browser: Browser): Promise<Guest> {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  await page.goto('/strangers');
+  await hydrated(page);
+  return { page, close: () => context.close() };
+}
+
+async function start(g: Guest) {
+  await g.page.getByLabel('I am 18 or older and accept the rules').check();
+  await g.page.getByRole('button', { name: 'Start' }).click();
+}
+
+test('strangers on two instances are matched, see each other through the relay and chat', async ({ browser, request }) => {
+  const ann = await guest(browser);
+  const bob = await guest(browser);
+  await onDifferentInstances(request, 'guest', bob.page);
+
+  await start(ann);
+  await expect(ann.page.getByTestId('stranger-status')).toHaveText('Looking for someone…');
+  await start(bob);
+  for (const g of [ann, bob]) {
+    await expect(g.page.getByTestId('stranger-shared')).toHaveText('You were matched with a random stranger.');
+  }
+  await expect(ann.page.getByTestId('call-status')).toHaveText('Connected', { timeout: 20_000 });
+  await expectLiveVideo(ann.page);
+  await expectLiveVideo(bob.page);
+
+  await ann.page.getByRole('button', { name: 'Chat' }).click();
+  await ann.page.getByLabel('Message', { exact: true }).fill('hello from one instance');
+  await ann.page.getByRole('button', { name: 'Send', exact: true }).click();
+  await expect(bob.page.getByTestId('call-chat')).toContainText('Stranger: hello from one instance');
+  // Ann closes her tab on her instance; Bob, on the other, is told within seconds.
+  await ann.close();
+  await expect(bob.page.getByTestId('stranger-status')).toHaveText("The stranger's connection was lost.", { timeout: 15_000 });
+  await bob.close();
+});
