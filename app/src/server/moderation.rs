@@ -10,6 +10,7 @@ use std::collections::HashSet;
 use super::{
     auth::{require_user, PrincipalId, SessionUser},
     calls::carry_out,
+    cluster::StrangersOrder,
     state::{app_state, AppState},
 };
 use crate::error::AppError;
@@ -69,13 +70,58 @@ pub async fn after_report(state: &AppState, reported: PrincipalId) {
         Ok(Some(until)) => {
             tracing::warn!(%until, "a stranger was restricted after reports from several people");
             state.metrics.moderation("restricted");
-            let alive = state.reachable();
-            let effects = state
-                .strangers
-                .set_shadow(reported, true, state.calls.as_ref(), &alive);
-            carry_out(state, effects).await;
+            order_strangers(
+                state,
+                StrangersOrder::Shadow {
+                    who: reported.key(),
+                    on: true,
+                },
+            )
+            .await;
         }
         Ok(None) => {}
         Err(e) => tracing::error!(error = %e, "checking for an automatic restriction failed"),
     }
+}
+
+/// Carries out a moderation decision on the strangers' queue and matches: here, or on the
+/// instance that runs strangers (several instances).
+pub async fn order_strangers(state: &AppState, order: StrangersOrder) {
+    if let Some(cluster) = &state.cluster {
+        if cluster.strangers_leader() != state.hub.instance() {
+            if !cluster.forward_order(order).await {
+                tracing::warn!("the instance running strangers did not take a moderation decision (stored all the same)");
+            }
+            return;
+        }
+    }
+    apply_order(state, order).await;
+}
+
+/// [`order_strangers`], here.
+pub async fn apply_order(state: &AppState, order: StrangersOrder) {
+    let effects = match order {
+        StrangersOrder::Shadow { who, on } => {
+            let Some(who) = PrincipalId::from_key(&who) else {
+                return;
+            };
+            let alive = state.reachable();
+            state
+                .strangers
+                .set_shadow(who, on, state.calls.as_ref(), &alive)
+        }
+        StrangersOrder::Ban {
+            who,
+            address,
+            until,
+        } => {
+            let Some(who) = PrincipalId::from_key(&who) else {
+                return;
+            };
+            state
+                .strangers
+                .ban(who, &address, &until, state.calls.as_ref())
+        }
+    };
+    carry_out(state, effects).await;
 }

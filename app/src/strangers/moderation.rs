@@ -107,8 +107,7 @@ pub async fn moderation_log(before: Option<i64>) -> Result<Vec<LogEntry>, AppErr
 mod imp {
     use super::*;
     use crate::server::{
-        auth::PrincipalId, db::moderation::Dismissal, moderation::require_moderator,
-        state::app_state, unavailable,
+        db::moderation::Dismissal, moderation::require_moderator, state::app_state, unavailable,
     };
 
     const NO_REPORT: &str = "There is no such report.";
@@ -142,12 +141,9 @@ mod imp {
         };
         tracing::info!(report = report_id, moderator = me.id, "report dismissed");
         state.metrics.moderation("dismissed");
-        if let Some(who) = lifted.and_then(|key| PrincipalId::from_key(&key)) {
-            let alive = state.reachable();
-            let effects = state
-                .strangers
-                .set_shadow(who, false, state.calls.as_ref(), &alive);
-            crate::server::calls::carry_out(&state, effects).await;
+        if let Some(who) = lifted {
+            let order = crate::server::cluster::StrangersOrder::Shadow { who, on: false };
+            crate::server::moderation::order_strangers(&state, order).await;
         }
         Ok(())
     }
@@ -171,12 +167,12 @@ mod imp {
             "stranger banned"
         );
         state.metrics.moderation("banned");
-        if let Some(who) = PrincipalId::from_key(&ban.principal) {
-            let effects = state
-                .strangers
-                .ban(who, &ban.address, &ban.until, state.calls.as_ref());
-            crate::server::calls::carry_out(&state, effects).await;
-        }
+        let order = crate::server::cluster::StrangersOrder::Ban {
+            who: ban.principal.clone(),
+            address: ban.address.clone(),
+            until: ban.until.clone(),
+        };
+        crate::server::moderation::order_strangers(&state, order).await;
         Ok(ban.until)
     }
 

@@ -615,3 +615,52 @@ async fn someone_in_a_call_held_elsewhere_is_busy_for_every_instance() {
     }
     assert!(rang, "Bob is free once the call ended");
 }
+
+#[tokio::test]
+async fn a_ban_decided_through_another_instance_ends_the_match_where_strangers_run() {
+    let (_redis, apps) = TestApp::cluster_with(2, |config| {
+        config.admin_emails = vec!["mod@example.com".into()];
+        config.trusted_proxies =
+            app::server::auth::proxy::TrustedProxies::parse("127.0.0.1").unwrap();
+    })
+    .await;
+    // Strangers run on the first instance; the guests (each from an address of their own)
+    // and the moderator are on the second.
+    let b = &apps[1];
+    let moderator = b.person("Mod").await;
+    let (eve_guest, ann_guest) = (b.guest().await, b.guest().await);
+    let mut eve = b.socket_from(&eve_guest, "198.51.100.1").await;
+    let mut ann = b.socket_from(&ann_guest, "198.51.100.2").await;
+    eve.send(&start(&[])).await;
+    assert!(looking(&mut eve).await);
+    ann.send(&start(&[])).await;
+    matched(&mut eve).await;
+    matched(&mut ann).await;
+    ann.send(&ClientMsg::StrangerReport {
+        reason: app::strangers::ReportReason::Spam,
+        note: String::new(),
+        include_chat: false,
+    })
+    .await;
+    assert_eq!(stranger_news(&mut ann).await, ServerMsg::StrangerReported);
+
+    let reports = b
+        .ok_as(&moderator, "/api/moderation/reports", &[("all", "false")])
+        .await;
+    let id = reports["reports"][0]["id"].as_i64().unwrap().to_string();
+    let until = b
+        .ok_as(
+            &moderator,
+            "/api/moderation/ban",
+            &[("report_id", &id), ("hours", "24")],
+        )
+        .await;
+    assert_eq!(
+        stranger_news(&mut eve).await,
+        ServerMsg::StrangerBanned {
+            until: until.as_str().unwrap().into()
+        }
+    );
+    assert_eq!(ended(&mut ann).await, app::strangers::MatchEnd::Left);
+    assert_eq!(apps[0].state.strangers.counts(), (0, 0));
+}

@@ -284,6 +284,7 @@ pub async fn apply_forwarded(state: &AppState, work: super::cluster::Forwarded) 
         Forwarded::Remote { socket, work } => {
             return super::realtime::run_remote(state, socket, work).await;
         }
+        Forwarded::Order(order) => return super::moderation::apply_order(state, order).await,
         Forwarded::Call {
             who,
             socket,

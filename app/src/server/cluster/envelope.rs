@@ -42,6 +42,21 @@ pub enum StrangerWork {
     SocketClosed,
 }
 
+/// A moderation decision for the strangers' queue and matches, carried out where strangers
+/// run. Principals as [`PrincipalId::key`] writes them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "order", rename_all = "snake_case")]
+pub enum StrangersOrder {
+    /// Restricted (looks, never matched) or no longer.
+    Shadow { who: String, on: bool },
+    /// Banned until `until`, with everyone on `address`: out of the queue and their match.
+    Ban {
+        who: String,
+        address: String,
+        until: String,
+    },
+}
+
 /// An operation a socket asked for on a call another instance holds (see
 /// [`crate::server::calls::owner_of`]), carried out there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -104,6 +119,11 @@ pub enum Envelope {
         call: CallId,
         op: CallOp,
     },
+    /// A moderation decision, for the instance that runs strangers.
+    Order {
+        origin: InstanceId,
+        order: StrangersOrder,
+    },
     /// `who` is in `call` on the origin instance now (`None`: in none there any more).
     Busy {
         origin: InstanceId,
@@ -141,6 +161,7 @@ impl Envelope {
             | Envelope::Call { origin, .. }
             | Envelope::Remote { origin, .. }
             | Envelope::Busy { origin, .. }
+            | Envelope::Order { origin, .. }
             | Envelope::EndBetween { origin, .. } => *origin,
         }
     }
@@ -218,6 +239,14 @@ impl Envelope {
                 format!("{}:{call}", socket_text(socket)),
                 "",
                 Cow::from(serde_json::to_string(op).unwrap_or_default()),
+            ),
+            Envelope::Order { origin, order } => (
+                "Z",
+                origin,
+                PrincipalId::User(0).key(),
+                String::new(),
+                "",
+                Cow::from(serde_json::to_string(order).unwrap_or_default()),
             ),
             Envelope::Busy { origin, who, call } => (
                 "U",
@@ -318,6 +347,10 @@ impl Envelope {
                     op: serde_json::from_str(text).map_err(|_| Malformed("call op"))?,
                 }
             }
+            "Z" => Envelope::Order {
+                origin,
+                order: serde_json::from_str(text).map_err(|_| Malformed("order"))?,
+            },
             "U" => Envelope::Busy {
                 origin,
                 who: to,
@@ -454,6 +487,14 @@ mod tests {
                 a: 1,
                 b: 2,
                 reason: CallEndReason::NotAllowed,
+            },
+            Envelope::Order {
+                origin,
+                order: StrangersOrder::Ban {
+                    who: "g:00000000000000000000000000000009".into(),
+                    address: "abc".into(),
+                    until: "2026-11-26T00:00:00.000Z".into(),
+                },
             },
             Envelope::Busy {
                 origin,

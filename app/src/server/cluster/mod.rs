@@ -35,7 +35,7 @@ use redis::{
 };
 use tokio::sync::mpsc;
 
-pub use envelope::{CallOp, Envelope, RemoteWork, StrangerWork};
+pub use envelope::{CallOp, Envelope, RemoteWork, StrangerWork, StrangersOrder};
 
 use super::{
     auth::PrincipalId,
@@ -73,6 +73,8 @@ pub enum Forwarded {
     },
     /// A socket elsewhere's strangers business (this instance runs strangers).
     Remote { socket: SocketRef, work: RemoteWork },
+    /// A moderation decision made through another instance (this one runs strangers).
+    Order(StrangersOrder),
 }
 
 /// What joining the cluster gives: the cluster, and the work it hands over.
@@ -268,6 +270,21 @@ impl Cluster {
                 false
             }
         }
+    }
+
+    /// Sends a moderation decision to the instance that runs strangers.
+    pub async fn forward_order(&self, order: StrangersOrder) -> bool {
+        let envelope = Envelope::Order {
+            origin: self.origin(),
+            order,
+        };
+        let mut redis = self.redis.clone();
+        redis::cmd("PUBLISH")
+            .arg(instance_channel(self.strangers_leader()))
+            .arg(envelope.encode())
+            .query_async::<i64>(&mut redis)
+            .await
+            .is_ok_and(|receivers| receivers > 0)
     }
 
     /// Sends `op` on `call` (asked by `who` on `socket`) to the instance that holds it.
@@ -567,6 +584,9 @@ fn receive(
         }
         Envelope::Remote { socket, work, .. } => {
             let _ = forward.send(Forwarded::Remote { socket, work });
+        }
+        Envelope::Order { order, .. } => {
+            let _ = forward.send(Forwarded::Order(order));
         }
         Envelope::Busy { who, call, origin } => {
             let mut busy = busy.lock().unwrap_or_else(|e| e.into_inner());
