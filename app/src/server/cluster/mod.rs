@@ -18,13 +18,14 @@
 //! Stored data never goes through here: PostgreSQL stays the source of truth, and a lost or
 //! late envelope loses no message (browsers catch up from the database).
 
+mod busy;
 pub mod envelope;
+mod forward;
+mod presence;
 mod scripts;
 
 use std::{
     collections::{HashMap, HashSet},
-    future::Future,
-    pin::Pin,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -36,10 +37,11 @@ use redis::{
 use tokio::sync::mpsc;
 
 pub use envelope::{CallOp, Envelope, RemoteWork, StrangerWork, StrangersOrder};
+pub use forward::Forwarded;
 
 use super::{
     auth::PrincipalId,
-    hub::{encode, Delivery, Frame, Hub, InstanceId, Presence, SocketRef},
+    hub::{encode, Delivery, Frame, Hub, InstanceId, SocketRef},
 };
 use crate::protocol::ServerMsg;
 
@@ -55,27 +57,6 @@ const PUBLISH_BATCH: usize = 256;
 /// A user came online (`true`) or went offline (`false`) over all instances: their friends
 /// are to be told.
 pub type PresenceChange = (i64, bool);
-
-/// Work another instance sent here: an operation on a call this instance holds, or ending
-/// the calls between two people. Carried out by [`crate::server::calls::apply_forwarded`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Forwarded {
-    Call {
-        who: PrincipalId,
-        socket: SocketRef,
-        call: crate::wire::CallId,
-        op: CallOp,
-    },
-    EndBetween {
-        a: i64,
-        b: i64,
-        reason: crate::protocol::CallEndReason,
-    },
-    /// A socket elsewhere's strangers business (this instance runs strangers).
-    Remote { socket: SocketRef, work: RemoteWork },
-    /// A moderation decision made through another instance (this one runs strangers).
-    Order(StrangersOrder),
-}
 
 /// What joining the cluster gives: the cluster, and the work it hands over.
 pub struct Joined {
@@ -198,9 +179,14 @@ impl Cluster {
         cluster.lead().await?;
         let tasks = [
             tokio::spawn(publisher(cluster.redis.clone(), queue)).abort_handle(),
-            tokio::spawn(busy_writer(cluster.clone(), busy_changes)).abort_handle(),
-            tokio::spawn(reconcile(cluster.clone(), changed, events.clone())).abort_handle(),
-            tokio::spawn(heartbeats(Arc::downgrade(&cluster), events)).abort_handle(),
+            tokio::spawn(busy::busy_writer(cluster.clone(), busy_changes)).abort_handle(),
+            tokio::spawn(presence::reconcile(
+                cluster.clone(),
+                changed,
+                events.clone(),
+            ))
+            .abort_handle(),
+            tokio::spawn(presence::heartbeats(Arc::downgrade(&cluster), events)).abort_handle(),
         ];
         cluster
             .tasks
@@ -212,123 +198,6 @@ impl Cluster {
             presence,
             forwarded,
         })
-    }
-
-    /// Keeps or takes the running of strangers, and learns which instances are alive.
-    async fn lead(&self) -> Result<(), redis::RedisError> {
-        use std::sync::atomic::Ordering;
-        let mut redis = self.redis.clone();
-        let me = self.hub.instance();
-        let (leader, live) = scripts::lead(&mut redis, me, self.alive_for).await?;
-        let before = self.strangers_leader.swap(leader.0, Ordering::Relaxed);
-        if before != leader.0 {
-            tracing::info!(
-                instance = %instance_name(leader),
-                here = leader == me,
-                "strangers are run by this instance"
-            );
-        }
-        *self.live.lock().unwrap_or_else(|e| e.into_inner()) = live.into_iter().collect();
-        Ok(())
-    }
-
-    /// The instance that runs strangers (all of their queue and matches).
-    pub fn strangers_leader(&self) -> InstanceId {
-        InstanceId(
-            self.strangers_leader
-                .load(std::sync::atomic::Ordering::Relaxed),
-        )
-    }
-
-    /// Whether a socket on another instance can still be reached: its instance is alive
-    /// (a socket closing there is forwarded as it happens).
-    pub fn reachable_elsewhere(&self, socket: SocketRef) -> bool {
-        self.live
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(&socket.instance)
-    }
-
-    /// Sends a socket's strangers business to the instance that runs strangers. `false` when
-    /// no instance took it.
-    pub async fn forward_remote(&self, socket: SocketRef, work: RemoteWork) -> bool {
-        let envelope = Envelope::Remote {
-            origin: self.origin(),
-            socket,
-            work,
-        };
-        let mut redis = self.redis.clone();
-        match redis::cmd("PUBLISH")
-            .arg(instance_channel(self.strangers_leader()))
-            .arg(envelope.encode())
-            .query_async::<i64>(&mut redis)
-            .await
-        {
-            Ok(receivers) => receivers > 0,
-            Err(error) => {
-                tracing::warn!(%error, "forwarding strangers business failed");
-                false
-            }
-        }
-    }
-
-    /// Sends a moderation decision to the instance that runs strangers.
-    pub async fn forward_order(&self, order: StrangersOrder) -> bool {
-        let envelope = Envelope::Order {
-            origin: self.origin(),
-            order,
-        };
-        let mut redis = self.redis.clone();
-        redis::cmd("PUBLISH")
-            .arg(instance_channel(self.strangers_leader()))
-            .arg(envelope.encode())
-            .query_async::<i64>(&mut redis)
-            .await
-            .is_ok_and(|receivers| receivers > 0)
-    }
-
-    /// Sends `op` on `call` (asked by `who` on `socket`) to the instance that holds it.
-    /// `false` when no instance took it: that instance is gone, and the call with it.
-    pub async fn forward_call(
-        &self,
-        who: PrincipalId,
-        socket: SocketRef,
-        call: crate::wire::CallId,
-        op: CallOp,
-    ) -> bool {
-        let envelope = Envelope::Call {
-            origin: self.origin(),
-            who,
-            socket,
-            call,
-            op,
-        };
-        let mut redis = self.redis.clone();
-        match redis::cmd("PUBLISH")
-            .arg(instance_channel(crate::server::calls::owner_of(call)))
-            .arg(envelope.encode())
-            .query_async::<i64>(&mut redis)
-            .await
-        {
-            Ok(receivers) => receivers > 0,
-            Err(error) => {
-                tracing::warn!(%error, "forwarding a call operation failed");
-                false
-            }
-        }
-    }
-
-    /// Asks every other instance to end any call between users `a` and `b`.
-    pub fn end_between_elsewhere(&self, a: i64, b: i64, reason: crate::protocol::CallEndReason) {
-        self.send(
-            ALL_CHANNEL.to_string(),
-            Envelope::EndBetween {
-                origin: self.origin(),
-                a,
-                b,
-                reason,
-            },
-        );
     }
 
     /// Leaves the cluster (the server is stopping, its sockets closed): stops the background
@@ -470,34 +339,6 @@ impl Delivery for Cluster {
     }
 }
 
-impl Presence for Cluster {
-    fn online<'a>(
-        &'a self,
-        users: &'a [i64],
-    ) -> Pin<Box<dyn Future<Output = Vec<bool>> + Send + 'a>> {
-        Box::pin(async move {
-            let mut redis = self.redis.clone();
-            match scripts::online(&mut redis, users).await {
-                Ok(online) => online,
-                Err(error) => {
-                    // Shown as offline rather than failing the page.
-                    tracing::warn!(%error, "reading presence from Redis failed");
-                    users
-                        .iter()
-                        .map(|&u| self.hub.holds(PrincipalId::User(u)))
-                        .collect()
-                }
-            }
-        })
-    }
-
-    fn local_change(&self, who: PrincipalId, _here: bool) -> bool {
-        // The reconciler registers or unregisters them, and announces what changed.
-        let _ = self.changes.send(who);
-        false
-    }
-}
-
 /// A message Redis pushed: an envelope for this instance's sockets, or call work.
 fn receive(
     hub: &Hub,
@@ -609,58 +450,6 @@ fn receive(
     }
 }
 
-impl crate::server::calls::BusyElsewhere for Cluster {
-    fn changed(&self, who: PrincipalId, call: Option<crate::wire::CallId>) {
-        let _ = self.busy_here.send((who, call));
-    }
-
-    fn busy_elsewhere(&self, who: PrincipalId) -> bool {
-        let Some(&call) = self
-            .busy
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&who)
-        else {
-            return false;
-        };
-        let owner = crate::server::calls::owner_of(call);
-        owner != self.origin()
-            && self
-                .live
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .contains(&owner)
-    }
-}
-
-/// Records who is in a call here (for instances that start later) and tells the others at
-/// once, in the order it changed.
-async fn busy_writer(
-    cluster: Arc<Cluster>,
-    mut changes: mpsc::UnboundedReceiver<(PrincipalId, Option<crate::wire::CallId>)>,
-) {
-    let mut redis = cluster.redis.clone();
-    let mut batch = Vec::new();
-    while changes.recv_many(&mut batch, PUBLISH_BATCH).await > 0 {
-        let mut pipe = redis::pipe();
-        for (who, call) in batch.drain(..) {
-            match call {
-                Some(call) => pipe.hset(BUSY_KEY, who.key(), call.to_string()).ignore(),
-                None => pipe.hdel(BUSY_KEY, who.key()).ignore(),
-            };
-            let envelope = Envelope::Busy {
-                origin: cluster.origin(),
-                who,
-                call,
-            };
-            pipe.publish(ALL_CHANNEL, envelope.encode()).ignore();
-        }
-        if let Err(error) = pipe.query_async::<()>(&mut redis).await {
-            tracing::warn!(%error, "telling the other instances who is in a call failed");
-        }
-    }
-}
-
 /// Publishes envelopes in the order they were queued, as many per round trip as are waiting.
 async fn publisher(mut redis: ConnectionManager, mut queue: mpsc::Receiver<(String, Vec<u8>)>) {
     let mut batch = Vec::with_capacity(PUBLISH_BATCH);
@@ -671,129 +460,6 @@ async fn publisher(mut redis: ConnectionManager, mut queue: mpsc::Receiver<(Stri
         }
         if let Err(error) = pipe.query_async::<()>(&mut redis).await {
             tracing::warn!(%error, "publishing to Redis failed: those deliveries are lost");
-        }
-    }
-}
-
-/// Keeps Redis in step with who has sockets here: subscribes their channel and records them
-/// as present (or the reverse), one principal at a time, so a close and an open of the same
-/// person cannot cross. Announces who came online or went offline everywhere.
-async fn reconcile(
-    cluster: Arc<Cluster>,
-    mut changed: mpsc::UnboundedReceiver<PrincipalId>,
-    events: mpsc::UnboundedSender<PresenceChange>,
-) {
-    let registered = &cluster.registered;
-    let mut redis = cluster.redis.clone();
-    let instance = cluster.hub.instance();
-    while let Some(who) = changed.recv().await {
-        if who == RESYNC {
-            // Redis lost this instance: register everyone again.
-            registered.lock().unwrap_or_else(|e| e.into_inner()).clear();
-            for who in cluster.hub.principals() {
-                let _ = cluster.changes.send(who);
-            }
-            continue;
-        }
-        let wanted = cluster.hub.holds(who);
-        let is = registered
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(&who);
-        if wanted == is {
-            continue;
-        }
-        let result = async {
-            let channel = principal_channel(who);
-            let changed = if wanted {
-                redis.subscribe(&channel).await?;
-                match who {
-                    PrincipalId::User(user) => scripts::arrive(&mut redis, instance, user).await?,
-                    PrincipalId::Guest(_) => false,
-                }
-            } else {
-                let changed = match who {
-                    PrincipalId::User(user) => scripts::leave(&mut redis, instance, user).await?,
-                    PrincipalId::Guest(_) => false,
-                };
-                redis.unsubscribe(&channel).await?;
-                changed
-            };
-            Ok::<_, redis::RedisError>(changed)
-        }
-        .await;
-        match result {
-            Ok(changed) => {
-                let mut registered = registered.lock().unwrap_or_else(|e| e.into_inner());
-                if wanted {
-                    registered.insert(who);
-                } else {
-                    registered.remove(&who);
-                }
-                if let (true, PrincipalId::User(user)) = (changed, who) {
-                    let _ = events.send((user, wanted));
-                }
-            }
-            // Tried again at the next heartbeat that finds Redis back.
-            Err(error) => tracing::warn!(%error, ?who, "updating presence in Redis failed"),
-        }
-    }
-}
-
-/// Not a principal anyone has: asks the reconciler to register everyone again.
-const RESYNC: PrincipalId = PrincipalId::Guest(super::auth::GuestId(0));
-
-/// Says this instance is alive five times per `alive_for`, and sweeps instances that stopped.
-async fn heartbeats(
-    cluster: std::sync::Weak<Cluster>,
-    events: mpsc::UnboundedSender<PresenceChange>,
-) {
-    let Some(alive_for) = cluster.upgrade().map(|c| c.alive_for) else {
-        return;
-    };
-    let mut tick = tokio::time::interval(alive_for / 5);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    let mut failing = false;
-    loop {
-        tick.tick().await;
-        let Some(cluster) = cluster.upgrade() else {
-            return;
-        };
-        let mut redis = cluster.redis.clone();
-        let instance = cluster.hub.instance();
-        match scripts::heartbeat(&mut redis, instance, alive_for).await {
-            Ok(known) => {
-                if failing {
-                    tracing::info!("Redis answers again");
-                    failing = false;
-                }
-                if !known {
-                    tracing::warn!(
-                        instance = %instance_name(instance),
-                        "Redis did not know this instance (restarted, or this instance stalled): registering its people again"
-                    );
-                    let _ = cluster.changes.send(RESYNC);
-                }
-            }
-            Err(error) => {
-                if !failing {
-                    tracing::error!(%error, "Redis is unreachable: other instances cannot reach this one's sockets until it is back");
-                    failing = true;
-                }
-                continue;
-            }
-        }
-        if let Err(error) = cluster.lead().await {
-            tracing::warn!(%error, "reading who runs strangers failed");
-        }
-        match scripts::sweep(&mut redis, None).await {
-            Ok(offline) => {
-                for user in offline {
-                    let _ = events.send((user, false));
-                }
-            }
-            Err(error) => tracing::warn!(%error, "sweeping stopped instances failed"),
         }
     }
 }
