@@ -8,9 +8,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 
-export const proxyURL = 'http://127.0.0.1:3210';
-export const instances = ['http://127.0.0.1:3200', 'http://127.0.0.1:3201'];
-export const metricsToken = 'cluster-test-metrics-token-0123456789';
+const proxyURL = 'http://127.0.0.1:3210';
+// The spec (cluster/across.spec.ts) reads the instances' metrics with this token.
+const metricsToken = 'cluster-test-metrics-token-0123456789';
 const redisPort = 3220;
 const server = process.env.PARLOR_E2E_SERVER ?? '../target/debug/parlor';
 const database = process.env.PARLOR_E2E_DATABASE_URL ?? '';
