@@ -23,7 +23,7 @@ pub enum Visitor {
 /// counts as none: the browser simply becomes a new guest.
 #[server(endpoint = "guest/start")]
 pub async fn start_guest() -> Result<Visitor, AppError> {
-    crate::server::respond(imp::start_guest())
+    crate::server::respond(imp::start_guest().await)
 }
 
 #[cfg(feature = "ssr")]
@@ -37,7 +37,7 @@ mod imp {
         },
     };
 
-    pub fn start_guest() -> Result<Visitor, AppError> {
+    pub async fn start_guest() -> Result<Visitor, AppError> {
         match request_principal() {
             Some(p) if p.user().is_some() => return Ok(Visitor::Member),
             Some(_) => return Ok(Visitor::Guest),
@@ -47,7 +47,8 @@ mod imp {
         state
             .auth
             .guest_limiter
-            .hit(&format!("guest:{}", client_key()))
+            .hit_everywhere(&format!("guest:{}", client_key()))
+            .await
             .map_err(|wait| AppError::RateLimited(retry_secs(wait)))?;
         let id = GuestId::random();
         let guests = &state.auth.guests;

@@ -113,3 +113,53 @@ test('strangers on two instances are matched, see each other through the relay a
   await expect(bob.page.getByTestId('stranger-status')).toHaveText("The stranger's connection was lost.", { timeout: 15_000 });
   await bob.close();
 });
+
+async function expectConnected(page: Page) {
+  await expect(page.getByTestId('call-status')).toHaveText('Connected', { timeout: 20_000 });
+}
+
+test('a code made through one instance is joined through the other; reloads that move a side between instances bring the call back', async ({ browser, request }) => {
+  test.setTimeout(150_000);
+  const visitor = async () => (await browser.newContext()).newPage();
+  const ann = await visitor();
+  const bob = await visitor();
+  await ann.goto('/');
+  await hydrated(ann);
+  await ann.getByTestId('way-codes').getByRole('link', { name: 'Create a code' }).click();
+  const shown = ann.getByLabel('Your code');
+  await expect(shown).toHaveText(/^\d{3} \d{3} \d{4}$/);
+  const code = (await shown.textContent())!.trim();
+  await bob.goto('/');
+  await hydrated(bob);
+  await bob.getByTestId('way-codes').getByLabel('Code').fill(code);
+  await bob.getByTestId('way-codes').getByRole('button', { name: 'Join' }).click();
+  await expectConnected(ann);
+  await expectConnected(bob);
+
+  // The proxy sends each reload's socket to the next instance: reload Bob until the two
+  // sides' sockets are on different instances (one of them then reaches its room through
+  // the other instance); the call comes back each time.
+  let counts: number[] = [];
+  for (let attempt = 0; attempt < 6; attempt++) {
+    await expect.poll(async () => (await socketsPerInstance(request, 'rendezvous')).reduce((a, b) => a + b)).toBe(2);
+    counts = await socketsPerInstance(request, 'rendezvous');
+    if (counts[0] === 1 && counts[1] === 1) break;
+    await bob.reload();
+    await hydrated(bob);
+    await expectConnected(bob);
+  }
+  expect(counts).toEqual([1, 1]);
+  await expectConnected(bob);
+  await expectConnected(ann);
+  await expectLiveVideo(ann);
+  await expectLiveVideo(bob);
+  await ann.getByRole('button', { name: 'Chat' }).click();
+  await ann.getByLabel('Message').fill('Through two instances');
+  await ann.getByLabel('Message').press('Enter');
+  await bob.getByRole('button', { name: 'Chat' }).click();
+  await expect(bob.getByTestId('call-chat')).toContainText('Your contact: Through two instances');
+  await bob.getByRole('button', { name: 'Hang up' }).click();
+  await expect(ann.getByTestId('code-status')).toHaveText('The call ended: they hung up.');
+  await ann.context().close();
+  await bob.context().close();
+});

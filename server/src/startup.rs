@@ -208,13 +208,22 @@ impl Application {
                 bytes: 1024 * 1024,
             },
         ));
+        if let Some(cluster) = &cluster {
+            // Sides of rooms here may be held by other instances' sockets.
+            rooms.set_post(cluster.clone());
+        }
         // The TURN server takes credentials bound to a call or room while it is on.
         let _ = bindings.set({
             let (calls, rooms) = (calls.clone(), rooms.clone());
             Box::new(move |binding| binding.live(calls.as_ref(), &rooms))
         });
         let session_secret = session_secret(&config)?;
-        let auth = Arc::new(build_auth(&config, &session_secret, &metrics)?);
+        let limits_cluster = cluster.clone();
+        let make = LimitMaker {
+            metrics: &metrics,
+            cluster: limits_cluster.as_deref(),
+        };
+        let auth = Arc::new(build_auth(&config, &session_secret, &make)?);
         let (delivery, presence): (Arc<dyn Delivery>, Arc<dyn Presence>) = match &cluster {
             Some(cluster) => (cluster.clone(), cluster.clone()),
             None => (hub.clone(), hub.clone()),
@@ -242,40 +251,23 @@ impl Application {
             )),
             limits: Arc::new(Limits {
                 // Two sockets' full rate, over ten seconds.
-                principal_messages: limiter(
-                    &metrics,
+                principal_messages: make.limiter(
                     "principal_messages",
                     config.ws_messages_per_sec.saturating_mul(20),
                     Duration::from_secs(10),
                 ),
-                friend_changes: per_minute(
-                    &metrics,
-                    "friend_changes",
-                    config.friend_changes_per_min,
-                ),
-                searches_per_user: per_minute(
-                    &metrics,
-                    "searches_per_user",
-                    config.searches_per_min,
-                ),
-                searches_per_address: per_minute(
-                    &metrics,
-                    "searches_per_address",
-                    config.searches_per_ip_per_min,
-                ),
+                friend_changes: make.per_minute("friend_changes", config.friend_changes_per_min),
+                searches_per_user: make.per_minute("searches_per_user", config.searches_per_min),
+                searches_per_address: make
+                    .per_minute("searches_per_address", config.searches_per_ip_per_min),
                 // Pressing Next every two seconds for a minute is plenty; an address may hold
                 // a household.
-                stranger_starts: per_minute(&metrics, "stranger_starts", 30),
-                stranger_starts_per_address: per_minute(
-                    &metrics,
-                    "stranger_starts_per_address",
-                    120,
-                ),
+                stranger_starts: make.per_minute("stranger_starts", 30),
+                stranger_starts_per_address: make.per_minute("stranger_starts_per_address", 120),
                 // Ten lines a second, as people type at most.
-                stranger_chat: limiter(&metrics, "stranger_chat", 20, Duration::from_secs(2)),
-                stranger_reports: per_minute(&metrics, "stranger_reports", 10),
-                connectivity_tests: per_minute(
-                    &metrics,
+                stranger_chat: make.limiter("stranger_chat", 20, Duration::from_secs(2)),
+                stranger_reports: make.per_minute("stranger_reports", 10),
+                connectivity_tests: make.per_minute(
                     "connectivity_tests_per_address",
                     app::connectivity::TESTS_PER_MINUTE,
                 ),
@@ -285,20 +277,14 @@ impl Application {
             moderators: app::server::moderation::Moderators::new(&config.admin_emails),
             turn_check: turn.as_ref().map(|turn| turn_check(turn, &metrics)),
             rendezvous_limits: Arc::new(RendezvousLimits {
-                mints: per_minute(&metrics, "codes_per_address", config.codes_per_ip_per_min),
-                redeems: per_minute(
-                    &metrics,
-                    "redeems_per_address",
-                    config.redeems_per_ip_per_min,
-                ),
-                failed_redeems: limiter(
-                    &metrics,
+                mints: make.per_minute("codes_per_address", config.codes_per_ip_per_min),
+                redeems: make.per_minute("redeems_per_address", config.redeems_per_ip_per_min),
+                failed_redeems: make.limiter(
                     "failed_redeems_per_address",
                     (config.redeems_per_ip_per_min / 10).max(1),
                     Duration::from_secs(600),
                 ),
-                upgrades: per_minute(
-                    &metrics,
+                upgrades: make.per_minute(
                     "rendezvous_upgrades_per_address",
                     config.rendezvous_upgrades_per_ip_per_min,
                 ),
@@ -497,16 +483,26 @@ fn turn_check(
     Arc::new(move || Box::pin(self_test(turn.clone(), metrics.clone())))
 }
 
-/// A limit of `max` per `window`, its refusals counted as `name`.
-fn limiter(metrics: &Metrics, name: &'static str, max: u32, window: Duration) -> Box<dyn Limiter> {
-    Box::new(Counted::new(
-        RateLimiter::new(max, window),
-        metrics.limit(name),
-    ))
+/// Makes the rate limits: counted over all instances with Redis, in this instance's memory
+/// alone; each one's refusals counted in the metrics under its name.
+struct LimitMaker<'a> {
+    metrics: &'a Metrics,
+    cluster: Option<&'a Cluster>,
 }
 
-fn per_minute(metrics: &Metrics, name: &'static str, max: u32) -> Box<dyn Limiter> {
-    limiter(metrics, name, max, Duration::from_secs(60))
+impl LimitMaker<'_> {
+    /// A limit of `max` per `window`, named `name`.
+    fn limiter(&self, name: &'static str, max: u32, window: Duration) -> Box<dyn Limiter> {
+        let refused = self.metrics.limit(name);
+        match self.cluster {
+            Some(cluster) => Box::new(Counted::new(cluster.limiter(name, max, window), refused)),
+            None => Box::new(Counted::new(RateLimiter::new(max, window), refused)),
+        }
+    }
+
+    fn per_minute(&self, name: &'static str, max: u32) -> Box<dyn Limiter> {
+        self.limiter(name, max, Duration::from_secs(60))
+    }
 }
 
 /// The key sessions and guest cookies are signed with: configured, or made once and kept in
@@ -518,7 +514,7 @@ fn session_secret(config: &Config) -> Result<Vec<u8>, StartupError> {
     })
 }
 
-fn build_auth(config: &Config, secret: &[u8], metrics: &Metrics) -> Result<Auth, StartupError> {
+fn build_auth(config: &Config, secret: &[u8], make: &LimitMaker<'_>) -> Result<Auth, StartupError> {
     let google = config.google.as_ref().map(|g| GoogleSettings {
         client_id: g.client_id.clone(),
         client_secret: g.client_secret.expose().to_string(),
@@ -531,21 +527,18 @@ fn build_auth(config: &Config, secret: &[u8], metrics: &Metrics) -> Result<Auth,
     Ok(Auth {
         guests: Guests::new(sessions.clone(), config.guest_ttl),
         proxies: config.trusted_proxies.clone(),
-        guest_limiter: limiter(
-            metrics,
+        guest_limiter: make.limiter(
             "guests_per_address",
             config.guests_per_ip,
             Duration::from_secs(3600),
         ),
         sessions,
-        ip_limiter: limiter(
-            metrics,
+        ip_limiter: make.limiter(
             "auth_per_address",
             config.auth_attempts_per_ip,
             Duration::from_secs(600),
         ),
-        account_limiter: limiter(
-            metrics,
+        account_limiter: make.limiter(
             "auth_per_account",
             config.auth_failures_per_account,
             Duration::from_secs(900),

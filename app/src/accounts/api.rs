@@ -103,7 +103,7 @@ mod imp {
             unavailable,
         };
         let state = app_state()?;
-        limit_client(&state)?;
+        limit_client(&state).await?;
 
         let mut errors = Vec::new();
         let email = validate::email(&email).map_err(|e| errors.push(e)).ok();
@@ -146,7 +146,7 @@ mod imp {
             unavailable,
         };
         let state = app_state()?;
-        limit_client(&state)?;
+        limit_client(&state).await?;
 
         let email = email.trim().to_string();
         let mut errors = Vec::new();
@@ -171,7 +171,7 @@ mod imp {
         }
 
         let account = format!("account:{}", email_key(&email));
-        reserve_password_check(&state, &account)?;
+        reserve_password_check(&state, &account).await?;
         let user = state
             .db
             .user_by_email(&email)
@@ -185,7 +185,7 @@ mod imp {
                 return Err(AppError::WrongCredentials);
             }
         };
-        password_correct(&state, &account);
+        password_correct(&state, &account).await;
         link_waiting_google_identity(&state, &user).await;
         tracing::info!(user_id = user.id, "signed in");
         auth::start_session(&state, user.id, user.token_version);
@@ -259,15 +259,15 @@ mod imp {
             .map_err(|e| AppError::Invalid(vec![e]))?;
         if user.has_password {
             let account = format!("account-id:{}", user.id);
-            limit_client(&state)?;
-            reserve_password_check(&state, &account)?;
+            limit_client(&state).await?;
+            reserve_password_check(&state, &account).await?;
             if !password_matches(&state, user.id, current_password).await? {
                 return Err(AppError::invalid(
                     "current_password",
                     "That is not your current password.",
                 ));
             }
-            password_correct(&state, &account);
+            password_correct(&state, &account).await;
         }
         let hash = pw::hash(new_password)
             .await
@@ -289,8 +289,8 @@ mod imp {
         let user = auth::require_user()?;
         let account = format!("account-id:{}", user.id);
         let confirmed = if user.has_password {
-            limit_client(&state)?;
-            reserve_password_check(&state, &account)?;
+            limit_client(&state).await?;
+            reserve_password_check(&state, &account).await?;
             password_matches(&state, user.id, confirmation).await?
         } else {
             email_key(&confirmation) == email_key(&user.email)
@@ -325,19 +325,20 @@ mod imp {
     }
 
     /// Counts a sign-in or sign-up attempt against the client's address.
-    fn limit_client(state: &crate::server::state::AppState) -> Result<(), AppError> {
+    async fn limit_client(state: &crate::server::state::AppState) -> Result<(), AppError> {
         use crate::server::auth::{client_key, rate_limit::retry_secs};
         state
             .auth
             .ip_limiter
-            .hit(&format!("ip:{}", client_key()))
+            .hit_everywhere(&format!("ip:{}", client_key()))
+            .await
             .map_err(|wait| AppError::RateLimited(retry_secs(wait)))
     }
 
     /// Counts a password check against `account` before it runs: counting first, atomically
     /// with the check, is what keeps parallel attempts from all passing the limit. A correct
     /// password then clears the count ([`password_correct`]).
-    fn reserve_password_check(
+    async fn reserve_password_check(
         state: &crate::server::state::AppState,
         account: &str,
     ) -> Result<(), AppError> {
@@ -345,12 +346,13 @@ mod imp {
         state
             .auth
             .account_limiter
-            .hit(account)
+            .hit_everywhere(account)
+            .await
             .map_err(|wait| AppError::RateLimited(retry_secs(wait)))
     }
 
-    fn password_correct(state: &crate::server::state::AppState, account: &str) {
-        state.auth.account_limiter.reset(account);
+    async fn password_correct(state: &crate::server::state::AppState, account: &str) {
+        state.auth.account_limiter.reset_everywhere(account).await;
     }
 
     /// After the right password: a Google identity that waited for this account (same

@@ -83,7 +83,7 @@ pub async fn check_server_relay() -> Result<RelayCheck, AppError> {
 /// The STUN/TURN servers to test with (short-lived credentials), for a guest or a member.
 #[server(endpoint = "connectivity/ice")]
 pub async fn test_ice_servers() -> Result<Vec<IceServer>, AppError> {
-    crate::server::respond(imp::ice_servers())
+    crate::server::respond(imp::ice_servers().await)
 }
 
 #[cfg(feature = "ssr")]
@@ -109,7 +109,8 @@ mod imp {
         state
             .limits
             .connectivity_tests
-            .hit(&client_key())
+            .hit_everywhere(&client_key())
+            .await
             .map_err(|wait| AppError::RateLimited(retry_secs(wait)))?;
         Ok(match check().await {
             Ok(took) => super::RelayCheck {
@@ -125,14 +126,15 @@ mod imp {
         })
     }
 
-    pub fn ice_servers() -> Result<Vec<IceServer>, AppError> {
+    pub async fn ice_servers() -> Result<Vec<IceServer>, AppError> {
         // Guests and members (anyone about to call), each test limited per address.
         request_principal().ok_or(AppError::Unauthorized)?;
         let state = app_state()?;
         state
             .limits
             .connectivity_tests
-            .hit(&client_key())
+            .hit_everywhere(&client_key())
+            .await
             .map_err(|wait| AppError::RateLimited(retry_secs(wait)))?;
         // Not bound to a call: short-lived instead (a quarter of an hour).
         Ok(state.ice_servers.bound_to(&TurnBinding::Test))

@@ -133,7 +133,7 @@ mod imp {
                 crate::server::auth::client_key(),
             ),
         ] {
-            limiter.hit(&key).map_err(|wait| {
+            limiter.hit_everywhere(&key).await.map_err(|wait| {
                 AppError::RateLimited(crate::server::auth::rate_limit::retry_secs(wait))
             })?;
         }
@@ -201,7 +201,8 @@ mod imp {
         state
             .limits
             .friend_changes
-            .hit(&format!("friends:{}", me.id))
+            .hit_everywhere(&format!("friends:{}", me.id))
+            .await
             .map_err(|wait| {
                 AppError::RateLimited(crate::server::auth::rate_limit::retry_secs(wait))
             })?;

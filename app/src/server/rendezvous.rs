@@ -7,7 +7,10 @@
 //! side says `hello` again after reconnecting: nothing lost, nothing twice.
 //!
 //! Decisions happen under one short lock and never wait; frames go out through each socket's
-//! bounded queue, like the hub's.
+//! bounded queue, like the hub's. With several instances (`PARLOR_REDIS_URL`) a room lives on
+//! the instance that minted it (its home); a side connected to another instance is held here
+//! as a remote connection, whose frames go back through Redis ([`RoomPost`], see
+//! [`super::cluster`]'s rooms).
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -17,8 +20,54 @@ use std::{
 
 use axum::extract::ws::Utf8Bytes;
 
-use super::hub::{Frame, Outbound};
+use super::hub::{Frame, InstanceId, Outbound, SocketRef};
 use crate::rendezvous::{AppId, Side};
+
+/// Reaching a side's socket held by another instance (through Redis).
+pub trait RoomPost: Send + Sync {
+    /// Sends `out` to the socket `to` (on another instance); `seq` is the mailbox number of
+    /// a `deliver` frame, 0 for any other frame.
+    fn post(&self, to: SocketRef, seq: u64, out: Outbound);
+    /// Whether `instance` is alive (a side held there while it is not counts as gone).
+    fn alive(&self, instance: InstanceId) -> bool;
+}
+
+/// Where a connection's frames go.
+#[derive(Clone)]
+pub enum Out {
+    /// A socket of this instance (its bounded queue).
+    Local(super::queue::Sender<Outbound>),
+    /// A socket another instance holds for this room.
+    Remote(SocketRef),
+}
+
+/// What a side's socket on another instance asks of its room (carried out at its home).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum RoomOp {
+    /// The socket opened (with its session id, if it gave one).
+    Join {
+        session: Option<String>,
+    },
+    /// A relay frame (`offer`, `answer`, `ice`, `sender_ready`) as the client wrote it.
+    Relay {
+        kind: String,
+        text: String,
+    },
+    /// `send {to, payload}` (the payload serialised).
+    Send {
+        to: char,
+        payload: String,
+    },
+    Delivered {
+        up_to: u64,
+    },
+    Hello {
+        up_to: u64,
+    },
+    /// The socket closed.
+    Leave,
+}
 
 /// Limits of one room's mailboxes.
 #[derive(Debug, Clone, Copy)]
@@ -56,7 +105,7 @@ pub struct Seat {
 struct Conn {
     id: u64,
     session: Option<String>,
-    queue: super::queue::Sender<Outbound>,
+    out: Out,
     /// Whether this connection said `hello` (until then nothing from the mailbox goes out).
     greeted: bool,
     /// The highest sequence number sent on this connection.
@@ -67,23 +116,36 @@ struct Conn {
 }
 
 impl Conn {
+    /// Sends `out` to this connection's socket; false when its queue is full.
+    fn push(&self, post: Option<&dyn RoomPost>, seq: u64, out: Outbound) -> bool {
+        match &self.out {
+            Out::Local(queue) => queue.try_send(out).is_ok(),
+            Out::Remote(socket) => post.is_some_and(|post| {
+                post.post(*socket, seq, out);
+                true
+            }),
+        }
+    }
+
+    /// Whether its socket is gone with its instance.
+    fn orphaned(&self, post: Option<&dyn RoomPost>) -> bool {
+        match &self.out {
+            Out::Local(_) => false,
+            Out::Remote(socket) => !post.is_some_and(|post| post.alive(socket.instance)),
+        }
+    }
+
     /// Queues mailbox frame `seq`; false when the queue is full (the connection stalls).
-    fn deliver(&mut self, seq: u64, payload: &str) -> bool {
+    fn deliver(&mut self, post: Option<&dyn RoomPost>, seq: u64, payload: &str) -> bool {
         if self.stalled {
             return false;
         }
-        match self
-            .queue
-            .try_send(Outbound::Text(deliver_frame(seq, payload)))
-        {
-            Ok(()) => {
-                self.sent_up_to = seq;
-                true
-            }
-            Err(_) => {
-                self.stalled = true;
-                false
-            }
+        if self.push(post, seq, Outbound::Text(deliver_frame(seq, payload))) {
+            self.sent_up_to = seq;
+            true
+        } else {
+            self.stalled = true;
+            false
         }
     }
 }
@@ -132,8 +194,14 @@ struct Inner {
     codes: HashMap<String, AppId>,
     /// The live rooms' TURN tags.
     turn_tags: std::collections::HashSet<u64>,
+    /// TURN tags of live rooms other instances hold, for which this instance handed out
+    /// credentials (forgotten when their home says the room is gone).
+    remote_tags: std::collections::HashSet<u64>,
     next_conn: u64,
 }
+
+/// The most remote rooms' TURN tags one instance remembers.
+const MAX_REMOTE_TAGS: usize = 100_000;
 
 /// This instance's rooms.
 pub struct Rooms {
@@ -141,6 +209,15 @@ pub struct Rooms {
     ttl: Duration,
     digits: u32,
     limits: MailboxLimits,
+    /// Reaching sides held by other instances; unset alone.
+    post: std::sync::OnceLock<Arc<dyn RoomPost>>,
+}
+
+/// A room that expired: whether its code was never redeemed, and its TURN tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expired {
+    pub unredeemed: bool,
+    pub turn_tag: u64,
 }
 
 /// Something the caller must do after a decision: arm this room's expiry timer.
@@ -190,11 +267,27 @@ impl Rooms {
             ttl,
             digits: digits.clamp(4, 8),
             limits,
+            post: Default::default(),
         }
+    }
+
+    /// Sides may be held by other instances' sockets, reached through `post`.
+    pub fn set_post(&self, post: Arc<dyn RoomPost>) {
+        let _ = self.post.set(post);
+    }
+
+    fn post(&self) -> Option<&dyn RoomPost> {
+        self.post.get().map(|p| p.as_ref())
     }
 
     pub fn ttl(&self) -> Duration {
         self.ttl
+    }
+
+    /// The most codes live at once (over all instances): one in a hundred of the space, so
+    /// guessing one stays hopeless.
+    pub fn most_live(&self) -> u64 {
+        10u64.pow(self.digits) / 100
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -207,7 +300,7 @@ impl Rooms {
         let mut inner = self.lock();
         let space = 10u64.pow(self.digits);
         // Keep codes sparse: guessing one must stay hopeless.
-        if inner.codes.len() as u64 >= space / 100 {
+        if inner.codes.len() as u64 >= self.most_live() {
             return None;
         }
         let code = loop {
@@ -256,6 +349,25 @@ impl Rooms {
         Some((room, state.expires_at))
     }
 
+    /// The code of `room` was redeemed through another instance.
+    pub fn redeemed_elsewhere(&self, room: AppId) {
+        let mut inner = self.lock();
+        if let Some(code) = inner.rooms.get_mut(&room).and_then(|r| r.code.take()) {
+            inner.codes.remove(&code);
+        }
+    }
+
+    /// Takes back a room just minted (its code was taken on another instance meanwhile).
+    pub fn discard(&self, room: AppId) {
+        let mut inner = self.lock();
+        if let Some(state) = inner.rooms.remove(&room) {
+            inner.turn_tags.remove(&state.turn_tag);
+            if let Some(code) = state.code {
+                inner.codes.remove(&code);
+            }
+        }
+    }
+
     /// Whether a room exists (for refusing upgrades to rooms that do not).
     pub fn exists(&self, room: AppId) -> bool {
         self.lock().rooms.contains_key(&room)
@@ -266,13 +378,28 @@ impl Rooms {
         self.lock().rooms.get(&room).map(|r| r.turn_tag)
     }
 
-    /// Whether the room with this TURN tag still exists.
+    /// Whether the room with this TURN tag still exists (here, or as its home last said).
     pub fn has_turn_tag(&self, tag: u64) -> bool {
-        self.lock().turn_tags.contains(&tag)
+        let inner = self.lock();
+        inner.turn_tags.contains(&tag) || inner.remote_tags.contains(&tag)
     }
 
-    /// Seats a socket on `side` of `room` with session `session`. A connected holder with the
-    /// same session is replaced (told to close); with another, the seat is refused.
+    /// Credentials for another instance's room with this tag were handed out here.
+    pub fn learn_remote_tag(&self, tag: u64) {
+        let mut inner = self.lock();
+        if inner.remote_tags.len() < MAX_REMOTE_TAGS {
+            inner.remote_tags.insert(tag);
+        }
+    }
+
+    /// Another instance's room with this tag is gone.
+    pub fn forget_remote_tag(&self, tag: u64) {
+        self.lock().remote_tags.remove(&tag);
+    }
+
+    /// Seats a socket of this instance on `side` of `room` with session `session`. A
+    /// connected holder with the same session is replaced (told to close); with another, the
+    /// seat is refused.
     pub fn join(
         &self,
         room: AppId,
@@ -280,6 +407,34 @@ impl Rooms {
         session: Option<&str>,
         queue: super::queue::Sender<Outbound>,
     ) -> Result<Seat, JoinError> {
+        self.seat(room, side, session, Out::Local(queue))
+    }
+
+    /// [`Self::join`] for a socket another instance holds. A refusal is sent to it as a
+    /// close (`1008`, why).
+    pub fn join_remote(
+        &self,
+        room: AppId,
+        side: Side,
+        session: Option<&str>,
+        socket: SocketRef,
+    ) -> Result<Seat, JoinError> {
+        self.seat(room, side, session, Out::Remote(socket))
+            .inspect_err(|refused| {
+                if let Some(post) = self.post() {
+                    post.post(socket, 0, Outbound::Close(1008, refused.reason()));
+                }
+            })
+    }
+
+    fn seat(
+        &self,
+        room: AppId,
+        side: Side,
+        session: Option<&str>,
+        out: Out,
+    ) -> Result<Seat, JoinError> {
+        let post = self.post();
         let mut inner = self.lock();
         inner.next_conn += 1;
         let id = inner.next_conn;
@@ -287,17 +442,17 @@ impl Rooms {
         // While anyone is connected the room does not expire.
         state.generation += 1;
         let seat = &mut state.sides[side.index()];
-        if let Some(old) = &seat.conn {
+        if let Some(old) = seat.conn.as_ref().filter(|c| !c.orphaned(post)) {
             let same = session.is_some() && old.session.as_deref() == session;
             if !same {
                 return Err(JoinError::Busy);
             }
-            let _ = old.queue.try_send(Outbound::Close(1000, "taken_over"));
+            old.push(post, 0, Outbound::Close(1000, "taken_over"));
         }
         seat.conn = Some(Conn {
             id,
             session: session.map(str::to_string),
-            queue,
+            out,
             greeted: false,
             sent_up_to: 0,
             stalled: false,
@@ -306,7 +461,7 @@ impl Rooms {
             let full = text(&serde_json::json!({"type": "room_full"}));
             for s in &state.sides {
                 if let Some(conn) = &s.conn {
-                    let _ = conn.queue.try_send(Outbound::Text(full.clone()));
+                    conn.push(post, 0, Outbound::Text(full.clone()));
                 }
             }
         }
@@ -315,6 +470,47 @@ impl Rooms {
             side,
             conn: id,
         })
+    }
+
+    /// The seat a socket on another instance holds, if it still does.
+    pub fn remote_seat(&self, room: AppId, side: Side, socket: SocketRef) -> Option<Seat> {
+        let inner = self.lock();
+        let conn = inner.rooms.get(&room)?.sides[side.index()].conn.as_ref()?;
+        matches!(conn.out, Out::Remote(s) if s == socket).then_some(Seat {
+            room,
+            side,
+            conn: conn.id,
+        })
+    }
+
+    /// `instance` is gone: the sides its sockets held are free, and rooms left empty expire
+    /// after their time to live. (Only when an instance stops; never a periodic sweep.)
+    pub fn drop_instance(&self, instance: InstanceId) -> Vec<ArmTimer> {
+        let mut inner = self.lock();
+        let ttl = self.ttl.as_secs();
+        let mut timers = Vec::new();
+        for (room, state) in inner.rooms.iter_mut() {
+            let mut dropped = false;
+            for side in &mut state.sides {
+                if side
+                    .conn
+                    .as_ref()
+                    .is_some_and(|c| matches!(c.out, Out::Remote(s) if s.instance == instance))
+                {
+                    side.conn = None;
+                    dropped = true;
+                }
+            }
+            if dropped && state.sides.iter().all(|s| s.conn.is_none()) {
+                state.generation += 1;
+                state.expires_at = now_secs() + ttl;
+                timers.push(ArmTimer {
+                    room: *room,
+                    generation: state.generation,
+                });
+            }
+        }
+        timers
     }
 
     /// The socket of `seat` ended. When the room is then empty, its expiry is armed.
@@ -338,8 +534,8 @@ impl Rooms {
     }
 
     /// The expiry timer of `timer` fired: the room goes unless it was re-armed or is in use.
-    /// Whether it went, and whether its code was never redeemed.
-    pub fn expire(&self, timer: ArmTimer) -> Option<bool> {
+    /// What went, if it did.
+    pub fn expire(&self, timer: ArmTimer) -> Option<Expired> {
         let mut inner = self.lock();
         let state = inner.rooms.get(&timer.room)?;
         if state.generation != timer.generation || state.sides.iter().any(|s| s.conn.is_some()) {
@@ -351,28 +547,34 @@ impl Rooms {
         if let Some(code) = state.code {
             inner.codes.remove(&code);
         }
-        Some(unredeemed)
+        Some(Expired {
+            unredeemed,
+            turn_tag: state.turn_tag,
+        })
     }
 
     /// Runs `act` on the seat's room if this socket still holds its side.
-    fn with_seat<T>(&self, seat: Seat, act: impl FnOnce(&mut Room) -> T) -> Option<T> {
+    fn with_seat<T>(
+        &self,
+        seat: Seat,
+        act: impl FnOnce(&mut Room, Option<&dyn RoomPost>) -> T,
+    ) -> Option<T> {
+        let post = self.post();
         let mut inner = self.lock();
         let state = inner.rooms.get_mut(&seat.room)?;
         let holds = state.sides[seat.side.index()]
             .conn
             .as_ref()
             .is_some_and(|c| c.id == seat.conn);
-        holds.then(|| act(state))
+        holds.then(|| act(state, post))
     }
 
     /// Forwards a relay frame (`offer`, `answer`, `ice`, `sender_ready`) unchanged to the
     /// other side, if it is connected.
     pub fn relay(&self, seat: Seat, frame: Utf8Bytes, kind: &'static str) {
-        self.with_seat(seat, |room| {
+        self.with_seat(seat, |room, post| {
             if let Some(conn) = &room.sides[seat.side.other().index()].conn {
-                let _ = conn
-                    .queue
-                    .try_send(Outbound::Text(Frame { text: frame, kind }));
+                conn.push(post, 0, Outbound::Text(Frame { text: frame, kind }));
             }
         });
     }
@@ -381,7 +583,7 @@ impl Rooms {
     /// connected and greeted.
     pub fn send(&self, seat: Seat, to: Side, payload: &str) -> Result<(), SendError> {
         let limits = self.limits;
-        self.with_seat(seat, |room| {
+        self.with_seat(seat, |room, post| {
             let target = &mut room.sides[to.index()];
             let mailbox = &mut target.mailbox;
             if mailbox.waiting.len() >= limits.frames
@@ -394,7 +596,7 @@ impl Rooms {
             mailbox.waiting.push_back((seq, payload.to_string().into()));
             mailbox.bytes += payload.len();
             if let Some(conn) = target.conn.as_mut().filter(|c| c.greeted) {
-                conn.deliver(seq, payload);
+                conn.deliver(post, seq, payload);
             }
             Ok(())
         })
@@ -403,7 +605,7 @@ impl Rooms {
 
     /// `delivered {upTo}`: frees this side's mailbox up to `up_to`.
     pub fn delivered(&self, seat: Seat, up_to: u64) {
-        self.with_seat(seat, |room| {
+        self.with_seat(seat, |room, _| {
             room.sides[seat.side.index()].mailbox.free_up_to(up_to);
         });
     }
@@ -411,7 +613,7 @@ impl Rooms {
     /// `hello {sessionId, deliveredUpTo}`: frees up to `delivered_up_to`, then delivers the
     /// rest in order (what this connection has not had yet).
     pub fn hello(&self, seat: Seat, delivered_up_to: u64) {
-        self.with_seat(seat, |room| {
+        self.with_seat(seat, |room, post| {
             let side = &mut room.sides[seat.side.index()];
             side.mailbox.free_up_to(delivered_up_to);
             if let Some(conn) = side.conn.as_mut() {
@@ -419,7 +621,7 @@ impl Rooms {
                 conn.stalled = false;
                 let from = delivered_up_to.max(conn.sent_up_to);
                 for (seq, payload) in side.mailbox.waiting.iter().filter(|(s, _)| *s > from) {
-                    if !conn.deliver(*seq, payload) {
+                    if !conn.deliver(post, *seq, payload) {
                         break;
                     }
                 }
@@ -434,14 +636,105 @@ impl Rooms {
     }
 }
 
+/// Carries out what a side's socket on another instance asked (this instance is the room's
+/// home): timers to arm when a leave emptied the room. A refused `send` is answered to that
+/// socket with an error frame, as to a socket here.
+pub fn apply_remote(
+    rooms: &Rooms,
+    socket: SocketRef,
+    room: AppId,
+    side: Side,
+    op: RoomOp,
+) -> Option<ArmTimer> {
+    if let RoomOp::Join { session } = &op {
+        let _ = rooms.join_remote(room, side, session.as_deref(), socket);
+        return None;
+    }
+    let seat = rooms.remote_seat(room, side, socket)?;
+    match op {
+        RoomOp::Join { .. } => None,
+        RoomOp::Relay { kind, text } => {
+            let kind = match kind.as_str() {
+                "offer" => "offer",
+                "answer" => "answer",
+                "ice" => "ice",
+                _ => "sender_ready",
+            };
+            rooms.relay(seat, text.into(), kind);
+            None
+        }
+        RoomOp::Send { to, payload } => {
+            let to = Side::parse(&to.to_string())?;
+            if let Err(SendError::MailboxFull) = rooms.send(seat, to, &payload) {
+                if let Some(post) = rooms.post() {
+                    post.post(socket, 0, Outbound::Text(mailbox_full()));
+                }
+            }
+            None
+        }
+        RoomOp::Delivered { up_to } => {
+            rooms.delivered(seat, up_to);
+            None
+        }
+        RoomOp::Hello { up_to } => {
+            rooms.hello(seat, up_to);
+            None
+        }
+        RoomOp::Leave => rooms.leave(seat),
+    }
+}
+
+/// The error frame of a refused `send`.
+pub fn mailbox_full() -> Frame {
+    error_frame(
+        "mailbox_full",
+        "The other side's mailbox is full: wait for it to read (delivered).",
+    )
+}
+
+/// `{"type":"error","code":…,"message":…}`.
+pub fn error_frame(code: &str, message: &str) -> Frame {
+    Frame {
+        text: serde_json::json!({"type": "error", "code": code, "message": message})
+            .to_string()
+            .into(),
+        kind: "error",
+    }
+}
+
+impl JoinError {
+    /// The close reason a refused socket gets.
+    pub fn reason(self) -> &'static str {
+        match self {
+            JoinError::Busy => "side_busy",
+            JoinError::NoRoom => "no_room",
+        }
+    }
+}
+
+/// Arms a room's expiry: a code that expires unredeemed is counted, and with several
+/// instances Redis and the others forget the room.
+pub fn expire_later(state: &super::state::AppState, timer: ArmTimer) {
+    let metrics = state.metrics.clone();
+    let cluster = state.cluster.clone();
+    arm(&state.rooms, timer, move |expired| {
+        if expired.unredeemed {
+            metrics.code_event("expired");
+        }
+        if let Some(cluster) = cluster {
+            tokio::spawn(async move { cluster.room_gone(timer.room, expired.turn_tag).await });
+        }
+    });
+}
+
 /// Arms an expiry timer: after the time to live, the room goes unless re-armed or in use.
-pub fn arm(rooms: &Arc<Rooms>, timer: ArmTimer, on_expired: impl FnOnce(bool) + Send + 'static) {
+pub fn arm(rooms: &Arc<Rooms>, timer: ArmTimer, on_expired: impl FnOnce(Expired) + Send + 'static) {
     let rooms = rooms.clone();
     let ttl = rooms.ttl;
     tokio::spawn(async move {
         tokio::time::sleep(ttl).await;
-        if let Some(unredeemed) = rooms.expire(timer) {
-            on_expired(unredeemed);
+        if let Some(expired) = rooms.expire(timer) {
+            on_expired(expired);
         }
     });
 }

@@ -3,7 +3,8 @@
 //! `GET /rendezvous/ws?appID=…&side=A|B&sid=…` joins a side of the room (relay frames, the
 //! mailbox, telemetry). No account needed. Rooms and mailboxes live in
 //! `app::server::rendezvous`; this module speaks HTTP and WebSocket, and applies the
-//! per-address limits.
+//! per-address limits. With several instances codes are claimed and redeemed in Redis, and a
+//! socket for a room another instance holds is proxied to it (`app::server::cluster`).
 
 use std::{collections::HashMap, net::SocketAddr, time::Duration};
 
@@ -11,9 +12,11 @@ use app::{
     rendezvous::{rfc3339, valid_code, AppId, Minted, RedeemRequest, Redeemed, Side},
     server::{
         auth::rate_limit::{address_key, Limiter},
-        hub::{Frame, Outbound, QUEUE_DEPTH},
+        cluster::{Claim, Cluster},
+        hub::{InstanceId, SocketRef},
+        hub::{Outbound, QUEUE_DEPTH},
         queue,
-        rendezvous::{arm, ArmTimer, JoinError, Seat, SendError},
+        rendezvous::{expire_later, mailbox_full, RoomOp, Seat, SendError},
         state::AppState,
     },
 };
@@ -29,6 +32,7 @@ use axum::{
 };
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 use super::{
     bucket::Bucket,
@@ -61,23 +65,13 @@ fn too_many(verdict: Result<(), Duration>) -> Option<Response> {
     })
 }
 
-/// Counts an attempt against `limiter`; the 429 answer when over it.
-fn limited(limiter: &dyn Limiter, key: &str) -> Option<Response> {
-    too_many(limiter.hit(key))
+/// Counts an attempt against `limiter` (over all instances); the 429 answer when over it.
+async fn limited(limiter: &dyn Limiter, key: &str) -> Option<Response> {
+    too_many(limiter.hit_everywhere(key).await)
 }
 
 fn client(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> String {
     address_key(state.auth.proxies.client(peer.ip(), headers))
-}
-
-/// Arms a room's expiry; a code that expires unredeemed is counted.
-fn expire_later(state: &AppState, timer: ArmTimer) {
-    let metrics = state.metrics.clone();
-    arm(&state.rooms, timer, move |unredeemed| {
-        if unredeemed {
-            metrics.code_event("expired");
-        }
-    });
 }
 
 /// `POST /rendezvous/code` → `{"code","appID","expiresAt"}`.
@@ -87,16 +81,24 @@ pub async fn mint(
     headers: HeaderMap,
 ) -> Response {
     let key = client(&state, peer, &headers);
-    if let Some(response) = limited(state.rendezvous_limits.mints.as_ref(), &key) {
+    if let Some(response) = limited(state.rendezvous_limits.mints.as_ref(), &key).await {
         return response;
     }
-    let Some((code, app_id, expires_at, timer)) = state.rooms.mint() else {
-        tracing::warn!("rendezvous: too many live codes to mint another");
-        return error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "busy",
-            "Too many codes are waiting right now. Try again in a minute.",
-        );
+    let minted = match &state.cluster {
+        None => state.rooms.mint().map(Ok),
+        Some(cluster) => mint_shared(&state, cluster).await,
+    };
+    let (code, app_id, expires_at, timer) = match minted {
+        Some(Ok(minted)) => minted,
+        Some(Err(())) => return unavailable(),
+        None => {
+            tracing::warn!("rendezvous: too many live codes to mint another");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "Too many codes are waiting right now. Try again in a minute.",
+            );
+        }
     };
     expire_later(&state, timer);
     state.metrics.code_event("minted");
@@ -106,6 +108,50 @@ pub async fn mint(
         expires_at: rfc3339(expires_at),
     })
     .into_response()
+}
+
+/// `503` when the shared store (Redis) does not answer.
+fn unavailable() -> Response {
+    error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "unavailable",
+        "Codes cannot be made or used right now. Try again in a minute.",
+    )
+}
+
+type MintedRoom = (
+    String,
+    app::rendezvous::AppId,
+    u64,
+    app::server::rendezvous::ArmTimer,
+);
+
+/// Mints a room here and claims its code over all instances (another code if an instance
+/// holds that one). `None` when too many codes are live; `Err` when Redis failed.
+async fn mint_shared(state: &AppState, cluster: &Cluster) -> Option<Result<MintedRoom, ()>> {
+    let rooms = &state.rooms;
+    let most_live = rooms.most_live();
+    for _ in 0..8 {
+        let (code, room, expires_at, timer) = rooms.mint()?;
+        let tag = rooms.turn_tag(room).unwrap_or_default();
+        match cluster
+            .claim_code(&code, room, tag, expires_at, rooms.ttl(), most_live)
+            .await
+        {
+            Ok(Claim::Claimed) => return Some(Ok((code, room, expires_at, timer))),
+            Ok(Claim::Taken) => rooms.discard(room),
+            Ok(Claim::Full) => {
+                rooms.discard(room);
+                return None;
+            }
+            Err(error) => {
+                rooms.discard(room);
+                tracing::warn!(%error, "rendezvous: claiming a code in Redis failed");
+                return Some(Err(()));
+            }
+        }
+    }
+    Some(Err(()))
 }
 
 /// `POST /rendezvous/redeem` with `{"code"}` → `{"appID","expiresAt"}` once, then `410`.
@@ -129,12 +175,12 @@ pub async fn redeem(
     }
     let key = client(&state, peer, &headers);
     let limits = &state.rendezvous_limits;
-    if let Some(response) = limited(limits.redeems.as_ref(), &key) {
+    if let Some(response) = limited(limits.redeems.as_ref(), &key).await {
         return response;
     }
     // Failed guesses are limited much further than redeems: a live code must be hopeless
     // to find by trying.
-    if let Some(response) = too_many(limits.failed_redeems.check(&key)) {
+    if let Some(response) = too_many(limits.failed_redeems.check_everywhere(&key).await) {
         return response;
     }
     // An object with a string `code` (serde alone would also take `["123456"]`).
@@ -159,7 +205,23 @@ pub async fn redeem(
             "A code is 4 to 8 digits.",
         );
     }
-    match state.rooms.redeem(&request.code) {
+    let redeemed = match &state.cluster {
+        None => state.rooms.redeem(&request.code),
+        Some(cluster) => match cluster.redeem_code(&request.code).await {
+            Ok(Some((room, expires_at, home))) => {
+                if home.home == state.hub.instance() {
+                    state.rooms.redeemed_elsewhere(room);
+                }
+                Some((room, expires_at))
+            }
+            Ok(None) => None,
+            Err(error) => {
+                tracing::warn!(%error, "rendezvous: redeeming a code in Redis failed");
+                return unavailable();
+            }
+        },
+    };
+    match redeemed {
         Some((app_id, expires_at)) => {
             state.metrics.code_event("redeemed");
             Json(Redeemed {
@@ -170,7 +232,7 @@ pub async fn redeem(
         }
         None => {
             state.metrics.code_event("failed");
-            let _ = limits.failed_redeems.hit(&key);
+            let _ = limits.failed_redeems.hit_everywhere(&key).await;
             error(
                 StatusCode::GONE,
                 "gone",
@@ -217,20 +279,43 @@ pub async fn upgrade(
         sid => sid.cloned(),
     };
     let key = client(&state, peer, &headers);
-    if let Some(response) = limited(state.rendezvous_limits.upgrades.as_ref(), &key) {
+    if let Some(response) = limited(state.rendezvous_limits.upgrades.as_ref(), &key).await {
         return response;
     }
-    if !state.rooms.exists(room) {
-        return error(
-            StatusCode::NOT_FOUND,
-            "no_room",
-            "No such room: it was never made, or it has expired.",
-        );
-    }
+    // Held here, or by another live instance (the socket is proxied there).
+    let home = if state.rooms.exists(room) {
+        None
+    } else {
+        let elsewhere = match &state.cluster {
+            Some(cluster) => cluster.room_home(room).await.unwrap_or_else(|error| {
+                tracing::warn!(%error, "rendezvous: looking up a room in Redis failed");
+                None
+            }),
+            None => None,
+        };
+        match elsewhere {
+            Some(home) if home.home != state.hub.instance() => Some(home.home),
+            _ => {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    "no_room",
+                    "No such room: it was never made, or it has expired.",
+                )
+            }
+        }
+    };
     small_frames(ws, MAX_FRAME_BYTES).on_upgrade(move |socket| {
         // Split first: the future would keep room for the whole socket all its life.
         let (sink, stream) = socket.split();
-        run(sink, stream, state, room, side, session)
+        let cluster = state.cluster.clone();
+        async move {
+            match (home, cluster) {
+                (Some(home), Some(cluster)) => {
+                    run_proxied(sink, stream, state, cluster, home, room, side, session).await
+                }
+                _ => run(sink, stream, state, room, side, session).await,
+            }
+        }
     })
 }
 
@@ -250,10 +335,7 @@ async fn run(
     {
         Ok(seat) => seat,
         Err(refused) => {
-            let reason = match refused {
-                JoinError::Busy => "side_busy",
-                JoinError::NoRoom => "no_room",
-            };
+            let reason = refused.reason();
             state.metrics.refused("rendezvous_side");
             let _ = sink
                 .send(Message::Close(Some(CloseFrame {
@@ -271,8 +353,9 @@ async fn run(
         state.heartbeat,
         state.metrics.clone(),
     ));
+    let target = Target::Here(seat);
     let reason = tokio::select! {
-        reason = read(stream, &state, seat, &queue) => reason,
+        reason = read(stream, &state, &target, &queue) => reason,
         _ = &mut writer => "write_failed",
     };
     if reason == "frame_too_big" {
@@ -286,14 +369,86 @@ async fn run(
     }
 }
 
+/// A side's socket held here for a room another instance (`home`) holds: what it says goes
+/// there, and what the room sends it comes back through Redis.
+#[allow(clippy::too_many_arguments)]
+#[tracing::instrument(name = "room_socket", skip_all, fields(%room, ?side, proxied = true))]
+async fn run_proxied(
+    sink: futures::stream::SplitSink<WebSocket, Message>,
+    stream: futures::stream::SplitStream<WebSocket>,
+    state: AppState,
+    cluster: Arc<Cluster>,
+    home: InstanceId,
+    room: app::rendezvous::AppId,
+    side: Side,
+    session: Option<String>,
+) {
+    let (queue, outbound) = queue::queue(QUEUE_DEPTH);
+    let (conn, ended) = cluster.room_sockets().register(home, queue.clone());
+    let socket = SocketRef {
+        instance: state.hub.instance(),
+        conn,
+    };
+    cluster.forward_room(home, socket, room, side, RoomOp::Join { session });
+    let _open = state.metrics.socket_opened("rendezvous");
+    let mut writer = tokio::spawn(write(
+        sink,
+        outbound,
+        state.heartbeat,
+        state.metrics.clone(),
+    ));
+    let target = Target::Elsewhere {
+        cluster: &cluster,
+        home,
+        socket,
+        room,
+        side,
+    };
+    let reason = tokio::select! {
+        reason = read(stream, &state, &target, &queue) => reason,
+        _ = &mut writer => "write_failed",
+        why = ended => why.unwrap_or("ended"),
+    };
+    if reason == "frame_too_big" {
+        let _ = queue.try_send(Outbound::Close(1009, "frame_too_big"));
+        let _ = tokio::time::timeout(Duration::from_secs(2), &mut writer).await;
+    }
+    writer.abort();
+    cluster.room_sockets().unregister(conn);
+    state.metrics.socket_closed(reason);
+    cluster.forward_room(home, socket, room, side, RoomOp::Leave);
+}
+
+/// Where a socket's side is decided: here, or at the room's home instance.
+enum Target<'a> {
+    Here(Seat),
+    Elsewhere {
+        cluster: &'a Cluster,
+        home: InstanceId,
+        socket: SocketRef,
+        room: app::rendezvous::AppId,
+        side: Side,
+    },
+}
+
+impl Target<'_> {
+    fn forward(&self, op: RoomOp) {
+        if let Target::Elsewhere {
+            cluster,
+            home,
+            socket,
+            room,
+            side,
+        } = self
+        {
+            cluster.forward_room(*home, *socket, *room, *side, op);
+        }
+    }
+}
+
 /// An error frame for this socket: `{"type":"error","code":…,"message":…}`.
 fn reply_error(queue: &queue::Sender<Outbound>, code: &str, message: &str) {
-    let frame = Frame {
-        text: json!({"type": "error", "code": code, "message": message})
-            .to_string()
-            .into(),
-        kind: "error",
-    };
+    let frame = app::server::rendezvous::error_frame(code, message);
     let _ = queue.try_send(Outbound::Text(frame));
 }
 
@@ -301,7 +456,7 @@ fn reply_error(queue: &queue::Sender<Outbound>, code: &str, message: &str) {
 async fn read(
     mut stream: futures::stream::SplitStream<WebSocket>,
     state: &AppState,
-    seat: Seat,
+    target: &Target<'_>,
     queue: &queue::Sender<Outbound>,
 ) -> &'static str {
     let mut bucket = Bucket::new(FRAMES_PER_SEC);
@@ -335,11 +490,11 @@ async fn read(
             );
             continue;
         }
-        handle(state, seat, queue, text);
+        handle(state, target, queue, text);
     }
 }
 
-fn handle(state: &AppState, seat: Seat, queue: &queue::Sender<Outbound>, text: Utf8Bytes) {
+fn handle(state: &AppState, target: &Target<'_>, queue: &queue::Sender<Outbound>, text: Utf8Bytes) {
     let Ok(Value::Object(frame)) = serde_json::from_str::<Value>(&text) else {
         reply_error(
             queue,
@@ -359,7 +514,13 @@ fn handle(state: &AppState, seat: Seat, queue: &queue::Sender<Outbound>, text: U
                 _ => "sender_ready",
             };
             state.metrics.frame_in(kind);
-            rooms.relay(seat, text, kind);
+            match target {
+                Target::Here(seat) => rooms.relay(*seat, text, kind),
+                _ => target.forward(RoomOp::Relay {
+                    kind: kind.into(),
+                    text: text.to_string(),
+                }),
+            }
         }
         Some("send") => {
             state.metrics.frame_in("send");
@@ -375,24 +536,42 @@ fn handle(state: &AppState, seat: Seat, queue: &queue::Sender<Outbound>, text: U
                 );
                 return;
             };
-            if let Err(SendError::MailboxFull) = rooms.send(seat, to, &payload.to_string()) {
-                reply_error(
-                    queue,
-                    "mailbox_full",
-                    "The other side's mailbox is full: wait for it to read (delivered).",
-                );
+            let payload = payload.to_string();
+            match target {
+                Target::Here(seat) => {
+                    if let Err(SendError::MailboxFull) = rooms.send(*seat, to, &payload) {
+                        let _ = queue.try_send(Outbound::Text(mailbox_full()));
+                    }
+                }
+                // The home answers a full mailbox itself.
+                _ => target.forward(RoomOp::Send {
+                    to: if to == Side::A { 'A' } else { 'B' },
+                    payload,
+                }),
             }
         }
         Some("delivered") => {
             state.metrics.frame_in("delivered");
             match number("upTo") {
-                Some(up_to) => rooms.delivered(seat, up_to),
+                Some(up_to) => match target {
+                    Target::Here(seat) => rooms.delivered(*seat, up_to),
+                    _ => target.forward(RoomOp::Delivered { up_to }),
+                },
                 None => reply_error(queue, "bad_frame", "delivered needs \"upTo\" (a number)."),
             }
         }
         Some("hello") => {
             state.metrics.frame_in("hello");
-            rooms.hello(seat, number("deliveredUpTo").unwrap_or(0));
+            let up_to = number("deliveredUpTo").unwrap_or(0);
+            match target {
+                Target::Here(seat) => rooms.hello(*seat, up_to),
+                Target::Elsewhere {
+                    cluster, socket, ..
+                } => {
+                    cluster.room_sockets().greeted(socket.conn);
+                    target.forward(RoomOp::Hello { up_to });
+                }
+            }
         }
         Some("telemetry") => {
             state.metrics.frame_in("telemetry");

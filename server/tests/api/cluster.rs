@@ -664,3 +664,70 @@ async fn a_ban_decided_through_another_instance_ends_the_match_where_strangers_r
     assert_eq!(ended(&mut ann).await, app::strangers::MatchEnd::Left);
     assert_eq!(apps[0].state.strangers.counts(), (0, 0));
 }
+
+#[tokio::test]
+async fn an_instance_gone_mid_conversation_loses_and_repeats_no_stored_message() {
+    let (_redis, mut apps) = TestApp::cluster(3).await;
+    let (ann, bob, conversation) = apps[0].pair().await;
+    let mut bob_tab = apps[0].socket(&bob).await;
+    let mut ann_tab = apps[1].socket(&ann).await;
+    bob_tab.next_where(presence(ann.id, true)).await;
+
+    // Ann sends twenty; her instance goes before her browser saw most of the echoes.
+    for n in 0..20 {
+        ann_tab
+            .send(&send(
+                conversation,
+                &format!("m-{n}"),
+                &format!("message {n}"),
+            ))
+            .await;
+    }
+    let mut echoed = std::collections::HashSet::new();
+    for _ in 0..5 {
+        echoed.insert(ann_tab.message().await.client_id);
+    }
+    let gone = apps.remove(1);
+    gone.state.cluster.as_ref().unwrap().halt();
+    drop(ann_tab);
+    gone.shutdown().await.expect("the instance stops");
+
+    // Her browser reconnects to another instance and sends again what it has no echo for
+    // (the same client ids), as its outbox does.
+    let mut ann_tab = apps[1].socket(&ann).await;
+    let resent: Vec<String> = (0..20)
+        .map(|n| format!("m-{n}"))
+        .filter(|id| !echoed.contains(id))
+        .collect();
+    for id in &resent {
+        let n = id.trim_start_matches("m-");
+        ann_tab
+            .send(&send(conversation, id, &format!("message {n}")))
+            .await;
+    }
+    for _ in &resent {
+        ann_tab.message().await;
+    }
+
+    // Stored once each, in the order sent.
+    let history = apps[0].history(&bob, conversation).await;
+    let stored: Vec<String> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["client_id"].as_str().unwrap().to_string())
+        .collect();
+    let expected: Vec<String> = (0..20).map(|n| format!("m-{n}")).collect();
+    assert_eq!(stored, expected);
+
+    // Bob, on the instance that stayed, has all of them: live, and by catching up.
+    bob_tab.send(&ClientMsg::Resume { after: 0 }).await;
+    let backlog = bob_tab
+        .next_where(|m| match m {
+            ServerMsg::Backlog { messages, .. } => Some(messages),
+            _ => None,
+        })
+        .await;
+    let caught_up: Vec<String> = backlog.into_iter().map(|m| m.client_id).collect();
+    assert_eq!(caught_up, expected);
+}

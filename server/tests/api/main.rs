@@ -6,6 +6,8 @@ mod auth;
 mod binary;
 mod calls;
 mod cluster;
+mod cluster_codes;
+mod cluster_limits;
 mod decoders;
 mod friends;
 mod guests;

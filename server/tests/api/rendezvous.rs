@@ -12,7 +12,7 @@ use tokio_tungstenite::tungstenite::Message;
 use crate::helpers::TestApp;
 
 impl TestApp {
-    async fn mint(&self) -> Value {
+    pub(crate) async fn mint(&self) -> Value {
         let response = self
             .client
             .post(self.url("/rendezvous/code"))
@@ -24,7 +24,7 @@ impl TestApp {
     }
 
     /// Redeems `body` (raw JSON); status and body.
-    async fn redeem_raw(&self, body: &str, content_type: Option<&str>) -> (u16, Value) {
+    pub(crate) async fn redeem_raw(&self, body: &str, content_type: Option<&str>) -> (u16, Value) {
         let mut request = self
             .client
             .post(self.url("/rendezvous/redeem"))
@@ -37,7 +37,7 @@ impl TestApp {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
-    async fn redeem(&self, code: &str) -> (u16, Value) {
+    pub(crate) async fn redeem(&self, code: &str) -> (u16, Value) {
         self.redeem_raw(
             &json!({ "code": code }).to_string(),
             Some("application/json"),
@@ -53,7 +53,7 @@ impl TestApp {
         redeemed["appID"].as_str().unwrap().to_string()
     }
 
-    async fn side(&self, room: &str, side: &str, sid: &str) -> Ws {
+    pub(crate) async fn side(&self, room: &str, side: &str, sid: &str) -> Ws {
         let url = format!(
             "ws://{}/rendezvous/ws?appID={room}&side={side}&sid={sid}",
             self.addr
@@ -62,7 +62,7 @@ impl TestApp {
     }
 
     /// The status a room socket's upgrade gets instead of 101.
-    async fn side_refused(&self, query: &str) -> u16 {
+    pub(crate) async fn side_refused(&self, query: &str) -> u16 {
         let url = format!("ws://{}/rendezvous/ws?{query}", self.addr);
         match tokio_tungstenite::connect_async(url).await {
             Ok(_) => 101,
@@ -75,7 +75,7 @@ impl TestApp {
 }
 
 /// The next JSON frame (pings skipped); `None` when the socket closed.
-async fn next(ws: &mut Ws) -> Option<Value> {
+pub(crate) async fn next(ws: &mut Ws) -> Option<Value> {
     loop {
         match tokio::time::timeout(Duration::from_secs(5), ws.next())
             .await
@@ -88,7 +88,7 @@ async fn next(ws: &mut Ws) -> Option<Value> {
     }
 }
 
-async fn next_of(ws: &mut Ws, kind: &str) -> Value {
+pub(crate) async fn next_of(ws: &mut Ws, kind: &str) -> Value {
     loop {
         let frame = next(ws).await.expect("the socket is open");
         if frame["type"] == kind {
@@ -97,12 +97,12 @@ async fn next_of(ws: &mut Ws, kind: &str) -> Value {
     }
 }
 
-async fn send(ws: &mut Ws, frame: Value) {
+pub(crate) async fn send(ws: &mut Ws, frame: Value) {
     ws.send(Message::text(frame.to_string())).await.unwrap();
 }
 
 /// The close frame's code the server ends with.
-async fn closed_with(ws: &mut Ws) -> Option<u16> {
+pub(crate) async fn closed_with(ws: &mut Ws) -> Option<u16> {
     loop {
         match tokio::time::timeout(Duration::from_secs(5), ws.next())
             .await

@@ -1,26 +1,49 @@
 //! Fixed-window rate limits keyed by string (a client address, an account). [`Limiter`] is
 //! the interface the rest of the server counts through; [`RateLimiter`] keeps this instance's
-//! counters in memory. Memory is bounded without ever scanning the whole map: windows expire
+//! counters in memory (with several instances, `cluster::limits` counts over all of them). Memory is bounded without ever scanning the whole map: windows expire
 //! in the order they started (a queue), and past a hard cap the oldest window is dropped.
 //! Client addresses become keys through [`address_key`]: IPv6 clients are grouped by /64, the
 //! block one subscriber usually holds.
 
 use std::{
     collections::{HashMap, VecDeque},
+    future::Future,
     net::IpAddr,
+    pin::Pin,
     sync::Mutex,
     time::{Duration, Instant},
 };
 
+/// What counting an attempt somewhere else than in memory comes to.
+pub type Verdict<'a> = Pin<Box<dyn Future<Output = Result<(), Duration>> + Send + 'a>>;
+
 /// Counting attempts against a limit.
 pub trait Limiter: Send + Sync + std::fmt::Debug {
-    /// Counts one attempt for `key`, atomically with the check. `Err(wait)` when the key is
-    /// over its limit (and nothing was counted): try again after `wait`.
+    /// Counts one attempt for `key` on this instance, atomically with the check, without
+    /// waiting (what sockets send). `Err(wait)` when the key is over its limit (and nothing
+    /// was counted): try again after `wait`.
     fn hit(&self, key: &str) -> Result<(), Duration>;
     /// Like [`hit`](Self::hit) but only checks, without counting.
     fn check(&self, key: &str) -> Result<(), Duration>;
     /// Forgets `key` (e.g. after a successful sign-in).
     fn reset(&self, key: &str);
+    /// Counts one attempt over all instances (requests: sign-ins, searches, codes). Alone,
+    /// the same as [`hit`](Self::hit).
+    fn hit_everywhere<'a>(&'a self, key: &'a str) -> Verdict<'a> {
+        Box::pin(std::future::ready(self.hit(key)))
+    }
+    /// [`check`](Self::check) over all instances.
+    fn check_everywhere<'a>(&'a self, key: &'a str) -> Verdict<'a> {
+        Box::pin(std::future::ready(self.check(key)))
+    }
+    /// [`reset`](Self::reset) over all instances.
+    fn reset_everywhere<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        self.reset(key);
+        Box::pin(std::future::ready(()))
+    }
 }
 
 /// A limiter whose refusals are counted in the metrics (`parlor_rate_limited_total{limit}`).
@@ -47,6 +70,31 @@ impl<L: Limiter> Limiter for Counted<L> {
 
     fn reset(&self, key: &str) {
         self.inner.reset(key);
+    }
+
+    fn hit_everywhere<'a>(&'a self, key: &'a str) -> Verdict<'a> {
+        Box::pin(async move {
+            self.inner
+                .hit_everywhere(key)
+                .await
+                .inspect_err(|_| self.refused.inc())
+        })
+    }
+
+    fn check_everywhere<'a>(&'a self, key: &'a str) -> Verdict<'a> {
+        Box::pin(async move {
+            self.inner
+                .check_everywhere(key)
+                .await
+                .inspect_err(|_| self.refused.inc())
+        })
+    }
+
+    fn reset_everywhere<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + 'a>> {
+        self.inner.reset_everywhere(key)
     }
 }
 

@@ -285,6 +285,26 @@ pub async fn apply_forwarded(state: &AppState, work: super::cluster::Forwarded) 
             return super::realtime::run_remote(state, socket, work).await;
         }
         Forwarded::Order(order) => return super::moderation::apply_order(state, order).await,
+        Forwarded::Room {
+            socket,
+            room,
+            side,
+            op,
+        } => {
+            let rooms = &state.rooms;
+            if let Some(timer) = super::rendezvous::apply_remote(rooms, socket, room, side, op) {
+                super::rendezvous::expire_later(state, timer);
+            }
+            return;
+        }
+        Forwarded::RoomGone(turn_tag) => return state.rooms.forget_remote_tag(turn_tag),
+        Forwarded::CodeRedeemed(room) => return state.rooms.redeemed_elsewhere(room),
+        Forwarded::InstanceGone(instance) => {
+            for timer in state.rooms.drop_instance(instance) {
+                super::rendezvous::expire_later(state, timer);
+            }
+            return;
+        }
         Forwarded::Call {
             who,
             socket,

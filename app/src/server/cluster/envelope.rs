@@ -14,9 +14,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     protocol::CallEndReason,
+    rendezvous::{AppId, Side},
     server::{
         auth::PrincipalId,
         hub::{InstanceId, SocketRef},
+        rendezvous::RoomOp,
     },
     wire::CallId,
 };
@@ -143,6 +145,34 @@ pub enum Envelope {
         b: i64,
         reason: CallEndReason,
     },
+    /// What a room socket proxied on the origin said, for the room's home.
+    Room {
+        origin: InstanceId,
+        socket: SocketRef,
+        room: AppId,
+        side: Side,
+        op: RoomOp,
+    },
+    /// A frame for a room socket proxied where this is published (`seq`: its mailbox number,
+    /// 0 for other frames).
+    RoomFrame {
+        origin: InstanceId,
+        conn: u64,
+        seq: u64,
+        kind: &'static str,
+        text: String,
+    },
+    /// Close a room socket proxied where this is published.
+    RoomClose {
+        origin: InstanceId,
+        conn: u64,
+        code: u16,
+        reason: &'static str,
+    },
+    /// A room with this TURN tag expired (to every instance).
+    RoomGone { origin: InstanceId, turn_tag: u64 },
+    /// The code of `room` (held where this is published) was redeemed on the origin.
+    CodeRedeemed { origin: InstanceId, room: AppId },
 }
 
 /// Why a payload was dropped.
@@ -162,7 +192,12 @@ impl Envelope {
             | Envelope::Remote { origin, .. }
             | Envelope::Busy { origin, .. }
             | Envelope::Order { origin, .. }
-            | Envelope::EndBetween { origin, .. } => *origin,
+            | Envelope::EndBetween { origin, .. }
+            | Envelope::Room { origin, .. }
+            | Envelope::RoomFrame { origin, .. }
+            | Envelope::RoomClose { origin, .. }
+            | Envelope::RoomGone { origin, .. }
+            | Envelope::CodeRedeemed { origin, .. } => *origin,
         }
     }
 
@@ -243,7 +278,7 @@ impl Envelope {
             Envelope::Order { origin, order } => (
                 "Z",
                 origin,
-                PrincipalId::User(0).key(),
+                NOBODY.key(),
                 String::new(),
                 "",
                 Cow::from(serde_json::to_string(order).unwrap_or_default()),
@@ -280,6 +315,67 @@ impl Envelope {
                 b.to_string(),
                 "",
                 Cow::from(serde_json::to_string(reason).unwrap_or_default()),
+            ),
+            Envelope::Room {
+                origin,
+                socket,
+                room,
+                side,
+                op,
+            } => (
+                "R",
+                origin,
+                NOBODY.key(),
+                socket_text(socket),
+                "",
+                Cow::from(format!(
+                    "{room} {} {}",
+                    side_text(*side),
+                    serde_json::to_string(op).unwrap_or_default()
+                )),
+            ),
+            Envelope::RoomFrame {
+                origin,
+                conn,
+                seq,
+                kind,
+                text,
+            } => (
+                "F",
+                origin,
+                NOBODY.key(),
+                format!("{conn}:{seq}"),
+                *kind,
+                Cow::from(text),
+            ),
+            Envelope::RoomClose {
+                origin,
+                conn,
+                code,
+                reason,
+            } => (
+                "K",
+                origin,
+                NOBODY.key(),
+                format!("{conn}:{code}"),
+                "",
+                Cow::from(*reason),
+            ),
+            Envelope::RoomGone { origin, turn_tag } => (
+                "G",
+                origin,
+                NOBODY.key(),
+                format!("{turn_tag:x}"),
+                "",
+                Cow::from(""),
+            ),
+            Envelope::CodeRedeemed { origin, room } => (
+                "D",
+                origin,
+                NOBODY.key(),
+                room.to_string(),
+                "",
+                Cow::from(""),
             ),
         };
         format!("{op}\n{:x}\n{to}\n{arg}\n{kind}\n{text}", origin.0).into_bytes()
@@ -377,9 +473,68 @@ impl Envelope {
                 b: arg.parse().map_err(|_| Malformed("user"))?,
                 reason: serde_json::from_str(text).map_err(|_| Malformed("reason"))?,
             },
+            "R" => {
+                let mut parts = text.splitn(3, ' ');
+                let room = parts.next().and_then(|r| r.parse().ok());
+                let side = parts.next().and_then(Side::parse);
+                let op = parts.next().and_then(|op| serde_json::from_str(op).ok());
+                let (Some(room), Some(side), Some(op)) = (room, side, op) else {
+                    return Err(Malformed("room work"));
+                };
+                Envelope::Room {
+                    origin,
+                    socket: parse_socket(arg)?,
+                    room,
+                    side,
+                    op,
+                }
+            }
+            "F" => {
+                let (conn, seq) = numbers(arg).ok_or(Malformed("room frame"))?;
+                Envelope::RoomFrame {
+                    origin,
+                    conn,
+                    seq,
+                    kind: intern(kind),
+                    text: text.to_string(),
+                }
+            }
+            "K" => {
+                let (conn, code) = numbers(arg).ok_or(Malformed("room close"))?;
+                Envelope::RoomClose {
+                    origin,
+                    conn,
+                    code: u16::try_from(code).map_err(|_| Malformed("room close"))?,
+                    reason: intern(text),
+                }
+            }
+            "G" => Envelope::RoomGone {
+                origin,
+                turn_tag: u64::from_str_radix(arg, 16).map_err(|_| Malformed("tag"))?,
+            },
+            "D" => Envelope::CodeRedeemed {
+                origin,
+                room: arg.parse().map_err(|_| Malformed("room"))?,
+            },
             _ => return Err(Malformed("op")),
         })
     }
+}
+
+/// The principal written in envelopes that concern nobody's sockets (rooms, orders).
+const NOBODY: PrincipalId = PrincipalId::User(0);
+
+fn side_text(side: Side) -> &'static str {
+    match side {
+        Side::A => "A",
+        Side::B => "B",
+    }
+}
+
+/// `<a>:<b>`, two numbers.
+fn numbers(text: &str) -> Option<(u64, u64)> {
+    let (a, b) = text.split_once(':')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
 }
 
 /// A socket's address as envelopes write it: `<instance hex>:<connection>`.
@@ -501,6 +656,52 @@ mod tests {
                 who: PrincipalId::User(4),
                 call: Some(CallId(u128::MAX / 3)),
             },
+            Envelope::Room {
+                origin,
+                socket: SocketRef {
+                    instance: InstanceId(5),
+                    conn: 77,
+                },
+                room: AppId::from_random(u128::MAX / 7),
+                side: Side::B,
+                op: RoomOp::Relay {
+                    kind: "offer".into(),
+                    text: "{\"type\":\"offer\",\"sdp\":\"v=0\\r\\n a b\"}\n".into(),
+                },
+            },
+            Envelope::Room {
+                origin,
+                socket: SocketRef {
+                    instance: InstanceId(5),
+                    conn: 1,
+                },
+                room: AppId::from_random(3),
+                side: Side::A,
+                op: RoomOp::Join {
+                    session: Some("tab-1".into()),
+                },
+            },
+            Envelope::RoomFrame {
+                origin,
+                conn: 9,
+                seq: 12,
+                kind: "deliver",
+                text: text.clone(),
+            },
+            Envelope::RoomClose {
+                origin,
+                conn: 9,
+                code: 1008,
+                reason: "side_busy",
+            },
+            Envelope::RoomGone {
+                origin,
+                turn_tag: u64::MAX,
+            },
+            Envelope::CodeRedeemed {
+                origin,
+                room: AppId::from_random(99),
+            },
             Envelope::Busy {
                 origin,
                 who: PrincipalId::Guest(GuestId(4)),
@@ -537,6 +738,10 @@ mod tests {
             b"E\n1\ng:00000000000000000000000000000001\n\n\n",
             b"O\n1\nu:1\nnot-a-socket\nmessage\n{}",
             b"A\n1\nu:1",
+            b"R\n1\nu:0\n1:2\n\nnot-a-room A {\"op\":\"leave\"}",
+            b"R\n1\nu:0\n1:2\n\n00000000-0000-4000-8000-000000000000 C {\"op\":\"leave\"}",
+            b"F\n1\nu:0\n9\ndeliver\n{}",
+            b"K\n1\nu:0\n9:70000\n\nbye",
             &[0xff, 0xfe][..],
         ] {
             assert!(Envelope::decode(bad).is_err(), "{bad:?}");

@@ -29,6 +29,19 @@ pub enum Forwarded {
     Remote { socket: SocketRef, work: RemoteWork },
     /// A moderation decision made through another instance (this one runs strangers).
     Order(StrangersOrder),
+    /// What a room socket proxied on another instance said (this instance is the room's home).
+    Room {
+        socket: SocketRef,
+        room: crate::rendezvous::AppId,
+        side: crate::rendezvous::Side,
+        op: crate::server::rendezvous::RoomOp,
+    },
+    /// Another instance's room with this TURN tag is gone.
+    RoomGone(u64),
+    /// The code of a room here was redeemed through another instance.
+    CodeRedeemed(crate::rendezvous::AppId),
+    /// An instance stopped (its heartbeat ran out, or it left).
+    InstanceGone(InstanceId),
 }
 
 impl Cluster {

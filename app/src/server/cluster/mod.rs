@@ -21,7 +21,9 @@
 mod busy;
 pub mod envelope;
 mod forward;
+mod limits;
 mod presence;
+mod rooms;
 mod scripts;
 
 use std::{
@@ -38,6 +40,8 @@ use tokio::sync::mpsc;
 
 pub use envelope::{CallOp, Envelope, RemoteWork, StrangerWork, StrangersOrder};
 pub use forward::Forwarded;
+pub use limits::SharedLimiter;
+pub use rooms::{Claim, RoomHome, RoomSockets};
 
 use super::{
     auth::PrincipalId,
@@ -103,6 +107,11 @@ pub struct Cluster {
     busy: Arc<Mutex<HashMap<PrincipalId, crate::wire::CallId>>>,
     /// Who is in a call here now, for the task telling the others.
     busy_here: mpsc::UnboundedSender<(PrincipalId, Option<crate::wire::CallId>)>,
+    /// Room sockets held here for rooms other instances are home to.
+    room_sockets: Arc<RoomSockets>,
+    /// Work for this instance's worker (see [`Forwarded`]): what others sent, and instances
+    /// found gone.
+    forward: mpsc::UnboundedSender<Forwarded>,
     /// The background tasks, stopped by [`Cluster::halt`].
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
@@ -136,12 +145,14 @@ impl Cluster {
         let busy: Arc<Mutex<HashMap<PrincipalId, crate::wire::CallId>>> = Default::default();
         let busy_heard = busy.clone();
         let (forward, forwarded) = mpsc::unbounded_channel();
+        let room_sockets: Arc<RoomSockets> = Default::default();
+        let (proxied, forwarder) = (room_sockets.clone(), forward.clone());
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(5)))
             .set_response_timeout(Some(Duration::from_secs(5)))
             .set_automatic_resubscription()
             .set_push_sender(move |push: PushInfo| {
-                receive(&receiver, &heard, &busy_heard, &forward, push);
+                receive(&receiver, &heard, &busy_heard, &proxied, &forwarder, push);
                 Ok::<(), std::convert::Infallible>(())
             });
         let mut redis = client.get_connection_manager_with_config(config).await?;
@@ -174,6 +185,8 @@ impl Cluster {
             live,
             busy,
             busy_here,
+            room_sockets,
+            forward,
             tasks: Default::default(),
         });
         cluster.lead().await?;
@@ -344,12 +357,15 @@ fn receive(
     hub: &Hub,
     live: &Mutex<HashSet<InstanceId>>,
     busy: &Mutex<HashMap<PrincipalId, crate::wire::CallId>>,
+    room_sockets: &RoomSockets,
     forward: &mpsc::UnboundedSender<Forwarded>,
     push: PushInfo,
 ) {
     if push.kind != PushKind::Message {
         if push.kind == PushKind::Disconnection {
             tracing::warn!("lost the connection to Redis: reconnecting");
+            // Their frames may have been lost: their clients reconnect and say hello.
+            room_sockets.end_all("redis_lost");
         }
         return;
     }
@@ -428,6 +444,29 @@ fn receive(
         }
         Envelope::Order { order, .. } => {
             let _ = forward.send(Forwarded::Order(order));
+        }
+        Envelope::Room {
+            socket,
+            room,
+            side,
+            op,
+            ..
+        } => {
+            let _ = forward.send(Forwarded::Room {
+                socket,
+                room,
+                side,
+                op,
+            });
+        }
+        envelope @ (Envelope::RoomFrame { .. } | Envelope::RoomClose { .. }) => {
+            rooms::arrived(room_sockets, envelope);
+        }
+        Envelope::RoomGone { turn_tag, .. } => {
+            let _ = forward.send(Forwarded::RoomGone(turn_tag));
+        }
+        Envelope::CodeRedeemed { room, .. } => {
+            let _ = forward.send(Forwarded::CodeRedeemed(room));
         }
         Envelope::Busy { who, call, origin } => {
             let mut busy = busy.lock().unwrap_or_else(|e| e.into_inner());

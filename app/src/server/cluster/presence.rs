@@ -7,8 +7,12 @@ use std::{future::Future, pin::Pin, sync::Arc};
 
 use tokio::sync::mpsc;
 
-use super::{instance_name, principal_channel, scripts, Cluster, PresenceChange};
-use crate::server::{auth::PrincipalId, hub::Presence};
+use super::{instance_name, principal_channel, scripts, Cluster, Forwarded, PresenceChange};
+use crate::server::{
+    auth::PrincipalId,
+    hub::{InstanceId, Presence},
+};
+use std::collections::HashSet;
 
 impl Cluster {
     /// Keeps or takes the running of strangers, and learns which instances are alive.
@@ -25,7 +29,18 @@ impl Cluster {
                 "strangers are run by this instance"
             );
         }
-        *self.live.lock().unwrap_or_else(|e| e.into_inner()) = live.into_iter().collect();
+        let live: HashSet<InstanceId> = live.into_iter().collect();
+        let gone: Vec<InstanceId> = {
+            let mut known = self.live.lock().unwrap_or_else(|e| e.into_inner());
+            let gone = known.difference(&live).copied().collect();
+            *known = live;
+            gone
+        };
+        for instance in gone.into_iter().filter(|&i| i != me) {
+            // Rooms held there are gone, and sides held there for rooms here are free.
+            self.room_sockets.home_gone(instance);
+            let _ = self.forward.send(Forwarded::InstanceGone(instance));
+        }
         Ok(())
     }
 }

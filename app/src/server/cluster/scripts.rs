@@ -118,6 +118,10 @@ for _, instance in ipairs(gone) do
     if not alive_in(where, '') then offline[#offline + 1] = user end
   end
   redis.call('DEL', users)
+  -- The code rooms held there went with it.
+  local rooms = 'parlor:rooms:' .. instance
+  for _, room in ipairs(redis.call('SMEMBERS', rooms)) do redis.call('DEL', 'parlor:room:' .. room) end
+  redis.call('DEL', rooms)
   -- Who was in a call held there is in none now.
   local owner = string.rep('0', 16 - #instance) .. instance
   local busy = redis.call('HGETALL', 'parlor:busy')
