@@ -6,9 +6,11 @@
 //! `cargo run --release -p bench -- [--server target/release/parlor] [--sockets 10000]
 //! [--rate 10000] [--seconds 10] [--pause SECS]`, or `make bench`; `--soak MINUTES` runs the
 //! soak ([`soak`]) instead, `make soak`; `--rendezvous ROOMS` the code rooms
-//! ([`rendezvous`]); `--strangers GUESTS` random matching ([`strangers`]). Every measurement is taken for the floor ([`floor`])
+//! ([`rendezvous`]); `--strangers GUESTS` random matching ([`strangers`]); `--instances N`
+//! one instance against N on one Redis ([`cluster`]). Every measurement is taken for the floor ([`floor`])
 //! in the same run too, and reported beside Parlor's.
 
+mod cluster;
 mod floor;
 mod rendezvous;
 mod soak;
@@ -41,6 +43,8 @@ struct Options {
     rendezvous: usize,
     /// Guests for the strangers mode instead of the channel (`--strangers 10000`).
     strangers: usize,
+    /// Instances for the cross-instance mode instead of the channel (`--instances 2`).
+    instances: usize,
 }
 
 fn options() -> Options {
@@ -54,6 +58,7 @@ fn options() -> Options {
         soak: 0,
         rendezvous: 0,
         strangers: 0,
+        instances: 0,
     };
     let args: Vec<String> = std::env::args().skip(1).collect();
     for pair in args.chunks(2) {
@@ -73,10 +78,22 @@ fn options() -> Options {
             "--soak" => o.soak = number() as u64,
             "--rendezvous" => o.rendezvous = number(),
             "--strangers" => o.strangers = number(),
+            "--instances" => o.instances = number(),
             other => panic!("unknown option {other}"),
         }
     }
     o
+}
+
+/// Parlor's settings for a load: limits that would refuse a load generator lifted.
+fn load_settings(command: &mut Command) {
+    command
+        .env("PARLOR_LOG", "warn")
+        .env("PARLOR_AUTH_ATTEMPTS_PER_IP", "100000")
+        .env("PARLOR_WS_MESSAGES_PER_SEC", "10000")
+        // Thousands of sockets from one address and a few users: the load is the point.
+        .env("PARLOR_WS_SOCKETS_PER_IP", "1000000")
+        .env("PARLOR_WS_SOCKETS_PER_PRINCIPAL", "10000");
 }
 
 /// The server process and what /proc says about it.
@@ -94,15 +111,7 @@ impl Server {
     }
 
     fn start(path: &str) -> Self {
-        Self::spawn(path, &[], |command| {
-            command
-                .env("PARLOR_LOG", "warn")
-                .env("PARLOR_AUTH_ATTEMPTS_PER_IP", "100000")
-                .env("PARLOR_WS_MESSAGES_PER_SEC", "10000")
-                // Thousands of sockets from one address and a few users: the load is the point.
-                .env("PARLOR_WS_SOCKETS_PER_IP", "1000000")
-                .env("PARLOR_WS_SOCKETS_PER_PRINCIPAL", "10000");
-        })
+        Self::spawn(path, &[], load_settings)
     }
 
     /// The floor ([`floor`]): this same program in its own process.
@@ -399,6 +408,10 @@ async fn run(o: Options) {
         strangers::run(&o, o.strangers).await;
         return;
     }
+    if o.instances > 0 {
+        cluster::run(&o, o.instances.max(2)).await;
+        return;
+    }
     if o.rendezvous > 0 {
         rendezvous::run(&o, o.rendezvous).await;
         return;
@@ -517,9 +530,36 @@ async fn run(o: Options) {
         pairs.push((a, b, conversations[p]));
     }
     let message_rate = (o.rate / 10).max(o.pairs);
-    let per_pair = message_rate as f64 / o.pairs as f64;
-    let delivered = Arc::new(Mutex::new(Vec::new()));
     let cpu_before = server.cpu();
+    let lat = messages(pairs, message_rate, run_for).await;
+    let cpu = server.cpu() - cpu_before;
+    report(
+        "stored messages delivered",
+        format!(
+            "{} of {message_rate}/s asked ({:.0}/s)",
+            lat.len(),
+            lat.len() as f64 / o.seconds as f64
+        ),
+    );
+    report(
+        "send → delivery p50 / p99",
+        format!(
+            "{:.1} ms / {:.1} ms",
+            percentile(&lat, 0.5) / 1000.0,
+            percentile(&lat, 0.99) / 1000.0
+        ),
+    );
+    report(
+        "server CPU seconds per 100 000 stored messages",
+        format!("{:.2}", cpu / lat.len().max(1) as f64 * 100_000.0),
+    );
+}
+
+/// Stored messages at `message_rate` per second over `pairs` (sender socket, receiver socket,
+/// their conversation) for `run_for`: each message's send → delivery time in µs, sorted.
+async fn messages(pairs: Vec<(Ws, Ws, i64)>, message_rate: usize, run_for: Duration) -> Vec<f64> {
+    let per_pair = message_rate as f64 / pairs.len().max(1) as f64;
+    let delivered = Arc::new(Mutex::new(Vec::new()));
     let origin = Instant::now();
     let mut tasks = Vec::new();
     for (mut a, b, conversation) in pairs {
@@ -561,27 +601,7 @@ async fn run(o: Options) {
     for t in tasks {
         let _ = t.await;
     }
-    let cpu = server.cpu() - cpu_before;
     let mut lat = delivered.lock().await.clone();
     lat.sort_by(f64::total_cmp);
-    report(
-        "stored messages delivered",
-        format!(
-            "{} of {message_rate}/s asked ({:.0}/s)",
-            lat.len(),
-            lat.len() as f64 / o.seconds as f64
-        ),
-    );
-    report(
-        "send → delivery p50 / p99",
-        format!(
-            "{:.1} ms / {:.1} ms",
-            percentile(&lat, 0.5) / 1000.0,
-            percentile(&lat, 0.99) / 1000.0
-        ),
-    );
-    report(
-        "server CPU seconds per 100 000 stored messages",
-        format!("{:.2}", cpu / lat.len().max(1) as f64 * 100_000.0),
-    );
+    lat
 }

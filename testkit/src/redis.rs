@@ -52,6 +52,16 @@ impl Redis {
         }
     }
 
+    /// The server's Unix socket (for `redis-cli -s`).
+    pub fn socket_path(&self) -> PathBuf {
+        self.socket()
+    }
+
+    /// The server's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// The URL Parlor takes (`PARLOR_REDIS_URL`).
     pub fn url(&self) -> String {
         format!("redis+unix://{}", self.socket().display())
