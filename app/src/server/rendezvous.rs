@@ -486,19 +486,37 @@ impl Rooms {
     /// `instance` is gone: the sides its sockets held are free, and rooms left empty expire
     /// after their time to live. (Only when an instance stops; never a periodic sweep.)
     pub fn drop_instance(&self, instance: InstanceId) -> Vec<ArmTimer> {
+        self.drop_remote(|socket| socket.instance == instance).0
+    }
+
+    /// Redis was lost (their instances closed the sockets they proxied, whose leaving may
+    /// have been lost with it): every side held by another instance's socket is free, and
+    /// each such socket still there is told to reconnect.
+    pub fn drop_all_remote(&self) -> Vec<ArmTimer> {
+        let (timers, sockets) = self.drop_remote(|_| true);
+        if let Some(post) = self.post() {
+            for socket in sockets {
+                post.post(socket, 0, Outbound::Close(1012, "reconnect"));
+            }
+        }
+        timers
+    }
+
+    /// Frees the sides held by remote sockets `which` picks: timers to arm for rooms left
+    /// empty, and the sockets.
+    fn drop_remote(&self, which: impl Fn(SocketRef) -> bool) -> (Vec<ArmTimer>, Vec<SocketRef>) {
         let mut inner = self.lock();
         let ttl = self.ttl.as_secs();
-        let mut timers = Vec::new();
+        let (mut timers, mut sockets) = (Vec::new(), Vec::new());
         for (room, state) in inner.rooms.iter_mut() {
             let mut dropped = false;
             for side in &mut state.sides {
-                if side
-                    .conn
-                    .as_ref()
-                    .is_some_and(|c| matches!(c.out, Out::Remote(s) if s.instance == instance))
-                {
-                    side.conn = None;
-                    dropped = true;
+                if let Some(Out::Remote(socket)) = side.conn.as_ref().map(|c| &c.out) {
+                    if which(*socket) {
+                        sockets.push(*socket);
+                        side.conn = None;
+                        dropped = true;
+                    }
                 }
             }
             if dropped && state.sides.iter().all(|s| s.conn.is_none()) {
@@ -510,7 +528,7 @@ impl Rooms {
                 });
             }
         }
-        timers
+        (timers, sockets)
     }
 
     /// The socket of `seat` ended. When the room is then empty, its expiry is armed.
@@ -627,6 +645,16 @@ impl Rooms {
                 }
             }
         });
+    }
+
+    /// Every room here: its id, its code while unredeemed, its TURN tag and expiry (for
+    /// registering them again in a Redis that forgot them; never on a timer).
+    pub fn records(&self) -> Vec<(AppId, Option<String>, u64, u64)> {
+        self.lock()
+            .rooms
+            .iter()
+            .map(|(id, room)| (*id, room.code.clone(), room.turn_tag, room.expires_at))
+            .collect()
     }
 
     /// How many rooms and live codes there are (for metrics and tests).

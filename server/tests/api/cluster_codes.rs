@@ -260,3 +260,51 @@ async fn a_code_call_gets_ice_servers_through_any_instance_while_its_room_lives(
         404
     );
 }
+
+#[tokio::test]
+async fn after_redis_restarts_empty_rooms_are_registered_again_and_their_mailboxes_go_on() {
+    let (mut redis, apps) = TestApp::cluster(3).await;
+    let (a, b, c) = (&apps[0], &apps[1], &apps[2]);
+    let room = a.room().await;
+    let unredeemed = a.mint().await["code"].as_str().unwrap().to_string();
+    let mut side_a = b.side(&room, "A", "tab-a").await;
+    let mut side_b = c.side(&room, "B", "tab-b").await;
+    next_of(&mut side_a, "room_full").await;
+    next_of(&mut side_b, "room_full").await;
+    hello(&mut side_a, 0).await;
+    hello(&mut side_b, 0).await;
+    post(&mut side_a, "B", 1).await;
+    delivered(&mut side_b, 1, 1).await;
+
+    redis.restart();
+    // Their frames may have been lost with Redis: the proxied sockets are closed, and the
+    // browsers come back (once the room's home has registered it again) where they land.
+    for side in [&mut side_a, &mut side_b] {
+        let ended = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(Ok(_)) = side.next().await {}
+        })
+        .await;
+        assert!(ended.is_ok(), "a proxied socket outlived the Redis it relied on");
+    }
+    let mut back = None;
+    for _ in 0..50 {
+        if b.side_refused(&format!("appID={room}&side=B")).await == 101 {
+            back = Some(());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(back.is_some(), "the room was not registered again");
+    // (The probe above held side B for a moment: it is free again once that socket closed.)
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut side_a = c.side(&room, "A", "tab-a").await;
+    let mut side_b = b.side(&room, "B", "tab-b").await;
+    next_of(&mut side_b, "room_full").await;
+    hello(&mut side_a, 0).await;
+    hello(&mut side_b, 1).await;
+    post(&mut side_a, "B", 2).await;
+    delivered(&mut side_b, 2, 2).await;
+    // Its unredeemed code too, through any instance, once.
+    assert_eq!(c.redeem(&unredeemed).await.0, 200);
+    assert_eq!(b.redeem(&unredeemed).await.0, 410);
+}

@@ -299,6 +299,16 @@ pub async fn apply_forwarded(state: &AppState, work: super::cluster::Forwarded) 
         }
         Forwarded::RoomGone(turn_tag) => return state.rooms.forget_remote_tag(turn_tag),
         Forwarded::CodeRedeemed(room) => return state.rooms.redeemed_elsewhere(room),
+        Forwarded::Resync => {
+            if let Some(cluster) = &state.cluster {
+                let rooms = &state.rooms;
+                for timer in rooms.drop_all_remote() {
+                    super::rendezvous::expire_later(state, timer);
+                }
+                cluster.reclaim_rooms(rooms.records(), rooms.most_live()).await;
+            }
+            return;
+        }
         Forwarded::InstanceGone(instance) => {
             for timer in state.rooms.drop_instance(instance) {
                 super::rendezvous::expire_later(state, timer);

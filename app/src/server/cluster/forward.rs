@@ -42,6 +42,8 @@ pub enum Forwarded {
     CodeRedeemed(crate::rendezvous::AppId),
     /// An instance stopped (its heartbeat ran out, or it left).
     InstanceGone(InstanceId),
+    /// Redis forgot this instance (restarted empty): what it holds is to be registered again.
+    Resync,
 }
 
 impl Cluster {

@@ -104,6 +104,8 @@ pub(super) async fn reconcile(
             for who in cluster.hub.principals() {
                 let _ = cluster.changes.send(who);
             }
+            // And its code rooms.
+            let _ = cluster.forward.send(Forwarded::Resync);
             continue;
         }
         let wanted = cluster.hub.holds(who);

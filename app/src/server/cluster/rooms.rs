@@ -126,6 +126,47 @@ impl Cluster {
         })
     }
 
+    /// Registers this instance's rooms (and their unredeemed codes) again, after Redis
+    /// forgot them (restarted empty).
+    pub async fn reclaim_rooms(&self, rooms: Vec<(AppId, Option<String>, u64, u64)>, most_live: u64) {
+        let now = crate::server::auth::session::now_secs();
+        let mut redis = self.redis.clone();
+        for (room, code, turn_tag, expires_at) in rooms {
+            let result = match code {
+                // The time it has left (at least a second: it may be in use past it).
+                Some(code) => self
+                    .claim_code(
+                        &code,
+                        room,
+                        turn_tag,
+                        expires_at,
+                        std::time::Duration::from_secs(expires_at.saturating_sub(now).max(1)),
+                        most_live,
+                    )
+                    .await
+                    .map(drop),
+                None => redis::pipe()
+                    .cmd("HSET")
+                    .arg(room_key(room))
+                    .arg("home")
+                    .arg(instance_name(self.origin()))
+                    .arg("tag")
+                    .arg(format!("{turn_tag:016x}"))
+                    .ignore()
+                    .cmd("SADD")
+                    .arg(rooms_key(self.origin()))
+                    .arg(room.to_string())
+                    .ignore()
+                    .query_async::<()>(&mut redis)
+                    .await,
+            };
+            if let Err(error) = result {
+                tracing::warn!(%error, %room, "registering a room in Redis again failed");
+                return;
+            }
+        }
+    }
+
     /// Redeems a live code, once over all instances: its room, expiry and home. The home
     /// hears of it (its code is spent).
     pub async fn redeem_code(&self, code: &str) -> RedisResult<Option<(AppId, u64, RoomHome)>> {
