@@ -48,7 +48,12 @@ fn redis_cpu(redis: &Redis) -> f64 {
         .rsplit_once(')')
         .map(|(_, rest)| rest.split_whitespace().collect())
         .unwrap_or_default();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (ticks(11) + ticks(12)) / 100.0
 }
 
@@ -59,12 +64,10 @@ async fn measure(o: &Options, instances: usize) -> Figures {
         .map(|_| {
             Server::start_with(&o.server, |command| {
                 crate::load_settings(command);
-                command
-                    .env("PARLOR_DATA_DIR", data.path())
-                    .env(
-                        "PARLOR_SESSION_SECRET",
-                        "bench-session-secret-0123456789abcdef0123",
-                    );
+                command.env("PARLOR_DATA_DIR", data.path()).env(
+                    "PARLOR_SESSION_SECRET",
+                    "bench-session-secret-0123456789abcdef0123",
+                );
                 if let Some(redis) = &redis {
                     command.env("PARLOR_REDIS_URL", redis.url());
                 }
@@ -84,7 +87,14 @@ async fn measure(o: &Options, instances: usize) -> Figures {
     let mut conversations = Vec::new();
     for p in 0..o.pairs {
         let (a, b) = (&users[idle_users + 2 * p], &users[idle_users + 2 * p + 1]);
-        call(&http, &base, &a.cookie, "friends/request", &[("user_id", &b.id.to_string())]).await;
+        call(
+            &http,
+            &base,
+            &a.cookie,
+            "friends/request",
+            &[("user_id", &b.id.to_string())],
+        )
+        .await;
         let c = call(
             &http,
             &base,

@@ -203,12 +203,9 @@ async fn sides_held_through_a_stopped_instance_come_free_and_rooms_go_with_their
     // left: no socket, no code.
     a.state.cluster.as_ref().unwrap().halt();
     let ended = tokio::time::timeout(Duration::from_secs(5), async {
-        loop {
-            match side_b.next().await {
-                Some(Ok(Message::Text(_) | Message::Ping(_) | Message::Pong(_))) => continue,
-                _ => break,
-            }
-        }
+        while let Some(Ok(Message::Text(_) | Message::Ping(_) | Message::Pong(_))) =
+            side_b.next().await
+        {}
     })
     .await;
     assert!(
@@ -284,7 +281,10 @@ async fn after_redis_restarts_empty_rooms_are_registered_again_and_their_mailbox
             while let Some(Ok(_)) = side.next().await {}
         })
         .await;
-        assert!(ended.is_ok(), "a proxied socket outlived the Redis it relied on");
+        assert!(
+            ended.is_ok(),
+            "a proxied socket outlived the Redis it relied on"
+        );
     }
     let mut back = None;
     for _ in 0..50 {

@@ -305,7 +305,9 @@ pub async fn apply_forwarded(state: &AppState, work: super::cluster::Forwarded) 
                 for timer in rooms.drop_all_remote() {
                     super::rendezvous::expire_later(state, timer);
                 }
-                cluster.reclaim_rooms(rooms.records(), rooms.most_live()).await;
+                cluster
+                    .reclaim_rooms(rooms.records(), rooms.most_live())
+                    .await;
             }
             return;
         }

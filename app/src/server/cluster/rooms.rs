@@ -128,7 +128,11 @@ impl Cluster {
 
     /// Registers this instance's rooms (and their unredeemed codes) again, after Redis
     /// forgot them (restarted empty).
-    pub async fn reclaim_rooms(&self, rooms: Vec<(AppId, Option<String>, u64, u64)>, most_live: u64) {
+    pub async fn reclaim_rooms(
+        &self,
+        rooms: Vec<(AppId, Option<String>, u64, u64)>,
+        most_live: u64,
+    ) {
         let now = crate::server::auth::session::now_secs();
         let mut redis = self.redis.clone();
         for (room, code, turn_tag, expires_at) in rooms {
@@ -145,20 +149,22 @@ impl Cluster {
                     )
                     .await
                     .map(drop),
-                None => redis::pipe()
-                    .cmd("HSET")
-                    .arg(room_key(room))
-                    .arg("home")
-                    .arg(instance_name(self.origin()))
-                    .arg("tag")
-                    .arg(format!("{turn_tag:016x}"))
-                    .ignore()
-                    .cmd("SADD")
-                    .arg(rooms_key(self.origin()))
-                    .arg(room.to_string())
-                    .ignore()
-                    .query_async::<()>(&mut redis)
-                    .await,
+                None => {
+                    redis::pipe()
+                        .cmd("HSET")
+                        .arg(room_key(room))
+                        .arg("home")
+                        .arg(instance_name(self.origin()))
+                        .arg("tag")
+                        .arg(format!("{turn_tag:016x}"))
+                        .ignore()
+                        .cmd("SADD")
+                        .arg(rooms_key(self.origin()))
+                        .arg(room.to_string())
+                        .ignore()
+                        .query_async::<()>(&mut redis)
+                        .await
+                }
             };
             if let Err(error) = result {
                 tracing::warn!(%error, %room, "registering a room in Redis again failed");
