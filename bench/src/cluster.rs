@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use testkit::redis::Redis;
 
-use crate::{call, connect, messages, percentile, sign_up, wait_ready, Options, Server, Ws};
+use crate::{connect, messages, percentile, wait_ready, Options, Server, Ws};
 
 /// What one run measured.
 struct Figures {
@@ -80,31 +80,7 @@ async fn measure(o: &Options, instances: usize) -> Figures {
     }
     let base = format!("http://{}", servers[0].addr);
     let idle_users = 20;
-    let mut users = Vec::new();
-    for n in 0..idle_users + 2 * o.pairs {
-        users.push(sign_up(&http, &base, n).await);
-    }
-    let mut conversations = Vec::new();
-    for p in 0..o.pairs {
-        let (a, b) = (&users[idle_users + 2 * p], &users[idle_users + 2 * p + 1]);
-        call(
-            &http,
-            &base,
-            &a.cookie,
-            "friends/request",
-            &[("user_id", &b.id.to_string())],
-        )
-        .await;
-        let c = call(
-            &http,
-            &base,
-            &b.cookie,
-            "friends/answer",
-            &[("user_id", &a.id.to_string()), ("accept", "true")],
-        )
-        .await;
-        conversations.push(c.as_i64().unwrap());
-    }
+    let (users, conversations) = crate::people(&http, &base, idle_users, o.pairs).await;
     let cpu = |servers: &[Server]| servers.iter().map(Server::cpu).sum::<f64>();
     let rss = |servers: &[Server]| servers.iter().map(Server::rss_kib).sum::<f64>();
 

@@ -204,6 +204,38 @@ async fn sign_up(http: &reqwest::Client, base: &str, n: usize) -> User {
     User { id, cookie }
 }
 
+/// `idle` people to hold idle tabs, then `pairs` pairs of friends (the two after them, in
+/// order): everyone, and each pair's conversation.
+async fn people(
+    http: &reqwest::Client,
+    base: &str,
+    idle: usize,
+    pairs: usize,
+) -> (Vec<User>, Vec<i64>) {
+    let mut users = Vec::new();
+    for n in 0..idle + 2 * pairs {
+        users.push(sign_up(http, base, n).await);
+    }
+    let mut conversations = Vec::new();
+    for p in 0..pairs {
+        let (a, b) = (&users[idle + 2 * p], &users[idle + 2 * p + 1]);
+        let to_b = b.id.to_string();
+        call(
+            http,
+            base,
+            &a.cookie,
+            "friends/request",
+            &[("user_id", &to_b)],
+        )
+        .await;
+        let to_a = a.id.to_string();
+        let answer = [("user_id", to_a.as_str()), ("accept", "true")];
+        let c = call(http, base, &b.cookie, "friends/answer", &answer).await;
+        conversations.push(c.as_i64().unwrap());
+    }
+    (users, conversations)
+}
+
 /// Calls a server function that must succeed; its JSON answer.
 async fn call(
     http: &reqwest::Client,
@@ -436,31 +468,7 @@ async fn run(o: Options) {
 
     // People: some to hold idle tabs, and pairs of friends who talk.
     let idle_users = 20;
-    let mut users = Vec::new();
-    for n in 0..idle_users + 2 * o.pairs {
-        users.push(sign_up(&http, &base, n).await);
-    }
-    let mut conversations = Vec::new();
-    for p in 0..o.pairs {
-        let (a, b) = (&users[idle_users + 2 * p], &users[idle_users + 2 * p + 1]);
-        call(
-            &http,
-            &base,
-            &a.cookie,
-            "friends/request",
-            &[("user_id", &b.id.to_string())],
-        )
-        .await;
-        let c = call(
-            &http,
-            &base,
-            &b.cookie,
-            "friends/answer",
-            &[("user_id", &a.id.to_string()), ("accept", "true")],
-        )
-        .await;
-        conversations.push(c.as_i64().unwrap());
-    }
+    let (users, conversations) = people(&http, &base, idle_users, o.pairs).await;
     println!(
         "Parlor real-time channel: {} ({} idle sockets, {} talking pairs, {} ping/s), beside \
          the floor (a minimal tokio-tungstenite server) measured in the same run",

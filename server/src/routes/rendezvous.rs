@@ -358,12 +358,7 @@ async fn run(
         reason = read(stream, &state, &target, &queue) => reason,
         _ = &mut writer => "write_failed",
     };
-    if reason == "frame_too_big" {
-        let _ = queue.try_send(Outbound::Close(1009, "frame_too_big"));
-        let _ = tokio::time::timeout(Duration::from_secs(2), &mut writer).await;
-    }
-    writer.abort();
-    state.metrics.socket_closed(reason);
+    finish(&state, &queue, writer, reason).await;
     if let Some(timer) = state.rooms.leave(seat) {
         expire_later(&state, timer);
     }
@@ -409,14 +404,25 @@ async fn run_proxied(
         _ = &mut writer => "write_failed",
         why = ended => why.unwrap_or("ended"),
     };
+    finish(&state, &queue, writer, reason).await;
+    cluster.room_sockets().unregister(conn);
+    cluster.forward_room(home, socket, room, side, RoomOp::Leave);
+}
+
+/// A room socket's reading ended (`reason`): a frame too big is answered with its close
+/// code before the writer stops; counted.
+async fn finish(
+    state: &AppState,
+    queue: &queue::Sender<Outbound>,
+    mut writer: tokio::task::JoinHandle<()>,
+    reason: &'static str,
+) {
     if reason == "frame_too_big" {
         let _ = queue.try_send(Outbound::Close(1009, "frame_too_big"));
         let _ = tokio::time::timeout(Duration::from_secs(2), &mut writer).await;
     }
     writer.abort();
-    cluster.room_sockets().unregister(conn);
     state.metrics.socket_closed(reason);
-    cluster.forward_room(home, socket, room, side, RoomOp::Leave);
 }
 
 /// Where a socket's side is decided: here, or at the room's home instance.

@@ -648,14 +648,25 @@ async fn a_socket_closes_when_its_session_expires() {
 async fn parallel_wrong_passwords_get_only_the_allowed_number_of_tries() {
     let app = TestApp::spawn().await;
     app.person("Ann").await;
-    let attempts: Vec<_> = (0..25)
+    let statuses = wrong_passwords(&[&app], "ann@example.com", 25).await;
+    let tried = statuses.iter().filter(|s| **s == 401).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!((tried, limited), (5, 20), "{statuses:?}");
+}
+
+/// `attempts` sign-ins with wrong passwords for `email` at once, spread over `apps` in
+/// turn: their statuses.
+pub(crate) async fn wrong_passwords(apps: &[&TestApp], email: &str, attempts: usize) -> Vec<u16> {
+    let attempts: Vec<_> = (0..attempts)
         .map(|i| {
+            let app = apps[i % apps.len()];
             let (client, url) = (app.client.clone(), app.url("/api/auth/sign_in"));
+            let email = email.to_string();
             tokio::spawn(async move {
                 client
                     .post(url)
                     .form(&[
-                        ("email", "ann@example.com"),
+                        ("email", email.as_str()),
                         ("password", &format!("wrong {i}")),
                     ])
                     .send()
@@ -670,9 +681,7 @@ async fn parallel_wrong_passwords_get_only_the_allowed_number_of_tries() {
     for attempt in attempts {
         statuses.push(attempt.await.unwrap());
     }
-    let tried = statuses.iter().filter(|s| **s == 401).count();
-    let limited = statuses.iter().filter(|s| **s == 429).count();
-    assert_eq!((tried, limited), (5, 20), "{statuses:?}");
+    statuses
 }
 
 #[tokio::test]

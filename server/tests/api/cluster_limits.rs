@@ -1,35 +1,13 @@
 //! Limits over several instances: attempts spread over instances count together (Redis), so
 //! adding instances never multiplies what one account or address may try.
 
-use crate::helpers::TestApp;
+use crate::{auth::wrong_passwords, helpers::TestApp};
 
 #[tokio::test]
 async fn parallel_wrong_passwords_over_three_instances_get_only_the_allowed_number_of_tries() {
     let (_redis, apps) = TestApp::cluster(3).await;
     apps[0].person("Ann").await;
-    let attempts: Vec<_> = (0..25)
-        .map(|i| {
-            let app = &apps[i % 3];
-            let (client, url) = (app.client.clone(), app.url("/api/auth/sign_in"));
-            tokio::spawn(async move {
-                client
-                    .post(url)
-                    .form(&[
-                        ("email", "ann@example.com"),
-                        ("password", &format!("wrong {i}")),
-                    ])
-                    .send()
-                    .await
-                    .unwrap()
-                    .status()
-                    .as_u16()
-            })
-        })
-        .collect();
-    let mut statuses = Vec::new();
-    for attempt in attempts {
-        statuses.push(attempt.await.unwrap());
-    }
+    let statuses = wrong_passwords(&[&apps[0], &apps[1], &apps[2]], "ann@example.com", 25).await;
     let tried = statuses.iter().filter(|s| **s == 401).count();
     let limited = statuses.iter().filter(|s| **s == 429).count();
     assert_eq!((tried, limited), (5, 20), "{statuses:?}");
