@@ -308,3 +308,21 @@ async fn after_redis_restarts_empty_rooms_are_registered_again_and_their_mailbox
     assert_eq!(c.redeem(&unredeemed).await.0, 200);
     assert_eq!(b.redeem(&unredeemed).await.0, 410);
 }
+
+#[tokio::test]
+async fn a_room_of_an_instance_started_since_the_last_heartbeat_is_found_at_once() {
+    // Heartbeats every 2 s: the first instance has not heard of the second one yet.
+    let (_redis, apps) = TestApp::cluster_with(2, |c| {
+        c.instance_timeout = Duration::from_secs(10);
+    })
+    .await;
+    let (old, new) = (&apps[0], &apps[1]);
+    let code = new.mint().await["code"].as_str().unwrap().to_string();
+    let (status, redeemed) = old.redeem(&code).await;
+    assert_eq!(status, 200, "{redeemed}");
+    let room = redeemed["appID"].as_str().unwrap().to_string();
+    let mut side_a = old.side(&room, "A", "tab-a").await;
+    let mut side_b = new.side(&room, "B", "tab-b").await;
+    next_of(&mut side_a, "room_full").await;
+    next_of(&mut side_b, "room_full").await;
+}

@@ -76,6 +76,18 @@ return value",
     )
 });
 
+/// KEYS: alive; ARGV: an instance. 1 while its heartbeat counts.
+static ALIVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local until_ = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if until_ and tonumber(until_) > now then return 1 end
+return 0",
+    )
+});
+
 /// What claiming a code in Redis found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Claim {
@@ -214,13 +226,32 @@ impl Cluster {
             .query_async(&mut redis)
             .await?;
         let parse = |text: Option<String>| text.and_then(|t| u64::from_str_radix(&t, 16).ok());
-        Ok(match (parse(home), parse(tag)) {
-            (Some(home), Some(turn_tag)) if self.alive(InstanceId(home)) => Some(RoomHome {
-                home: InstanceId(home),
-                turn_tag,
-            }),
-            _ => None,
-        })
+        let (Some(home), Some(turn_tag)) = (parse(home), parse(tag)) else {
+            return Ok(None);
+        };
+        let home = InstanceId(home);
+        // An instance started since this one's last heartbeat is asked about in Redis.
+        if !self.alive(home) && !self.alive_in_redis(home).await? {
+            return Ok(None);
+        }
+        Ok(Some(RoomHome { home, turn_tag }))
+    }
+
+    /// Whether `instance`'s heartbeat counts, as Redis says now; learnt if so.
+    async fn alive_in_redis(&self, instance: InstanceId) -> RedisResult<bool> {
+        let mut redis = self.redis.clone();
+        let alive: i64 = ALIVE
+            .key(super::scripts::ALIVE)
+            .arg(instance_name(instance))
+            .invoke_async(&mut redis)
+            .await?;
+        if alive == 1 {
+            self.live
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(instance);
+        }
+        Ok(alive == 1)
     }
 
     /// A room held here expired: Redis forgets it, and every instance its TURN tag.

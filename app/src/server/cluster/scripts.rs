@@ -9,7 +9,7 @@ use redis::{aio::ConnectionManager, RedisResult, Script};
 use super::instance_name;
 use crate::server::hub::InstanceId;
 
-const ALIVE: &str = "parlor:alive";
+pub(super) const ALIVE: &str = "parlor:alive";
 
 fn where_key(user: i64) -> String {
     format!("parlor:where:{user}")
