@@ -530,6 +530,7 @@ impl Session {
         };
         self.remote_strangers
             .store(true, std::sync::atomic::Ordering::Relaxed);
+        cluster.note_strangers_socket(self.socket, self.who());
         let work = RemoteWork {
             principal: self.principal.clone(),
             address: self.address.clone(),
@@ -606,6 +607,9 @@ impl Session {
             && self.strangers_elsewhere()
         {
             self.forward_strangers(StrangerWork::SocketClosed).await;
+        }
+        if let Some(cluster) = &self.state.cluster {
+            cluster.forget_strangers_socket(self.socket);
         }
     }
 

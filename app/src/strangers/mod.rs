@@ -141,6 +141,9 @@ pub enum MatchEnd {
     ConnectionLost,
     /// You started in another tab: this one stopped.
     OtherTab,
+    /// The server instance that ran strangers stopped (with several instances): the looking
+    /// or the match is gone with it; pressing Start looks again on the next one.
+    ServerLost,
 }
 
 impl MatchEnd {
@@ -150,6 +153,7 @@ impl MatchEnd {
             Self::Left => "The stranger left.",
             Self::ConnectionLost => "The stranger's connection was lost.",
             Self::OtherTab => "You started talking to strangers in another tab.",
+            Self::ServerLost => "The connection to the stranger was lost on our side.",
         }
     }
 }

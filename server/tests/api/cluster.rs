@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use app::{
     protocol::{close, CallEndReason, ClientMsg, ErrorCode, ServerMsg},
+    strangers::MatchEnd,
     wire::CallOutcome,
 };
 use serde_json::Value;
@@ -730,4 +731,39 @@ async fn an_instance_gone_mid_conversation_loses_and_repeats_no_stored_message()
         .await;
     let caught_up: Vec<String> = backlog.into_iter().map(|m| m.client_id).collect();
     assert_eq!(caught_up, expected);
+}
+
+#[tokio::test]
+async fn when_the_instance_running_strangers_stops_everyone_there_is_told_and_can_look_again() {
+    let (_redis, apps) = TestApp::cluster(3).await;
+    // The first instance runs strangers: a pair on the others is matched there, and a third
+    // person waits there for a rare interest.
+    let (one, two, three) = (
+        apps[1].guest().await,
+        apps[2].guest().await,
+        apps[2].guest().await,
+    );
+    let mut a = apps[1].socket(&one).await;
+    let mut b = apps[2].socket(&two).await;
+    let mut c = apps[2].socket(&three).await;
+    a.send(&start(&[])).await;
+    assert!(looking(&mut a).await);
+    b.send(&start(&[])).await;
+    matched(&mut a).await;
+    matched(&mut b).await;
+    c.send(&start(&["a rare interest"])).await;
+    looking(&mut c).await;
+
+    // It stops without a word: once the others take it for gone (1 s here), everyone whose
+    // looking or match was there is told, instead of waiting for nothing.
+    apps[0].state.cluster.as_ref().unwrap().halt();
+    for socket in [&mut a, &mut b, &mut c] {
+        assert_eq!(ended(socket).await, MatchEnd::ServerLost);
+    }
+    // Looking again works on the instance that runs strangers now.
+    a.send(&start(&[])).await;
+    assert!(looking(&mut a).await);
+    c.send(&start(&[])).await;
+    matched(&mut a).await;
+    matched(&mut c).await;
 }

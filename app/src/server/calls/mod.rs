@@ -311,6 +311,20 @@ pub async fn apply_forwarded(state: &AppState, work: super::cluster::Forwarded) 
             }
             return;
         }
+        Forwarded::StrangersLost => {
+            let ended = ServerMsg::StrangerEnded {
+                reason: crate::strangers::MatchEnd::ServerLost,
+            };
+            for (socket, who) in state
+                .cluster
+                .as_ref()
+                .map(|c| c.take_strangers_sockets())
+                .unwrap_or_default()
+            {
+                state.delivery.send_to_socket(who, socket, &ended);
+            }
+            return;
+        }
         Forwarded::InstanceGone(instance) => {
             for timer in state.rooms.drop_instance(instance) {
                 super::rendezvous::expire_later(state, timer);

@@ -44,9 +44,38 @@ pub enum Forwarded {
     InstanceGone(InstanceId),
     /// Redis forgot this instance (restarted empty): what it holds is to be registered again.
     Resync,
+    /// The instance that ran strangers stopped: this instance's sockets that looked or were
+    /// matched there are to be told.
+    StrangersLost,
 }
 
 impl Cluster {
+    /// A socket here has (had) strangers business with the instance that runs them.
+    pub fn note_strangers_socket(&self, socket: SocketRef, who: PrincipalId) {
+        self.strangers_sockets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(socket, who);
+    }
+
+    /// That socket closed.
+    pub fn forget_strangers_socket(&self, socket: SocketRef) {
+        self.strangers_sockets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&socket);
+    }
+
+    /// The sockets here that had strangers business with an instance that stopped: all of
+    /// them (they start afresh with the next one).
+    pub fn take_strangers_sockets(&self) -> Vec<(SocketRef, PrincipalId)> {
+        self.strangers_sockets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .collect()
+    }
+
     /// The instance that runs strangers (all of their queue and matches).
     pub fn strangers_leader(&self) -> InstanceId {
         InstanceId(

@@ -109,6 +109,9 @@ pub struct Cluster {
     busy_here: mpsc::UnboundedSender<(PrincipalId, Option<crate::wire::CallId>)>,
     /// Room sockets held here for rooms other instances are home to.
     room_sockets: Arc<RoomSockets>,
+    /// Sockets here whose strangers business went to another instance (to be told if it
+    /// stops).
+    strangers_sockets: Mutex<HashMap<SocketRef, PrincipalId>>,
     /// Work for this instance's worker (see [`Forwarded`]): what others sent, and instances
     /// found gone.
     forward: mpsc::UnboundedSender<Forwarded>,
@@ -186,6 +189,7 @@ impl Cluster {
             busy,
             busy_here,
             room_sockets,
+            strangers_sockets: Default::default(),
             forward,
             tasks: Default::default(),
         });

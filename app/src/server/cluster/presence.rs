@@ -36,6 +36,10 @@ impl Cluster {
             *known = live;
             gone
         };
+        if before != leader.0 && gone.contains(&InstanceId(before)) {
+            // Whoever looked or was matched there is to start again on the next one.
+            let _ = self.forward.send(Forwarded::StrangersLost);
+        }
         for instance in gone.into_iter().filter(|&i| i != me) {
             // Rooms held there are gone, and sides held there for rooms here are free.
             self.room_sockets.home_gone(instance);
