@@ -1,9 +1,9 @@
 //! Cross-instance mode (`--instances 2`): the same people, sockets and messages on one Parlor
-//! instance, then on several instances sharing one Redis (a private `redis-server`) and one
-//! database, every pair of friends talking across instances (the sender on the first, the
-//! receiver on the last). Both runs use one shared SQLite file, so the difference is what
-//! crossing instances costs: delivery latency, server CPU per message (all instances
-//! together), Redis commands and Redis CPU per message.
+//! instance, then on several instances sharing one Redis (a private `redis-server`), every
+//! pair of friends talking across instances (the sender on the first, the receiver on the
+//! last). Both runs use a throwaway PostgreSQL (`scripts/pg-temp.sh`, a fresh database each),
+//! so the difference is what crossing instances costs: delivery latency, server CPU per
+//! message (all instances together), Redis commands and Redis CPU per message.
 
 use std::time::Duration;
 
@@ -57,17 +57,68 @@ fn redis_cpu(redis: &Redis) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-async fn measure(o: &Options, instances: usize) -> Figures {
+/// A throwaway PostgreSQL server (`scripts/pg-temp.sh`), stopped when dropped.
+struct Postgres {
+    dir: tempfile::TempDir,
+    /// Its URL with `{db}` where a database name goes.
+    template: String,
+}
+
+impl Postgres {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().expect("a directory for PostgreSQL");
+        let out = std::process::Command::new("scripts/pg-temp.sh")
+            .arg("start")
+            .arg(dir.path())
+            .output()
+            .expect("scripts/pg-temp.sh runs (from the repository's root)");
+        assert!(
+            out.status.success(),
+            "PostgreSQL did not start: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let template = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        Self { dir, template }
+    }
+
+    /// A fresh database: its URL.
+    fn database(&self, name: &str) -> String {
+        let status = std::process::Command::new("psql")
+            .arg(self.template.replace("{db}", "postgres"))
+            .args(["-q", "-c", &format!("CREATE DATABASE {name}")])
+            .status()
+            .expect("psql runs");
+        assert!(status.success(), "creating database {name} failed");
+        self.template.replace("{db}", name)
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("scripts/pg-temp.sh")
+            .arg("stop")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+async fn measure(o: &Options, instances: usize, postgres: &Postgres) -> Figures {
     let redis = (instances > 1).then(Redis::start);
     let data = tempfile::tempdir().expect("a data directory");
+    let database = postgres.database(&format!("bench_{instances}"));
     let servers: Vec<Server> = (0..instances)
         .map(|_| {
             Server::start_with(&o.server, |command| {
                 crate::load_settings(command);
-                command.env("PARLOR_DATA_DIR", data.path()).env(
-                    "PARLOR_SESSION_SECRET",
-                    "bench-session-secret-0123456789abcdef0123",
-                );
+                command
+                    .env("PARLOR_DATA_DIR", data.path())
+                    .env("PARLOR_DATABASE_URL", &database)
+                    // Calls are not measured here (and each would want its own port).
+                    .env("PARLOR_TURN", "off")
+                    .env(
+                        "PARLOR_SESSION_SECRET",
+                        "bench-session-secret-0123456789abcdef0123",
+                    );
                 if let Some(redis) = &redis {
                     command.env("PARLOR_REDIS_URL", redis.url());
                 }
@@ -145,15 +196,16 @@ async fn measure(o: &Options, instances: usize) -> Figures {
 pub async fn run(o: &Options, instances: usize) {
     println!(
         "Parlor across instances: {} ({} idle sockets, {} pairs talking at {}/s for {} s), one \
-         instance, then {instances} on one Redis, in the same run (one shared SQLite file)",
+         instance, then {instances} on one Redis, in the same run (on a throwaway PostgreSQL)",
         o.server,
         o.sockets,
         o.pairs,
         (o.rate / 10).max(o.pairs),
         o.seconds
     );
-    let one = measure(o, 1).await;
-    let many = measure(o, instances).await;
+    let postgres = Postgres::start();
+    let one = measure(o, 1, &postgres).await;
+    let many = measure(o, instances, &postgres).await;
     println!(
         "{:<52} {:>14} {:>14}",
         "",
