@@ -1,6 +1,7 @@
 //! What one instance publishes for the others' sockets: a frame for every socket of a
-//! principal (or all but one), for one socket, or an order to close sessions. Written as a few
-//! header lines and the frame's text as is (no second JSON encoding):
+//! principal (or all but one), for one socket, or an order to close sessions; and the work
+//! instances hand each other (calls, strangers, code rooms and their proxied sockets). Written
+//! as a few header lines and the frame's text as is (no second JSON encoding):
 //!
 //! ```text
 //! <op>\n<origin instance>\n<principal key>\n<argument>\n<frame type>\n<frame text>
