@@ -1,7 +1,8 @@
 //! How many sockets one person and one address may hold open. Opening many sockets must not
 //! multiply what one client can do or hold: each socket costs memory, and per-socket rate
 //! limits are per socket. A socket takes a [`SocketSlot`] before the upgrade and gives it back
-//! when it ends (when the slot is dropped).
+//! when it ends (when the slot is dropped). With several instances it also takes a place over
+//! all of them (`cluster::SharedSlot`).
 
 use std::{
     collections::HashMap,
@@ -57,6 +58,16 @@ impl SocketCaps {
             per_address,
             counts: Mutex::default(),
         }
+    }
+
+    /// The most sockets one principal may hold.
+    pub fn per_principal(&self) -> u32 {
+        self.per_principal
+    }
+
+    /// The most sockets one address may hold.
+    pub fn per_address(&self) -> u32 {
+        self.per_address
     }
 
     /// A place for one more socket of `who` from `address` (a limiter key), if both are

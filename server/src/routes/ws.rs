@@ -49,18 +49,30 @@ pub async fn upgrade(
     let address = address_key(state.auth.proxies.client(peer.ip(), &headers));
     let slot = match state.socket_caps.acquire(principal.id(), address.clone()) {
         Ok(slot) => slot,
-        Err(reached) => {
-            tracing::info!(%reached, "socket refused");
-            state.metrics.refused("socket_cap");
-            let mut response = (
-                StatusCode::TOO_MANY_REQUESTS,
-                axum::Json(AppError::RateLimited(CAP_RETRY_SECS)),
-            )
-                .into_response();
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(CAP_RETRY_SECS));
-            return response;
+        Err(reached) => return cap_reached(&state, reached),
+    };
+    // And over all instances, with several.
+    let shared = match &state.cluster {
+        None => None,
+        Some(cluster) => {
+            let caps = &state.socket_caps;
+            match cluster
+                .take_socket(
+                    principal.id(),
+                    &address,
+                    caps.per_principal(),
+                    caps.per_address(),
+                )
+                .await
+            {
+                Ok(Ok(shared)) => Some(shared),
+                Ok(Err(reached)) => return cap_reached(&state, reached),
+                // This instance's own caps still hold meanwhile.
+                Err(error) => {
+                    tracing::warn!(%error, "counting a socket in Redis failed");
+                    None
+                }
+            }
         }
     };
     small_frames(ws, MAX_FRAME_BYTES).on_upgrade(move |socket| {
@@ -70,9 +82,24 @@ pub async fn upgrade(
         let (sink, stream) = socket.split();
         async move {
             run(sink, stream, principal, address, state).await;
-            drop(slot);
+            drop((slot, shared));
         }
     })
+}
+
+/// The answer to a socket over its cap: 429 with when to try again.
+fn cap_reached(state: &AppState, reached: app::server::socket_caps::CapReached) -> Response {
+    tracing::info!(%reached, "socket refused");
+    state.metrics.refused("socket_cap");
+    let mut response = (
+        StatusCode::TOO_MANY_REQUESTS,
+        axum::Json(AppError::RateLimited(CAP_RETRY_SECS)),
+    )
+        .into_response();
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(CAP_RETRY_SECS));
+    response
 }
 
 /// Socket settings for small text frames of at most `max` bytes. tungstenite's defaults are

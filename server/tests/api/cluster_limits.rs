@@ -1,7 +1,9 @@
 //! Limits over several instances: attempts spread over instances count together (Redis), so
 //! adding instances never multiplies what one account or address may try.
 
-use crate::{auth::wrong_passwords, helpers::TestApp};
+use std::time::Duration;
+
+use crate::{auth::wrong_passwords, helpers::TestApp, limits::refused_status};
 
 #[tokio::test]
 async fn parallel_wrong_passwords_over_three_instances_get_only_the_allowed_number_of_tries() {
@@ -35,4 +37,39 @@ async fn failed_code_guesses_count_over_all_instances() {
         statuses.push(app.redeem("000000").await.0);
     }
     assert_eq!(statuses, [410, 410, 429, 429, 429, 429], "{statuses:?}");
+}
+
+#[tokio::test]
+async fn socket_caps_count_over_all_instances_and_closed_sockets_give_their_place_back() {
+    let (_redis, apps) = TestApp::cluster_with(2, |c| {
+        c.ws_sockets_per_principal = 3;
+        c.ws_sockets_per_ip = 5;
+    })
+    .await;
+    let (a, b) = (&apps[0], &apps[1]);
+    let ann = a.person("Ann").await;
+    let mut tabs = vec![
+        a.socket(&ann).await,
+        a.socket(&ann).await,
+        b.socket(&ann).await,
+    ];
+    // A fourth tab is refused wherever it lands.
+    for app in [a, b] {
+        assert_eq!(refused_status(app.try_socket(Some(&ann.cookie)).await), 429);
+    }
+    // The address cap counts every instance too: 3 of Ann's, then Bob's two, then no more.
+    let bob = b.person("Bob").await;
+    let _bob_tabs = [b.socket(&bob).await, a.socket(&bob).await];
+    assert_eq!(refused_status(b.try_socket(Some(&bob.cookie)).await), 429);
+    // A closed tab gives its place back (once its instance saw it go), on any instance.
+    drop(tabs.pop());
+    let mut reopened = None;
+    for _ in 0..50 {
+        if let Ok(socket) = a.try_socket(Some(&ann.cookie)).await {
+            reopened = Some(socket);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(reopened.is_some(), "the freed place was not given back");
 }

@@ -9,7 +9,7 @@ use tokio_tungstenite::tungstenite;
 
 use crate::helpers::TestApp;
 
-fn refused_status(result: Result<crate::people::Socket, tungstenite::Error>) -> u16 {
+pub(crate) fn refused_status(result: Result<crate::people::Socket, tungstenite::Error>) -> u16 {
     match result {
         Err(tungstenite::Error::Http(response)) => response.status().as_u16(),
         Err(other) => panic!("expected an HTTP refusal, got {other}"),

@@ -25,6 +25,7 @@ mod limits;
 mod presence;
 mod rooms;
 mod scripts;
+mod sockets;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -42,6 +43,7 @@ pub use envelope::{CallOp, Envelope, RemoteWork, StrangerWork, StrangersOrder};
 pub use forward::Forwarded;
 pub use limits::SharedLimiter;
 pub use rooms::{Claim, RoomHome, RoomSockets};
+pub use sockets::SharedSlot;
 
 use super::{
     auth::PrincipalId,
@@ -109,6 +111,8 @@ pub struct Cluster {
     busy_here: mpsc::UnboundedSender<(PrincipalId, Option<crate::wire::CallId>)>,
     /// Room sockets held here for rooms other instances are home to.
     room_sockets: Arc<RoomSockets>,
+    /// Places of closed sockets to give back in Redis (see [`sockets`]).
+    sockets_given: mpsc::UnboundedSender<(PrincipalId, String)>,
     /// Sockets here whose strangers business went to another instance (to be told if it
     /// stops).
     strangers_sockets: Mutex<HashMap<SocketRef, PrincipalId>>,
@@ -175,6 +179,7 @@ impl Cluster {
         scripts::heartbeat(&mut redis, hub.instance(), alive_for).await?;
 
         let (publish, queue) = mpsc::channel(PUBLISH_QUEUE);
+        let (sockets_given, given) = mpsc::unbounded_channel();
         let (changes, changed) = mpsc::unbounded_channel();
         let (events, presence) = mpsc::unbounded_channel();
         let cluster = Arc::new(Self {
@@ -189,6 +194,7 @@ impl Cluster {
             busy,
             busy_here,
             room_sockets,
+            sockets_given,
             strangers_sockets: Default::default(),
             forward,
             tasks: Default::default(),
@@ -197,6 +203,12 @@ impl Cluster {
         let tasks = [
             tokio::spawn(publisher(cluster.redis.clone(), queue)).abort_handle(),
             tokio::spawn(busy::busy_writer(cluster.clone(), busy_changes)).abort_handle(),
+            tokio::spawn(sockets::giver(
+                cluster.redis.clone(),
+                sockets::own_key(&cluster),
+                given,
+            ))
+            .abort_handle(),
             tokio::spawn(presence::reconcile(
                 cluster.clone(),
                 changed,

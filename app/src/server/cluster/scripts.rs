@@ -118,6 +118,8 @@ for _, instance in ipairs(gone) do
     if not alive_in(where, '') then offline[#offline + 1] = user end
   end
   redis.call('DEL', users)
+  -- So did its sockets.
+  redis.call('DEL', 'parlor:sockets:' .. instance)
   -- The code rooms held there went with it.
   local rooms = 'parlor:rooms:' .. instance
   for _, room in ipairs(redis.call('SMEMBERS', rooms)) do redis.call('DEL', 'parlor:room:' .. room) end
