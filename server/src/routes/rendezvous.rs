@@ -347,12 +347,7 @@ async fn run(
         }
     };
     let _open = state.metrics.socket_opened("rendezvous");
-    let mut writer = tokio::spawn(write(
-        sink,
-        outbound,
-        state.heartbeat,
-        state.metrics.clone(),
-    ));
+    let mut writer = spawn_writer(sink, outbound, &state);
     let target = Target::Here(seat);
     let reason = tokio::select! {
         reason = read(stream, &state, &target, &queue) => reason,
@@ -386,12 +381,7 @@ async fn run_proxied(
     };
     cluster.forward_room(home, socket, room, side, RoomOp::Join { session });
     let _open = state.metrics.socket_opened("rendezvous");
-    let mut writer = tokio::spawn(write(
-        sink,
-        outbound,
-        state.heartbeat,
-        state.metrics.clone(),
-    ));
+    let mut writer = spawn_writer(sink, outbound, &state);
     let target = Target::Elsewhere {
         cluster: &cluster,
         home,
@@ -407,6 +397,20 @@ async fn run_proxied(
     finish(&state, &queue, writer, reason).await;
     cluster.room_sockets().unregister(conn);
     cluster.forward_room(home, socket, room, side, RoomOp::Leave);
+}
+
+/// The task writing a room socket's queue to it.
+fn spawn_writer(
+    sink: futures::stream::SplitSink<WebSocket, Message>,
+    outbound: queue::Receiver<Outbound>,
+    state: &AppState,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(write(
+        sink,
+        outbound,
+        state.heartbeat,
+        state.metrics.clone(),
+    ))
 }
 
 /// A room socket's reading ended (`reason`): a frame too big is answered with its close

@@ -11,7 +11,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::{
     helpers::TestApp,
-    rendezvous::{closed_with, next, next_of, send},
+    rendezvous::{closed_with, fill_mailbox, next, next_of, send},
 };
 
 /// The next text frame exactly as the server wrote it (pings skipped).
@@ -325,4 +325,44 @@ async fn a_room_of_an_instance_started_since_the_last_heartbeat_is_found_at_once
     let mut side_b = new.side(&room, "B", "tab-b").await;
     next_of(&mut side_a, "room_full").await;
     next_of(&mut side_b, "room_full").await;
+}
+
+#[tokio::test]
+async fn a_proxied_side_gets_the_same_clear_refusals_and_a_frame_ten_times_too_big_closes_it() {
+    let (_redis, apps) = TestApp::cluster(2).await;
+    let (home, other) = (&apps[0], &apps[1]);
+    let room = home.room().await;
+    let mut a = other.side(&room, "A", "tab-a").await;
+    // The mailbox's limit is decided at the home; its refusal comes back to this socket.
+    let full = fill_mailbox(&mut a, "B").await;
+    assert_eq!(full["code"], "mailbox_full", "{full}");
+    for (frame, code) in [
+        (
+            json!({"type": "send", "to": "C", "payload": 1}),
+            "bad_frame",
+        ),
+        (json!({"type": "delivered", "upTo": "x"}), "bad_frame"),
+        (json!({"type": "nope"}), "unknown_type"),
+    ] {
+        send(&mut a, frame.clone()).await;
+        assert_eq!(next_of(&mut a, "error").await["code"], code, "{frame}");
+    }
+    // Ten times the largest frame: closed with 1009, and the side is free again.
+    a.send(Message::text("y".repeat(640 * 1024))).await.unwrap();
+    assert_eq!(closed_with(&mut a).await, Some(1009));
+    let mut b = home.side(&room, "B", "tab-b").await;
+    let mut seated_again = false;
+    for _ in 0..50 {
+        let mut again = home.side(&room, "A", "another-tab").await;
+        if seated(&mut again).await {
+            seated_again = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    next_of(&mut b, "room_full").await;
+    assert!(
+        seated_again,
+        "the side stayed held after its socket was closed"
+    );
 }

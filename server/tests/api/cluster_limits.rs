@@ -1,9 +1,11 @@
 //! Limits over several instances: attempts spread over instances count together (Redis), so
 //! adding instances never multiplies what one account or address may try.
 
-use std::time::Duration;
-
-use crate::{auth::wrong_passwords, helpers::TestApp, limits::refused_status};
+use crate::{
+    auth::wrong_passwords,
+    helpers::TestApp,
+    limits::{refused_status, reopens},
+};
 
 #[tokio::test]
 async fn parallel_wrong_passwords_over_three_instances_get_only_the_allowed_number_of_tries() {
@@ -63,13 +65,8 @@ async fn socket_caps_count_over_all_instances_and_closed_sockets_give_their_plac
     assert_eq!(refused_status(b.try_socket(Some(&bob.cookie)).await), 429);
     // A closed tab gives its place back (once its instance saw it go), on any instance.
     drop(tabs.pop());
-    let mut reopened = None;
-    for _ in 0..50 {
-        if let Ok(socket) = a.try_socket(Some(&ann.cookie)).await {
-            reopened = Some(socket);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(reopened.is_some(), "the freed place was not given back");
+    assert!(
+        reopens(a, &ann.cookie).await,
+        "the freed place was not given back"
+    );
 }

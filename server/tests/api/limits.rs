@@ -9,6 +9,18 @@ use tokio_tungstenite::tungstenite;
 
 use crate::helpers::TestApp;
 
+/// Whether a socket with `cookie` opens within 2.5 s (a freed place comes back once the
+/// server has seen the old socket go).
+pub(crate) async fn reopens(app: &TestApp, cookie: &str) -> bool {
+    for _ in 0..50 {
+        if app.try_socket(Some(cookie)).await.is_ok() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    false
+}
+
 pub(crate) fn refused_status(result: Result<crate::people::Socket, tungstenite::Error>) -> u16 {
     match result {
         Err(tungstenite::Error::Http(response)) => response.status().as_u16(),
@@ -31,15 +43,10 @@ async fn one_person_may_hold_only_so_many_sockets_and_a_closed_one_frees_its_pla
     app.socket(&bob).await;
     // Closing a tab gives its place back (once the server has seen it go).
     drop(tabs.pop());
-    let mut reopened = None;
-    for _ in 0..50 {
-        if let Ok(socket) = app.try_socket(Some(&ann.cookie)).await {
-            reopened = Some(socket);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(reopened.is_some(), "the freed place was not given back");
+    assert!(
+        reopens(&app, &ann.cookie).await,
+        "the freed place was not given back"
+    );
 }
 
 #[tokio::test]

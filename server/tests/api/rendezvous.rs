@@ -355,26 +355,30 @@ async fn the_same_session_takes_a_side_over_at_once_and_another_is_refused() {
     assert_eq!(next_of(&mut second, "offer").await["sdp"], "x");
 }
 
+/// Sends 20 kB payloads to side `to` (paced under the frame rate) until the server refuses
+/// one; that error frame.
+pub(crate) async fn fill_mailbox(ws: &mut Ws, to: &str) -> Value {
+    let big = "x".repeat(20_000);
+    for n in 0..200 {
+        send(ws, json!({"type": "send", "to": to, "payload": big})).await;
+        if n % 40 == 39 {
+            tokio::time::sleep(Duration::from_millis(900)).await;
+        }
+        if let Ok(Some(Ok(Message::Text(text)))) =
+            tokio::time::timeout(Duration::from_millis(1), ws.next()).await
+        {
+            return serde_json::from_str::<Value>(&text).unwrap();
+        }
+    }
+    panic!("the mailbox never filled");
+}
+
 #[tokio::test]
 async fn mailboxes_and_frames_have_limits_with_clear_errors() {
     let app = TestApp::spawn().await;
     let room = app.room().await;
     let mut a = app.side(&room, "A", "a").await;
-    let big = "x".repeat(20_000);
-    let mut full = None;
-    for n in 0..200 {
-        send(&mut a, json!({"type": "send", "to": "B", "payload": big})).await;
-        if n % 40 == 39 {
-            tokio::time::sleep(Duration::from_millis(900)).await;
-        }
-        if let Ok(Some(Ok(Message::Text(text)))) =
-            tokio::time::timeout(Duration::from_millis(1), a.next()).await
-        {
-            full = Some(serde_json::from_str::<Value>(&text).unwrap());
-            break;
-        }
-    }
-    let full = full.expect("the mailbox fills");
+    let full = fill_mailbox(&mut a, "B").await;
     assert_eq!(full["code"], "mailbox_full", "{full}");
     for (frame, code) in [
         (
