@@ -196,8 +196,9 @@ impl Application {
                         .map_or(app::server::calls::TURN_AFTER_CALL, |t| t.after_call),
                 );
         if let Some(cluster) = &cluster {
-            // Someone in a call another instance holds is busy here too.
-            local_calls = local_calls.with_busy_elsewhere(cluster.clone());
+            // Someone in a call another instance holds is busy here too, and friends calls
+            // here are kept in Redis for another instance to take over if this one stops.
+            local_calls = local_calls.with_elsewhere(cluster.clone());
         }
         let calls: Arc<dyn app::server::calls::CallRegistry> = Arc::new(local_calls);
         let rooms = Arc::new(app::server::rendezvous::Rooms::new(

@@ -91,8 +91,17 @@ pub struct CallUi {
     /// The `request_id` of this tab's `call_start` still waiting for its answer.
     request: RwSignal<Option<u32>>,
     last_request: StoredValue<u32>,
+    /// The call this tab asked to carry on after its socket came back, until the server
+    /// answers.
+    resuming: StoredValue<Option<CallId>>,
     realtime: Realtime,
 }
+
+/// How often a tab asks again to carry on its call when the server has not answered: a call
+/// whose server instance stopped waits for another instance to take it over.
+const RESUME_EVERY: std::time::Duration = std::time::Duration::from_secs(3);
+/// How many times it asks again.
+const RESUME_TRIES: u32 = 10;
 
 pub fn use_call() -> CallUi {
     use_context::<CallUi>().expect("CallUi is provided by the layout")
@@ -117,6 +126,7 @@ pub fn provide_call() -> CallUi {
         report_note: RwSignal::new(None),
         request: RwSignal::new(None),
         last_request: StoredValue::new(0),
+        resuming: StoredValue::new(None),
         realtime,
     };
     realtime.subscribe(move |message| ui.on_message(message));
@@ -402,6 +412,7 @@ impl CallUi {
     fn end(self, why: String) {
         // A recording in progress is saved by the engine, not lost.
         self.engine.close();
+        self.resuming.set_value(None);
         self.request.set(None);
         self.call_id.set(None);
         self.external.set_value(None);
@@ -416,6 +427,27 @@ impl CallUi {
                 }
             },
             std::time::Duration::from_secs(4),
+        );
+    }
+
+    /// Asks to carry on call `call_id` on this socket, and again every [`RESUME_EVERY`] (up to
+    /// `tries` more times) until the server answers.
+    fn resume(self, call_id: CallId, tries: u32) {
+        self.resuming.set_value(Some(call_id));
+        self.send(&ClientMsg::CallResume { call_id });
+        if tries == 0 {
+            return;
+        }
+        set_timeout(
+            move || {
+                let waiting = self.resuming.get_value() == Some(call_id)
+                    && self.ours(&call_id)
+                    && self.phase.get_untracked() == Phase::InCall;
+                if waiting {
+                    self.resume(call_id, tries - 1);
+                }
+            },
+            RESUME_EVERY,
         );
     }
 
@@ -585,6 +617,7 @@ impl CallUi {
                 call_id,
                 ice_servers,
             } if self.ours(call_id) => {
+                self.resuming.set_value(None);
                 self.engine.renew_ice_servers(ice_servers.clone());
                 self.engine.restart_ice();
             }
@@ -593,7 +626,7 @@ impl CallUi {
                 if let (Some(call_id), Phase::InCall) =
                     (self.call_id.get_untracked(), self.phase.get_untracked())
                 {
-                    self.send(&ClientMsg::CallResume { call_id });
+                    self.resume(call_id, RESUME_TRIES);
                 }
             }
             _ => {}

@@ -543,36 +543,51 @@ impl Session {
 
     /// Whether another instance holds call `id` (only with several instances).
     fn held_elsewhere(&self, id: CallId) -> bool {
-        self.state.cluster.is_some() && super::calls::owner_of(id) != self.socket.instance
+        self.state.cluster.is_some() && !self.state.calls.has(id)
     }
 
     /// Sends `op` to the instance that holds call `id`, if that is another; whether it did
-    /// (or told this socket the call is gone with its instance).
+    /// (or, that instance gone, handed it to [`super::calls::handover`]).
     async fn elsewhere(&self, id: CallId, op: CallOp) -> bool {
         self.elsewhere_with(id, || op).await
     }
 
     async fn elsewhere_with(&self, id: CallId, op: impl FnOnce() -> CallOp) -> bool {
-        let (Some(cluster), true) = (&self.state.cluster, self.held_elsewhere(id)) else {
+        if !self.held_elsewhere(id) {
             return false;
-        };
+        }
         let op = op();
-        let binds = matches!(op, CallOp::Accept | CallOp::Resume);
-        if cluster.forward_call(self.who(), self.socket, id, op).await {
-            if binds {
-                self.remote_calls
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(id);
-            }
-        } else {
+        if matches!(op, CallOp::Accept | CallOp::Resume) {
+            // Its closing is to be told wherever the call is (even if it is still looked
+            // for when it closes).
+            self.remote_calls
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(id);
+        }
+        self.forward(id, op).await;
+        true
+    }
+
+    /// Sends `op` on call `id` to the instance holding it; if none answers, to the one that
+    /// takes it over (what must not be lost), or refuses it.
+    async fn forward(&self, id: CallId, op: CallOp) {
+        let Some(cluster) = &self.state.cluster else {
+            return;
+        };
+        let who = self.who();
+        if cluster.forward_call(who, self.socket, id, op.clone()).await {
+            return;
+        }
+        if super::calls::handover::waits(&op) {
+            super::calls::handover::chase(&self.state, who, self.socket, id, op);
+        } else if op != CallOp::SocketClosed {
             self.reply(&error(
                 ErrorCode::NotAllowed,
                 CallError::NoSuchCall.to_string(),
                 None,
             ));
         }
-        true
     }
 
     async fn call_op(&self, result: Result<Effects, CallError>) {
@@ -594,12 +609,9 @@ impl Session {
             .unwrap_or_else(|e| e.into_inner())
             .drain()
             .collect();
-        if let Some(cluster) = &self.state.cluster {
-            for id in remote {
-                cluster
-                    .forward_call(self.who(), self.socket, id, CallOp::SocketClosed)
-                    .await;
-            }
+        // (A call taken over here since was told above.)
+        for id in remote.into_iter().filter(|&id| !self.state.calls.has(id)) {
+            self.forward(id, CallOp::SocketClosed).await;
         }
         if self
             .remote_strangers

@@ -339,8 +339,8 @@ async fn a_call_rings_on_both_instances_is_answered_on_the_other_and_carries_sig
 }
 
 #[tokio::test]
-async fn a_call_resumes_on_a_third_instance_and_a_call_gone_with_its_instance_is_refused() {
-    let (_redis, mut apps) = TestApp::cluster(3).await;
+async fn a_call_resumes_on_a_third_instance() {
+    let (_redis, apps) = TestApp::cluster(3).await;
     let (ann, bob, _) = apps[0].pair().await;
     let mut ann_tab = apps[0].socket(&ann).await;
     let mut bob_tab = apps[1].socket(&bob).await;
@@ -368,18 +368,7 @@ async fn a_call_resumes_on_a_third_instance_and_a_call_gone_with_its_instance_is
         })
         .await;
     assert_eq!(bob_back.call_signal().await, "restart ice");
-
-    // A stops: the call is gone with it, and C says so instead of leaving Bob waiting.
-    let a = apps.remove(0);
-    drop(ann_tab);
-    a.shutdown().await.unwrap();
-    bob_back
-        .send(&ClientMsg::CallSignal {
-            call_id,
-            data: "anyone?".into(),
-        })
-        .await;
-    assert_eq!(bob_back.error_code().await, ErrorCode::NotAllowed);
+    // (When A, holding the call, stops, another instance takes it over: `cluster_calls`.)
 }
 
 #[tokio::test]

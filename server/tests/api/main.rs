@@ -6,6 +6,7 @@ mod auth;
 mod binary;
 mod calls;
 mod cluster;
+mod cluster_calls;
 mod cluster_codes;
 mod cluster_limits;
 mod decoders;

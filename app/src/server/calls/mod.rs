@@ -9,12 +9,14 @@
 //! timeout, reconnection grace) are tasks that call back with the call id; a call that moved
 //! on meanwhile ignores them.
 
+pub mod handover;
 pub mod registry;
 pub mod relay_only;
+pub mod shared;
 
 use std::{future::Future, pin::Pin, time::Duration};
 
-pub use registry::{owner_of, BusyElsewhere, CallError, CallRegistry, LocalCalls};
+pub use registry::{owner_of, CallError, CallRegistry, CallsElsewhere, LocalCalls};
 
 use super::{auth::PrincipalId, hub::SocketRef, state::AppState};
 use crate::{
@@ -308,9 +310,12 @@ pub async fn apply_forwarded(state: &AppState, work: super::cluster::Forwarded) 
                 cluster
                     .reclaim_rooms(rooms.records(), rooms.most_live())
                     .await;
+                // And the friends calls held here.
+                cluster.keep_again(state.calls.shared());
             }
             return;
         }
+        Forwarded::CallLost(id) => return state.calls.forget(id),
         Forwarded::StrangersLost => {
             let ended = ServerMsg::StrangerEnded {
                 reason: crate::strangers::MatchEnd::ServerLost,
@@ -329,7 +334,8 @@ pub async fn apply_forwarded(state: &AppState, work: super::cluster::Forwarded) 
             for timer in state.rooms.drop_instance(instance) {
                 super::rendezvous::expire_later(state, timer);
             }
-            return;
+            // Its friends calls go on here, or on whichever instance was first.
+            return handover::take_over_from(state, instance).await;
         }
         Forwarded::Call {
             who,

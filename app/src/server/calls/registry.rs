@@ -10,7 +10,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::{CallContext, Effects, Party, To};
+use super::{
+    shared::{unix_millis, SharedCall, SharedSide},
+    CallContext, Effects, Party, To,
+};
 use crate::{
     protocol::{CallEndReason, ServerMsg},
     server::{
@@ -85,6 +88,17 @@ pub trait CallRegistry: Send + Sync + std::fmt::Debug {
     fn ring_expired(&self, id: CallId) -> Effects;
     /// The grace timer fired: a side that is still gone ends the call for both.
     fn grace_expired(&self, id: CallId) -> Effects;
+    /// Whether this registry holds call `id` (ringing or answered).
+    fn has(&self, id: CallId) -> bool;
+    /// Takes over a friends call whose instance stopped (several instances only). A side
+    /// whose socket was on an instance `alive` says is gone gets the grace to come back; a
+    /// call still ringing ends, its caller gone with that instance.
+    fn adopt(&self, call: SharedCall, alive: &dyn Fn(InstanceId) -> bool) -> Effects;
+    /// Another instance took call `id` over (this one stalled and was taken for gone):
+    /// forgets it without a word, the other instance runs it now.
+    fn forget(&self, id: CallId);
+    /// The friends calls held here, as other instances keep them.
+    fn shared(&self) -> Vec<SharedCall>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,6 +168,56 @@ impl Call {
         }
     }
 
+    /// The call as other instances keep it: friends calls only (a stranger match or a code
+    /// room lives on one instance, and its call goes with it).
+    fn shared(&self) -> Option<SharedCall> {
+        let CallContext::Friends { conversation } = self.context else {
+            return None;
+        };
+        let side = |side: &Side| SharedSide {
+            party: side.party.clone(),
+            socket: side.socket,
+        };
+        Some(SharedCall {
+            id: self.id,
+            conversation,
+            video: self.video,
+            caller: side(&self.caller),
+            callee: side(&self.callee),
+            answered_at: match self.phase {
+                Phase::Ringing => None,
+                Phase::Active { since } => Some(unix_millis() - since.elapsed().as_millis() as i64),
+            },
+        })
+    }
+
+    /// A call another instance held, with the sockets on instances still `alive`.
+    fn from_shared(call: SharedCall, alive: &dyn Fn(InstanceId) -> bool) -> Self {
+        let side = |side: SharedSide| Side {
+            party: side.party,
+            socket: side.socket.filter(|s| alive(s.instance)),
+        };
+        let phase = match call.answered_at {
+            None => Phase::Ringing,
+            Some(at) => {
+                let ago = Duration::from_millis((unix_millis() - at).max(0) as u64);
+                Phase::Active {
+                    since: Instant::now().checked_sub(ago).unwrap_or_else(Instant::now),
+                }
+            }
+        };
+        Self {
+            id: call.id,
+            context: CallContext::Friends {
+                conversation: call.conversation,
+            },
+            video: call.video,
+            caller: side(call.caller),
+            callee: side(call.callee),
+            phase,
+        }
+    }
+
     /// What to store, if the context keeps records.
     fn record(&self, outcome: CallOutcome, effects: &mut Effects) {
         let duration_secs = match self.phase {
@@ -199,12 +263,17 @@ impl Call {
 }
 
 /// What other instances need to know of the calls here, and know of theirs: who is in a
-/// call (ringing or answered). Several instances only ([`crate::server::cluster`]).
-pub trait BusyElsewhere: Send + Sync {
-    /// `who` is in call `call` here now (`None`: in none any more). Must not block.
+/// call (ringing or answered), and each friends call, for one of them to take it over if
+/// this instance stops. Several instances only ([`crate::server::cluster`]). Must not block.
+pub trait CallsElsewhere: Send + Sync {
+    /// `who` is in call `call` here now (`None`: in none any more).
     fn changed(&self, who: PrincipalId, call: Option<CallId>);
     /// Whether `who` is in a call another instance holds.
     fn busy_elsewhere(&self, who: PrincipalId) -> bool;
+    /// A friends call here started or changed (answered, a side's socket came or went).
+    fn kept(&self, call: SharedCall);
+    /// That call ended.
+    fn dropped(&self, id: CallId);
 }
 
 #[derive(Default)]
@@ -213,7 +282,7 @@ struct Inner {
     /// The call each principal is in (see [`Inner::engage`] and [`Inner::remove`]).
     busy: HashMap<PrincipalId, CallId>,
     /// Told of every change to `busy`, and asked about calls elsewhere.
-    elsewhere: Option<Arc<dyn BusyElsewhere>>,
+    elsewhere: Option<Arc<dyn CallsElsewhere>>,
     /// Calls that ended lately, with their parties (their TURN credentials still work for
     /// `after_call`), and when, oldest first.
     ended: HashMap<CallId, [PrincipalId; 2]>,
@@ -242,6 +311,15 @@ impl Inner {
         }
     }
 
+    /// Tells other instances how call `id` stands now (if they keep it).
+    fn share(&self, id: CallId) {
+        if let (Some(elsewhere), Some(call)) = (&self.elsewhere, self.calls.get(&id)) {
+            if let Some(shared) = call.shared() {
+                elsewhere.kept(shared);
+            }
+        }
+    }
+
     /// Ends a call: forgets it and frees both sides.
     fn remove(&mut self, id: CallId) -> Option<Call> {
         let call = self.calls.remove(&id)?;
@@ -250,6 +328,9 @@ impl Inner {
             if let Some(elsewhere) = &self.elsewhere {
                 elsewhere.changed(who, None);
             }
+        }
+        if let (Some(elsewhere), CallContext::Friends { .. }) = (&self.elsewhere, call.context) {
+            elsewhere.dropped(id);
         }
         self.forget_ended();
         self.ended
@@ -316,9 +397,9 @@ impl LocalCalls {
         }
     }
 
-    /// Tells `elsewhere` who is in a call here, and asks it who is in one on another
-    /// instance (such a person is busy here too).
-    pub fn with_busy_elsewhere(self, elsewhere: Arc<dyn BusyElsewhere>) -> Self {
+    /// Tells `elsewhere` who is in a call here and how each friends call stands, and asks
+    /// it who is in one on another instance (such a person is busy here too).
+    pub fn with_elsewhere(self, elsewhere: Arc<dyn CallsElsewhere>) -> Self {
         self.lock().elsewhere = Some(elsewhere);
         self
     }
@@ -418,6 +499,7 @@ impl CallRegistry for LocalCalls {
         }
         inner.engage(caller.who, callee.who, id);
         inner.calls.insert(id, call);
+        inner.share(id);
         effects.send.push((
             to_caller,
             ServerMsg::CallRinging {
@@ -529,6 +611,7 @@ impl CallRegistry for LocalCalls {
             To::AllBut(who, socket),
             call.ended(CallEndReason::AnsweredElsewhere),
         ));
+        inner.share(id);
         Ok(effects)
     }
 
@@ -635,6 +718,7 @@ impl CallRegistry for LocalCalls {
                 },
             ));
         }
+        inner.share(id);
         Ok(effects)
     }
 
@@ -671,6 +755,7 @@ impl CallRegistry for LocalCalls {
                     ));
                 }
                 effects.grace_timer = Some((id, call.context.grace(self.grace)));
+                inner.share(id);
                 effects
             }
         }
@@ -711,6 +796,67 @@ impl CallRegistry for LocalCalls {
             .remove(id)
             .map(|call| call.finish(CallEndReason::ConnectionLost))
             .unwrap_or_default()
+    }
+
+    fn has(&self, id: CallId) -> bool {
+        self.lock().calls.contains_key(&id)
+    }
+
+    fn adopt(&self, shared: SharedCall, alive: &dyn Fn(InstanceId) -> bool) -> Effects {
+        let mut inner = self.lock();
+        let id = shared.id;
+        if inner.calls.contains_key(&id) {
+            return Effects::default();
+        }
+        let call = Call::from_shared(shared, alive);
+        if call.phase == Phase::Ringing {
+            // Its caller's socket went with that instance: the ringing stops on every tab
+            // and the call counts as missed, as if the caller had closed the tab.
+            if let Some(elsewhere) = &inner.elsewhere {
+                elsewhere.dropped(id);
+            }
+            return call.finish(CallEndReason::ConnectionLost);
+        }
+        let (a, b) = (call.caller.who(), call.callee.who());
+        let mut effects = Effects::default();
+        for side in [&call.caller, &call.callee] {
+            let other = call.other(side.who());
+            if let (Some(socket), None) = (side.socket, other.socket) {
+                effects.send.push((
+                    To::Socket(side.who(), socket),
+                    ServerMsg::CallPeerConnection {
+                        call_id: id,
+                        connected: false,
+                    },
+                ));
+            }
+        }
+        if call.caller.socket.is_none() || call.callee.socket.is_none() {
+            effects.grace_timer = Some((id, call.context.grace(self.grace)));
+        }
+        inner.engage(a, b, id);
+        inner.calls.insert(id, call);
+        inner.share(id);
+        effects
+    }
+
+    fn forget(&self, id: CallId) {
+        let mut inner = self.lock();
+        if let Some(call) = inner.calls.remove(&id) {
+            for who in [call.caller.who(), call.callee.who()] {
+                if inner.busy.get(&who) == Some(&id) {
+                    inner.busy.remove(&who);
+                }
+            }
+        }
+    }
+
+    fn shared(&self) -> Vec<SharedCall> {
+        self.lock()
+            .calls
+            .values()
+            .filter_map(Call::shared)
+            .collect()
     }
 }
 

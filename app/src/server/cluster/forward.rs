@@ -47,6 +47,8 @@ pub enum Forwarded {
     /// The instance that ran strangers stopped: this instance's sockets that looked or were
     /// matched there are to be told.
     StrangersLost,
+    /// Another instance took over this call held here (this one was taken for gone).
+    CallLost(crate::wire::CallId),
 }
 
 impl Cluster {
@@ -117,9 +119,23 @@ impl Cluster {
     }
 
     /// Sends `op` on `call` (asked by `who` on `socket`) to the instance that holds it.
-    /// `false` when no instance took it: that instance is gone, and the call with it.
+    /// `false` when no instance took it: that instance is gone (see
+    /// [`crate::server::calls::handover`]).
     pub async fn forward_call(
         &self,
+        who: PrincipalId,
+        socket: SocketRef,
+        call: crate::wire::CallId,
+        op: CallOp,
+    ) -> bool {
+        self.forward_call_to(self.holder_of(who, call), who, socket, call, op)
+            .await
+    }
+
+    /// [`Cluster::forward_call`] to instance `holder`.
+    pub async fn forward_call_to(
+        &self,
+        holder: InstanceId,
         who: PrincipalId,
         socket: SocketRef,
         call: crate::wire::CallId,
@@ -132,8 +148,8 @@ impl Cluster {
             call,
             op,
         };
-        let to = instance_channel(crate::server::calls::owner_of(call));
-        self.publish_now(to, envelope, "a call operation").await
+        self.publish_now(instance_channel(holder), envelope, "a call operation")
+            .await
     }
 
     /// Asks every other instance to end any call between users `a` and `b`.

@@ -12,8 +12,10 @@
 //!   A user is online while one of their instances is alive. Coming online and going offline
 //!   are decided by Lua scripts, atomic over all instances. Instances sweep the heartbeats:
 //!   the users of an instance that stopped without saying so go offline everywhere else.
+//! - Calls: operations on a call go to the instance holding it ([`busy`]); friends calls
+//!   are kept in Redis, and taken over by another instance when theirs stops ([`held`]).
 //! - If Redis forgets everything (restarted without persistence), the next heartbeat notices
-//!   this instance is unknown and registers its people again.
+//!   this instance is unknown and registers its people (and calls) again.
 //!
 //! Stored data never goes through here: PostgreSQL stays the source of truth, and a lost or
 //! late envelope loses no message (browsers catch up from the database).
@@ -21,6 +23,7 @@
 mod busy;
 pub mod envelope;
 mod forward;
+mod held;
 mod limits;
 mod presence;
 mod rooms;
@@ -41,6 +44,7 @@ use tokio::sync::mpsc;
 
 pub use envelope::{CallOp, Envelope, RemoteWork, StrangerWork, StrangersOrder};
 pub use forward::Forwarded;
+pub use held::{Found, Taken};
 pub use limits::SharedLimiter;
 pub use rooms::{Claim, RoomHome, RoomSockets};
 pub use sockets::SharedSlot;
@@ -75,7 +79,7 @@ pub struct Joined {
 
 /// Every instance's channel for what concerns all of them.
 const ALL_CHANNEL: &str = "parlor:all";
-/// Who is in a call, and which (the call id names the instance holding it).
+/// Who is in a call, which, and the instance holding it.
 const BUSY_KEY: &str = "parlor:busy";
 
 fn principal_channel(who: PrincipalId) -> String {
@@ -105,10 +109,12 @@ pub struct Cluster {
     strangers_leader: std::sync::atomic::AtomicU64,
     /// The instances alive at the last heartbeat, and any heard from since.
     live: Arc<Mutex<HashSet<InstanceId>>>,
-    /// Who is in a call other instances hold (as they said).
-    busy: Arc<Mutex<HashMap<PrincipalId, crate::wire::CallId>>>,
+    /// Who is in a call other instances hold (as they said), and which instance holds it.
+    busy: Arc<Mutex<HashMap<PrincipalId, (crate::wire::CallId, InstanceId)>>>,
     /// Who is in a call here now, for the task telling the others.
     busy_here: mpsc::UnboundedSender<(PrincipalId, Option<crate::wire::CallId>)>,
+    /// How the friends calls here changed, for the task keeping them in Redis.
+    held_here: mpsc::UnboundedSender<held::Change>,
     /// Room sockets held here for rooms other instances are home to.
     room_sockets: Arc<RoomSockets>,
     /// Places of closed sockets to give back in Redis (see [`sockets`]).
@@ -119,6 +125,9 @@ pub struct Cluster {
     /// Work for this instance's worker (see [`Forwarded`]): what others sent, and instances
     /// found gone.
     forward: mpsc::UnboundedSender<Forwarded>,
+    /// Call operations waiting for their call's holder (see
+    /// [`crate::server::calls::handover`]).
+    pub chases: crate::server::calls::handover::Chases,
     /// The background tasks, stopped by [`Cluster::halt`].
     tasks: Mutex<Vec<tokio::task::AbortHandle>>,
 }
@@ -149,7 +158,8 @@ impl Cluster {
         let receiver = hub.clone();
         let live: Arc<Mutex<HashSet<InstanceId>>> = Default::default();
         let heard = live.clone();
-        let busy: Arc<Mutex<HashMap<PrincipalId, crate::wire::CallId>>> = Default::default();
+        let busy: Arc<Mutex<HashMap<PrincipalId, (crate::wire::CallId, InstanceId)>>> =
+            Default::default();
         let busy_heard = busy.clone();
         let (forward, forwarded) = mpsc::unbounded_channel();
         let room_sockets: Arc<RoomSockets> = Default::default();
@@ -170,12 +180,13 @@ impl Cluster {
             .arg(BUSY_KEY)
             .query_async(&mut redis)
             .await?;
-        busy.lock().unwrap_or_else(|e| e.into_inner()).extend(
-            known
-                .iter()
-                .filter_map(|(who, call)| Some((PrincipalId::from_key(who)?, call.parse().ok()?))),
-        );
+        busy.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(known.iter().filter_map(|(who, call)| {
+                Some((PrincipalId::from_key(who)?, busy::parse_busy(call)?))
+            }));
         let (busy_here, busy_changes) = mpsc::unbounded_channel();
+        let (held_here, held_changes) = mpsc::unbounded_channel();
         scripts::heartbeat(&mut redis, hub.instance(), alive_for).await?;
 
         let (publish, queue) = mpsc::channel(PUBLISH_QUEUE);
@@ -193,16 +204,25 @@ impl Cluster {
             live,
             busy,
             busy_here,
+            held_here,
             room_sockets,
             sockets_given,
             strangers_sockets: Default::default(),
             forward,
+            chases: Default::default(),
             tasks: Default::default(),
         });
         cluster.lead().await?;
         let tasks = [
             tokio::spawn(publisher(cluster.redis.clone(), queue)).abort_handle(),
             tokio::spawn(busy::busy_writer(cluster.clone(), busy_changes)).abort_handle(),
+            tokio::spawn(held::writer(
+                cluster.redis.clone(),
+                cluster.origin(),
+                cluster.forward.clone(),
+                held_changes,
+            ))
+            .abort_handle(),
             tokio::spawn(sockets::giver(
                 cluster.redis.clone(),
                 sockets::own_key(&cluster),
@@ -233,10 +253,19 @@ impl Cluster {
     /// work and forgets this instance in Redis at once. Returns the users who were only here,
     /// for their friends to hear they left.
     pub async fn depart(&self) -> Vec<i64> {
+        let mut redis = self.redis.clone();
+        // No more call work is taken in: it waits for another instance to take the calls
+        // over, with the last word this one had on them.
+        if let Err(error) = redis
+            .unsubscribe(instance_channel(self.hub.instance()))
+            .await
+        {
+            tracing::warn!(%error, "unsubscribing from Redis failed");
+        }
+        self.flush_calls(Duration::from_secs(2)).await;
         // What is queued to publish still goes; registering and heart-beating stop.
         tokio::time::sleep(Duration::from_millis(50)).await;
         self.halt();
-        let mut redis = self.redis.clone();
         let offline = match scripts::sweep(&mut redis, Some(self.hub.instance())).await {
             Ok(offline) => offline,
             Err(error) => {
@@ -287,6 +316,11 @@ impl Cluster {
 
     fn origin(&self) -> InstanceId {
         self.hub.instance()
+    }
+
+    /// How long a heartbeat counts: an instance silent this long is taken for gone.
+    pub fn alive_for(&self) -> Duration {
+        self.alive_for
     }
 }
 
@@ -372,7 +406,7 @@ impl Delivery for Cluster {
 fn receive(
     hub: &Hub,
     live: &Mutex<HashSet<InstanceId>>,
-    busy: &Mutex<HashMap<PrincipalId, crate::wire::CallId>>,
+    busy: &Mutex<HashMap<PrincipalId, (crate::wire::CallId, InstanceId)>>,
     room_sockets: &RoomSockets,
     forward: &mpsc::UnboundedSender<Forwarded>,
     push: PushInfo,
@@ -488,15 +522,12 @@ fn receive(
             let mut busy = busy.lock().unwrap_or_else(|e| e.into_inner());
             match call {
                 Some(call) => {
-                    busy.insert(who, call);
+                    busy.insert(who, (call, origin));
                 }
-                // Only if it is still the call that instance holds (a later one may be
+                // Only if it is still a call that instance holds (a later one may be
                 // another instance's).
                 None => {
-                    if busy
-                        .get(&who)
-                        .is_some_and(|&call| crate::server::calls::owner_of(call) == origin)
-                    {
+                    if busy.get(&who).is_some_and(|&(_, holder)| holder == origin) {
                         busy.remove(&who);
                     }
                 }

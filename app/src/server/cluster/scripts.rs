@@ -124,11 +124,13 @@ for _, instance in ipairs(gone) do
   local rooms = 'parlor:rooms:' .. instance
   for _, room in ipairs(redis.call('SMEMBERS', rooms)) do redis.call('DEL', 'parlor:room:' .. room) end
   redis.call('DEL', rooms)
-  -- Who was in a call held there is in none now.
-  local owner = string.rep('0', 16 - #instance) .. instance
+  -- Who was in a call held there is in none there now (the calls it kept in Redis wait for
+  -- another instance to take them over).
+  local suffix = '/' .. instance
   local busy = redis.call('HGETALL', 'parlor:busy')
   for i = 1, #busy, 2 do
-    if string.sub(busy[i + 1], 1, 16) == owner then redis.call('HDEL', 'parlor:busy', busy[i]) end
+    local value = busy[i + 1]
+    if string.sub(value, -#suffix) == suffix then redis.call('HDEL', 'parlor:busy', busy[i]) end
   end
 end
 return offline"
