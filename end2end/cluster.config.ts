@@ -39,6 +39,10 @@ function instance(n: number) {
       PARLOR_AUTH_ATTEMPTS_PER_IP: '10000',
       PARLOR_WS_HEARTBEAT_MS: '2000',
       PARLOR_TRUSTED_PROXIES: '127.0.0.1',
+      // Quicker than by default, for the test that kills the instance holding a call: it is
+      // taken for gone 3 s after its last heartbeat, and a call waits 6 s for a side.
+      PARLOR_INSTANCE_TIMEOUT_SECS: '3',
+      PARLOR_CALL_GRACE_SECS: '6',
     },
   };
 }

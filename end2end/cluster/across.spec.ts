@@ -1,6 +1,9 @@
 // Two instances behind haproxy (see ../cluster.config.ts): friends whose sockets are on
 // different instances chat live and call each other with video; two guests on different
-// instances are matched as strangers, see and hear each other through the relay, and chat.
+// instances are matched as strangers, see and hear each other through the relay, and chat;
+// a code works through both; and a call goes on when the instance holding it is killed (the
+// last test: one instance is left after it).
+import { execSync } from 'node:child_process';
 import { expect, test, type APIRequestContext, type Browser, type Page } from '@playwright/test';
 import { befriendAndOpen, hydrated, person, unique } from '../tests/support';
 
@@ -162,4 +165,55 @@ test('a code made through one instance is joined through the other; reloads that
   await expect(ann.getByTestId('code-status')).toHaveText('The call ended: they hung up.');
   await ann.context().close();
   await bob.context().close();
+});
+
+/** Kills (SIGKILL, as a crash) the instance listening on `url`'s port. */
+function killInstance(url: string) {
+  const port = new URL(url).port;
+  const listening = execSync(`ss -ltnpH 'sport = :${port}'`).toString();
+  const pid = Number(/pid=(\d+)/.exec(listening)?.[1]);
+  expect(pid).toBeGreaterThan(0);
+  process.kill(pid, 'SIGKILL');
+}
+
+test('a call goes on when the instance holding it is killed', async ({ browser, request }) => {
+  test.setTimeout(150_000);
+  const tag = unique();
+  const ann = await person(browser, 'Ann', tag);
+  // Ann's socket is on the instance that will hold her call.
+  await expect.poll(async () => (await socketsPerInstance(request, 'member')).reduce((a, b) => a + b)).toBe(1);
+  const holder = (await socketsPerInstance(request, 'member')).indexOf(1);
+  const bob = await person(browser, 'Bob', tag);
+  await onDifferentInstances(request, 'member', bob.page);
+  await befriendAndOpen(ann, bob);
+  expect((await socketsPerInstance(request, 'member'))[holder]).toBe(1);
+
+  await ann.page.getByRole('button', { name: 'Video call' }).click();
+  await bob.page.getByRole('alertdialog', { name: 'Call' }).getByRole('button', { name: 'Accept' }).click();
+  for (const p of [ann, bob]) await expect(p.page.getByTestId('call-status')).toHaveText('Connected', { timeout: 20_000 });
+  await expectLiveVideo(bob.page);
+
+  killInstance(instances[holder]);
+  // Ann's page reconnects through the proxy to the other instance, which takes the call over
+  // once the killed one is taken for gone. Past the grace a side without a socket would end
+  // the call: it is still on, on both pages, with live video.
+  await ann.page.waitForTimeout(15_000);
+  for (const p of [ann, bob]) {
+    await expect(p.page.getByTestId('call-status')).toHaveText('Connected');
+    await expectLiveVideo(p.page);
+  }
+  await ann.page.getByRole('button', { name: 'Chat' }).click();
+  await ann.page.getByLabel('Chat message').fill('Still here?');
+  await ann.page.getByLabel('Chat message').press('Enter');
+  await bob.page.getByRole('button', { name: 'Chat' }).click();
+  await expect(bob.page.getByTestId('call-chat')).toContainText(`${ann.name}: Still here?`);
+
+  // Bob hangs up: it ends on both pages, recorded once in the conversation.
+  await bob.page.getByRole('button', { name: 'Hang up' }).click();
+  await expect(ann.page.getByTestId('call-status')).toHaveText('Call ended');
+  for (const p of [ann, bob]) {
+    await expect(p.page.getByTestId('messages').getByTestId('message-body').filter({ hasText: /^Video call · \d+:\d\d$/ })).toHaveCount(1);
+  }
+  await ann.close();
+  await bob.close();
 });

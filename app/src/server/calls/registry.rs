@@ -1033,4 +1033,99 @@ mod tests {
         let id = here.call_of(guest(1).who).unwrap();
         assert_eq!(owner_of(id), InstanceId(u64::MAX - 3));
     }
+
+    fn friend(id: i64) -> Party {
+        Party::friend(crate::wire::UserCard {
+            id,
+            display_name: format!("User {id}"),
+        })
+    }
+
+    fn shared(answered: bool, caller_socket: SocketRef, callee_socket: SocketRef) -> SharedCall {
+        SharedCall {
+            id: CallId(0xabc),
+            conversation: 5,
+            video: true,
+            caller: SharedSide {
+                party: friend(1),
+                socket: Some(caller_socket),
+            },
+            callee: SharedSide {
+                party: friend(2),
+                socket: Some(callee_socket),
+            },
+            answered_at: answered.then(|| unix_millis() - 61_000),
+        }
+    }
+
+    #[test]
+    fn an_answered_call_taken_over_waits_for_the_side_gone_with_its_instance() {
+        let calls = calls();
+        let gone = SocketRef {
+            instance: InstanceId(1),
+            conn: 4,
+        };
+        let alive = |i: InstanceId| i == InstanceId(9);
+        let effects = calls.adopt(shared(true, gone, socket(2)), &alive);
+        let (ann, bob) = (friend(1).who, friend(2).who);
+        // Bob, still connected, hears Ann left; her side gets the grace.
+        assert_eq!(
+            effects.send,
+            [(
+                To::Socket(bob, socket(2)),
+                ServerMsg::CallPeerConnection {
+                    call_id: CallId(0xabc),
+                    connected: false,
+                }
+            )]
+        );
+        assert_eq!(
+            effects.grace_timer,
+            Some((CallId(0xabc), Duration::from_secs(20)))
+        );
+        assert_eq!(calls.call_of(ann), Some(CallId(0xabc)));
+        assert_eq!(calls.call_of(bob), Some(CallId(0xabc)));
+        // Taken over once.
+        let again = calls.adopt(shared(true, gone, socket(2)), &alive);
+        assert!(again.send.is_empty() && again.grace_timer.is_none());
+        // Ann comes back; the call keeps its length (answered a minute ago).
+        let resumed = calls.resume(ann, socket(7), CallId(0xabc)).unwrap();
+        assert_eq!(resumed.send.len(), 2);
+        let ended = calls.hang_up(bob, CallId(0xabc)).unwrap();
+        let record = ended.record.unwrap();
+        assert!(record.record.duration_secs >= 60, "{record:?}");
+        assert_eq!(record.record.outcome, CallOutcome::Completed);
+    }
+
+    #[test]
+    fn a_ringing_call_taken_over_ends_as_missed_and_a_call_taken_elsewhere_is_forgotten() {
+        let calls = calls();
+        let alive = |i: InstanceId| i == InstanceId(9);
+        let gone = SocketRef {
+            instance: InstanceId(1),
+            conn: 4,
+        };
+        let effects = calls.adopt(shared(false, gone, socket(2)), &alive);
+        let ended = ServerMsg::CallEnded {
+            call_id: CallId(0xabc),
+            reason: CallEndReason::ConnectionLost,
+        };
+        assert_eq!(
+            effects.send,
+            [
+                (To::All(friend(1).who), ended.clone()),
+                (To::All(friend(2).who), ended)
+            ]
+        );
+        assert_eq!(effects.record.unwrap().record.outcome, CallOutcome::Missed);
+        assert_eq!(calls.call_of(friend(2).who), None);
+
+        // Another instance took over a call held here: it goes without a word.
+        calls.adopt(shared(true, socket(1), socket(2)), &alive);
+        assert!(calls.has(CallId(0xabc)));
+        calls.forget(CallId(0xabc));
+        assert!(!calls.has(CallId(0xabc)));
+        assert_eq!(calls.call_of(friend(1).who), None);
+        assert!(calls.shared().is_empty());
+    }
 }
