@@ -264,6 +264,30 @@ async fn calls_kept_before_redis_restarted_are_kept_again_and_still_taken_over()
     signals_cross(&mut ann_back, &mut bob_tab, call_id).await;
 }
 
+#[tokio::test]
+async fn a_side_that_reconnects_elsewhere_while_redis_restarts_carries_on_its_call() {
+    let (mut redis, apps) = TestApp::cluster(3).await;
+    let (ann, bob, conversation) = apps[0].pair().await;
+    let mut ann_tab = apps[1].socket(&ann).await;
+    let mut bob_tab = apps[0].socket(&bob).await;
+    let call_id = ring_and_answer(&mut ann_tab, &mut bob_tab, bob.id).await;
+
+    // Redis restarts empty while Bob's connection drops; his browser reconnects to C and
+    // asks to carry on (again until answered) while the instances register again.
+    redis.restart();
+    drop(bob_tab);
+    let mut bob_back = apps[2].socket(&bob).await;
+    assert!(resume(&mut bob_back, call_id).await, "the call was lost");
+    signals_cross(&mut bob_back, &mut ann_tab, call_id).await;
+    bob_back.send(&ClientMsg::CallHangup { call_id }).await;
+    assert_eq!(ann_tab.call_ended().await, (call_id, CallEndReason::HungUp));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        records(&apps[0], &ann, conversation).await,
+        [CallOutcome::Completed]
+    );
+}
+
 /// A PostgreSQL database for instances of another process: `PARLOR_TEST_POSTGRES`'s server,
 /// or a throwaway one of this test's (stopped when the guard drops).
 struct Postgres {
