@@ -27,12 +27,14 @@ async function socketsPerInstance(request: APIRequestContext, kind: string): Pro
 }
 
 /** Reloads the second page until the proxy put the two pages' sockets on different
- * instances (round robin: a reload's socket goes to the other instance). */
+ * instances. (Round robin over every request: a reload makes several, so every other
+ * attempt first sends one more through the proxy to try the other parity.) */
 async function onDifferentInstances(request: APIRequestContext, kind: string, second: Page) {
-  for (let attempt = 0; attempt < 6; attempt++) {
+  for (let attempt = 0; attempt < 8; attempt++) {
     await expect.poll(async () => (await socketsPerInstance(request, kind)).reduce((a, b) => a + b)).toBe(2);
     const counts = await socketsPerInstance(request, kind);
     if (counts[0] === 1 && counts[1] === 1) return;
+    if (attempt % 2 === 1) expect((await request.get('/readyz')).ok()).toBeTruthy();
     await second.reload();
     await hydrated(second);
   }

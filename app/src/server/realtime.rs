@@ -541,9 +541,13 @@ impl Session {
         }
     }
 
-    /// Whether another instance holds call `id` (only with several instances).
+    /// Whether another instance holds call `id` (only with several instances): not this
+    /// one, and another is named as its holder (one that took it over, or else the one that
+    /// started it).
     fn held_elsewhere(&self, id: CallId) -> bool {
-        self.state.cluster.is_some() && !self.state.calls.has(id)
+        self.state.cluster.as_ref().is_some_and(|cluster| {
+            !self.state.calls.has(id) && cluster.holder_of(self.who(), id) != self.socket.instance
+        })
     }
 
     /// Sends `op` to the instance that holds call `id`, if that is another; whether it did
