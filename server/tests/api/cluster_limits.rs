@@ -70,3 +70,36 @@ async fn socket_caps_count_over_all_instances_and_closed_sockets_give_their_plac
         "the freed place was not given back"
     );
 }
+
+#[tokio::test]
+async fn socket_caps_still_hold_after_redis_restarts_empty() {
+    let (mut redis, apps) = TestApp::cluster_with(2, |c| {
+        c.ws_sockets_per_principal = 3;
+    })
+    .await;
+    let (a, b) = (&apps[0], &apps[1]);
+    let ann = a.person("Ann").await;
+    let _tabs = [
+        a.socket(&ann).await,
+        a.socket(&ann).await,
+        b.socket(&ann).await,
+    ];
+    redis.restart();
+    // Once both instances found Redis empty and registered again, the three open tabs still
+    // count: a fourth is refused wherever it lands.
+    for app in [a, b] {
+        let mut ready = false;
+        for _ in 0..50 {
+            if app.get("/readyz").await.status() == 200 {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(ready);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    for app in [a, b] {
+        assert_eq!(refused_status(app.try_socket(Some(&ann.cookie)).await), 429);
+    }
+}

@@ -310,8 +310,9 @@ pub async fn apply_forwarded(state: &AppState, work: super::cluster::Forwarded) 
                 cluster
                     .reclaim_rooms(rooms.records(), rooms.most_live())
                     .await;
-                // And the friends calls held here.
+                // And the friends calls held here, and the sockets open here.
                 cluster.keep_again(state.calls.shared());
+                cluster.recount_sockets();
             }
             return;
         }

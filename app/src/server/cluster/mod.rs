@@ -118,7 +118,9 @@ pub struct Cluster {
     /// Room sockets held here for rooms other instances are home to.
     room_sockets: Arc<RoomSockets>,
     /// Places of closed sockets to give back in Redis (see [`sockets`]).
-    sockets_given: mpsc::UnboundedSender<(PrincipalId, String)>,
+    sockets_given: mpsc::UnboundedSender<sockets::Change>,
+    /// This instance's socket counts, as put in Redis (see [`sockets`]).
+    sockets_counted: sockets::Counts,
     /// Sockets here whose strangers business went to another instance (to be told if it
     /// stops).
     strangers_sockets: Mutex<HashMap<SocketRef, PrincipalId>>,
@@ -207,6 +209,7 @@ impl Cluster {
             held_here,
             room_sockets,
             sockets_given,
+            sockets_counted: Default::default(),
             strangers_sockets: Default::default(),
             forward,
             chases: Default::default(),
@@ -226,6 +229,7 @@ impl Cluster {
             tokio::spawn(sockets::giver(
                 cluster.redis.clone(),
                 sockets::own_key(&cluster),
+                cluster.sockets_counted.clone(),
                 given,
             ))
             .abort_handle(),

@@ -3,8 +3,13 @@
 //! if the sums over the live instances stay within the caps (one script counts, sums and
 //! takes the count back when over). A closed socket's place is given back by a background
 //! task (a socket's end never waits for Redis); a stopped instance's counts go with the sweep.
+//! The instance keeps its own counts too, and writes them again when Redis forgot them
+//! (restarted empty).
 
-use std::sync::LazyLock;
+use std::{
+    collections::HashMap,
+    sync::{Arc, LazyLock, Mutex},
+};
 
 use redis::{aio::ConnectionManager, RedisResult, Script};
 use tokio::sync::mpsc;
@@ -60,10 +65,30 @@ fn fields(who: PrincipalId, address: &str) -> (String, String) {
     (format!("p:{}", who.key()), format!("a:{address}"))
 }
 
+/// What the giver does, in order.
+pub(super) enum Change {
+    /// A socket of this principal from this address closed.
+    Give(PrincipalId, String),
+    /// Redis forgot this instance's counts: write them again.
+    Recount,
+}
+
+/// This instance's counts as it put them in Redis (`p:…` and `a:…` fields).
+pub(super) type Counts = Arc<Mutex<HashMap<String, i64>>>;
+
+fn count(counts: &Counts, field: String, by: i64) {
+    let mut counts = counts.lock().unwrap_or_else(|e| e.into_inner());
+    let n = counts.entry(field).or_default();
+    *n += by;
+    if *n <= 0 {
+        counts.retain(|_, n| *n > 0);
+    }
+}
+
 /// A place for a socket over all instances; dropping it gives the place back.
 #[derive(Debug)]
 pub struct SharedSlot {
-    give: mpsc::UnboundedSender<(PrincipalId, String)>,
+    give: mpsc::UnboundedSender<Change>,
     who: PrincipalId,
     address: String,
 }
@@ -72,7 +97,7 @@ impl Drop for SharedSlot {
     fn drop(&mut self) {
         let _ = self
             .give
-            .send((self.who, std::mem::take(&mut self.address)));
+            .send(Change::Give(self.who, std::mem::take(&mut self.address)));
     }
 }
 
@@ -90,18 +115,22 @@ impl Cluster {
         let over: i64 = TAKE
             .key(counts_key(self.origin()))
             .key(ALIVE)
-            .arg(principal)
-            .arg(addr)
+            .arg(&principal)
+            .arg(&addr)
             .arg(per_principal)
             .arg(per_address)
             .arg(instance_name(self.origin()))
             .invoke_async(&mut redis)
             .await?;
         Ok(match over {
-            0 => Ok(SharedSlot {
-                give: self.sockets_given.clone(),
-                who,
-                address: address.to_string(),
+            0 => Ok({
+                count(&self.sockets_counted, principal, 1);
+                count(&self.sockets_counted, addr, 1);
+                SharedSlot {
+                    give: self.sockets_given.clone(),
+                    who,
+                    address: address.to_string(),
+                }
             }),
             1 => Err(CapReached::Principal),
             _ => Err(CapReached::Address),
@@ -109,23 +138,52 @@ impl Cluster {
     }
 }
 
-/// Gives back the places of closed sockets, in the order they closed.
+/// Gives back the places of closed sockets, in the order they closed, and writes this
+/// instance's counts again when asked.
 pub(super) async fn giver(
     mut redis: ConnectionManager,
     key: String,
-    mut given: mpsc::UnboundedReceiver<(PrincipalId, String)>,
+    counts: Counts,
+    mut changes: mpsc::UnboundedReceiver<Change>,
 ) {
-    while let Some((who, address)) = given.recv().await {
-        let (principal, addr) = fields(who, &address);
-        let result: RedisResult<i64> = GIVE
-            .key(&key)
-            .arg(principal)
-            .arg(addr)
-            .invoke_async(&mut redis)
-            .await;
+    while let Some(change) = changes.recv().await {
+        let result: RedisResult<()> = match change {
+            Change::Give(who, address) => {
+                let (principal, addr) = fields(who, &address);
+                count(&counts, principal.clone(), -1);
+                count(&counts, addr.clone(), -1);
+                GIVE.key(&key)
+                    .arg(principal)
+                    .arg(addr)
+                    .invoke_async::<i64>(&mut redis)
+                    .await
+                    .map(drop)
+            }
+            Change::Recount => {
+                let now: Vec<(String, i64)> = counts
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .iter()
+                    .map(|(field, n)| (field.clone(), *n))
+                    .collect();
+                let mut pipe = redis::pipe();
+                pipe.atomic().del(&key).ignore();
+                if !now.is_empty() {
+                    pipe.hset_multiple(&key, &now).ignore();
+                }
+                pipe.query_async(&mut redis).await
+            }
+        };
         if let Err(error) = result {
-            tracing::warn!(%error, "giving a socket's place back in Redis failed");
+            tracing::warn!(%error, "keeping this instance's socket counts in Redis failed");
         }
+    }
+}
+
+impl Cluster {
+    /// Writes this instance's socket counts to Redis again (it forgot them).
+    pub fn recount_sockets(&self) {
+        let _ = self.sockets_given.send(Change::Recount);
     }
 }
 
