@@ -3,7 +3,7 @@
 //! ([`friends`], [`messages`], calls in `calls` on the shared WebRTC engine, [`codes`],
 //! [`strangers`]), for accounts and [`guests`] alike, beside [`accounts`]. [`protocol`],
 //! [`rendezvous`] and [`wire`] are what the browser and the server say to each other.
-//! Server-only code lives under [`server`], behind the one `ssr` gate.
+//! Server-only code lives under [`server`](mod@server), behind the one `ssr` gate.
 
 // Deeply nested views have deeply nested types; release builds need more room for them.
 #![recursion_limit = "256"]

@@ -378,7 +378,8 @@ fn new_call_id(owner: InstanceId) -> CallId {
     CallId((u128::from(owner.0) << 64) | u128::from(OsRng.next_u64()))
 }
 
-/// The instance that holds call `id` (see [`LocalCalls::with_instance`]).
+/// The instance that started call `id` (see [`LocalCalls::with_instance`]): it holds the
+/// call unless another took it over when it stopped (see [`super::handover`]).
 pub fn owner_of(id: CallId) -> InstanceId {
     InstanceId((id.0 >> 64) as u64)
 }

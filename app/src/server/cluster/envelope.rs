@@ -25,7 +25,7 @@ use crate::{
 };
 
 /// What a socket on another instance sent, for the instance that runs strangers (see
-/// [`super::Cluster::strangers_here`]): who sent it, from which address (as limits count
+/// [`super::Cluster::forward_remote`]): who sent it, from which address (as limits count
 /// it), and the message.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteWork {
@@ -61,7 +61,7 @@ pub enum StrangersOrder {
 }
 
 /// An operation a socket asked for on a call another instance holds (see
-/// [`crate::server::calls::owner_of`]), carried out there.
+/// [`Cluster::holder_of`](super::Cluster::holder_of)), carried out there.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum CallOp {

@@ -12,8 +12,8 @@
 //!   A user is online while one of their instances is alive. Coming online and going offline
 //!   are decided by Lua scripts, atomic over all instances. Instances sweep the heartbeats:
 //!   the users of an instance that stopped without saying so go offline everywhere else.
-//! - Calls: operations on a call go to the instance holding it ([`busy`]); friends calls
-//!   are kept in Redis, and taken over by another instance when theirs stops ([`held`]).
+//! - Calls: operations on a call go to the instance holding it (`busy`); friends calls
+//!   are kept in Redis, and taken over by another instance when theirs stops (`held`).
 //! - If Redis forgets everything (restarted without persistence), the next heartbeat notices
 //!   this instance is unknown and registers its people (and calls) again.
 //!
