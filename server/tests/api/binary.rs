@@ -43,6 +43,26 @@ fn wait_with_timeout(mut child: std::process::Child, timeout: Duration) -> Outpu
     }
 }
 
+/// Reads a started `parlor`'s log (its stderr, piped) until it names the address it listens
+/// on. The rest of the log is read on in the background (so it never blocks writing it) and
+/// is what the returned thread gives once the process closed it.
+pub fn listening(
+    child: &mut std::process::Child,
+) -> (String, std::thread::JoinHandle<Vec<String>>) {
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("parlor exited before listening")
+            .unwrap();
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            break rest.trim().to_string();
+        }
+    };
+    let rest = std::thread::spawn(move || lines.map_while(Result::ok).collect());
+    (addr, rest)
+}
+
 /// Asserts a failed start: non-zero exit, the expected message, no panic or backtrace.
 fn assert_fails_with(output: &Output, code: i32, message: &str) {
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -204,17 +224,7 @@ fn the_server_starts_creates_its_data_directory_and_stops_cleanly_on_sigterm() {
         .spawn()
         .unwrap();
 
-    // The log names the bound address; read until it appears.
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("parlor exited before listening")
-            .unwrap();
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            break rest.trim().to_string();
-        }
-    };
+    let (addr, log) = listening(&mut child);
     assert!(dir.path().join("nested/data/parlor.db").exists());
     // Everything in the data directory is the service user's alone.
     {
@@ -270,7 +280,7 @@ fn the_server_starts_creates_its_data_directory_and_stops_cleanly_on_sigterm() {
         .status()
         .unwrap()
         .success());
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let rest = log.join().unwrap();
     let status = child.wait().unwrap();
     assert!(status.success(), "exit status {status}; log: {rest:?}");
     assert!(rest.iter().any(|l| l.contains("stopped")), "log: {rest:?}");

@@ -216,15 +216,7 @@ async fn after_redis_restarts_empty_the_instances_register_their_people_again() 
     // Back without restarting Parlor: ready, and presence and delivery work again once the
     // heartbeat (200 ms here) finds Redis empty and registers everyone again.
     for app in &apps {
-        let mut ready = false;
-        for _ in 0..50 {
-            if app.get("/readyz").await.status() == 200 {
-                ready = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert!(ready, "an instance did not come back");
+        assert!(app.ready_again().await, "an instance did not come back");
     }
     let mut delivered = false;
     for n in 0..50 {

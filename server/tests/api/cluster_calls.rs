@@ -3,7 +3,6 @@
 //! process killed with SIGKILL, and in-process instances stopped or frozen.
 
 use std::{
-    io::{BufRead, BufReader},
     process::{Child, Command, Stdio},
     time::Duration,
 };
@@ -73,6 +72,27 @@ async fn signals_cross(a: &mut Socket, b: &mut Socket, call_id: CallId) {
     assert_eq!(a.call_signal().await, "answer after the move");
 }
 
+/// `hanging` hangs up call `id`: `other` hears it and gets the record, and the conversation
+/// (read by `who` through `app`) holds exactly one record of it, completed.
+async fn hang_up_recorded_once(
+    hanging: &mut Socket,
+    other: &mut Socket,
+    call_id: CallId,
+    (app, who, conversation): (&TestApp, &Person, i64),
+) {
+    hanging.send(&ClientMsg::CallHangup { call_id }).await;
+    assert_eq!(other.call_ended().await, (call_id, CallEndReason::HungUp));
+    assert_eq!(
+        other.call_record().await.call.unwrap().outcome,
+        CallOutcome::Completed
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        records(app, who, conversation).await,
+        [CallOutcome::Completed]
+    );
+}
+
 /// The outcomes of the calls recorded in a conversation, as `who` reads its history.
 async fn records(app: &TestApp, who: &Person, conversation: i64) -> Vec<CallOutcome> {
     let history = app.history(who, conversation).await;
@@ -108,17 +128,13 @@ async fn a_call_goes_on_when_the_instance_holding_it_stops() {
     signals_cross(&mut ann_back, &mut bob_tab, call_id).await;
 
     // Ann hangs up: both hear it, and the call is recorded once.
-    ann_back.send(&ClientMsg::CallHangup { call_id }).await;
-    assert_eq!(bob_tab.call_ended().await, (call_id, CallEndReason::HungUp));
-    assert_eq!(
-        bob_tab.call_record().await.call.unwrap().outcome,
-        CallOutcome::Completed
-    );
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        records(&apps[0], &ann, conversation).await,
-        [CallOutcome::Completed]
-    );
+    hang_up_recorded_once(
+        &mut ann_back,
+        &mut bob_tab,
+        call_id,
+        (&apps[0], &ann, conversation),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -241,15 +257,7 @@ async fn calls_kept_before_redis_restarted_are_kept_again_and_still_taken_over()
     redis.restart();
     // Both instances find Redis empty and register again (their calls too).
     for app in &apps {
-        let mut ready = false;
-        for _ in 0..50 {
-            if app.get("/readyz").await.status() == 200 {
-                ready = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert!(ready);
+        assert!(app.ready_again().await);
     }
     tokio::time::sleep(Duration::from_millis(600)).await;
 
@@ -279,13 +287,13 @@ async fn a_side_that_reconnects_elsewhere_while_redis_restarts_carries_on_its_ca
     let mut bob_back = apps[2].socket(&bob).await;
     assert!(resume(&mut bob_back, call_id).await, "the call was lost");
     signals_cross(&mut bob_back, &mut ann_tab, call_id).await;
-    bob_back.send(&ClientMsg::CallHangup { call_id }).await;
-    assert_eq!(ann_tab.call_ended().await, (call_id, CallEndReason::HungUp));
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        records(&apps[0], &ann, conversation).await,
-        [CallOutcome::Completed]
-    );
+    hang_up_recorded_once(
+        &mut bob_back,
+        &mut ann_tab,
+        call_id,
+        (&apps[0], &ann, conversation),
+    )
+    .await;
 }
 
 /// A PostgreSQL database for instances of another process: `PARLOR_TEST_POSTGRES`'s server,
@@ -373,18 +381,7 @@ fn spawn_instance(first: &TestApp, database: &str, redis: &str) -> (Child, Strin
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("parlor exited before listening")
-            .unwrap();
-        if let Some(rest) = line.split("listening on http://").nth(1) {
-            break rest.trim().to_string();
-        }
-    };
-    // Its log is read on, so that it never blocks writing it.
-    std::thread::spawn(move || lines.for_each(drop));
+    let (addr, _log) = crate::binary::listening(&mut child);
     (child, addr)
 }
 
@@ -520,20 +517,13 @@ async fn a_call_goes_on_when_the_process_holding_it_is_killed() {
     assert!(chases.is_empty());
 
     // Bob hangs up on A: the call ends where it is held now, recorded once.
-    bob_tab.send(&ClientMsg::CallHangup { call_id }).await;
-    assert_eq!(
-        ann_back.call_ended().await,
-        (call_id, CallEndReason::HungUp)
-    );
-    assert_eq!(
-        ann_back.call_record().await.call.unwrap().outcome,
-        CallOutcome::Completed
-    );
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(
-        records(&apps[0], &bob, conversation).await,
-        [CallOutcome::Completed]
-    );
+    hang_up_recorded_once(
+        &mut bob_tab,
+        &mut ann_back,
+        call_id,
+        (&apps[0], &bob, conversation),
+    )
+    .await;
 }
 
 #[tokio::test]

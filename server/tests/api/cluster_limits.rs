@@ -88,15 +88,7 @@ async fn socket_caps_still_hold_after_redis_restarts_empty() {
     // Once both instances found Redis empty and registered again, the three open tabs still
     // count: a fourth is refused wherever it lands.
     for app in [a, b] {
-        let mut ready = false;
-        for _ in 0..50 {
-            if app.get("/readyz").await.status() == 200 {
-                ready = true;
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        assert!(ready);
+        assert!(app.ready_again().await);
     }
     tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     for app in [a, b] {

@@ -248,6 +248,17 @@ impl TestApp {
             .expect("request sent")
     }
 
+    /// Waits (up to 5 s) until `/readyz` says ready, e.g. after Redis came back.
+    pub async fn ready_again(&self) -> bool {
+        for _ in 0..50 {
+            if self.get("/readyz").await.status() == 200 {
+                return true;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        false
+    }
+
     /// Stops the server the way SIGTERM does and waits until it has stopped.
     pub async fn shutdown(mut self) -> std::io::Result<()> {
         let _ = self.stop.take().unwrap().send(());
