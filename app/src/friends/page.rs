@@ -30,12 +30,41 @@ struct Friends {
     results: RwSignal<Option<Vec<SearchResult>>>,
     page: RwSignal<u32>,
     has_more: RwSignal<bool>,
+    /// The latest overview and search asked for: an older answer that arrives after a newer
+    /// one (a reconnection and a change at once, on a slow network) is dropped.
+    loads: StoredValue<Latest>,
+    searches: StoredValue<Latest>,
+}
+
+/// Numbers requests so that only the answer to the latest one is shown.
+#[derive(Debug, Default, Clone, Copy)]
+struct Latest(u64);
+
+impl Latest {
+    /// A new request: its number.
+    fn next(&mut self) -> u64 {
+        self.0 += 1;
+        self.0
+    }
+
+    /// Whether request `n` is still the latest.
+    fn is(self, n: u64) -> bool {
+        self.0 == n
+    }
 }
 
 impl Friends {
     fn reload(self) {
+        let n = self
+            .loads
+            .try_update_value(Latest::next)
+            .unwrap_or_default();
         spawn_local(async move {
-            match load_friends().await {
+            let answer = load_friends().await;
+            if !self.loads.with_value(|l| l.is(n)) {
+                return;
+            }
+            match answer {
                 Ok(overview) => self.overview.set(Some(overview)),
                 Err(e) => self.error.set(Some(e.to_string())),
             }
@@ -46,14 +75,26 @@ impl Friends {
     fn search(self, page: u32) {
         let query = self.query.get_untracked();
         if query.trim().chars().count() < MIN_QUERY_CHARS {
+            // (And a search still under way is not shown.)
+            self.searches.update_value(|l| {
+                l.next();
+            });
             self.results.set(None);
             return;
         }
+        let n = self
+            .searches
+            .try_update_value(Latest::next)
+            .unwrap_or_default();
         spawn_local(async move {
             let mut all = Vec::new();
             let mut more = false;
             for p in 0..=page {
-                match search_users(query.clone(), p).await {
+                let found = search_users(query.clone(), p).await;
+                if !self.searches.with_value(|l| l.is(n)) {
+                    return;
+                }
+                match found {
                     Ok(found) => {
                         all.extend(found.results);
                         more = found.has_more;
@@ -103,6 +144,8 @@ pub fn FriendsPage() -> impl IntoView {
         results: RwSignal::new(None),
         page: RwSignal::new(0),
         has_more: RwSignal::new(false),
+        loads: StoredValue::new(Latest::default()),
+        searches: StoredValue::new(Latest::default()),
     };
     // Load on arrival and after every reconnection (presence may have changed meanwhile).
     Effect::new(move |_| {
@@ -458,5 +501,19 @@ fn FriendRow(state: Friends, friend: Friend) -> impl IntoView {
                 </button>
             </span>
         </li>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Latest;
+
+    #[test]
+    fn only_the_latest_request_counts() {
+        let mut latest = Latest::default();
+        let first = latest.next();
+        let second = latest.next();
+        assert!(!latest.is(first), "an older answer is dropped");
+        assert!(latest.is(second));
     }
 }
