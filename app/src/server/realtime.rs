@@ -586,18 +586,14 @@ impl Session {
         if super::calls::handover::waits(&op) {
             super::calls::handover::chase(&self.state, who, self.socket, id, op);
         } else if op != CallOp::SocketClosed {
-            self.reply(&error(
-                ErrorCode::NotAllowed,
-                CallError::NoSuchCall.to_string(),
-                None,
-            ));
+            self.reply(&CallError::NoSuchCall.refusal());
         }
     }
 
     async fn call_op(&self, result: Result<Effects, CallError>) {
         match result {
             Ok(effects) => carry_out(&self.state, effects).await,
-            Err(e) => self.reply(&error(ErrorCode::NotAllowed, e.to_string(), None)),
+            Err(e) => self.reply(&e.refusal()),
         }
     }
 

@@ -105,20 +105,54 @@ async fn records(app: &TestApp, who: &Person, conversation: i64) -> Vec<CallOutc
         .collect()
 }
 
-// (The first instance keeps the shared data directory: the instances that stop are others.)
+/// An answered call between friends: Ann called from the second instance (which holds the
+/// call), Bob answered on instance `bob_on`.
+struct Call {
+    ann: Person,
+    bob: Person,
+    conversation: i64,
+    ann_tab: Socket,
+    bob_tab: Socket,
+    id: CallId,
+}
+
+async fn call_held_by_second(apps: &[TestApp], bob_on: usize) -> Call {
+    let (ann, bob, conversation) = apps[0].pair().await;
+    let mut ann_tab = apps[1].socket(&ann).await;
+    let mut bob_tab = apps[bob_on].socket(&bob).await;
+    let id = ring_and_answer(&mut ann_tab, &mut bob_tab, bob.id).await;
+    Call {
+        ann,
+        bob,
+        conversation,
+        ann_tab,
+        bob_tab,
+        id,
+    }
+}
+
+/// The second instance stops as on SIGTERM (the first keeps the shared data directory), and
+/// `tab` (on it) with it.
+async fn stop_second(apps: &mut Vec<TestApp>, tab: Socket) {
+    let second = apps.remove(1);
+    drop(tab);
+    second.shutdown().await.unwrap();
+}
 
 #[tokio::test]
 async fn a_call_goes_on_when_the_instance_holding_it_stops() {
     let (_redis, mut apps) = TestApp::cluster(3).await;
-    let (ann, bob, conversation) = apps[0].pair().await;
-    let mut ann_tab = apps[1].socket(&ann).await;
-    let mut bob_tab = apps[2].socket(&bob).await;
-    let call_id = ring_and_answer(&mut ann_tab, &mut bob_tab, bob.id).await;
+    let Call {
+        ann,
+        conversation,
+        ann_tab,
+        mut bob_tab,
+        id: call_id,
+        ..
+    } = call_held_by_second(&apps, 2).await;
 
     // The instance holding the call (B, where Ann called from) stops, her tab with it.
-    let b = apps.remove(1);
-    drop(ann_tab);
-    b.shutdown().await.unwrap();
+    stop_second(&mut apps, ann_tab).await;
 
     // Her browser reconnects to another instance and carries on; Bob hears she left and is
     // back.
@@ -141,14 +175,17 @@ async fn a_call_goes_on_when_the_instance_holding_it_stops() {
 async fn a_side_that_never_comes_back_ends_a_call_taken_over_after_its_grace() {
     let (_redis, mut apps) =
         TestApp::cluster_with(2, |c| c.call_grace = Duration::from_secs(2)).await;
-    let (ann, bob, conversation) = apps[0].pair().await;
-    let mut ann_tab = apps[1].socket(&ann).await;
-    let mut bob_tab = apps[0].socket(&bob).await;
-    let call_id = ring_and_answer(&mut ann_tab, &mut bob_tab, bob.id).await;
+    let Call {
+        ann,
+        bob,
+        conversation,
+        ann_tab,
+        mut bob_tab,
+        id: call_id,
+        ..
+    } = call_held_by_second(&apps, 0).await;
 
-    let b = apps.remove(1);
-    drop(ann_tab);
-    b.shutdown().await.unwrap();
+    stop_second(&mut apps, ann_tab).await;
     assert!(!peer_connected(&mut bob_tab, call_id).await);
     // Ann does not come back: the instance that took the call over ends it after the grace.
     assert_eq!(
@@ -172,15 +209,16 @@ async fn a_side_that_never_comes_back_ends_a_call_taken_over_after_its_grace() {
 #[tokio::test]
 async fn only_its_parties_resume_or_end_a_call_whose_instance_stopped() {
     let (_redis, mut apps) = TestApp::cluster(3).await;
-    let (ann, bob, _) = apps[0].pair().await;
+    let Call {
+        ann,
+        ann_tab,
+        mut bob_tab,
+        id: call_id,
+        ..
+    } = call_held_by_second(&apps, 0).await;
     let cat = apps[0].person("Cat").await;
-    let mut ann_tab = apps[1].socket(&ann).await;
-    let mut bob_tab = apps[0].socket(&bob).await;
-    let call_id = ring_and_answer(&mut ann_tab, &mut bob_tab, bob.id).await;
 
-    let b = apps.remove(1);
-    drop(ann_tab);
-    b.shutdown().await.unwrap();
+    stop_second(&mut apps, ann_tab).await;
     // Cat, on the third instance, tries to take Ann's place, or to end the call.
     let mut cat_tab = apps[1].socket(&cat).await;
     cat_tab.send(&ClientMsg::CallResume { call_id }).await;
@@ -230,10 +268,13 @@ async fn only_its_parties_resume_or_end_a_call_whose_instance_stopped() {
 #[tokio::test]
 async fn a_call_whose_instance_froze_goes_on_when_asked_again() {
     let (_redis, apps) = TestApp::cluster(3).await;
-    let (ann, bob, _) = apps[0].pair().await;
-    let mut ann_tab = apps[1].socket(&ann).await;
-    let mut bob_tab = apps[0].socket(&bob).await;
-    let call_id = ring_and_answer(&mut ann_tab, &mut bob_tab, bob.id).await;
+    let Call {
+        ann,
+        ann_tab,
+        mut bob_tab,
+        id: call_id,
+        ..
+    } = call_held_by_second(&apps, 0).await;
 
     // B freezes: it says nothing more (its heartbeat stops), and what is sent to it is lost.
     apps[1].state.cluster.as_ref().unwrap().halt();
@@ -249,10 +290,13 @@ async fn a_call_whose_instance_froze_goes_on_when_asked_again() {
 #[tokio::test]
 async fn calls_kept_before_redis_restarted_are_kept_again_and_still_taken_over() {
     let (mut redis, apps) = TestApp::cluster(2).await;
-    let (ann, bob, _) = apps[0].pair().await;
-    let mut ann_tab = apps[1].socket(&ann).await;
-    let mut bob_tab = apps[0].socket(&bob).await;
-    let call_id = ring_and_answer(&mut ann_tab, &mut bob_tab, bob.id).await;
+    let Call {
+        ann,
+        ann_tab,
+        mut bob_tab,
+        id: call_id,
+        ..
+    } = call_held_by_second(&apps, 0).await;
 
     redis.restart();
     // Both instances find Redis empty and register again (their calls too).
@@ -275,10 +319,15 @@ async fn calls_kept_before_redis_restarted_are_kept_again_and_still_taken_over()
 #[tokio::test]
 async fn a_side_that_reconnects_elsewhere_while_redis_restarts_carries_on_its_call() {
     let (mut redis, apps) = TestApp::cluster(3).await;
-    let (ann, bob, conversation) = apps[0].pair().await;
-    let mut ann_tab = apps[1].socket(&ann).await;
-    let mut bob_tab = apps[0].socket(&bob).await;
-    let call_id = ring_and_answer(&mut ann_tab, &mut bob_tab, bob.id).await;
+    let Call {
+        ann,
+        bob,
+        conversation,
+        mut ann_tab,
+        bob_tab,
+        id: call_id,
+        ..
+    } = call_held_by_second(&apps, 0).await;
 
     // Redis restarts empty while Bob's connection drops; his browser reconnects to C and
     // asks to carry on (again until answered) while the instances register again.

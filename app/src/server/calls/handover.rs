@@ -12,7 +12,6 @@ use std::{
 
 use super::{apply_forwarded, carry_out, CallError};
 use crate::{
-    protocol::{ErrorCode, ServerMsg},
     server::{
         auth::PrincipalId,
         cluster::{CallOp, Cluster, Forwarded, Found, Taken},
@@ -212,13 +211,7 @@ async fn find_and_apply(
 }
 
 fn refuse(state: &AppState, who: PrincipalId, socket: SocketRef) {
-    state.delivery.send_to_socket(
-        who,
-        socket,
-        &ServerMsg::Error {
-            code: ErrorCode::NotAllowed,
-            message: CallError::NoSuchCall.to_string(),
-            client_id: None,
-        },
-    );
+    state
+        .delivery
+        .send_to_socket(who, socket, &CallError::NoSuchCall.refusal());
 }

@@ -360,15 +360,9 @@ pub async fn apply_forwarded(state: &AppState, work: super::cluster::Forwarded) 
     match result {
         Ok(effects) => carry_out(state, effects).await,
         Err(refusal) => {
-            state.delivery.send_to_socket(
-                who,
-                socket,
-                &ServerMsg::Error {
-                    code: crate::protocol::ErrorCode::NotAllowed,
-                    message: refusal.to_string(),
-                    client_id: None,
-                },
-            );
+            state
+                .delivery
+                .send_to_socket(who, socket, &refusal.refusal());
         }
     }
 }

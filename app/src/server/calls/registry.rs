@@ -38,6 +38,17 @@ pub enum CallError {
     Busy,
 }
 
+impl CallError {
+    /// The error a socket is sent for it.
+    pub fn refusal(self) -> ServerMsg {
+        ServerMsg::Error {
+            code: crate::protocol::ErrorCode::NotAllowed,
+            message: self.to_string(),
+            client_id: None,
+        }
+    }
+}
+
 /// What the server does with calls. Operations decide; [`super::carry_out`] acts.
 pub trait CallRegistry: Send + Sync + std::fmt::Debug {
     /// How long a call rings before it counts as not answered.
