@@ -11,7 +11,7 @@ run: bootstrap
 	  parlor_release_build
 	@$(ENV) LEPTOS_SITE_ROOT=target/site LEPTOS_ENV=PROD exec target/release/parlor
 
-## test: every test: Rust unit + integration, Playwright in a loopback-only namespace, the NAT matrix, the release build
+## test: every test: Rust unit + integration (the release build beside them), then Playwright on the release build in a loopback-only namespace and the NAT matrix
 test: bootstrap
 	@scripts/test.sh
 
