@@ -68,7 +68,7 @@ cargo_install cargo-leptos "$CARGO_LEPTOS_VERSION" cargo-leptos "about 14 min on
 # wasm-bindgen-cli must match the wasm-bindgen crate in Cargo.lock exactly. Not --locked:
 # its lockfile asks for a webpki-roots version the registry no longer serves.
 wbg_version=$(awk '/^name = "wasm-bindgen"$/{getline; gsub(/version = |"/,""); print; exit}' "$here/Cargo.lock")
-cargo_install wasm-bindgen-cli "$wbg_version" wasm-bindgen "about 6 min on 2 cores"
+cargo_install wasm-bindgen-cli "$wbg_version" wasm-bindgen "about 3 min on 2 cores, after cargo-leptos"
 rm -rf "$PARLOR_TOOLS/build"
 
 # --- npm packages (wasm-opt from binaryen, Playwright's test runner, Lighthouse) -------------

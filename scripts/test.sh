@@ -47,7 +47,10 @@ release_pid=$!
 
 step "Integration tests on PostgreSQL (a throwaway server on a private socket: scripts/pg-temp.sh)"
 if pg_url=$(scripts/pg-temp.sh start "$pg_dir"); then
-  (parlor_leptos_build_env && PARLOR_TEST_POSTGRES="$pg_url" cargo test -p server --test api) 2>&1 \
+  # The same packages and features as above (only the api suite runs): anything else
+  # unifies features differently and compiles the app again.
+  (parlor_leptos_build_env && PARLOR_TEST_POSTGRES="$pg_url" \
+    cargo test -p server -p app --features app/ssr --test api) 2>&1 \
     | tee "$logs/rust-postgres.txt"
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
   scripts/pg-temp.sh stop "$pg_dir"
