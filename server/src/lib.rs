@@ -3,6 +3,7 @@
 
 mod assets;
 pub mod config;
+pub mod memory;
 mod routes;
 pub mod startup;
 pub mod telemetry;

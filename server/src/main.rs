@@ -11,6 +11,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    server::memory::small_pages_only();
     let config = match Config::load() {
         Ok(config) => config,
         Err(error) => {

@@ -240,6 +240,12 @@ fn the_server_starts_creates_its_data_directory_and_stops_cleanly_on_sigterm() {
         assert_eq!(mode("nested/data/parlor.db"), 0o600);
         assert_eq!(mode("nested/data/session.key"), 0o600);
     }
+    // Small pages only (`server::memory`): the kernel says so for the process.
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    assert!(
+        status.lines().any(|l| l == "THP_enabled:\t0"),
+        "transparent huge pages still on: {status}"
+    );
 
     let mut stream = std::net::TcpStream::connect(&addr).unwrap();
     use std::io::{Read, Write};
