@@ -1,9 +1,12 @@
 //! The HTTP surface: health probes and metrics, then the Leptos pages and server functions, then static
 //! files and the 404 page. Every request gets an id and a tracing span, and every response
-//! protective headers.
+//! protective headers; except the real-time socket's upgrade (`/ws`), which takes the fewest
+//! layers that keep it safe and counted (each one costs every connect: many thousands at a
+//! time after an instance restarts), and whose socket has a span of its own.
 
 mod api_errors;
 mod bucket;
+mod client;
 mod headers;
 mod health;
 mod metrics;
@@ -47,6 +50,21 @@ pub fn router(state: AppState, config: &Config) -> Router {
     let routes = ROUTES.get_or_init(|| generate_route_list(App)).clone();
     let leptos_options = state.leptos_options.clone();
 
+    let socket = get(ws::upgrade)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            session::layer,
+        ))
+        .layer(middleware::from_fn_with_state(
+            allowed.clone(),
+            origin::layer,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
+        ))
+        .with_state(state.clone());
+
     let mut router = Router::new();
     if let Some(token) = &config.metrics_token {
         let token = metrics::MetricsToken(token.expose().into());
@@ -58,7 +76,6 @@ pub fn router(state: AppState, config: &Config) -> Router {
     router
         .route("/healthz", get(health::live))
         .route("/readyz", get(health::ready))
-        .route("/ws", get(ws::upgrade))
         .route("/rendezvous/code", post(rendezvous::mint))
         .route("/rendezvous/redeem", post(rendezvous::redeem))
         .route("/rendezvous/ws", get(rendezvous::upgrade))
@@ -122,6 +139,10 @@ pub fn router(state: AppState, config: &Config) -> Router {
         ))
         .layer(PropagateRequestIdLayer::new(REQUEST_ID))
         .layer(SetRequestIdLayer::new(REQUEST_ID, Counter::default()))
+        // Added after the layers above, so it has only its own: who is asking (session),
+        // from where (origin), and the request counted like any other. A 101 carries no page
+        // for the protective headers to protect; refusals are JSON.
+        .route("/ws", socket)
 }
 
 /// Request ids: a process-wide counter, cheaper than random ids and unique per instance.

@@ -6,12 +6,12 @@
 //! per-address limits. With several instances codes are claimed and redeemed in Redis, and a
 //! socket for a room another instance holds is proxied to it (`app::server::cluster`).
 
-use std::{collections::HashMap, net::SocketAddr, time::Duration};
+use std::{collections::HashMap, time::Duration};
 
 use app::{
     rendezvous::{rfc3339, valid_code, AppId, Minted, RedeemRequest, Redeemed, Side},
     server::{
-        auth::rate_limit::{address_key, Limiter},
+        auth::rate_limit::Limiter,
         cluster::{Claim, Cluster},
         hub::{InstanceId, SocketRef},
         hub::{Outbound, QUEUE_DEPTH},
@@ -24,7 +24,7 @@ use axum::{
     body::Bytes,
     extract::{
         ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade},
-        ConnectInfo, Query, State,
+        Query, State,
     },
     http::{header, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
@@ -36,6 +36,7 @@ use std::sync::Arc;
 
 use super::{
     bucket::Bucket,
+    client::ClientKey,
     ws::{small_frames, write},
 };
 
@@ -70,17 +71,8 @@ async fn limited(limiter: &dyn Limiter, key: &str) -> Option<Response> {
     too_many(limiter.hit_everywhere(key).await)
 }
 
-fn client(state: &AppState, peer: SocketAddr, headers: &HeaderMap) -> String {
-    address_key(state.auth.proxies.client(peer.ip(), headers))
-}
-
 /// `POST /rendezvous/code` → `{"code","appID","expiresAt"}`.
-pub async fn mint(
-    State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Response {
-    let key = client(&state, peer, &headers);
+pub async fn mint(State(state): State<AppState>, ClientKey(key): ClientKey) -> Response {
     if let Some(response) = limited(state.rendezvous_limits.mints.as_ref(), &key).await {
         return response;
     }
@@ -157,7 +149,7 @@ async fn mint_shared(state: &AppState, cluster: &Cluster) -> Option<Result<Minte
 /// `POST /rendezvous/redeem` with `{"code"}` → `{"appID","expiresAt"}` once, then `410`.
 pub async fn redeem(
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ClientKey(key): ClientKey,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
@@ -173,7 +165,6 @@ pub async fn redeem(
             "Send the code as JSON: {\"code\": \"123456\"} with Content-Type: application/json.",
         );
     }
-    let key = client(&state, peer, &headers);
     let limits = &state.rendezvous_limits;
     if let Some(response) = limited(limits.redeems.as_ref(), &key).await {
         return response;
@@ -254,8 +245,7 @@ fn valid_session(sid: &str) -> bool {
 pub async fn upgrade(
     ws: WebSocketUpgrade,
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    ClientKey(key): ClientKey,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
     let Some(room) = query.get("appID").and_then(|v| v.parse::<AppId>().ok()) else {
@@ -278,7 +268,6 @@ pub async fn upgrade(
         }
         sid => sid.cloned(),
     };
-    let key = client(&state, peer, &headers);
     if let Some(response) = limited(state.rendezvous_limits.upgrades.as_ref(), &key).await {
         return response;
     }

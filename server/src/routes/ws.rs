@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use super::bucket::Bucket;
 
+use super::client::ClientKey;
+use app::error::AppError;
 use app::{
     protocol::{close, ClientMsg, ErrorCode, ServerMsg, MAX_FRAME_BYTES},
     server::{
@@ -18,15 +20,12 @@ use app::{
         state::AppState,
     },
 };
-use std::net::SocketAddr;
-
-use app::{error::AppError, server::auth::rate_limit::address_key};
 use axum::{
     extract::{
         ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade},
-        ConnectInfo, State,
+        State,
     },
-    http::{header, HeaderMap, HeaderValue, StatusCode},
+    http::{header, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
 };
 use futures::{SinkExt, StreamExt};
@@ -42,11 +41,9 @@ pub async fn upgrade(
     ws: WebSocketUpgrade,
     Authenticated(principal): Authenticated,
     State(state): State<AppState>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    ClientKey(address): ClientKey,
 ) -> Response {
     // One person (or one address) holding many sockets must not multiply what they can do.
-    let address = address_key(state.auth.proxies.client(peer.ip(), &headers));
     let slot = match state.socket_caps.acquire(principal.id(), address.clone()) {
         Ok(slot) => slot,
         Err(reached) => return cap_reached(&state, reached),
@@ -229,8 +226,8 @@ fn session_expiry(user: Option<&SessionUser>) -> impl std::future::Future<Output
 /// Whether the user's session still stands: same token version, not signed out.
 async fn still_valid(state: &AppState, user: &SessionUser) -> bool {
     let current = matches!(
-        state.db.session_user(user.id).await,
-        Ok(Some(row)) if row.token_version == user.token_version
+        state.db.token_version(user.id).await,
+        Ok(Some(version)) if version == user.token_version
     );
     current && matches!(state.db.session_revoked(&user.session_id).await, Ok(false))
 }

@@ -6,6 +6,7 @@
 //! within the time to live.
 
 use std::{
+    borrow::Borrow,
     collections::HashMap,
     hash::Hash,
     sync::{
@@ -42,12 +43,25 @@ impl<K: Eq + Hash, V: Clone> ReadCache<K, V> {
         self.changes.load(Ordering::SeqCst)
     }
 
-    pub fn get(&self, key: &K) -> Option<V> {
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.read(key, V::clone)
+    }
+
+    /// What `read` takes from the value under `key`, without copying the rest of it.
+    pub fn read<Q, T>(&self, key: &Q, read: impl FnOnce(&V) -> T) -> Option<T>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
         entries
             .get(key)
             .filter(|(_, at)| at.elapsed() < TTL)
-            .map(|(value, _)| value.clone())
+            .map(|(value, _)| read(value))
     }
 
     /// Keeps a value read after `read_after` (from [`changes`](Self::changes)), unless

@@ -64,6 +64,15 @@ impl Db {
         Ok(row)
     }
 
+    /// The user's current token version (what [`session_user`](Self::session_user) reads,
+    /// without copying the rest of the row when it is cached).
+    pub async fn token_version(&self, id: i64) -> Result<Option<i64>, DbError> {
+        if let Some(version) = self.users.read(&id, |row| row.token_version) {
+            return Ok(Some(version));
+        }
+        Ok(self.session_user(id).await?.map(|row| row.token_version))
+    }
+
     /// Ends a session on the server until `expires_at` (when its token would expire anyway).
     /// Rows of sessions past their expiry go at the same time.
     pub async fn revoke_session(&self, session_id: &str, expires_at: u64) -> Result<(), DbError> {
@@ -88,10 +97,10 @@ impl Db {
     /// Whether a session was ended on the server. A session found live is reused for a few
     /// seconds (see [`super::cache`]); revoking it through this instance forgets that at once.
     pub async fn session_revoked(&self, session_id: &str) -> Result<bool, DbError> {
-        let key = session_id.to_string();
-        if self.live_sessions.get(&key).is_some() {
+        if self.live_sessions.get(session_id).is_some() {
             return Ok(false);
         }
+        let key = session_id.to_string();
         let read_after = self.live_sessions.changes();
         let Flag(revoked) = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM revoked_sessions WHERE session_id = $1)",
@@ -367,8 +376,20 @@ mod cache_tests {
                 .token_version,
             version
         );
+        // The token version alone (a socket's re-check) follows the same rules: cached...
+        assert_eq!(db.token_version(ann.id).await.unwrap(), Some(version));
+        sqlx::query("UPDATE users SET token_version = token_version + 5 WHERE id = $1")
+            .bind(ann.id)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(db.token_version(ann.id).await.unwrap(), Some(version));
+        // ...and never past a change made through the app.
+        let version = db.bump_token_version(ann.id).await.unwrap();
+        assert_eq!(db.token_version(ann.id).await.unwrap(), Some(version));
         db.delete_user(ann.id).await.unwrap();
         assert!(db.session_user(ann.id).await.unwrap().is_none());
+        assert_eq!(db.token_version(ann.id).await.unwrap(), None);
 
         // A read that began before a change is not cached after it.
         let bob = db
