@@ -2,11 +2,12 @@
 //! client a trusted proxy names), IPv6 grouped by /64. Read from the request's parts, so no
 //! handler copies the headers to learn it.
 
-use std::net::SocketAddr;
-
-use app::server::{auth::rate_limit::address_key, state::AppState};
+use app::server::{
+    auth::{client_ip_of, rate_limit::address_key},
+    state::AppState,
+};
 use axum::{
-    extract::{ConnectInfo, FromRequestParts},
+    extract::FromRequestParts,
     http::{request::Parts, StatusCode},
 };
 
@@ -18,12 +19,7 @@ impl FromRequestParts<AppState> for ClientKey {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, StatusCode> {
         // Always there: the server is made with connect info.
-        let ConnectInfo(peer) = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .ok_or(StatusCode::INTERNAL_SERVER_ERROR)?;
-        Ok(ClientKey(address_key(
-            state.auth.proxies.client(peer.ip(), &parts.headers),
-        )))
+        let ip = client_ip_of(parts, Some(state)).ok_or(StatusCode::INTERNAL_SERVER_ERROR)?;
+        Ok(ClientKey(address_key(ip)))
     }
 }

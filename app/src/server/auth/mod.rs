@@ -116,8 +116,20 @@ pub fn require_user() -> Result<SessionUser, AppError> {
 /// that is a trusted proxy, the client it names (see [`proxy`]).
 pub fn client_ip() -> Option<IpAddr> {
     let parts = use_context::<Parts>()?;
+    client_ip_of(
+        &parts,
+        use_context::<crate::server::state::AppState>().as_ref(),
+    )
+}
+
+/// [`client_ip`] for a request's `parts` (the proxies trusted are `state`'s; without it, the
+/// peer itself).
+pub fn client_ip_of(
+    parts: &Parts,
+    state: Option<&crate::server::state::AppState>,
+) -> Option<IpAddr> {
     let ConnectInfo(peer) = parts.extensions.get::<ConnectInfo<SocketAddr>>()?;
-    Some(match use_context::<crate::server::state::AppState>() {
+    Some(match state {
         Some(state) => state.auth.proxies.client(peer.ip(), &parts.headers),
         None => peer.ip(),
     })
