@@ -335,14 +335,30 @@ impl Application {
 
     /// Serves until `shutdown` completes, then lets open requests finish for up to the
     /// configured timeout and closes the database.
-    pub async fn run_until(
+    ///
+    /// The router is built here, on the calling thread (Leptos reads the app's routes once
+    /// per process with thread-local state); the returned future does the serving and may run
+    /// on any worker (`main` spawns it, so each connection's task starts on the worker that
+    /// accepted it).
+    pub fn run_until(
         self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = io::Result<()>> + Send + 'static {
+        let router = routes::router(self.state.clone(), &self.config)
+            .into_make_service_with_connect_info::<SocketAddr>();
+        self.serve(router, shutdown)
+    }
+
+    async fn serve(
+        self,
+        router: axum::extract::connect_info::IntoMakeServiceWithConnectInfo<
+            axum::Router,
+            SocketAddr,
+        >,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> io::Result<()> {
         use axum::serve::ListenerExt;
         use std::future::IntoFuture;
-        let router = routes::router(self.state.clone(), &self.config)
-            .into_make_service_with_connect_info::<SocketAddr>();
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         tracing::info!("listening on {scheme}://{}", self.addr);
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
