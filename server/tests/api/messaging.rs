@@ -8,6 +8,8 @@ use futures::StreamExt;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite;
 
+use app::server::db::Engine;
+
 use crate::helpers::TestApp;
 
 fn send(conversation_id: i64, client_id: &str, body: &str) -> ClientMsg {
@@ -48,6 +50,34 @@ async fn a_message_is_stored_then_delivered_to_every_tab_of_both() {
         0,
         "your own messages are read"
     );
+}
+
+#[tokio::test]
+async fn messages_are_stored_after_the_database_ends_every_connection() {
+    let app = TestApp::spawn().await;
+    let (ann, bob, conversation) = app.pair().await;
+    let mut ann_tab = app.socket(&ann).await;
+    let mut bob_tab = app.socket(&bob).await;
+    ann_tab.send(&send(conversation, "before", "one")).await;
+    assert_eq!(bob_tab.message().await.client_id, "before");
+
+    // PostgreSQL restarted, or a proxy dropped idle connections: the message writer's kept
+    // connection is among the dead. (SQLite's connections are a file: nothing to end.)
+    if app.state.db.engine() == Engine::Postgres {
+        let ended: Vec<bool> = sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .fetch_all(&app.state.db.pool_for_tests())
+        .await
+        .unwrap();
+        assert!(ended.contains(&true), "the writer's connection was ended");
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    ann_tab.send(&send(conversation, "after", "two")).await;
+    assert_eq!(bob_tab.message().await.client_id, "after");
+    assert_eq!(ann_tab.message().await.client_id, "before");
+    assert_eq!(ann_tab.message().await.client_id, "after");
 }
 
 #[tokio::test]

@@ -37,6 +37,25 @@ pub enum Engine {
 }
 
 impl Engine {
+    /// Begins a writing transaction: SQLite takes the write lock at once.
+    fn begin_writing(self) -> &'static str {
+        match self {
+            Engine::Sqlite => "BEGIN IMMEDIATE",
+            Engine::Postgres => "BEGIN",
+        }
+    }
+
+    /// PostgreSQL's writers take turns on an advisory lock (SQLite's already did at `BEGIN`).
+    async fn take_turn(self, tx: &mut sqlx::AnyConnection) -> Result<(), DbError> {
+        if self == Engine::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(WRITE_LOCK)
+                .execute(tx)
+                .await?;
+        }
+        Ok(())
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Engine::Sqlite => "sqlite",
@@ -261,17 +280,19 @@ impl Db {
 
 /// [`Db::immediate`] on a pool.
 pub(crate) async fn begin_immediate(pool: &AnyPool, engine: Engine) -> Result<Tx, DbError> {
-    match engine {
-        Engine::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
-        Engine::Postgres => {
-            let mut tx = pool.begin().await?;
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
-                .bind(WRITE_LOCK)
-                .execute(&mut *tx)
-                .await?;
-            Ok(tx)
-        }
-    }
+    let mut tx = pool.begin_with(engine.begin_writing()).await?;
+    engine.take_turn(&mut tx).await?;
+    Ok(tx)
+}
+
+/// [`Db::immediate`] on a connection the caller holds (the message writer keeps one).
+pub(crate) async fn begin_immediate_on(
+    conn: &mut sqlx::AnyConnection,
+    engine: Engine,
+) -> Result<sqlx::Transaction<'_, sqlx::Any>, DbError> {
+    let mut tx = sqlx::Connection::begin_with(conn, engine.begin_writing()).await?;
+    engine.take_turn(&mut tx).await?;
+    Ok(tx)
 }
 
 #[cfg(test)]

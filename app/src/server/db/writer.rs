@@ -1,16 +1,20 @@
 //! Conversation messages are stored by one writer task, in batches. SQLite takes one writer
-//! at a time anyway (and on PostgreSQL writers take turns too, see `Db::immediate`); here the messages that arrive while one transaction commits go together
-//! in the next (up to [`MAX_BATCH`]), so a busy server pays one commit for many messages
-//! instead of one each, and a quiet one writes each message at once (no waiting to fill a
-//! batch). Each message's posting rights are checked in the same transaction as its insert, so
-//! a block or unfriend cannot slip in between. A sender hears back only after the commit: the
-//! durability is that of one write per message.
+//! at a time anyway (and on PostgreSQL writers take turns too, see `Db::immediate`); here the
+//! messages that arrive while one transaction commits go together in the next (up to
+//! [`MAX_BATCH`]), so a busy server pays one commit for many messages instead of one each, and
+//! a quiet one writes each message at once (no waiting to fill a batch). Each message's
+//! posting rights are checked in the same transaction as its insert, so a block or unfriend
+//! cannot slip in between. A sender hears back only after the commit: the durability is that
+//! of one write per message. The writer keeps its connection between batches, and on SQLite a
+//! lone message is one statement (its own transaction): few round trips to the database.
 
-use sqlx::{AnyConnection, AnyPool};
+use std::time::{Duration, Instant};
+
+use sqlx::{pool::PoolConnection, Any, AnyConnection, AnyPool, Connection};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
-    begin_immediate,
+    begin_immediate_on,
     messages::{posting_rights, MessageRow, MESSAGE_COLUMNS},
     DbError, Engine,
 };
@@ -126,7 +130,24 @@ impl Members {
 async fn run(pool: AnyPool, engine: Engine, mut jobs: mpsc::Receiver<Job>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut members = Members::default();
-    while let Some(job) = jobs.recv().await {
+    let mut held = Held::default();
+    let mut closing = std::pin::pin!(pool.close_event());
+    let mut closed = false;
+    loop {
+        let job = if closed {
+            jobs.recv().await
+        } else {
+            tokio::select! {
+                job = jobs.recv() => job,
+                // The pool waits for every connection to come back before it closes.
+                () = &mut closing => {
+                    closed = true;
+                    held.conn = None;
+                    continue;
+                }
+            }
+        };
+        let Some(job) = job else { break };
         batch.push(job);
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
@@ -134,10 +155,16 @@ async fn run(pool: AnyPool, engine: Engine, mut jobs: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let answers = match write(&pool, engine, &batch, &mut members).await {
+        let written = match held.connection(&pool, engine).await {
+            Ok(conn) => write(conn, engine, &batch, &mut members).await,
+            Err(error) => Err(error),
+        };
+        let answers = match written {
             Ok(answers) => answers,
             Err(error) => {
                 tracing::error!(%error, messages = batch.len(), "storing messages failed");
+                // Back to the pool, which tests it and closes it if it is broken.
+                held.conn = None;
                 vec![Err(PostError::Unavailable); batch.len()]
             }
         };
@@ -148,17 +175,60 @@ async fn run(pool: AnyPool, engine: Engine, mut jobs: mpsc::Receiver<Job>) {
     }
 }
 
+/// The writer's connection, kept from one batch to the next: giving it back to the pool
+/// costs a round trip to the database each time (the pool tests it on the way back).
+#[derive(Default)]
+struct Held {
+    conn: Option<PoolConnection<Any>>,
+    last_used: Option<Instant>,
+}
+
+/// A network connection idle this long is tested before use, as the pool would.
+const IDLE_TEST_AFTER: Duration = Duration::from_secs(1);
+
+impl Held {
+    async fn connection(
+        &mut self,
+        pool: &AnyPool,
+        engine: Engine,
+    ) -> Result<&mut PoolConnection<Any>, DbError> {
+        let idle = self
+            .last_used
+            .is_some_and(|at| at.elapsed() > IDLE_TEST_AFTER);
+        if let (Some(conn), Engine::Postgres, true) = (&mut self.conn, engine, idle) {
+            if conn.ping().await.is_err() {
+                self.conn = None;
+            }
+        }
+        self.last_used = Some(Instant::now());
+        let conn = match self.conn.take() {
+            Some(conn) => conn,
+            None => pool.acquire().await?,
+        };
+        Ok(self.conn.insert(conn))
+    }
+}
+
 /// One transaction for the whole batch; a database failure fails all of it (nothing is half
 /// stored, and every sender is told).
 async fn write(
-    pool: &AnyPool,
+    conn: &mut AnyConnection,
     engine: Engine,
     batch: &[Job],
     members: &mut Members,
 ) -> Result<Vec<Result<Posted, PostError>>, DbError> {
+    // On SQLite one statement is a transaction of its own, taking the write lock before it
+    // reads: a lone message that is stored needs no BEGIN and COMMIT (two round trips to the
+    // database's thread). One that is not is tried again in a transaction, so that why is read
+    // in the same one as the refusal.
+    if let ([job], Engine::Sqlite) = (batch, engine) {
+        if let Some(posted) = insert(conn, &job.post, members).await? {
+            return Ok(vec![Ok(posted)]);
+        }
+    }
     // Take the write lock first, instead of failing to upgrade a read later (SQLite); hand
     // out message ids in commit order (PostgreSQL): see `Db::immediate`.
-    let mut tx = begin_immediate(pool, engine).await?;
+    let mut tx = begin_immediate_on(conn, engine).await?;
     let mut answers = Vec::with_capacity(batch.len());
     for job in batch {
         answers.push(post_one(&mut tx, &job.post, members).await?);
@@ -181,26 +251,45 @@ const INSERT_IF_ALLOWED: &str =
                           OR (b.blocker = c.user_b AND b.blocked = c.user_a)) \
      ON CONFLICT (sender_id, client_id) DO NOTHING RETURNING ";
 
+/// Stores the message where the sender may post: `None` when it was not stored.
+async fn insert(
+    conn: &mut AnyConnection,
+    post: &Post,
+    members: &mut Members,
+) -> Result<Option<Posted>, DbError> {
+    // All rows, not the first: the statement runs to its end, and on its own (on SQLite) that
+    // end is its commit, whose failure must be seen.
+    let inserted: Vec<MessageRow> = sqlx::query_as(insert_statement())
+        .bind(post.conversation)
+        .bind(post.sender)
+        .bind(&post.client_id)
+        .bind(&post.body)
+        .fetch_all(&mut *conn)
+        .await?;
+    let Some(row) = inserted.into_iter().next() else {
+        return Ok(None);
+    };
+    let peer = members.peer(conn, post.conversation, post.sender).await?;
+    Ok(Some(Posted::New {
+        message: row.into(),
+        peer,
+    }))
+}
+
+/// [`INSERT_IF_ALLOWED`] returning the stored row.
+fn insert_statement() -> &'static str {
+    static STATEMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    STATEMENT.get_or_init(|| format!("{INSERT_IF_ALLOWED}{MESSAGE_COLUMNS}"))
+}
+
 async fn post_one(
     tx: &mut AnyConnection,
     post: &Post,
     members: &mut Members,
 ) -> Result<Result<Posted, PostError>, DbError> {
     // One statement in the usual case; the reason is looked up only when nothing is stored.
-    let inserted: Option<MessageRow> =
-        sqlx::query_as(&format!("{INSERT_IF_ALLOWED}{MESSAGE_COLUMNS}"))
-            .bind(post.conversation)
-            .bind(post.sender)
-            .bind(&post.client_id)
-            .bind(&post.body)
-            .fetch_optional(&mut *tx)
-            .await?;
-    if let Some(row) = inserted {
-        let peer = members.peer(tx, post.conversation, post.sender).await?;
-        return Ok(Ok(Posted::New {
-            message: row.into(),
-            peer,
-        }));
+    if let Some(posted) = insert(tx, post, members).await? {
+        return Ok(Ok(posted));
     }
     let Some(rights) = posting_rights(&mut *tx, post.conversation, post.sender).await? else {
         return Ok(Err(PostError::NotFound));
@@ -335,6 +424,21 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(other, PostError::NotAllowed(_)), "{other:?}");
+    }
+
+    #[tokio::test]
+    async fn the_database_closes_while_the_writer_holds_its_connection() {
+        let (_dir, db, ann, _bob, conversation) = friends().await;
+        let stored = db.post_message(post(conversation, ann, "a")).await;
+        assert!(matches!(stored, Ok(Posted::New { .. })), "{stored:?}");
+        // The writer kept its connection after that message: closing waits for it.
+        tokio::time::timeout(Duration::from_secs(5), db.close())
+            .await
+            .expect("the writer gives its connection back when the database closes");
+        assert_eq!(
+            db.post_message(post(conversation, ann, "b")).await,
+            Err(PostError::Unavailable)
+        );
     }
 
     #[tokio::test]
