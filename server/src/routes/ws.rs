@@ -6,6 +6,8 @@
 
 use std::time::Duration;
 
+use tokio::time::Instant;
+
 use super::bucket::Bucket;
 
 use super::client::ClientKey;
@@ -240,7 +242,7 @@ pub(super) async fn write(
     heartbeat: Duration,
     metrics: std::sync::Arc<Metrics>,
 ) {
-    let first = tokio::time::Instant::now() + first_ping(heartbeat);
+    let first = first_ping(Instant::now(), heartbeat);
     let mut ping = tokio::time::interval_at(first, heartbeat);
     loop {
         let (message, kind) = tokio::select! {
@@ -266,18 +268,29 @@ pub(super) async fn write(
     }
 }
 
-/// When a socket's first ping goes: at a random point in the second half of its first
-/// heartbeat. Sockets that connected together (everyone reconnecting after a restart) then
-/// do not all ping in the same instant every heartbeat after: 10 000 pings at once take the
-/// server ~70 ms of CPU, in which every other frame waits.
-fn first_ping(heartbeat: Duration) -> Duration {
+/// Ping instants per heartbeat that sockets share (see [`first_ping`]).
+const PING_SLOTS: u32 = 25;
+
+/// When a socket's first ping goes: in the second half of its first heartbeat, at one of
+/// [`PING_SLOTS`] instants per heartbeat shared by every socket. Sockets that connected
+/// together (everyone reconnecting after a restart) then do not all ping at once every
+/// heartbeat after (10 000 pings at once take the server ~70 ms of CPU, in which every other
+/// frame waits), and the pings of one slot still go out together: one wake-up for hundreds
+/// of them, where a ping at an instant of its own costs a wake-up each.
+fn first_ping(now: Instant, heartbeat: Duration) -> Instant {
     use std::hash::{BuildHasher, Hasher};
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let epoch = *EPOCH.get_or_init(|| now);
     // A fresh `RandomState` has new keys each time (no system call): 53 random bits.
     let random = std::collections::hash_map::RandomState::new()
         .build_hasher()
         .finish();
     let fraction = (random >> 11) as f64 / (1u64 << 53) as f64;
-    heartbeat / 2 + heartbeat.mul_f64(fraction / 2.0)
+    let at = now + heartbeat / 2 + heartbeat.mul_f64(fraction / 2.0);
+    // Back to the slot it falls in: never after a full heartbeat.
+    let slot = (heartbeat / PING_SLOTS).max(Duration::from_millis(1));
+    let into_slot = (at - epoch).as_nanos() % slot.as_nanos();
+    at - Duration::from_nanos(into_slot as u64)
 }
 
 async fn read(
@@ -378,20 +391,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn first_pings_spread_over_the_second_half_of_the_heartbeat() {
-        let heartbeat = Duration::from_secs(20);
-        let firsts: Vec<Duration> = (0..1000).map(|_| first_ping(heartbeat)).collect();
-        assert!(firsts
-            .iter()
-            .all(|f| *f >= heartbeat / 2 && *f <= heartbeat));
-        // Spread, not bunched: each quarter of that half gets about its share.
-        for quarter in 0..4 {
-            let from = heartbeat / 2 + heartbeat / 8 * quarter;
-            let n = firsts
-                .iter()
-                .filter(|f| **f >= from && **f < from + heartbeat / 8)
-                .count();
-            assert!((150..350).contains(&n), "quarter {quarter}: {n} of 1000");
+    fn first_pings_share_slots_spread_over_the_second_half_of_the_heartbeat() {
+        let heartbeat = Duration::from_secs(25);
+        let slot = heartbeat / PING_SLOTS;
+        let start = Instant::now();
+        let mut firsts = Vec::new();
+        for n in 0..1000u32 {
+            // Sockets connecting over 1.3 s, as after a restart.
+            let now = start + Duration::from_millis(u64::from(n) * 13 / 10);
+            let first = first_ping(now, heartbeat);
+            assert!(first > now + heartbeat / 2 - slot && first <= now + heartbeat);
+            firsts.push(first);
         }
+        // On shared instants, whole slots apart ...
+        let earliest = *firsts.iter().min().unwrap();
+        let mut slots = std::collections::BTreeMap::<u128, u32>::new();
+        for first in &firsts {
+            let apart = (*first - earliest).as_nanos();
+            assert_eq!(apart % slot.as_nanos(), 0);
+            *slots.entry(apart / slot.as_nanos()).or_default() += 1;
+        }
+        // ... spread over the half heartbeat: no slot holds more than a fair share.
+        assert!(slots.len() >= 12, "{slots:?}");
+        assert!(slots.values().all(|&n| n < 200), "{slots:?}");
     }
 }
