@@ -138,13 +138,15 @@ async fn run(pool: AnyPool, engine: Engine, mut jobs: mpsc::Receiver<Job>) {
             jobs.recv().await
         } else {
             tokio::select! {
-                job = jobs.recv() => job,
-                // The pool waits for every connection to come back before it closes.
+                // First: closed means closed. The kept connection goes too, and nothing is
+                // written after `Db::close`.
+                biased;
                 () = &mut closing => {
                     closed = true;
                     held.conn = None;
                     continue;
                 }
+                job = jobs.recv() => job,
             }
         };
         let Some(job) = job else { break };
@@ -431,10 +433,11 @@ mod tests {
         let (_dir, db, ann, _bob, conversation) = friends().await;
         let stored = db.post_message(post(conversation, ann, "a")).await;
         assert!(matches!(stored, Ok(Posted::New { .. })), "{stored:?}");
-        // The writer kept its connection after that message: closing waits for it.
+        // The writer kept its connection after that message: closing takes it back, and
+        // nothing is stored after.
         tokio::time::timeout(Duration::from_secs(5), db.close())
             .await
-            .expect("the writer gives its connection back when the database closes");
+            .expect("the database closes");
         assert_eq!(
             db.post_message(post(conversation, ann, "b")).await,
             Err(PostError::Unavailable)
