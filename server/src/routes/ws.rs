@@ -8,9 +8,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::bucket::Bucket;
-
-use super::client::ClientKey;
+use super::{bucket::Bucket, client::ClientKey};
 use app::error::AppError;
 use app::{
     protocol::{close, ClientMsg, ErrorCode, ServerMsg, MAX_FRAME_BYTES},

@@ -134,20 +134,16 @@ async fn run(pool: AnyPool, engine: Engine, mut jobs: mpsc::Receiver<Job>) {
     let mut closing = std::pin::pin!(pool.close_event());
     let mut closed = false;
     loop {
-        let job = if closed {
-            jobs.recv().await
-        } else {
-            tokio::select! {
-                // First: closed means closed. The kept connection goes too, and nothing is
-                // written after `Db::close`.
-                biased;
-                () = &mut closing => {
-                    closed = true;
-                    held.conn = None;
-                    continue;
-                }
-                job = jobs.recv() => job,
+        let job = tokio::select! {
+            // First: closed means closed. The kept connection goes too, and nothing is
+            // written after `Db::close`.
+            biased;
+            () = &mut closing, if !closed => {
+                closed = true;
+                held.conn = None;
+                continue;
             }
+            job = jobs.recv() => job,
         };
         let Some(job) = job else { break };
         batch.push(job);
