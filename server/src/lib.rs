@@ -5,6 +5,7 @@ mod assets;
 pub mod config;
 pub mod memory;
 mod routes;
+mod serve;
 pub mod startup;
 pub mod telemetry;
 mod tls;

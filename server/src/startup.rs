@@ -344,21 +344,15 @@ impl Application {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> impl Future<Output = io::Result<()>> + Send + 'static {
-        let router = routes::router(self.state.clone(), &self.config)
-            .into_make_service_with_connect_info::<SocketAddr>();
+        let router = routes::router(self.state.clone(), &self.config);
         self.serve(router, shutdown)
     }
 
     async fn serve(
         self,
-        router: axum::extract::connect_info::IntoMakeServiceWithConnectInfo<
-            axum::Router,
-            SocketAddr,
-        >,
+        router: axum::Router,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> io::Result<()> {
-        use axum::serve::ListenerExt;
-        use std::future::IntoFuture;
         let scheme = if self.tls.is_some() { "https" } else { "http" };
         tracing::info!("listening on {scheme}://{}", self.addr);
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
@@ -371,34 +365,30 @@ impl Application {
             hub.close_all();
             let _ = stopping_tx.send(());
         };
-        let server: std::pin::Pin<Box<dyn Future<Output = io::Result<()>> + Send>> = match self.tls
-        {
-            None => Box::pin(
-                axum::serve(self.listener, router)
-                    .with_graceful_shutdown(stopping)
-                    .into_future(),
-            ),
-            // (`tap_io` gives the listener axum's connect-info for its address type.)
-            Some(config) => Box::pin(
-                axum::serve(
-                    crate::tls::TlsListener::new(self.listener, config)?.tap_io(|_| {}),
-                    router,
-                )
-                .with_graceful_shutdown(stopping)
-                .into_future(),
-            ),
+        let server: std::pin::Pin<Box<dyn Future<Output = ()> + Send>> = match self.tls {
+            None => Box::pin(crate::serve::serve(
+                self.listener,
+                router,
+                crate::serve::HEADER_READ_TIMEOUT,
+                stopping,
+            )),
+            Some(config) => Box::pin(crate::serve::serve(
+                crate::tls::TlsListener::new(self.listener, config)?,
+                router,
+                crate::serve::HEADER_READ_TIMEOUT,
+                stopping,
+            )),
         };
         let timeout = self.config.shutdown_timeout;
-        let result = tokio::select! {
-            result = server => result,
+        tokio::select! {
+            () = server => {},
             _ = async {
                 let _ = stopping_rx.await;
                 tokio::time::sleep(timeout).await;
             } => {
                 tracing::warn!(?timeout, "open requests did not finish in time; stopping anyway");
-                Ok(())
             }
-        };
+        }
         matcher.abort();
         if let Some(cluster) = &self.state.cluster {
             // Out of the cluster at once (not when the heartbeat runs out): friends of people
@@ -412,7 +402,7 @@ impl Application {
         }
         self.state.db.close().await;
         tracing::info!("stopped");
-        result
+        Ok(())
     }
 }
 

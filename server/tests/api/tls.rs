@@ -187,3 +187,61 @@ async fn an_unusable_certificate_stops_the_start_with_a_clear_message() {
     assert!(error.contains("PARLOR_TLS_CERT"), "{error}");
     assert!(error.contains("no certificate in"), "{error}");
 }
+
+/// Browsers offer HTTP/2 first in the handshake. The server speaks HTTP/1.1 only, so it must
+/// pick that: had it agreed to h2, the browser would speak a protocol nothing answers.
+#[tokio::test]
+async fn a_client_offering_http2_first_as_browsers_do_gets_http1_and_an_answer() {
+    use rustls_pki_types::{pem::PemObject, CertificateDer, ServerName};
+    use std::sync::Arc;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::{
+        rustls::{crypto::ring, ClientConfig, RootCertStore},
+        TlsConnector,
+    };
+
+    let certs = tempfile::tempdir().unwrap();
+    make_certificates(certs.path());
+    let files = TlsFiles {
+        cert: certs.path().join("cert.pem"),
+        key: certs.path().join("key.pem"),
+    };
+    let app = TestApp::spawn_with(move |c| {
+        c.tls = Some(files);
+        c.public_url = "https://127.0.0.1".into();
+    })
+    .await;
+    let mut roots = RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(certs.path().join("ca.pem")).unwrap())
+        .unwrap();
+    let mut config = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    let mut tls = TlsConnector::from(Arc::new(config))
+        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+        .await
+        .unwrap();
+    assert_eq!(
+        tls.get_ref().1.alpn_protocol(),
+        Some(&b"http/1.1"[..]),
+        "the server agreed to a protocol it does not speak"
+    );
+    tls.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        tls.read_to_end(&mut response),
+    )
+    .await
+    .expect("the server answers")
+    .ok();
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+}

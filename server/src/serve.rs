@@ -1,0 +1,217 @@
+//! The accept loop: every connection is served as HTTP/1.1 (upgrades included, for the
+//! sockets), with a deadline on reading a request's head, and stops gracefully.
+//!
+//! `axum::serve` would do the same through hyper-util's auto builder, which first reads the
+//! start of each connection to tell HTTP/2 from HTTP/1: an extra read and a rewinding wrapper
+//! on every connection, for a protocol Parlor does not speak (its sockets are HTTP/1.1
+//! upgrades). Serving HTTP/1.1 directly saves that on each of the tens of thousands of
+//! sockets that connect after a restart.
+
+use std::{future::Future, net::SocketAddr, pin::pin, time::Duration};
+
+use axum::{extract::ConnectInfo, serve::Listener, Router};
+use hyper::{body::Incoming, server::conn::http1, Request};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::sync::watch;
+use tower::ServiceExt;
+
+/// How long a client may take to send a request's head (slow clients holding connections
+/// open without asking anything are closed).
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Serves `router` on `listener` until `shutdown` completes; then stops accepting, lets each
+/// connection finish the request it is serving (idle ones close at once) and returns when
+/// all have. Upgraded connections (sockets) are no longer the server's: their owners close
+/// them. A connection that has not sent a whole request head `header_timeout` after it
+/// opened (or after its last response) is closed.
+pub async fn serve<L>(
+    mut listener: L,
+    router: Router,
+    header_timeout: Duration,
+    shutdown: impl Future<Output = ()>,
+) where
+    L: Listener<Addr = SocketAddr>,
+{
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    // Told once, when shutting down; each connection holds a receiver, so the sender also
+    // counts the connections still open.
+    let (stopping, stop) = watch::channel(false);
+    let mut shutdown = pin!(shutdown);
+    loop {
+        let (io, address) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let router = router.clone();
+        let service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(ConnectInfo(address));
+            router.clone().oneshot(request)
+        });
+        let connection = http.serve_connection(TokioIo::new(io), service);
+        let mut stop = stop.clone();
+        tokio::spawn(async move {
+            let mut connection = pin!(connection.with_upgrades());
+            let served = tokio::select! {
+                served = connection.as_mut() => served,
+                _ = stop.changed() => {
+                    connection.as_mut().graceful_shutdown();
+                    connection.await
+                }
+            };
+            if let Err(error) = served {
+                tracing::trace!(%error, %address, "connection ended with an error");
+            }
+            drop(stop);
+        });
+    }
+    drop(listener);
+    drop(stop);
+    let _ = stopping.send(true);
+    stopping.closed().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use axum::routing::get;
+    use tokio::{
+        io::{AsyncReadExt, AsyncWriteExt},
+        net::{TcpListener, TcpStream},
+        sync::{oneshot, Notify},
+    };
+
+    use super::*;
+
+    /// A server on a free port whose `/slow` answers only when `release` is notified and
+    /// whose `/peer` says the address the connection came from; stops when `stop` is sent.
+    async fn start(
+        header_timeout: Duration,
+    ) -> (
+        SocketAddr,
+        Arc<Notify>,
+        oneshot::Sender<()>,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let release = Arc::new(Notify::new());
+        let waited = release.clone();
+        let router = Router::new()
+            .route(
+                "/slow",
+                get(move || async move {
+                    waited.notified().await;
+                    "finished"
+                }),
+            )
+            .route(
+                "/peer",
+                get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.to_string() }),
+            );
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(serve(listener, router, header_timeout, async {
+            let _ = stopped.await;
+        }));
+        (addr, release, stop, server)
+    }
+
+    async fn ask(stream: &mut TcpStream, path: &str) {
+        stream
+            .write_all(format!("GET {path} HTTP/1.1\r\nHost: parlor\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+    }
+
+    /// Reads until the response's body (which ends with `end`) is in, or the peer closes.
+    async fn read_until(stream: &mut TcpStream, end: &str) -> String {
+        let mut response = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !String::from_utf8_lossy(&response).ends_with(end) {
+            let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+                .await
+                .expect("the server answers or closes")
+                .unwrap();
+            if n == 0 {
+                break;
+            }
+            response.extend_from_slice(&buf[..n]);
+        }
+        String::from_utf8(response).unwrap()
+    }
+
+    #[tokio::test]
+    async fn handlers_learn_the_address_a_connection_comes_from() {
+        let (addr, _, _stop, _server) = start(HEADER_READ_TIMEOUT).await;
+        let mut stream = TcpStream::connect(addr).await.unwrap();
+        let me = stream.local_addr().unwrap().to_string();
+        ask(&mut stream, "/peer").await;
+        let response = read_until(&mut stream, &me).await;
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        assert!(response.ends_with(&me), "{response}");
+    }
+
+    #[tokio::test]
+    async fn stopping_answers_the_request_in_flight_closes_idle_connections_and_accepts_no_more() {
+        let (addr, release, stop, server) = start(HEADER_READ_TIMEOUT).await;
+        // One connection idle after a request, one waiting for its answer.
+        let mut idle = TcpStream::connect(addr).await.unwrap();
+        ask(&mut idle, "/peer").await;
+        let me = idle.local_addr().unwrap().to_string();
+        assert!(read_until(&mut idle, &me).await.starts_with("HTTP/1.1 200"));
+        let mut busy = TcpStream::connect(addr).await.unwrap();
+        ask(&mut busy, "/slow").await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+
+        stop.send(()).unwrap();
+        // The idle connection is closed at once; the server waits for the busy one.
+        let mut buf = [0u8; 64];
+        let read = tokio::time::timeout(Duration::from_secs(5), idle.read(&mut buf)).await;
+        assert!(matches!(read, Ok(Ok(0))), "the idle connection stays open");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            !server.is_finished(),
+            "stopped before the request in flight was answered"
+        );
+        assert!(
+            TcpStream::connect(addr).await.is_err(),
+            "still accepting while stopping"
+        );
+
+        release.notify_one();
+        let response = read_until(&mut busy, "finished").await;
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        tokio::time::timeout(Duration::from_secs(5), server)
+            .await
+            .expect("the server stops once the last request is answered")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_client_that_never_finishes_its_request_head_is_disconnected() {
+        let (addr, _, _stop, _server) = start(Duration::from_millis(300)).await;
+        let mut slow = TcpStream::connect(addr).await.unwrap();
+        slow.write_all(b"GET /peer HTTP/1.1\r\nHost: par")
+            .await
+            .unwrap();
+        let opened = tokio::time::Instant::now();
+        // hyper answers 408 and closes, or just closes: either way the connection ends.
+        let mut rest = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), slow.read_to_end(&mut rest))
+            .await
+            .expect("the server closes the connection")
+            .unwrap();
+        assert!(opened.elapsed() >= Duration::from_millis(250));
+        let rest = String::from_utf8_lossy(&rest);
+        assert!(!rest.contains("200 OK"), "{rest}");
+        // A client that sends its head in time is served as usual.
+        let mut prompt = TcpStream::connect(addr).await.unwrap();
+        let me = prompt.local_addr().unwrap().to_string();
+        ask(&mut prompt, "/peer").await;
+        assert!(read_until(&mut prompt, &me)
+            .await
+            .starts_with("HTTP/1.1 200"));
+    }
+}
