@@ -12,6 +12,7 @@
 
 mod cluster;
 mod floor;
+mod holder;
 mod rendezvous;
 mod soak;
 mod strangers;
@@ -25,6 +26,7 @@ use std::{
 };
 
 use futures::{SinkExt, StreamExt};
+use holder::Holder;
 use serde_json::{json, Value};
 use testkit::client::{self, Ws};
 use tokio::sync::Mutex;
@@ -99,6 +101,8 @@ fn load_settings(command: &mut Command) {
 
 /// The server process and what /proc says about it.
 struct Server {
+    /// "Parlor" or "floor", for progress lines.
+    name: &'static str,
     child: Child,
     addr: String,
     cpu: std::sync::Mutex<ThreadClock>,
@@ -180,6 +184,7 @@ impl Server {
             panic!("cannot start {path}: {e} (build it: cargo leptos build --release)")
         });
         Self {
+            name: if args.is_empty() { "Parlor" } else { "floor" },
             child,
             addr,
             cpu: std::sync::Mutex::default(),
@@ -314,9 +319,10 @@ fn report(name: &str, value: String) {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
-    if args.get(1).map(String::as_str) == Some("--floor-server") {
-        runtime.block_on(floor::serve(&args[2]));
-        return;
+    match args.get(1).map(String::as_str) {
+        Some("--floor-server") => return runtime.block_on(floor::serve(&args[2])),
+        Some("--hold") => return runtime.block_on(holder::serve(&args[2])),
+        _ => {}
     }
     runtime.block_on(run(options()));
 }
@@ -351,48 +357,96 @@ async fn wait_ready(http: &reqwest::Client, server: &Server, parlor: bool) {
     }
 }
 
-/// Idle sockets (memory, connect CPU, idle CPU), then ping → pong round trips at the target
-/// rate over `2 × pairs` more. `cookies` are cycled over (empty for the floor). The idle
-/// sockets stay open, read by background tasks, until the server goes.
-async fn measure_channel(server: &Server, cookies: &[String], o: &Options) -> Channel {
-    // In two halves: memory is reported for the second half, so heap freed earlier (argon2
-    // uses 19 MiB per hash) and reuse do not flatter the figure.
-    let half = o.sockets / 2;
-    let connect_all = |count: usize, offset: usize| {
-        let addr = server.addr.clone();
-        let cookies: Vec<String> = (0..count)
-            .map(|i| cookies[(offset + i) % cookies.len()].clone())
-            .collect();
-        async move {
-            let mut opened = Vec::with_capacity(count);
-            let mut batch = futures::stream::FuturesUnordered::new();
-            for cookie in &cookies {
-                batch.push(connect(&addr, cookie));
-                if batch.len() >= 200 {
-                    opened.push(batch.next().await.unwrap());
-                }
-            }
-            while let Some(ws) = batch.next().await {
-                opened.push(ws);
-            }
-            opened
-        }
-    };
-    let mut idle = Vec::with_capacity(o.sockets);
-    let cpu_before = server.cpu();
-    idle.extend(connect_all(half, 0).await);
-    let first_cpu = server.cpu() - cpu_before;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_half = server.rss_kib();
-    let cpu_before = server.cpu();
-    idle.extend(connect_all(o.sockets - half, half).await);
-    let connect_cpu = first_cpu + server.cpu() - cpu_before;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let rss_idle = server.rss_kib();
-    // Keep reading so pings get their pongs.
-    for mut ws in idle {
-        tokio::spawn(async move { while let Some(Ok(_)) = ws.next().await {} });
+/// Idle sockets opened in parts, and what opening them cost. Memory is reported for the
+/// second half of the parts, so heap freed earlier (argon2 uses 19 MiB per hash) and reuse
+/// do not flatter the figure.
+#[derive(Default)]
+struct Opened {
+    /// Server CPU seconds the connects took.
+    cpu: f64,
+    /// Resident memory (KiB) a second after each part, and how many sockets each opened.
+    rss: Vec<f64>,
+    counts: Vec<usize>,
+}
+
+impl Opened {
+    /// Has `holder` open `count` more sockets on `server` (cycling over its cookies from
+    /// `offset`), and reads the server's memory a second later.
+    async fn part(&mut self, server: &Server, holder: &mut Holder, count: usize, offset: usize) {
+        let (cpu_before, started) = (server.cpu(), Instant::now());
+        holder.open(count, offset).await;
+        let cpu = server.cpu() - cpu_before;
+        eprintln!(
+            "{}: {count} connects in {:.2} s, {:.2} ms of CPU per 1 000",
+            server.name,
+            started.elapsed().as_secs_f64(),
+            cpu * 1e6 / count as f64
+        );
+        self.cpu += cpu;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        self.rss.push(server.rss_kib());
+        self.counts.push(count);
     }
+
+    /// KiB per socket over the second half of the parts.
+    fn kib_per_socket(&self) -> f64 {
+        let half = self.rss.len() / 2;
+        let sockets: usize = self.counts[half..].iter().sum();
+        (self.rss[self.rss.len() - 1] - self.rss[half - 1]) / sockets as f64
+    }
+}
+
+/// How many parts each server's idle sockets are opened in ([`open_both`]).
+const PARTS: usize = 10;
+
+/// Opens `o.sockets` idle sockets on each server in [`PARTS`] parts, alternating floor,
+/// Parlor, Parlor, floor, floor, Parlor, …; each server's from a holder process of its own
+/// ([`holder`]), which keeps them open and read.
+///
+/// What a connect costs moves with the machine: more after the other server's load phases
+/// (measured one after the other, Parlor's connects after the floor's 10-second phases cost
+/// up to a third more than after 2-second ones), and far more once fresh memory has to come
+/// from the host (on this VM, a first touch of a page the guest gave back, free page
+/// reporting: the kernel's `clear_page` then took a fifth of Parlor's connect CPU). Short
+/// alternating parts, before any load, give both servers the same machine: a change of
+/// regime falls on both.
+async fn open_both(
+    floor: &Server,
+    parlor: &Server,
+    cookies: &[String],
+    o: &Options,
+) -> ((Opened, Holder), (Opened, Holder)) {
+    let mut floor_holder = Holder::start(&floor.addr, &[String::new()]).await;
+    let mut parlor_holder = Holder::start(&parlor.addr, cookies).await;
+    // The sockets of part `n` of a server: offset and count.
+    let part = |n: usize| {
+        let offset = o.sockets * n / PARTS;
+        (offset, o.sockets * (n + 1) / PARTS - offset)
+    };
+    let (mut f, mut p) = (Opened::default(), Opened::default());
+    for turn in 0..2 * PARTS {
+        // f P P f f P P f …
+        if matches!(turn % 4, 0 | 3) {
+            let (offset, count) = part(f.counts.len());
+            f.part(floor, &mut floor_holder, count, offset).await;
+        } else {
+            let (offset, count) = part(p.counts.len());
+            p.part(parlor, &mut parlor_holder, count, offset).await;
+        }
+    }
+    ((f, floor_holder), (p, parlor_holder))
+}
+
+/// With `opened`'s idle sockets held: CPU while they idle, then ping → pong round trips at
+/// the target rate over `2 × pairs` more sockets. `cookies` are cycled over (empty for the
+/// floor).
+async fn measure_channel(
+    server: &Server,
+    cookies: &[String],
+    o: &Options,
+    opened: Opened,
+) -> Channel {
+    let (connect_cpu, kib_per_idle) = (opened.cpu, opened.kib_per_socket());
     let cpu_before = server.cpu();
     tokio::time::sleep(Duration::from_secs(10)).await;
     let idle_cpu_percent = (server.cpu() - cpu_before) * 10.0;
@@ -450,7 +504,7 @@ async fn measure_channel(server: &Server, cookies: &[String], o: &Options) -> Ch
     rtts.sort_by(f64::total_cmp);
     Channel {
         connect_ms_per_1000: connect_cpu * 1000.0 / (o.sockets as f64 / 1000.0),
-        kib_per_idle: (rss_idle - rss_half) / (o.sockets - half) as f64,
+        kib_per_idle,
         idle_cpu_percent,
         rtt_p50_us: percentile(&rtts, 0.5),
         rtt_p99_us: percentile(&rtts, 0.99),
@@ -479,13 +533,9 @@ async fn run(o: Options) {
         return;
     }
 
-    // The floor first, alone on the machine.
-    let floor = {
-        let server = Server::floor();
-        wait_ready(&http, &server, false).await;
-        measure_channel(&server, &[String::new()], &o).await
-    };
-
+    // Both servers up, and Parlor's people signed up, before anything is measured.
+    let floor_server = Server::floor();
+    wait_ready(&http, &floor_server, false).await;
     let server = Server::start(&o.server);
     wait_ready(&http, &server, true).await;
     let base = format!("http://{}", server.addr);
@@ -511,7 +561,13 @@ async fn run(o: Options) {
         .iter()
         .map(|u| u.cookie.clone())
         .collect();
-    let parlor = measure_channel(&server, &cookies, &o).await;
+    let ((floor_opened, floor_holder), (parlor_opened, _parlor_holder)) =
+        open_both(&floor_server, &server, &cookies, &o).await;
+    // Then the floor's idle and load phases (Parlor's idle sockets stay open meanwhile, each
+    // pinged every 25 s), the floor goes, and Parlor's phases.
+    let floor = measure_channel(&floor_server, &[String::new()], &o, floor_opened).await;
+    drop((floor_server, floor_holder));
+    let parlor = measure_channel(&server, &cookies, &o, parlor_opened).await;
     println!("{:<52} {:>12} {:>12} {:>7}", "", "Parlor", "floor", "ratio");
     let row = |name: &str, ours: f64, floor: f64, unit: &str| {
         println!(
