@@ -84,8 +84,9 @@ fn make_certificates(dir: &Path) {
     ]);
 }
 
-#[tokio::test]
-async fn the_server_speaks_https_with_the_configured_certificate() {
+/// The app served over HTTPS with a certificate made in the returned directory (its
+/// `ca.pem` is the authority to trust).
+async fn https_app() -> (tempfile::TempDir, TestApp) {
     let certs = tempfile::tempdir().unwrap();
     make_certificates(certs.path());
     let files = TlsFiles {
@@ -97,6 +98,12 @@ async fn the_server_speaks_https_with_the_configured_certificate() {
         c.public_url = "https://127.0.0.1".into();
     })
     .await;
+    (certs, app)
+}
+
+#[tokio::test]
+async fn the_server_speaks_https_with_the_configured_certificate() {
+    let (certs, app) = https_app().await;
     let ca = reqwest::Certificate::from_pem(&std::fs::read(certs.path().join("ca.pem")).unwrap())
         .unwrap();
     let client = reqwest::Client::builder()
@@ -200,17 +207,7 @@ async fn a_client_offering_http2_first_as_browsers_do_gets_http1_and_an_answer()
         TlsConnector,
     };
 
-    let certs = tempfile::tempdir().unwrap();
-    make_certificates(certs.path());
-    let files = TlsFiles {
-        cert: certs.path().join("cert.pem"),
-        key: certs.path().join("key.pem"),
-    };
-    let app = TestApp::spawn_with(move |c| {
-        c.tls = Some(files);
-        c.public_url = "https://127.0.0.1".into();
-    })
-    .await;
+    let (certs, app) = https_app().await;
     let mut roots = RootCertStore::empty();
     roots
         .add(CertificateDer::from_pem_file(certs.path().join("ca.pem")).unwrap())
