@@ -29,6 +29,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use futures::{SinkExt, StreamExt};
+use tracing::Instrument;
 
 /// How long one write may take before the client counts as gone.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -72,15 +73,19 @@ pub async fn upgrade(
             }
         }
     };
+    // axum's upgrade task keeps room for this closure as long as the socket lives (and a
+    // future for what it captured): one pointer, not the principal, address and state.
+    let owned = Box::new((principal, address, state, slot, shared));
     small_frames(ws, MAX_FRAME_BYTES).on_upgrade(move |socket| {
-        // Split before the session's future exists: a future keeps room for its
-        // arguments all its life, and the socket itself is a kilobyte (it moves to the
-        // halves' shared allocation).
+        let (principal, address, state, slot, shared) = *owned;
+        // Split before the session's future exists: the socket itself is a kilobyte (it
+        // moves to the halves' shared allocation).
         let (sink, stream) = socket.split();
-        async move {
-            run(sink, stream, principal, address, state).await;
-            drop((slot, shared));
-        }
+        // Mapped, not awaited in an async block, which would keep room for the session's
+        // future twice.
+        futures::FutureExt::map(run(sink, stream, principal, address, state), move |()| {
+            drop((slot, shared))
+        })
     })
 }
 
@@ -118,21 +123,25 @@ enum End {
     Close(u16, &'static str),
 }
 
-#[tracing::instrument(name = "socket", skip_all, fields(who = ?principal.id()))]
-async fn run(
+/// Opens the session (registered, counted, its welcome queued) and returns what serves it
+/// until it ends. The setup is not part of the returned future: an async fn keeps
+/// room for its arguments all its life, after they have moved on.
+fn run(
     sink: futures::stream::SplitSink<WebSocket, Message>,
     stream: futures::stream::SplitStream<WebSocket>,
     principal: Principal,
     address: String,
     state: AppState,
-) {
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let span = tracing::info_span!("socket", who = ?principal.id());
+    let setup = span.enter();
     let who = principal.id();
     let (token_version, session_id) = principal
         .user()
         .map_or((0, ""), |u| (u.token_version, u.session_id.as_str()));
     let registration = state.hub.register(who, token_version, session_id);
-    // Off the gauge when this function ends, however it ends.
-    let _open = state.metrics.socket_opened(match who {
+    // Off the gauge when the session ends, however it ends.
+    let open = state.metrics.socket_opened(match who {
         app::server::auth::PrincipalId::User(_) => "member",
         app::server::auth::PrincipalId::Guest(_) => "guest",
     });
@@ -153,73 +162,82 @@ async fn run(
         // TURN credentials come with each call, for its two parties only.
         ice_servers: state.ice_servers.configured.clone(),
     });
-    if registration.first && state.presence.local_change(who, true) {
-        Box::pin(session.announce_online()).await;
-    }
-
-    let mut writer = tokio::spawn(write(
-        sink,
-        registration.queue,
-        state.heartbeat,
-        state.metrics.clone(),
-    ));
     // A user's socket lives no longer than its session.
-    let expiry = session_expiry(session.principal.user());
-    // A session ended (sign out, sign out everywhere) between the upgrade and the moment this
-    // socket could be reached was not closed by it: check once more now.
-    let revoked = match session.principal.user() {
-        Some(user) => !still_valid(&state, user).await,
-        None => false,
-    };
-    let end = tokio::select! {
-        end = async {
-            if revoked {
-                return End::Close(close::SESSION_ENDED, "session_ended");
-            }
-            read(stream, &session, &state).await
-        } => end,
-        () = expiry => End::Close(close::SESSION_ENDED, "session_expired"),
-        _ = &mut writer => End::Gone("write_failed"),
-        () = registration.close.notified() => if state.hub.shutting_down() {
-            End::Close(close::GOING_AWAY, "server_stopping")
-        } else {
-            End::Close(close::SESSION_ENDED, "session_ended")
-        },
-    };
-    state.metrics.socket_closed(match end {
-        End::Gone(reason) | End::Close(_, reason) => reason,
-    });
-    if let End::Close(code, reason) = end {
-        tracing::debug!(conn_id, code, reason, "closing socket");
-        // The writer sends the close frame after what is already queued, then stops.
-        if session
-            .reply
-            .try_send(Outbound::Close(code, reason))
-            .is_ok()
-        {
-            let _ = tokio::time::timeout(Duration::from_secs(2), &mut writer).await;
+    let expires = session_deadline(session.principal.user());
+    let (first, socket, closing, queue) = (
+        registration.first,
+        registration.socket,
+        registration.close,
+        registration.queue,
+    );
+    drop(setup);
+    async move {
+        let _open = open;
+        // Friends hear of a first socket before it gets its welcome.
+        if first && state.presence.local_change(who, true) {
+            Box::pin(session.announce_online()).await;
         }
+        let mut writer = tokio::spawn(write(sink, queue, state.heartbeat, state.metrics.clone()));
+        // A session ended (sign out, sign out everywhere) between the upgrade and the moment
+        // this socket could be reached was not closed by it: check once more now.
+        let revoked = match session.principal.user() {
+            Some(user) => !still_valid(&state, user).await,
+            None => false,
+        };
+        let end = tokio::select! {
+            end = async {
+                if revoked {
+                    return End::Close(close::SESSION_ENDED, "session_ended");
+                }
+                read(stream, &session, &state).await
+            } => end,
+            () = until(expires) => End::Close(close::SESSION_ENDED, "session_expired"),
+            _ = &mut writer => End::Gone("write_failed"),
+            () = closing.notified() => if state.hub.shutting_down() {
+                End::Close(close::GOING_AWAY, "server_stopping")
+            } else {
+                End::Close(close::SESSION_ENDED, "session_ended")
+            },
+        };
+        state.metrics.socket_closed(match end {
+            End::Gone(reason) | End::Close(_, reason) => reason,
+        });
+        if let End::Close(code, reason) = end {
+            tracing::debug!(conn_id, code, reason, "closing socket");
+            // The writer sends the close frame after what is already queued, then stops.
+            if session
+                .reply
+                .try_send(Outbound::Close(code, reason))
+                .is_ok()
+            {
+                let _ = tokio::time::timeout(Duration::from_secs(2), &mut writer).await;
+            }
+        }
+        writer.abort();
+        let last = state.hub.unregister(who, socket);
+        Box::pin(session.closed()).await;
+        if last && state.presence.local_change(who, false) {
+            Box::pin(session.announce_offline()).await;
+        }
+        tracing::debug!(conn_id, "socket closed");
     }
-    writer.abort();
-    let last = state.hub.unregister(who, registration.socket);
-    Box::pin(session.closed()).await;
-    if last && state.presence.local_change(who, false) {
-        Box::pin(session.announce_offline()).await;
-    }
-    tracing::debug!(conn_id, "socket closed");
+    .instrument(span)
 }
 
-/// Sleeps until the user's session token expires (forever for guests).
-fn session_expiry(user: Option<&SessionUser>) -> impl std::future::Future<Output = ()> {
-    let left = user.map(|u| {
+/// When the user's session token expires (never for guests).
+fn session_deadline(user: Option<&SessionUser>) -> Option<Instant> {
+    user.map(|u| {
         let now = app::server::auth::session::now_secs();
-        Duration::from_secs(u.expires_at.saturating_sub(now))
-    });
-    async move {
-        match left {
-            Some(left) => tokio::time::sleep(left).await,
-            None => std::future::pending().await,
-        }
+        Instant::now() + Duration::from_secs(u.expires_at.saturating_sub(now))
+    })
+}
+
+/// Sleeps until `deadline`, or forever without one. (Made where it is awaited, so the
+/// session's future holds one timer, not a moved-from copy too.)
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 
