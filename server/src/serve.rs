@@ -37,7 +37,7 @@ pub async fn serve<L>(
         .header_read_timeout(header_timeout);
     // Told once, when shutting down; each connection holds a receiver, so the sender also
     // counts the connections still open.
-    let (stopping, stop) = watch::channel(false);
+    let (stopping, stop) = watch::channel(());
     let mut shutdown = pin!(shutdown);
     loop {
         let (io, address) = tokio::select! {
@@ -68,7 +68,7 @@ pub async fn serve<L>(
     }
     drop(listener);
     drop(stop);
-    let _ = stopping.send(true);
+    let _ = stopping.send(());
     stopping.closed().await;
 }
 
