@@ -19,11 +19,19 @@ use tower::ServiceExt;
 /// open without asking anything are closed).
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How much of a request head a connection reads before it gives up and answers 431
+/// (hyper checks between reads, so one read more may come in: at most about twice this).
+/// hyper's default, about 400 KB, would let each of thousands of connections hold that much
+/// of anyone's headers. Browsers' heads, cookies included, are a few KB; common proxies stop
+/// at 32 KiB too.
+pub const MAX_BUFFER_BYTES: usize = 32 * 1024;
+
 /// Serves `router` on `listener` until `shutdown` completes; then stops accepting, lets each
 /// connection finish the request it is serving (idle ones close at once) and returns when
 /// all have. Upgraded connections (sockets) are no longer the server's: their owners close
 /// them. A connection that has not sent a whole request head `header_timeout` after it
-/// opened (or after its last response) is closed.
+/// opened (or after its last response) is closed; one whose head is over
+/// [`MAX_BUFFER_BYTES`] is answered 431.
 pub async fn serve<L>(
     mut listener: L,
     router: Router,
@@ -34,7 +42,8 @@ pub async fn serve<L>(
 {
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
-        .header_read_timeout(header_timeout);
+        .header_read_timeout(header_timeout)
+        .max_buf_size(MAX_BUFFER_BYTES);
     // Told once, when shutting down; each connection holds a receiver, so the sender also
     // counts the connections still open.
     let (stopping, stop) = watch::channel(());
@@ -213,5 +222,49 @@ mod tests {
         assert!(read_until(&mut prompt, &me)
             .await
             .starts_with("HTTP/1.1 200"));
+    }
+
+    #[tokio::test]
+    async fn a_request_head_over_the_limit_is_refused_and_a_browser_sized_one_served() {
+        let (addr, _, _stop, _server) = start(HEADER_READ_TIMEOUT).await;
+        // A cookie of 100 KB: hyper's default buffer would take it.
+        let mut flood = TcpStream::connect(addr).await.unwrap();
+        let cookie = "a".repeat(100 * 1024);
+        let head = format!("GET /peer HTTP/1.1\r\nHost: parlor\r\nCookie: x={cookie}\r\n\r\n");
+        // The server may close before it has read everything: a failed write is fine.
+        let _ = flood.write_all(head.as_bytes()).await;
+        let mut answer = Vec::new();
+        let mut buf = [0u8; 4096];
+        loop {
+            let Ok(read) = tokio::time::timeout(Duration::from_secs(5), flood.read(&mut buf)).await
+            else {
+                panic!(
+                    "the server refuses and closes, not serves: {}",
+                    String::from_utf8_lossy(&answer)
+                );
+            };
+            match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buf[..n]),
+            }
+        }
+        // Closing with part of the head unread may reset the connection before the answer
+        // is read: then there is none to check.
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.is_empty() || answer.starts_with("HTTP/1.1 431"),
+            "{answer}"
+        );
+        // 16 KB of cookies, more than browsers send, is served as usual.
+        let mut fine = TcpStream::connect(addr).await.unwrap();
+        let me = fine.local_addr().unwrap().to_string();
+        let cookie = "b".repeat(16 * 1024);
+        fine.write_all(
+            format!("GET /peer HTTP/1.1\r\nHost: parlor\r\nCookie: y={cookie}\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+        let response = read_until(&mut fine, &me).await;
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     }
 }

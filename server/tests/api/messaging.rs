@@ -804,3 +804,105 @@ async fn catching_up_by_id_misses_nothing_while_two_instances_store_at_once() {
         "messages missed by catching up"
     );
 }
+
+/// Many messages at once are stored in few statements (a batch is one insert); the answers
+/// stay each message's own, on both engines: a resend of the same client id in the same
+/// burst is stored once and answered as a resend, a message from a blocked pair or to a
+/// conversation not the sender's is refused, an id already used elsewhere is named so, and
+/// every other message is stored once with the right peer.
+#[tokio::test]
+async fn a_burst_keeps_every_answer_its_own_with_resends_and_refusals_among_it() {
+    use app::server::db::writer::{Post, PostError, Posted};
+
+    let app = TestApp::spawn().await;
+    let db = &app.state.db;
+    let mut ids = Vec::new();
+    for name in ["ann", "bob", "cat", "dan"] {
+        let user = db
+            .create_user(&format!("{name}@example.com"), false, name, None)
+            .await
+            .unwrap();
+        ids.push(user.id);
+    }
+    let (ann, bob, cat, dan) = (ids[0], ids[1], ids[2], ids[3]);
+    db.send_friend_request(ann, bob).await.unwrap();
+    let talking = db.accept_friend_request(bob, ann).await.unwrap();
+    db.send_friend_request(dan, ann).await.unwrap();
+    let elsewhere = db.accept_friend_request(ann, dan).await.unwrap();
+    db.send_friend_request(cat, ann).await.unwrap();
+    let blocked = db.accept_friend_request(ann, cat).await.unwrap();
+    db.block(ann, cat).await.unwrap();
+
+    let post = |conversation, sender, client_id: &str| Post {
+        conversation,
+        sender,
+        client_id: client_id.into(),
+        body: format!("text of {client_id}"),
+    };
+    // "used" goes first on its own, to be reused in a conversation it is not from.
+    db.post_message(post(talking, ann, "used")).await.unwrap();
+    let mut posts: Vec<Post> = (0..400)
+        .map(|n| {
+            post(
+                talking,
+                if n % 2 == 0 { ann } else { bob },
+                &format!("m{n}"),
+            )
+        })
+        .collect();
+    for n in (0..400).step_by(40) {
+        // A resend of one of them, in the middle of the burst.
+        posts.insert(
+            n + 5,
+            post(
+                talking,
+                if n % 2 == 0 { ann } else { bob },
+                &format!("m{n}"),
+            ),
+        );
+    }
+    posts.insert(100, post(blocked, cat, "from-blocked"));
+    posts.insert(200, post(blocked, bob, "not-a-member"));
+    posts.insert(300, post(elsewhere, ann, "used"));
+    let answers =
+        futures::future::join_all(posts.iter().cloned().map(|p| db.post_message(p))).await;
+
+    let mut stored = std::collections::HashMap::new();
+    let mut resent = 0;
+    for (post, answer) in posts.iter().zip(&answers) {
+        match (post.client_id.as_str(), answer) {
+            ("from-blocked", Err(PostError::NotAllowed(_)))
+            | ("not-a-member", Err(PostError::NotFound))
+            | ("used", Err(PostError::ClientIdReused)) => {}
+            (id, Ok(Posted::New { message, peer })) if id.starts_with('m') => {
+                assert_eq!(
+                    (&message.client_id, &message.body),
+                    (&post.client_id, &post.body)
+                );
+                assert_eq!(message.sender_id, post.sender);
+                assert_eq!(*peer, if post.sender == ann { bob } else { ann });
+                assert!(
+                    stored.insert(id.to_string(), message.id).is_none(),
+                    "{id} stored twice"
+                );
+            }
+            (id, Ok(Posted::Again(message))) => {
+                resent += 1;
+                assert_eq!(message.client_id, id);
+            }
+            (id, other) => panic!("{id}: {other:?}"),
+        }
+    }
+    assert_eq!((stored.len(), resent), (400, 10));
+    // Each resend was answered with the message stored for the first.
+    for (post, answer) in posts.iter().zip(&answers) {
+        if let Ok(Posted::Again(message)) = answer {
+            assert_eq!(Some(&message.id), stored.get(&post.client_id));
+        }
+    }
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
+        .fetch_one(&db.pool_for_tests())
+        .await
+        .unwrap();
+    assert_eq!(count, 401);
+}

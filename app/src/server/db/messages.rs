@@ -27,8 +27,8 @@ pub struct PostingRights {
 pub(super) struct MessageRow {
     id: i64,
     pub(super) conversation_id: i64,
-    sender_id: i64,
-    client_id: String,
+    pub(super) sender_id: i64,
+    pub(super) client_id: String,
     body: String,
     created_at: String,
     call_outcome: Option<String>,

@@ -5,8 +5,8 @@
 //! a quiet one writes each message at once (no waiting to fill a batch). Each message's
 //! posting rights are checked in the same transaction as its insert, so a block or unfriend
 //! cannot slip in between. A sender hears back only after the commit: the durability is that
-//! of one write per message. The writer keeps its connection between batches, and on SQLite a
-//! lone message is one statement (its own transaction): few round trips to the database.
+//! of one write per message. The writer keeps its connection between batches, and a batch is
+//! one insert statement (on SQLite its own transaction): few round trips to the database.
 
 use std::time::{Duration, Instant};
 
@@ -207,47 +207,140 @@ impl Held {
     }
 }
 
-/// One transaction for the whole batch; a database failure fails all of it (nothing is half
-/// stored, and every sender is told).
+/// The whole batch as one insert statement: each message whose sender may post it is stored,
+/// all or none (a database failure fails all of it: nothing is half stored, and every sender
+/// is told). On SQLite that statement is a transaction of its own, taking the write lock
+/// before it reads; on PostgreSQL it runs in a transaction that first takes its turn (see
+/// `Db::immediate`). Either way a batch costs one round trip to the database, not one per
+/// message and two more for `BEGIN` and `COMMIT`. The few messages it did not store (resends,
+/// refusals) are then looked at one by one in a transaction, so that why is read in the same
+/// one as the refusal.
 async fn write(
     conn: &mut AnyConnection,
     engine: Engine,
     batch: &[Job],
     members: &mut Members,
 ) -> Result<Vec<Result<Posted, PostError>>, DbError> {
-    // On SQLite one statement is a transaction of its own, taking the write lock before it
-    // reads: a lone message that is stored needs no BEGIN and COMMIT (two round trips to the
-    // database's thread). One that is not is tried again in a transaction, so that why is read
-    // in the same one as the refusal.
-    if let ([job], Engine::Sqlite) = (batch, engine) {
-        if let Some(posted) = insert(conn, &job.post, members).await? {
-            return Ok(vec![Ok(posted)]);
+    let mut answers: Vec<Option<Result<Posted, PostError>>> = vec![None; batch.len()];
+    match engine {
+        Engine::Sqlite => {
+            store(&mut *conn, batch, &mut answers, members).await?;
+            if answers.iter().any(Option::is_none) {
+                let mut tx = begin_immediate_on(conn, engine).await?;
+                rest(&mut tx, batch, &mut answers, members).await?;
+                tx.commit().await?;
+            }
+        }
+        Engine::Postgres => {
+            let mut tx = begin_immediate_on(conn, engine).await?;
+            store(&mut tx, batch, &mut answers, members).await?;
+            rest(&mut tx, batch, &mut answers, members).await?;
+            tx.commit().await?;
         }
     }
-    // Take the write lock first, instead of failing to upgrade a read later (SQLite); hand
-    // out message ids in commit order (PostgreSQL): see `Db::immediate`.
-    let mut tx = begin_immediate_on(conn, engine).await?;
-    let mut answers = Vec::with_capacity(batch.len());
-    for job in batch {
-        answers.push(post_one(&mut tx, &job.post, members).await?);
-    }
-    tx.commit().await?;
-    Ok(answers)
+    Ok(answers
+        .into_iter()
+        .map(|answer| answer.unwrap_or(Err(PostError::Unavailable)))
+        .collect())
 }
 
-/// The insert, only where the sender may post: a member, friends with the other, no block
-/// either way (the same rules as [`posting_rights`], which says why when nothing is stored).
-/// Conversations and friendships both store their pair smaller id first.
-const INSERT_IF_ALLOWED: &str =
-    "INSERT INTO messages (conversation_id, sender_id, client_id, body) \
-     SELECT $1, $2, $3, $4 FROM conversations c \
-     WHERE c.id = $1 AND (c.user_a = $2 OR c.user_b = $2) \
-       AND EXISTS (SELECT 1 FROM friendships f \
-                   WHERE f.user_a = c.user_a AND f.user_b = c.user_b) \
-       AND NOT EXISTS (SELECT 1 FROM blocks b \
-                       WHERE (b.blocker = c.user_a AND b.blocked = c.user_b) \
-                          OR (b.blocker = c.user_b AND b.blocked = c.user_a)) \
-     ON CONFLICT (sender_id, client_id) DO NOTHING RETURNING ";
+/// Stores what of the batch may be stored, in one statement, and answers those messages:
+/// each stored row goes to the first message of the batch it is (a resend of the same client
+/// id in the same batch is left for [`rest`], which finds it stored).
+async fn store(
+    conn: &mut AnyConnection,
+    batch: &[Job],
+    answers: &mut [Option<Result<Posted, PostError>>],
+    members: &mut Members,
+) -> Result<(), DbError> {
+    for row in insert_all(&mut *conn, batch.iter().map(|job| &job.post)).await? {
+        let Some(at) = batch.iter().zip(answers.iter()).position(|(job, answer)| {
+            answer.is_none()
+                && job.post.sender == row.sender_id
+                && job.post.conversation == row.conversation_id
+                && job.post.client_id == row.client_id
+        }) else {
+            continue;
+        };
+        let peer = members
+            .peer(conn, row.conversation_id, row.sender_id)
+            .await?;
+        answers[at] = Some(Ok(Posted::New {
+            message: row.into(),
+            peer,
+        }));
+    }
+    Ok(())
+}
+
+/// Answers the messages the batch's statement did not store, one by one (inside `tx`).
+async fn rest(
+    tx: &mut AnyConnection,
+    batch: &[Job],
+    answers: &mut [Option<Result<Posted, PostError>>],
+    members: &mut Members,
+) -> Result<(), DbError> {
+    for (job, answer) in batch.iter().zip(answers.iter_mut()) {
+        if answer.is_none() {
+            *answer = Some(post_one(tx, &job.post, members).await?);
+        }
+    }
+    Ok(())
+}
+
+/// Stores each of `posts` whose sender may post it, in one statement: a member of the
+/// conversation, friends with the other, no block either way (the same rules as
+/// [`posting_rights`], which says why when nothing is stored). Returns the stored rows, in no
+/// given order.
+async fn insert_all<'p>(
+    conn: &mut AnyConnection,
+    posts: impl ExactSizeIterator<Item = &'p Post>,
+) -> Result<Vec<MessageRow>, DbError> {
+    let statement = insert_statement(posts.len());
+    let mut query = sqlx::query_as(&statement);
+    for post in posts {
+        query = query
+            .bind(post.conversation)
+            .bind(post.sender)
+            .bind(&post.client_id)
+            .bind(&post.body);
+    }
+    // All rows, not the first: the statement runs to its end, and on its own (on SQLite) that
+    // end is its commit, whose failure must be seen.
+    query.fetch_all(conn).await
+}
+
+/// The statement [`insert_all`] runs for `n` messages. Conversations and friendships both
+/// store their pair smaller id first. (The casts tell PostgreSQL the values' types.)
+fn insert_statement(n: usize) -> String {
+    use std::fmt::Write;
+    let mut values = String::with_capacity(n * 96);
+    for i in 0..n {
+        let p = 4 * i;
+        let _ = write!(
+            values,
+            "{}(CAST(${} AS BIGINT), CAST(${} AS BIGINT), CAST(${} AS TEXT), CAST(${} AS TEXT))",
+            if i == 0 { "" } else { ", " },
+            p + 1,
+            p + 2,
+            p + 3,
+            p + 4
+        );
+    }
+    format!(
+        "WITH v (conversation_id, sender_id, client_id, body) AS (VALUES {values}) \
+         INSERT INTO messages (conversation_id, sender_id, client_id, body) \
+         SELECT v.conversation_id, v.sender_id, v.client_id, v.body \
+         FROM v JOIN conversations c ON c.id = v.conversation_id \
+         WHERE (c.user_a = v.sender_id OR c.user_b = v.sender_id) \
+           AND EXISTS (SELECT 1 FROM friendships f \
+                       WHERE f.user_a = c.user_a AND f.user_b = c.user_b) \
+           AND NOT EXISTS (SELECT 1 FROM blocks b \
+                           WHERE (b.blocker = c.user_a AND b.blocked = c.user_b) \
+                              OR (b.blocker = c.user_b AND b.blocked = c.user_a)) \
+         ON CONFLICT (sender_id, client_id) DO NOTHING RETURNING {MESSAGE_COLUMNS}"
+    )
+}
 
 /// Stores the message where the sender may post: `None` when it was not stored.
 async fn insert(
@@ -255,16 +348,7 @@ async fn insert(
     post: &Post,
     members: &mut Members,
 ) -> Result<Option<Posted>, DbError> {
-    // All rows, not the first: the statement runs to its end, and on its own (on SQLite) that
-    // end is its commit, whose failure must be seen.
-    let inserted: Vec<MessageRow> = sqlx::query_as(insert_statement())
-        .bind(post.conversation)
-        .bind(post.sender)
-        .bind(&post.client_id)
-        .bind(&post.body)
-        .fetch_all(&mut *conn)
-        .await?;
-    let Some(row) = inserted.into_iter().next() else {
+    let Some(row) = insert_all(&mut *conn, std::iter::once(post)).await?.pop() else {
         return Ok(None);
     };
     let peer = members.peer(conn, post.conversation, post.sender).await?;
@@ -272,12 +356,6 @@ async fn insert(
         message: row.into(),
         peer,
     }))
-}
-
-/// [`INSERT_IF_ALLOWED`] returning the stored row.
-fn insert_statement() -> &'static str {
-    static STATEMENT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    STATEMENT.get_or_init(|| format!("{INSERT_IF_ALLOWED}{MESSAGE_COLUMNS}"))
 }
 
 async fn post_one(
