@@ -41,22 +41,14 @@ async fn check_session(state: &AppState, token: &str) -> Checked {
     let Some(id) = claims.user_id() else {
         return Checked::Invalid;
     };
-    let user = match state.db.session_user(id).await {
-        Ok(Some(user)) if user.token_version == claims.ver => user,
+    let user = match state.db.session_check(id, &claims.sid).await {
+        Ok(Some((user, false))) if user.token_version == claims.ver => user,
         Ok(_) => return Checked::Invalid,
         Err(error) => {
             tracing::warn!(%error, "session check: database unavailable");
             return Checked::Unavailable;
         }
     };
-    match state.db.session_revoked(&claims.sid).await {
-        Ok(false) => {}
-        Ok(true) => return Checked::Invalid,
-        Err(error) => {
-            tracing::warn!(%error, "session check: database unavailable");
-            return Checked::Unavailable;
-        }
-    }
     let renewed = sessions
         .needs_renewal(&claims)
         .then(|| sessions.renew(&claims, user.token_version))

@@ -619,6 +619,59 @@ async fn signing_out_ends_that_session_on_the_server_and_closes_its_sockets_only
     );
 }
 
+/// After a restart nothing is cached: the first check of each session reads the user and
+/// whether that session was ended in one query. An ended session stays ended, a live one
+/// works (on pages, server functions and sockets), and so do each person's own sessions only.
+#[tokio::test]
+async fn after_a_restart_ended_sessions_stay_ended_and_live_ones_work() {
+    let app = TestApp::spawn().await;
+    let ann = app.person("Ann").await;
+    let bob = app.person("Bob").await;
+    let response = app
+        .client
+        .post(app.url("/api/auth/sign_in"))
+        .form(&[("email", "ann@example.com"), ("password", PASSWORD)])
+        .send()
+        .await
+        .unwrap();
+    let laptop = crate::people::Person {
+        cookie: crate::people::set_cookie(&response, "parlor_session").unwrap(),
+        ..crate::people::Person {
+            id: ann.id,
+            name: ann.name.clone(),
+            cookie: String::new(),
+        }
+    };
+    assert!(ok(&app.call_as(&ann, "/api/auth/sign_out", &[]).await));
+
+    let app = app.restart().await;
+    // The ended session first: its user is not cached either.
+    assert_eq!(
+        app.ok_as(&ann, "/api/auth/session", &[]).await["user"],
+        Value::Null
+    );
+    assert!(app.try_socket(Some(&ann.cookie)).await.is_err());
+    assert_eq!(
+        app.call_as(&ann, "/api/friends/list", &[]).await.status(),
+        401
+    );
+    // Ann's other session, and Bob's, work.
+    assert_eq!(
+        app.ok_as(&laptop, "/api/auth/session", &[]).await["user"]["id"],
+        ann.id
+    );
+    assert!(app.try_socket(Some(&laptop.cookie)).await.is_ok());
+    assert_eq!(
+        app.ok_as(&bob, "/api/auth/session", &[]).await["user"]["id"],
+        bob.id
+    );
+    // And the ended one still does not, now that Ann is cached.
+    assert_eq!(
+        app.ok_as(&ann, "/api/auth/session", &[]).await["user"],
+        Value::Null
+    );
+}
+
 #[tokio::test]
 async fn a_socket_closes_when_its_session_expires() {
     use app::{protocol::close, server::auth::session::now_secs};

@@ -20,6 +20,15 @@ pub struct UserRow {
     pub google_linked: bool,
 }
 
+/// A user row and whether a session of theirs was ended (see [`Db::session_check`]).
+#[derive(FromRow)]
+struct SessionRow {
+    #[sqlx(flatten)]
+    user: UserRow,
+    #[sqlx(try_from = "Flag")]
+    revoked: bool,
+}
+
 /// What creating a user can run into besides database trouble.
 #[derive(Debug, thiserror::Error)]
 pub enum CreateUserError {
@@ -112,6 +121,40 @@ impl Db {
             self.live_sessions.put(key, (), read_after);
         }
         Ok(revoked)
+    }
+
+    /// The user and whether this session of theirs was ended, for a session check: both
+    /// reused for a few seconds (see [`super::cache`]), and read in one query when neither is
+    /// at hand (every user's first request after a restart). `None`: no such user.
+    pub async fn session_check(
+        &self,
+        id: i64,
+        session_id: &str,
+    ) -> Result<Option<(UserRow, bool)>, DbError> {
+        match (self.users.get(&id), self.live_sessions.get(session_id)) {
+            (Some(row), Some(())) => return Ok(Some((row, false))),
+            (Some(row), None) => return Ok(Some((row, self.session_revoked(session_id).await?))),
+            (None, Some(())) => return Ok(self.session_user(id).await?.map(|row| (row, false))),
+            (None, None) => {}
+        }
+        let (users_after, sessions_after) = (self.users.changes(), self.live_sessions.changes());
+        let Some(SessionRow { user, revoked }) = sqlx::query_as(&format!(
+            "SELECT {USER_COLUMNS}, EXISTS (SELECT 1 FROM revoked_sessions \
+             WHERE session_id = $2) AS revoked FROM users WHERE id = $1"
+        ))
+        .bind(id)
+        .bind(session_id)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        self.users.put(id, user.clone(), users_after);
+        if !revoked {
+            self.live_sessions
+                .put(session_id.to_string(), (), sessions_after);
+        }
+        Ok(Some((user, revoked)))
     }
 
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserRow>, DbError> {
