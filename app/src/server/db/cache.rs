@@ -3,7 +3,8 @@
 //! whether its session was ended; a [`ReadCache`] keeps that to one query per key per few
 //! seconds. Changes made through this instance drop the entry at once (and a read that began
 //! before a change is never cached after it); other instances sharing a database see changes
-//! within the time to live.
+//! within the time to live. [`Flights`] keeps it to one query when many ask at once (a
+//! person's tabs all reconnecting after a restart): the others wait for it.
 
 use std::{
     borrow::Borrow,
@@ -11,7 +12,7 @@ use std::{
     hash::Hash,
     sync::{
         atomic::{AtomicU64, Ordering},
-        Mutex,
+        Arc, Mutex,
     },
     time::{Duration, Instant},
 };
@@ -87,5 +88,127 @@ impl<K: Eq + Hash, V: Clone> ReadCache<K, V> {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(key);
+    }
+}
+
+/// Reads in flight, by key: while one caller reads a key, the others that want it wait for
+/// that read (and then look in the cache again) instead of reading it too.
+#[derive(Debug)]
+pub struct Flights<K> {
+    reading: Mutex<HashMap<K, Arc<tokio::sync::Notify>>>,
+}
+
+impl<K> Default for Flights<K> {
+    fn default() -> Self {
+        Self {
+            reading: Mutex::default(),
+        }
+    }
+}
+
+impl<K: Eq + Hash + Clone> Flights<K> {
+    /// `Some` when the caller is to read `key` (until the guard drops, others wait); `None`
+    /// once the read that was under way has ended (well or not, or was given up): look again.
+    pub async fn join(&self, key: &K) -> Option<Flight<'_, K>> {
+        let notify = {
+            let mut reading = self.reading.lock().unwrap_or_else(|e| e.into_inner());
+            match reading.get(key) {
+                Some(notify) => notify.clone(),
+                None => {
+                    reading.insert(key.clone(), Arc::default());
+                    return Some(Flight {
+                        flights: self,
+                        key: key.clone(),
+                    });
+                }
+            }
+        };
+        // Made before looking again whether that read is still under way: if it is, its end
+        // (`notify_waiters`, which reaches every future made before it) cannot be missed.
+        let ended = notify.notified();
+        if self.is_reading(key, &notify) {
+            ended.await;
+        }
+        None
+    }
+
+    /// Whether `notify` is still that of a read of `key` under way.
+    fn is_reading(&self, key: &K, notify: &Arc<tokio::sync::Notify>) -> bool {
+        let reading = self.reading.lock().unwrap_or_else(|e| e.into_inner());
+        reading.get(key).is_some_and(|n| Arc::ptr_eq(n, notify))
+    }
+}
+
+/// A read of one key under way; its end (the drop) lets those waiting for it go on.
+pub struct Flight<'a, K: Eq + Hash> {
+    flights: &'a Flights<K>,
+    key: K,
+}
+
+impl<K: Eq + Hash> Drop for Flight<'_, K> {
+    fn drop(&mut self) {
+        let mut reading = self
+            .flights
+            .reading
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some(notify) = reading.remove(&self.key) {
+            notify.notify_waiters();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_asking_at_once_make_one_read_and_all_get_its_value() {
+        let cache = Arc::new(ReadCache::<i64, String>::default());
+        let flights = Arc::new(Flights::<i64>::default());
+        let reads = Arc::new(AtomicU64::new(0));
+        let askers: Vec<_> = (0..50)
+            .map(|_| {
+                let (cache, flights, reads) = (cache.clone(), flights.clone(), reads.clone());
+                tokio::spawn(async move {
+                    loop {
+                        if let Some(value) = cache.get(&7) {
+                            return value;
+                        }
+                        let Some(_flight) = flights.join(&7).await else {
+                            continue;
+                        };
+                        let read_after = cache.changes();
+                        reads.fetch_add(1, Ordering::SeqCst);
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        cache.put(7, "seven".to_string(), read_after);
+                        return "seven".to_string();
+                    }
+                })
+            })
+            .collect();
+        for asker in askers {
+            assert_eq!(asker.await.unwrap(), "seven");
+        }
+        assert_eq!(reads.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn a_read_given_up_lets_the_next_asker_read() {
+        let flights = Flights::<i64>::default();
+        let first = flights.join(&7).await.expect("the first reads");
+        let waiting = flights.join(&7);
+        tokio::pin!(waiting);
+        // The second waits while the first reads ...
+        let waited = tokio::time::timeout(Duration::from_millis(50), waiting.as_mut()).await;
+        assert!(waited.is_err(), "went on while the read was under way");
+        // ... and goes on when it gives up (dropped, as when its request is cancelled),
+        drop(first);
+        assert!(waiting.await.is_none());
+        // after which the next to ask reads.
+        assert!(flights.join(&7).await.is_some());
+        // Other keys never wait.
+        let _seven = flights.join(&7).await.unwrap();
+        assert!(flights.join(&8).await.is_some());
     }
 }

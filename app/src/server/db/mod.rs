@@ -107,6 +107,8 @@ pub struct Db {
     pub(crate) users: std::sync::Arc<cache::ReadCache<i64, users::UserRow>>,
     /// Sessions recently found not revoked.
     pub(crate) live_sessions: std::sync::Arc<cache::ReadCache<String, ()>>,
+    /// Session checks reading the database, by user: one at a time per user.
+    pub(crate) session_reads: std::sync::Arc<cache::Flights<i64>>,
     /// Stores conversation messages in batches.
     pub(crate) writer: writer::MessageWriter,
 }
@@ -180,6 +182,7 @@ impl Db {
             engine,
             users: Default::default(),
             live_sessions: Default::default(),
+            session_reads: Default::default(),
         }
     }
 

@@ -124,19 +124,24 @@ impl Db {
     }
 
     /// The user and whether this session of theirs was ended, for a session check: both
-    /// reused for a few seconds (see [`super::cache`]), and read in one query when neither is
-    /// at hand (every user's first request after a restart). `None`: no such user.
+    /// reused for a few seconds (see [`super::cache`]), and otherwise read in one query, one
+    /// at a time per user (a person's tabs all asking at once after a restart make one
+    /// query; the others then find its answer cached). `None`: no such user.
     pub async fn session_check(
         &self,
         id: i64,
         session_id: &str,
     ) -> Result<Option<(UserRow, bool)>, DbError> {
-        match (self.users.get(&id), self.live_sessions.get(session_id)) {
-            (Some(row), Some(())) => return Ok(Some((row, false))),
-            (Some(row), None) => return Ok(Some((row, self.session_revoked(session_id).await?))),
-            (None, Some(())) => return Ok(self.session_user(id).await?.map(|row| (row, false))),
-            (None, None) => {}
-        }
+        let _reading = loop {
+            if let (Some(user), Some(())) =
+                (self.users.get(&id), self.live_sessions.get(session_id))
+            {
+                return Ok(Some((user, false)));
+            }
+            if let Some(flight) = self.session_reads.join(&id).await {
+                break flight;
+            }
+        };
         let (users_after, sessions_after) = (self.users.changes(), self.live_sessions.changes());
         let Some(SessionRow { user, revoked }) = sqlx::query_as(&format!(
             "SELECT {USER_COLUMNS}, EXISTS (SELECT 1 FROM revoked_sessions \
