@@ -78,10 +78,14 @@ pub fn App() -> impl IntoView {
     let unread = realtime::provide_realtime().unread;
 
     view! {
-        // Unread messages lead the title, so they show on the tab.
+        // Unread messages lead the title, so they show on the tab. The server renders none
+        // (the count comes over the socket) and must not read the signal: leptos_axum calls
+        // the formatter after the render, outside the request's reactive arena, where a read
+        // panics (it did, for about one HTTPS page in ten).
         <Title formatter=move |title: String| {
             let title = if title.is_empty() { "Parlor".to_string() } else { format!("{title} · Parlor") };
-            match unread.get() {
+            let unread = if cfg!(feature = "ssr") { 0 } else { unread.get() };
+            match unread {
                 0 => title,
                 n => format!("({n}) {title}"),
             }

@@ -242,3 +242,36 @@ async fn a_client_offering_http2_first_as_browsers_do_gets_http1_and_an_answer()
     let response = String::from_utf8_lossy(&response);
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
 }
+
+/// Pages over HTTPS render every time, many at once. The title's formatter read a signal
+/// after the render, outside the request's reactive arena, which panicked the connection's
+/// task for about one HTTPS page in ten (the browser saw an empty response).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pages_over_https_render_every_time_many_at_once() {
+    use futures::StreamExt;
+    let (certs, app) = https_app().await;
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(certs.path().join("ca.pem")).unwrap())
+        .unwrap();
+    // A new connection for each page, as many browsers opening the site.
+    let client = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .pool_max_idle_per_host(0)
+        .build()
+        .unwrap();
+    let url = format!("https://127.0.0.1:{}/signup", app.addr.port());
+    let pages = futures::stream::iter(0..200)
+        .map(|_| {
+            let (client, url) = (client.clone(), url.clone());
+            async move {
+                match client.get(&url).send().await {
+                    Ok(response) => response.status().as_u16(),
+                    Err(_) => 0,
+                }
+            }
+        })
+        .buffer_unordered(32)
+        .collect::<Vec<u16>>()
+        .await;
+    let failed = pages.iter().filter(|status| **status != 200).count();
+    assert_eq!(failed, 0, "{failed} of 200 pages failed");
+}
