@@ -569,12 +569,8 @@ async fn the_session_secret_persists_in_the_data_directory_across_restarts() {
     assert_eq!(app.me(&browser).await["display_name"], "Ann");
 }
 
-#[tokio::test]
-async fn signing_out_ends_that_session_on_the_server_and_closes_its_sockets_only() {
-    use app::protocol::{close, ClientMsg, ServerMsg};
-    let app = TestApp::spawn().await;
-    let ann = app.person("Ann").await;
-    // A second session of Ann's, on another device.
+/// A second session of Ann's (signed in with her password), as on another device.
+async fn second_session(app: &TestApp, ann: &crate::people::Person) -> crate::people::Person {
     let response = app
         .client
         .post(app.url("/api/auth/sign_in"))
@@ -582,14 +578,19 @@ async fn signing_out_ends_that_session_on_the_server_and_closes_its_sockets_only
         .send()
         .await
         .unwrap();
-    let laptop = crate::people::Person {
+    crate::people::Person {
         cookie: crate::people::set_cookie(&response, "parlor_session").unwrap(),
-        ..crate::people::Person {
-            id: ann.id,
-            name: ann.name.clone(),
-            cookie: String::new(),
-        }
-    };
+        id: ann.id,
+        name: ann.name.clone(),
+    }
+}
+
+#[tokio::test]
+async fn signing_out_ends_that_session_on_the_server_and_closes_its_sockets_only() {
+    use app::protocol::{close, ClientMsg, ServerMsg};
+    let app = TestApp::spawn().await;
+    let ann = app.person("Ann").await;
+    let laptop = second_session(&app, &ann).await;
     let mut phone_tab = app.socket(&ann).await;
     let mut laptop_tab = app.socket(&laptop).await;
 
@@ -627,21 +628,7 @@ async fn after_a_restart_ended_sessions_stay_ended_and_live_ones_work() {
     let app = TestApp::spawn().await;
     let ann = app.person("Ann").await;
     let bob = app.person("Bob").await;
-    let response = app
-        .client
-        .post(app.url("/api/auth/sign_in"))
-        .form(&[("email", "ann@example.com"), ("password", PASSWORD)])
-        .send()
-        .await
-        .unwrap();
-    let laptop = crate::people::Person {
-        cookie: crate::people::set_cookie(&response, "parlor_session").unwrap(),
-        ..crate::people::Person {
-            id: ann.id,
-            name: ann.name.clone(),
-            cookie: String::new(),
-        }
-    };
+    let laptop = second_session(&app, &ann).await;
     assert!(ok(&app.call_as(&ann, "/api/auth/sign_out", &[]).await));
 
     let app = app.restart().await;

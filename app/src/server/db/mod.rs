@@ -105,8 +105,8 @@ pub struct Db {
     pub(crate) engine: Engine,
     /// Users recently read for a session check (see [`cache`]).
     pub(crate) users: std::sync::Arc<cache::ReadCache<i64, users::UserRow>>,
-    /// Sessions recently found not revoked.
-    pub(crate) live_sessions: std::sync::Arc<cache::ReadCache<String, ()>>,
+    /// Whether sessions were ended, as recently read (an ended session stays ended).
+    pub(crate) sessions: std::sync::Arc<cache::ReadCache<String, bool>>,
     /// Session checks reading the database, by user: one at a time per user.
     pub(crate) session_reads: std::sync::Arc<cache::Flights<i64>>,
     /// Stores conversation messages in batches.
@@ -181,7 +181,7 @@ impl Db {
             pool,
             engine,
             users: Default::default(),
-            live_sessions: Default::default(),
+            sessions: Default::default(),
             session_reads: Default::default(),
         }
     }

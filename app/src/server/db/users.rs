@@ -99,50 +99,50 @@ impl Db {
         .execute(&self.pool)
         .await?;
         // After the write: a check that read before it is not cached after it.
-        self.live_sessions.forget(&session_id.to_string());
+        self.sessions.forget(&session_id.to_string());
         Ok(())
     }
 
-    /// Whether a session was ended on the server. A session found live is reused for a few
-    /// seconds (see [`super::cache`]); revoking it through this instance forgets that at once.
+    /// Whether a session was ended on the server. What was read is reused for a few seconds
+    /// (see [`super::cache`]); revoking a session through this instance forgets it at once.
+    /// (An ended session never comes back: that it was ended can be kept as long as any.)
     pub async fn session_revoked(&self, session_id: &str) -> Result<bool, DbError> {
-        if self.live_sessions.get(session_id).is_some() {
-            return Ok(false);
+        if let Some(revoked) = self.sessions.get(session_id) {
+            return Ok(revoked);
         }
         let key = session_id.to_string();
-        let read_after = self.live_sessions.changes();
+        let read_after = self.sessions.changes();
         let Flag(revoked) = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM revoked_sessions WHERE session_id = $1)",
         )
         .bind(session_id)
         .fetch_one(&self.pool)
         .await?;
-        if !revoked {
-            self.live_sessions.put(key, (), read_after);
-        }
+        self.sessions.put(key, revoked, read_after);
         Ok(revoked)
     }
 
     /// The user and whether this session of theirs was ended, for a session check: both
     /// reused for a few seconds (see [`super::cache`]), and otherwise read in one query, one
     /// at a time per user (a person's tabs all asking at once after a restart make one
-    /// query; the others then find its answer cached). `None`: no such user.
+    /// query; the others then find its answer cached, an ended session's too, so a copied
+    /// cookie sent over and over is no query each). `None`: no such user.
     pub async fn session_check(
         &self,
         id: i64,
         session_id: &str,
     ) -> Result<Option<(UserRow, bool)>, DbError> {
         let _reading = loop {
-            if let (Some(user), Some(())) =
-                (self.users.get(&id), self.live_sessions.get(session_id))
+            if let (Some(user), Some(revoked)) =
+                (self.users.get(&id), self.sessions.get(session_id))
             {
-                return Ok(Some((user, false)));
+                return Ok(Some((user, revoked)));
             }
             if let Some(flight) = self.session_reads.join(&id).await {
                 break flight;
             }
         };
-        let (users_after, sessions_after) = (self.users.changes(), self.live_sessions.changes());
+        let (users_after, sessions_after) = (self.users.changes(), self.sessions.changes());
         let Some(SessionRow { user, revoked }) = sqlx::query_as(&format!(
             "SELECT {USER_COLUMNS}, EXISTS (SELECT 1 FROM revoked_sessions \
              WHERE session_id = $2) AS revoked FROM users WHERE id = $1"
@@ -155,10 +155,8 @@ impl Db {
             return Ok(None);
         };
         self.users.put(id, user.clone(), users_after);
-        if !revoked {
-            self.live_sessions
-                .put(session_id.to_string(), (), sessions_after);
-        }
+        self.sessions
+            .put(session_id.to_string(), revoked, sessions_after);
         Ok(Some((user, revoked)))
     }
 
@@ -474,5 +472,21 @@ mod cache_tests {
             db.session_revoked(sid).await.unwrap(),
             "revoked is never cached as live"
         );
+    }
+
+    #[tokio::test]
+    async fn an_ended_session_is_kept_as_ended_without_asking_again() {
+        let (_dir, db) = Db::for_tests().await;
+        let ann = db
+            .create_user("ann@example.com", false, "Ann", None)
+            .await
+            .unwrap();
+        let sid = "fedcba9876543210fedcba9876543210";
+        db.revoke_session(sid, u64::MAX / 4).await.unwrap();
+        assert!(db.session_check(ann.id, sid).await.unwrap().unwrap().1);
+        // Answered from what was read: even with the database gone, the session is ended.
+        db.pool.close().await;
+        assert!(db.session_check(ann.id, sid).await.unwrap().unwrap().1);
+        assert!(db.session_revoked(sid).await.unwrap());
     }
 }
