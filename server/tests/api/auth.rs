@@ -569,6 +569,19 @@ async fn the_session_secret_persists_in_the_data_directory_across_restarts() {
     assert_eq!(app.me(&browser).await["display_name"], "Ann");
 }
 
+/// `who`'s cookie is no session: not on a page's session check, a socket or a server function.
+async fn works_nowhere(app: &TestApp, who: &crate::people::Person) {
+    assert_eq!(
+        app.ok_as(who, "/api/auth/session", &[]).await["user"],
+        Value::Null
+    );
+    assert!(app.try_socket(Some(&who.cookie)).await.is_err());
+    assert_eq!(
+        app.call_as(who, "/api/friends/list", &[]).await.status(),
+        401
+    );
+}
+
 /// A second session of Ann's (signed in with her password), as on another device.
 async fn second_session(app: &TestApp, ann: &crate::people::Person) -> crate::people::Person {
     let response = app
@@ -604,15 +617,7 @@ async fn signing_out_ends_that_session_on_the_server_and_closes_its_sockets_only
     laptop_tab.send(&ClientMsg::Ping).await;
     assert_eq!(laptop_tab.next().await, ServerMsg::Pong);
     // A copy of the signed-out cookie works nowhere.
-    assert_eq!(
-        app.ok_as(&ann, "/api/auth/session", &[]).await["user"],
-        Value::Null
-    );
-    assert!(app.try_socket(Some(&ann.cookie)).await.is_err());
-    assert_eq!(
-        app.call_as(&ann, "/api/friends/list", &[]).await.status(),
-        401
-    );
+    works_nowhere(&app, &ann).await;
     // The other session goes on.
     assert_eq!(
         app.ok_as(&laptop, "/api/auth/session", &[]).await["user"]["id"],
@@ -633,15 +638,7 @@ async fn after_a_restart_ended_sessions_stay_ended_and_live_ones_work() {
 
     let app = app.restart().await;
     // The ended session first: its user is not cached either.
-    assert_eq!(
-        app.ok_as(&ann, "/api/auth/session", &[]).await["user"],
-        Value::Null
-    );
-    assert!(app.try_socket(Some(&ann.cookie)).await.is_err());
-    assert_eq!(
-        app.call_as(&ann, "/api/friends/list", &[]).await.status(),
-        401
-    );
+    works_nowhere(&app, &ann).await;
     // Ann's other session, and Bob's, work.
     assert_eq!(
         app.ok_as(&laptop, "/api/auth/session", &[]).await["user"]["id"],
