@@ -101,13 +101,16 @@ async fn https_app() -> (tempfile::TempDir, TestApp) {
     (certs, app)
 }
 
+/// A client that trusts the certificates [`https_app`] made (in `certs`).
+fn trusting(certs: &Path) -> reqwest::ClientBuilder {
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(certs.join("ca.pem")).unwrap()).unwrap();
+    reqwest::Client::builder().add_root_certificate(ca)
+}
+
 #[tokio::test]
 async fn the_server_speaks_https_with_the_configured_certificate() {
     let (certs, app) = https_app().await;
-    let ca = reqwest::Certificate::from_pem(&std::fs::read(certs.path().join("ca.pem")).unwrap())
-        .unwrap();
-    let client = reqwest::Client::builder()
-        .add_root_certificate(ca)
+    let client = trusting(certs.path())
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
@@ -250,11 +253,8 @@ async fn a_client_offering_http2_first_as_browsers_do_gets_http1_and_an_answer()
 async fn pages_over_https_render_every_time_many_at_once() {
     use futures::StreamExt;
     let (certs, app) = https_app().await;
-    let ca = reqwest::Certificate::from_pem(&std::fs::read(certs.path().join("ca.pem")).unwrap())
-        .unwrap();
     // A new connection for each page, as many browsers opening the site.
-    let client = reqwest::Client::builder()
-        .add_root_certificate(ca)
+    let client = trusting(certs.path())
         .pool_max_idle_per_host(0)
         .build()
         .unwrap();
