@@ -241,13 +241,13 @@ async fn until(deadline: Option<Instant>) {
     }
 }
 
-/// Whether the user's session still stands: same token version, not signed out.
+/// Whether the user's session still stands: same token version, not signed out (the session
+/// layer's check, read again).
 async fn still_valid(state: &AppState, user: &SessionUser) -> bool {
-    let current = matches!(
-        state.db.token_version(user.id).await,
-        Ok(Some(version)) if version == user.token_version
-    );
-    current && matches!(state.db.session_revoked(&user.session_id).await, Ok(false))
+    matches!(
+        state.db.session_check(user.id, &user.session_id).await,
+        Ok(Some((row, false))) if row.token_version == user.token_version
+    )
 }
 
 /// Writes queued frames and a ping every heartbeat, each with a deadline (for room sockets

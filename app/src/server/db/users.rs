@@ -60,28 +60,6 @@ impl Db {
             .await
     }
 
-    /// The user, for a session check: reused for a few seconds (see [`super::cache`]).
-    pub async fn session_user(&self, id: i64) -> Result<Option<UserRow>, DbError> {
-        if let Some(row) = self.users.get(&id) {
-            return Ok(Some(row));
-        }
-        let read_after = self.users.changes();
-        let row = self.user_by_id(id).await?;
-        if let Some(row) = &row {
-            self.users.put(id, row.clone(), read_after);
-        }
-        Ok(row)
-    }
-
-    /// The user's current token version (what [`session_user`](Self::session_user) reads,
-    /// without copying the rest of the row when it is cached).
-    pub async fn token_version(&self, id: i64) -> Result<Option<i64>, DbError> {
-        if let Some(version) = self.users.read(&id, |row| row.token_version) {
-            return Ok(Some(version));
-        }
-        Ok(self.session_user(id).await?.map(|row| row.token_version))
-    }
-
     /// Ends a session on the server until `expires_at` (when its token would expire anyway).
     /// Rows of sessions past their expiry go at the same time.
     pub async fn revoke_session(&self, session_id: &str, expires_at: u64) -> Result<(), DbError> {
@@ -101,25 +79,6 @@ impl Db {
         // After the write: a check that read before it is not cached after it.
         self.sessions.forget(&session_id.to_string());
         Ok(())
-    }
-
-    /// Whether a session was ended on the server. What was read is reused for a few seconds
-    /// (see [`super::cache`]); revoking a session through this instance forgets it at once.
-    /// (An ended session never comes back: that it was ended can be kept as long as any.)
-    pub async fn session_revoked(&self, session_id: &str) -> Result<bool, DbError> {
-        if let Some(revoked) = self.sessions.get(session_id) {
-            return Ok(revoked);
-        }
-        let key = session_id.to_string();
-        let read_after = self.sessions.changes();
-        let Flag(revoked) = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM revoked_sessions WHERE session_id = $1)",
-        )
-        .bind(session_id)
-        .fetch_one(&self.pool)
-        .await?;
-        self.sessions.put(key, revoked, read_after);
-        Ok(revoked)
     }
 
     /// The user and whether this session of theirs was ended, for a session check: both
@@ -385,6 +344,22 @@ mod tests {
 mod cache_tests {
     use super::*;
 
+    /// A session never ended, for reading users through [`Db::session_check`].
+    const LIVE: &str = "00000000000000000000000000000000";
+
+    async fn user(db: &Db, id: i64) -> Option<UserRow> {
+        let checked = db.session_check(id, LIVE).await.unwrap();
+        checked.map(|(user, _)| user)
+    }
+
+    async fn token_version(db: &Db, id: i64) -> Option<i64> {
+        user(db, id).await.map(|user| user.token_version)
+    }
+
+    async fn ended(db: &Db, id: i64, session_id: &str) -> bool {
+        db.session_check(id, session_id).await.unwrap().unwrap().1
+    }
+
     #[tokio::test]
     async fn session_reads_are_cached_but_never_outlive_a_change() {
         let (_dir, db) = Db::for_tests().await;
@@ -393,49 +368,33 @@ mod cache_tests {
             .await
             .unwrap();
 
-        assert_eq!(
-            db.session_user(ann.id).await.unwrap().unwrap().display_name,
-            "Ann"
-        );
+        assert_eq!(user(&db, ann.id).await.unwrap().display_name, "Ann");
         // Cached: a change behind the app's back is not seen at once...
         sqlx::query("UPDATE users SET display_name = 'Sneaky' WHERE id = $1")
             .bind(ann.id)
             .execute(&db.pool)
             .await
             .unwrap();
-        assert_eq!(
-            db.session_user(ann.id).await.unwrap().unwrap().display_name,
-            "Ann"
-        );
+        assert_eq!(user(&db, ann.id).await.unwrap().display_name, "Ann");
         // ...but every change made through the app is, at once.
         db.set_display_name(ann.id, "Annie").await.unwrap();
-        assert_eq!(
-            db.session_user(ann.id).await.unwrap().unwrap().display_name,
-            "Annie"
-        );
+        assert_eq!(user(&db, ann.id).await.unwrap().display_name, "Annie");
         let version = db.bump_token_version(ann.id).await.unwrap();
-        assert_eq!(
-            db.session_user(ann.id)
-                .await
-                .unwrap()
-                .unwrap()
-                .token_version,
-            version
-        );
+        assert_eq!(user(&db, ann.id).await.unwrap().token_version, version);
         // The token version alone (a socket's re-check) follows the same rules: cached...
-        assert_eq!(db.token_version(ann.id).await.unwrap(), Some(version));
+        assert_eq!(token_version(&db, ann.id).await, Some(version));
         sqlx::query("UPDATE users SET token_version = token_version + 5 WHERE id = $1")
             .bind(ann.id)
             .execute(&db.pool)
             .await
             .unwrap();
-        assert_eq!(db.token_version(ann.id).await.unwrap(), Some(version));
+        assert_eq!(token_version(&db, ann.id).await, Some(version));
         // ...and never past a change made through the app.
         let version = db.bump_token_version(ann.id).await.unwrap();
-        assert_eq!(db.token_version(ann.id).await.unwrap(), Some(version));
+        assert_eq!(token_version(&db, ann.id).await, Some(version));
         db.delete_user(ann.id).await.unwrap();
-        assert!(db.session_user(ann.id).await.unwrap().is_none());
-        assert_eq!(db.token_version(ann.id).await.unwrap(), None);
+        assert!(user(&db, ann.id).await.is_none());
+        assert_eq!(token_version(&db, ann.id).await, None);
 
         // A read that began before a change is not cached after it.
         let bob = db
@@ -446,17 +405,18 @@ mod cache_tests {
         let stale = db.user_by_id(bob.id).await.unwrap().unwrap();
         db.set_display_name(bob.id, "Robert").await.unwrap();
         db.users.put(bob.id, stale, before);
-        assert_eq!(
-            db.session_user(bob.id).await.unwrap().unwrap().display_name,
-            "Robert"
-        );
+        assert_eq!(user(&db, bob.id).await.unwrap().display_name, "Robert");
     }
 
     #[tokio::test]
     async fn live_sessions_are_cached_until_revoked_through_the_app() {
         let (_dir, db) = Db::for_tests().await;
+        let ann = db
+            .create_user("ann@example.com", false, "Ann", None)
+            .await
+            .unwrap();
         let sid = "0123456789abcdef0123456789abcdef";
-        assert!(!db.session_revoked(sid).await.unwrap());
+        assert!(!ended(&db, ann.id, sid).await);
         // Cached: the database is not asked again for a few seconds...
         sqlx::query("INSERT INTO revoked_sessions (session_id, expires_at) VALUES ($1, $2)")
             .bind(sid)
@@ -464,12 +424,12 @@ mod cache_tests {
             .execute(&db.pool)
             .await
             .unwrap();
-        assert!(!db.session_revoked(sid).await.unwrap());
+        assert!(!ended(&db, ann.id, sid).await);
         // ...but a revocation made through the app counts at once.
         db.revoke_session(sid, u64::MAX / 4).await.unwrap();
-        assert!(db.session_revoked(sid).await.unwrap());
+        assert!(ended(&db, ann.id, sid).await);
         assert!(
-            db.session_revoked(sid).await.unwrap(),
+            ended(&db, ann.id, sid).await,
             "revoked is never cached as live"
         );
     }
@@ -487,6 +447,6 @@ mod cache_tests {
         // Answered from what was read: even with the database gone, the session is ended.
         db.pool.close().await;
         assert!(db.session_check(ann.id, sid).await.unwrap().unwrap().1);
-        assert!(db.session_revoked(sid).await.unwrap());
+        assert!(ended(&db, ann.id, sid).await);
     }
 }
