@@ -5,8 +5,11 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use base64::{engine::general_purpose::URL_SAFE_NO_PAD, Engine};
+use hmac::{Hmac, Mac};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 
 /// The signed content of a session token.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -31,7 +34,10 @@ impl Claims {
 #[derive(Clone)]
 pub struct Sessions {
     encoding: EncodingKey,
-    decoding: DecodingKey,
+    /// The key's HMAC state, derived once: checking a token then hashes only the token.
+    mac: Hmac<Sha256>,
+    /// The first part of every token we sign: the encoded `{"typ":"JWT","alg":"HS256"}`.
+    header: String,
     ttl: Duration,
     secure: bool,
 }
@@ -56,9 +62,18 @@ impl Sessions {
     /// `secret` must be at least 32 bytes (checked by the configuration); `secure` adds the
     /// Secure attribute, for sites served over HTTPS.
     pub fn new(secret: &[u8], ttl: Duration, secure: bool) -> Self {
+        let encoding = EncodingKey::from_secret(secret);
+        let sample = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &Expiry { exp: 0 },
+            &encoding,
+        )
+        .expect("HS256 signing of plain claims cannot fail");
+        let header = sample.split('.').next().unwrap_or_default().to_owned();
         Self {
-            encoding: EncodingKey::from_secret(secret),
-            decoding: DecodingKey::from_secret(secret),
+            encoding,
+            mac: Hmac::new_from_slice(secret).expect("HMAC takes a key of any length"),
+            header,
             ttl,
             secure,
         }
@@ -98,12 +113,8 @@ impl Sessions {
 
     /// The claims of a token signed by us and not expired.
     pub fn verify(&self, token: &str) -> Option<Claims> {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 0;
-        validation.set_required_spec_claims(&["exp", "sub"]);
-        jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
-            .ok()
-            .map(|data| data.claims)
+        let claims: Claims = serde_json::from_slice(&self.genuine(token)?).ok()?;
+        (claims.exp >= now_secs()).then_some(claims)
     }
 
     /// Signs any short-lived value (e.g. the OAuth state cookie) with the session key. The
@@ -115,12 +126,33 @@ impl Sessions {
 
     /// The value of a token made by [`sign`](Self::sign), if genuine and not expired.
     pub fn open<T: serde::de::DeserializeOwned>(&self, token: &str) -> Option<T> {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.leeway = 0;
-        validation.set_required_spec_claims(&["exp"]);
-        jsonwebtoken::decode::<T>(token, &self.decoding, &validation)
-            .ok()
-            .map(|data| data.claims)
+        let claims = self.genuine(token)?;
+        let Expiry { exp } = serde_json::from_slice(&claims).ok()?;
+        if exp < now_secs() {
+            return None;
+        }
+        serde_json::from_slice(&claims).ok()
+    }
+
+    /// The claims (JSON) of a token we signed, unread.
+    ///
+    /// Checked here rather than by `jsonwebtoken::decode`, which every socket connect and
+    /// request would pay for: that derives the key's HMAC state, parses the header and the
+    /// claims twice, and its rules are built per call. This accepts only what it would
+    /// (tested against it): our header exactly (it is signed, so every genuine token has
+    /// it) and a valid HS256 signature over header and claims, compared in constant time.
+    /// The callers then require an `exp` not in the past, without leeway, as it did.
+    fn genuine(&self, token: &str) -> Option<Vec<u8>> {
+        let (signed, signature) = token.rsplit_once('.')?;
+        let (header, claims) = signed.split_once('.')?;
+        if header != self.header || claims.contains('.') {
+            return None;
+        }
+        let mut mac = self.mac.clone();
+        mac.update(signed.as_bytes());
+        mac.verify_slice(&URL_SAFE_NO_PAD.decode(signature).ok()?)
+            .ok()?;
+        URL_SAFE_NO_PAD.decode(claims).ok()
     }
 
     pub fn secure(&self) -> bool {
@@ -141,6 +173,12 @@ impl Sessions {
     pub fn removal_cookie(&self) -> String {
         super::cookies::SESSION.remove(self.secure)
     }
+}
+
+/// The one claim every signed value carries.
+#[derive(Serialize, Deserialize)]
+struct Expiry {
+    exp: u64,
 }
 
 /// A fresh session id: 128 random bits, hex-encoded.
@@ -211,6 +249,100 @@ mod tests {
         assert!(s.verify(&expired).is_none());
         assert!(s.verify("not a token").is_none());
         assert!(s.verify("").is_none());
+    }
+
+    /// What `jsonwebtoken::decode` accepted, with the rules `verify` used to give it.
+    fn by_the_library(secret: &[u8], token: &str) -> Option<Claims> {
+        let mut rules = jsonwebtoken::Validation::new(Algorithm::HS256);
+        rules.leeway = 0;
+        rules.set_required_spec_claims(&["exp", "sub"]);
+        let key = jsonwebtoken::DecodingKey::from_secret(secret);
+        jsonwebtoken::decode::<Claims>(token, &key, &rules)
+            .ok()
+            .map(|data| data.claims)
+    }
+
+    /// Signs any claims under any header with the test key, as an attacker holding the key
+    /// could not but a bug in our checks might let through.
+    fn signed(header: &Header, claims: &serde_json::Value) -> String {
+        jsonwebtoken::encode(header, claims, &EncodingKey::from_secret(&[7u8; 32])).unwrap()
+    }
+
+    #[test]
+    fn tokens_are_accepted_exactly_when_the_library_accepts_them() {
+        let s = sessions();
+        let token = s.issue(42, 3);
+        assert_eq!(s.verify(&token), by_the_library(&[7u8; 32], &token));
+        assert!(s.verify(&token).is_some());
+        // Every one-character change, deletion and insertion anywhere in the token.
+        let alphabet = [
+            'A', 'B', 'Q', 'a', 'w', 'z', '0', '9', '-', '_', '.', '=', '+', '/',
+        ];
+        let mut candidates = Vec::new();
+        for i in 0..token.len() {
+            candidates.push(format!("{}{}", &token[..i], &token[i + 1..]));
+            for c in alphabet {
+                candidates.push(format!("{}{c}{}", &token[..i], &token[i + 1..]));
+                candidates.push(format!("{}{c}{}", &token[..i], &token[i..]));
+            }
+        }
+        candidates.push(format!("{token}."));
+        candidates.push(format!("{token}A"));
+        candidates.push(format!("{token}=="));
+        candidates.push(format!(".{token}"));
+        candidates.retain(|candidate| *candidate != token);
+        let mut accepted = 0;
+        for candidate in &candidates {
+            let ours = s.verify(candidate);
+            assert_eq!(ours, by_the_library(&[7u8; 32], candidate), "{candidate}");
+            accepted += usize::from(ours.is_some());
+        }
+        // None: even a change that decodes to the same bytes (trailing bits) is refused.
+        assert_eq!(accepted, 0, "changed tokens accepted");
+    }
+
+    #[test]
+    fn forged_headers_unknown_algorithms_and_bad_claims_are_refused() {
+        let s = sessions();
+        let now = now_secs();
+        let claims = |exp: u64| serde_json::json!({"sub": "1", "ver": 0, "sid": "ab", "iat": now, "exp": exp});
+        let hs256 = Header::new(Algorithm::HS256);
+        // The same claims under our header: accepted while not expired, by both.
+        let fine = signed(&hs256, &claims(now + 60));
+        assert!(s.verify(&fine).is_some());
+        assert_eq!(s.verify(&fine), by_the_library(&[7u8; 32], &fine));
+        let expired = signed(&hs256, &claims(now - 1));
+        assert!(s.verify(&expired).is_none());
+        assert!(by_the_library(&[7u8; 32], &expired).is_none());
+        // Another algorithm with the same key, and "none".
+        let hs384 = signed(&Header::new(Algorithm::HS384), &claims(now + 60));
+        assert!(s.verify(&hs384).is_none());
+        assert!(by_the_library(&[7u8; 32], &hs384).is_none());
+        let body = fine.split('.').nth(1).unwrap();
+        let none = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","typ":"JWT"}"#);
+        for forged in [format!("{none}.{body}."), format!("{none}.{body}")] {
+            assert!(s.verify(&forged).is_none(), "{forged}");
+        }
+        // A header we never write (the library would take it): refused, stricter.
+        let mut with_kid = Header::new(Algorithm::HS256);
+        with_kid.kid = Some("other".into());
+        assert!(s.verify(&signed(&with_kid, &claims(now + 60))).is_none());
+        // Signed claims that are not ours: no user, no expiry, not JSON.
+        let no_sub = serde_json::json!({"ver": 0, "sid": "ab", "iat": now, "exp": now + 60});
+        assert!(s.verify(&signed(&hs256, &no_sub)).is_none());
+        let no_exp = serde_json::json!({"sub": "1", "ver": 0, "sid": "ab", "iat": now});
+        assert!(s.verify(&signed(&hs256, &no_exp)).is_none());
+        assert!(s
+            .open::<serde_json::Value>(&signed(&hs256, &no_exp))
+            .is_none());
+        let header = fine.split('.').next().unwrap();
+        let text = URL_SAFE_NO_PAD.encode("not json");
+        let mut mac = s.mac.clone();
+        mac.update(format!("{header}.{text}").as_bytes());
+        let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+        assert!(s
+            .open::<serde_json::Value>(&format!("{header}.{text}.{sig}"))
+            .is_none());
     }
 
     #[test]
