@@ -1,7 +1,7 @@
 //! `GET /metrics` for Prometheus, served only to `Authorization: Bearer $PARLOR_METRICS_TOKEN`
 //! (unset: no such route), and the layer that times every HTTP request by its route.
 
-use std::{sync::Arc, time::Instant};
+use std::{future::Future, sync::Arc, time::Instant};
 
 use app::server::{
     metrics::{HttpLabels, Metrics},
@@ -60,6 +60,15 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 /// the built assets, and `other` for anything else (so that the paths an attacker makes up
 /// cannot grow the metrics).
 pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: Next) -> Response {
+    timed(&metrics, request, |request| next.run(request)).await
+}
+
+/// [`track`]'s work around any answer: `answer` gives the response to `request`.
+pub async fn timed<F: Future<Output = Response>>(
+    metrics: &Metrics,
+    request: Request,
+    answer: impl FnOnce(Request) -> F,
+) -> Response {
     let started = Instant::now();
     let route = match request.extensions().get::<MatchedPath>() {
         Some(path) => path.as_str().to_string(),
@@ -76,7 +85,7 @@ pub async fn track(State(metrics): State<Arc<Metrics>>, request: Request, next: 
         Method::PATCH => "PATCH",
         _ => "other",
     };
-    let response = next.run(request).await;
+    let response = answer(request).await;
     metrics.http_request(
         &HttpLabels {
             route,

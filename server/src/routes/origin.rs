@@ -23,32 +23,39 @@ pub async fn layer(
     request: Request,
     next: Next,
 ) -> Response {
+    match refusal(&allowed, &request) {
+        Some(refused) => refused,
+        None => next.run(request).await,
+    }
+}
+
+/// The answer to a request refused for its origin; `None` when it may go on.
+pub fn refusal(allowed: &AllowedOrigins, request: &Request) -> Option<Response> {
     let guarded = request.method() != Method::GET && request.method() != Method::HEAD
         || request.uri().path() == "/ws";
-    if guarded {
-        if let Some(origin) = request.headers().get(header::ORIGIN) {
-            let origin = origin.to_str().unwrap_or("");
-            let host = request
-                .headers()
-                .get(header::HOST)
-                .and_then(|h| h.to_str().ok())
-                .unwrap_or("");
-            let same_site = origin
-                .split_once("://")
-                .is_some_and(|(_, authority)| !host.is_empty() && authority == host);
-            if !same_site && !allowed.0.iter().any(|a| a == origin) {
-                tracing::warn!(
-                    origin,
-                    path = request.uri().path(),
-                    "cross-origin request refused"
-                );
-                return (
-                    StatusCode::FORBIDDEN,
-                    Json(app::error::AppError::ForeignOrigin),
-                )
-                    .into_response();
-            }
-        }
+    let origin = request.headers().get(header::ORIGIN).filter(|_| guarded)?;
+    let origin = origin.to_str().unwrap_or("");
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    let same_site = origin
+        .split_once("://")
+        .is_some_and(|(_, authority)| !host.is_empty() && authority == host);
+    if same_site || allowed.0.iter().any(|a| a == origin) {
+        return None;
     }
-    next.run(request).await
+    tracing::warn!(
+        origin,
+        path = request.uri().path(),
+        "cross-origin request refused"
+    );
+    Some(
+        (
+            StatusCode::FORBIDDEN,
+            Json(app::error::AppError::ForeignOrigin),
+        )
+            .into_response(),
+    )
 }
