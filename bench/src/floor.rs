@@ -13,7 +13,7 @@ use std::{
 };
 
 use futures::{SinkExt, StreamExt};
-use tokio::{net::TcpListener, sync::mpsc};
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::{
     handshake::server::{Request, Response},
     protocol::WebSocketConfig,
@@ -143,7 +143,13 @@ where
 
 /// Serves on `addr` until killed.
 pub async fn serve(addr: &str) {
-    let listener = TcpListener::bind(addr).await.expect("the floor binds");
+    // Parlor's accept queue (`server/src/serve.rs`), not the standard library's 128: with
+    // 200 connects in flight a short queue drops SYNs, and the retries make parts uneven.
+    let addr: std::net::SocketAddr = addr.parse().expect("the floor's address");
+    let socket = tokio::net::TcpSocket::new_v4().expect("a socket");
+    socket.set_reuseaddr(true).expect("address reuse");
+    socket.bind(addr).expect("the floor binds");
+    let listener = socket.listen(4096).expect("the floor listens");
     let sides: Sides = Arc::default();
     let matcher: Arc<Mutex<Matcher>> = Arc::default();
     loop {

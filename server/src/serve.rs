@@ -26,6 +26,24 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// at 32 KiB too.
 pub const MAX_BUFFER_BYTES: usize = 32 * 1024;
 
+/// How many connections the kernel may hold for the accept loop. The standard library's
+/// `bind` asks for 128: when thousands of browsers reconnect at once (after a restart, or a
+/// network coming back), a full queue drops their SYNs and each waits a second or more to
+/// try again. The kernel caps this at `net.core.somaxconn` (4096 by default).
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listener on `addr` with [`LISTEN_BACKLOG`] (and, as the standard library's, address
+/// reuse: a restart does not wait for the previous process's connections to time out).
+pub fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = match addr {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// Serves `router` on `listener` until `shutdown` completes; then stops accepting, lets each
 /// connection finish the request it is serving (idle ones close at once) and returns when
 /// all have. Upgraded connections (sockets) are no longer the server's: their owners close
@@ -125,6 +143,21 @@ mod tests {
             let _ = stopped.await;
         }));
         (addr, release, stop, server)
+    }
+
+    #[tokio::test]
+    async fn a_crowd_connecting_at_once_is_queued_not_dropped() {
+        // Nobody accepts: every connection waits in the kernel's queue. With the standard
+        // library's 128, the rest of the SYNs are dropped and their clients retry only after
+        // a second.
+        let listener = listen("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let crowd = (0..400)
+            .map(|_| tokio::time::timeout(Duration::from_millis(700), TcpStream::connect(addr)));
+        let connected = futures::future::join_all(crowd).await;
+        let queued = connected.iter().filter(|c| matches!(c, Ok(Ok(_)))).count();
+        assert_eq!(queued, 400);
+        drop(listener);
     }
 
     async fn ask(stream: &mut TcpStream, path: &str) {

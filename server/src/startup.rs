@@ -122,13 +122,10 @@ impl Application {
             Err(error) => tracing::warn!(%error, "database ready, but its status is unreadable"),
         }
 
-        let listener =
-            TcpListener::bind(config.addr)
-                .await
-                .map_err(|source| StartupError::Bind {
-                    addr: config.addr,
-                    source,
-                })?;
+        let listener = crate::serve::listen(config.addr).map_err(|source| StartupError::Bind {
+            addr: config.addr,
+            source,
+        })?;
         let addr = listener.local_addr().map_err(|source| StartupError::Bind {
             addr: config.addr,
             source,
