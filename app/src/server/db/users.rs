@@ -360,13 +360,19 @@ mod cache_tests {
         db.session_check(id, session_id).await.unwrap().unwrap().1
     }
 
-    #[tokio::test]
-    async fn session_reads_are_cached_but_never_outlive_a_change() {
-        let (_dir, db) = Db::for_tests().await;
+    /// A fresh database with one user, Ann.
+    async fn with_ann() -> (tempfile::TempDir, Db, UserRow) {
+        let (dir, db) = Db::for_tests().await;
         let ann = db
             .create_user("ann@example.com", false, "Ann", None)
             .await
             .unwrap();
+        (dir, db, ann)
+    }
+
+    #[tokio::test]
+    async fn session_reads_are_cached_but_never_outlive_a_change() {
+        let (_dir, db, ann) = with_ann().await;
 
         assert_eq!(user(&db, ann.id).await.unwrap().display_name, "Ann");
         // Cached: a change behind the app's back is not seen at once...
@@ -410,11 +416,7 @@ mod cache_tests {
 
     #[tokio::test]
     async fn live_sessions_are_cached_until_revoked_through_the_app() {
-        let (_dir, db) = Db::for_tests().await;
-        let ann = db
-            .create_user("ann@example.com", false, "Ann", None)
-            .await
-            .unwrap();
+        let (_dir, db, ann) = with_ann().await;
         let sid = "0123456789abcdef0123456789abcdef";
         assert!(!ended(&db, ann.id, sid).await);
         // Cached: the database is not asked again for a few seconds...
@@ -436,11 +438,7 @@ mod cache_tests {
 
     #[tokio::test]
     async fn an_ended_session_is_kept_as_ended_without_asking_again() {
-        let (_dir, db) = Db::for_tests().await;
-        let ann = db
-            .create_user("ann@example.com", false, "Ann", None)
-            .await
-            .unwrap();
+        let (_dir, db, ann) = with_ann().await;
         let sid = "fedcba9876543210fedcba9876543210";
         db.revoke_session(sid, u64::MAX / 4).await.unwrap();
         assert!(db.session_check(ann.id, sid).await.unwrap().unwrap().1);
